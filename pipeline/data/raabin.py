@@ -1,0 +1,29 @@
+"""Raabin-WBC (Kouzehkanan et al. 2022): ``Train/``, ``TestA/``, ``TestB/`` of class folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.data.records import Dataset, DatasetLayoutError, classes_of, scan_class_folders
+from pipeline.data.registry import register_adapter
+from pipeline.data.splits import stratified_split
+
+SPLIT_SEED = 0
+
+
+@register_adapter("raabin")
+def load_raabin(root: Path) -> Dataset:
+    missing = [name for name in ("Train", "TestA") if not (root / name).is_dir()]
+    if missing:
+        raise DatasetLayoutError(
+            f"{root} is not a Raabin-WBC folder: missing {', '.join(missing)}/ "
+            "(expected Train/, TestA/ and optionally TestB/, each with Basophil/ … Neutrophil/)"
+        )
+    train, skipped = scan_class_folders(root, root / "Train")
+    splits = stratified_split(train, {"train": 0.9, "val": 0.1}, SPLIT_SEED)
+    splits["test"], more = scan_class_folders(root, root / "TestA")
+    skipped += more
+    if (root / "TestB").is_dir():
+        splits["testb"], more = scan_class_folders(root, root / "TestB")
+        skipped += more
+    return Dataset("raabin", root, classes_of(train), splits, skipped)

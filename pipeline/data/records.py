@@ -1,0 +1,97 @@
+"""Records (image id, label) and the folder scanning shared by the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.classes import canonical_class, ordered
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+
+
+class DatasetLayoutError(ValueError):
+    """The folder does not have the layout the adapter expects."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image: its id is the POSIX path relative to the dataset root."""
+
+    id: str
+    label: str
+
+
+@dataclass
+class Dataset:
+    """A dataset as the zoo sees it: named record lists over one canonical class list.
+
+    ``splits`` holds ``train``/``val``/``test`` for training sets; every other entry (and every
+    split of an evaluation-only set) is an extra evaluation set.
+    """
+
+    name: str
+    root: Path
+    classes: tuple[str, ...]
+    splits: dict[str, list[Record]]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def trainable(self) -> bool:
+        return all(s in self.splits for s in ("train", "val", "test"))
+
+    def records(self) -> list[Record]:
+        """All records of all splits, each once, in a stable order."""
+        seen: dict[str, Record] = {}
+        for name in sorted(self.splits):
+            for r in self.splits[name]:
+                seen.setdefault(r.id, r)
+        return [seen[k] for k in sorted(seen)]
+
+
+def scan_class_folders(root: Path, folder: Path) -> tuple[list[Record], list[str]]:
+    """Records of a ``<class>/<image>`` tree under ``folder``; ids are relative to ``root``.
+
+    Returns the records and the files skipped as non-images (hidden files, other suffixes).
+    """
+    if not folder.is_dir():
+        raise DatasetLayoutError(f"{folder} is not a folder")
+    entries = sorted(folder.iterdir())
+    class_dirs = [p for p in entries if p.is_dir() and not _hidden(p.name)]
+    skipped = [p.relative_to(root).as_posix() for p in entries if p.is_file()]
+    if not class_dirs:
+        raise DatasetLayoutError(
+            f"{folder} has no class folders; expected {folder}/<class>/<image files>"
+        )
+    labels = {d: canonical_class(d.name) for d in class_dirs}
+    for label in set(labels.values()):
+        same = [d.name for d, lab in labels.items() if lab == label]
+        if len(same) > 1:
+            raise DatasetLayoutError(f"{folder}: folders {same} all map to class {label!r}")
+    records: list[Record] = []
+    for class_dir, label in labels.items():
+        images = []
+        for path in sorted(class_dir.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix()
+            inner = path.relative_to(class_dir).parts
+            if any(_hidden(part) for part in inner) or path.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(rel)
+            else:
+                images.append(Record(rel, label))
+        if not images:
+            raise DatasetLayoutError(
+                f"class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        records.extend(images)
+    return records, skipped
+
+
+def _hidden(name: str) -> bool:
+    """Hidden files and folders, and macOS archive debris (``__MACOSX``)."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def classes_of(records: list[Record]) -> tuple[str, ...]:
+    return ordered([r.label for r in records])

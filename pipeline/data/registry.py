@@ -1,0 +1,33 @@
+"""The dataset adapter registry: ``name -> loader(root) -> Dataset``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.data.records import Dataset
+
+Loader = Callable[[Path], Dataset]
+_ADAPTERS: dict[str, Loader] = {}
+
+
+def register_adapter(name: str) -> Callable[[Loader], Loader]:
+    def decorate(fn: Loader) -> Loader:
+        _ADAPTERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def list_adapters() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def load_dataset(adapter: str, root: Path | str) -> Dataset:
+    """Load a dataset through its adapter; unknown adapters name the known ones."""
+    if adapter not in _ADAPTERS:
+        raise KeyError(f"unknown dataset adapter {adapter!r}; known: {', '.join(list_adapters())}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    return _ADAPTERS[adapter](root)

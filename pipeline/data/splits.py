@@ -1,0 +1,89 @@
+"""Stratified splits and the versioned split files that pin everyone to one test set."""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.records import Record
+from pipeline.io import write_text
+
+
+def stratified_split(
+    records: Sequence[Record], fractions: dict[str, float], seed: int
+) -> dict[str, list[Record]]:
+    """Split each class by the given fractions (in their given order), reproducibly.
+
+    Rounding gives each split its share per class; the last split takes the remainder.
+    """
+    if abs(sum(fractions.values()) - 1.0) > 1e-9:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Record]] = {name: [] for name in fractions}
+    names = list(fractions)
+    for label in sorted({r.label for r in records}):
+        members = sorted((r for r in records if r.label == label), key=lambda r: r.id)
+        order = rng.permutation(len(members))
+        start = 0
+        for i, name in enumerate(names):
+            stop = (
+                len(members)
+                if i == len(names) - 1
+                else start + round(fractions[name] * len(members))
+            )
+            out[name].extend(members[j] for j in order[start:stop])
+            start = stop
+    return {name: sorted(rs, key=lambda r: r.id) for name, rs in out.items()}
+
+
+def write_split_file(path: Path, splits: dict[str, list[Record]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "label", "split"])
+    rows = sorted((r.id, r.label, name) for name, rs in splits.items() for r in rs)
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def read_split_file(path: Path) -> dict[str, tuple[str, str]]:
+    """Map id -> (label, split)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"id", "label", "split"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: a split file needs the columns id,label,split")
+        return {row["id"]: (row["label"], row["split"]) for row in reader}
+
+
+def apply_split_file(
+    records: Sequence[Record], rows: dict[str, tuple[str, str]], source: Path
+) -> dict[str, list[Record]]:
+    """Group records by a split file: unknown or relabelled images are errors, absent ones a
+    warning."""
+    labels = {i: label for i, (label, _) in rows.items()}
+    assignment = {i: split for i, (_, split) in rows.items()}
+    unknown = [r.id for r in records if r.id not in assignment]
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} images are not in the split file {source} (first: {unknown[0]}); "
+            "is this the PBC release the split was made for?"
+        )
+    mislabelled = [r.id for r in records if labels.get(r.id, r.label) != r.label]
+    if mislabelled:
+        raise ValueError(f"{source}: {mislabelled[0]} is labelled differently from its folder")
+    absent = set(assignment) - {r.id for r in records}
+    if absent:
+        warnings.warn(
+            f"{len(absent)} of the {len(assignment)} images in {source} are missing from the "
+            f"dataset folder (e.g. {min(absent)}): a partial copy gives smaller splits whose "
+            "numbers are not comparable with the full dataset's",
+            stacklevel=2,
+        )
+    out: dict[str, list[Record]] = {}
+    for r in records:
+        out.setdefault(assignment[r.id], []).append(r)
+    return out

@@ -1,0 +1,100 @@
+"""Evaluation sets and the per-run store of decoded images they are read from."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.cache import DEFAULT_CACHE_DIR, ImageCache, load_or_build
+from pipeline.data.records import Dataset, Record, classes_of
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One named list of images of one dataset root, e.g. PBC ``test`` or an extra ``bccd`` set."""
+
+    name: str
+    dataset: str
+    root: Path
+    records: tuple[Record, ...]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return classes_of(list(self.records))
+
+
+def image_sets(dataset: Dataset, extra: dict[str, Dataset] | None = None) -> dict[str, ImageSet]:
+    """The sets of a training dataset (its splits) plus whole extra datasets, by name."""
+    sets = {
+        name: ImageSet(name, dataset.name, dataset.root, tuple(records))
+        for name, records in dataset.splits.items()
+    }
+    for name, ds in (extra or {}).items():
+        if name in sets:
+            raise ValueError(f"evaluation set name {name!r} clashes with a split of {dataset.name}")
+        sets[name] = ImageSet(name, ds.name, ds.root, tuple(ds.records()))
+    return sets
+
+
+@dataclass
+class View:
+    """The readable images of a set at one size: array rows, ids and labels, in the set's order."""
+
+    images: np.ndarray
+    rows: np.ndarray
+    ids: list[str]
+    labels: list[str]
+
+
+@dataclass
+class ImageStore:
+    """Opens (building once) the decode cache of each dataset root at each size."""
+
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    workers: int | None = None
+    progress: bool = True
+    _caches: dict[tuple[Path, int], ImageCache] = field(default_factory=dict)
+    _all_ids: dict[Path, tuple[str, list[str]]] = field(default_factory=dict)
+    _warned: set[Path] = field(default_factory=set)
+
+    def register(self, dataset: Dataset) -> None:
+        """Make every image of a dataset known, so one cache holds all its splits."""
+        self._all_ids[dataset.root] = (dataset.name, [r.id for r in dataset.records()])
+        if dataset.skipped:
+            warnings.warn(
+                f"{dataset.root}: skipped {len(dataset.skipped)} non-image file(s): "
+                + ", ".join(dataset.skipped),
+                stacklevel=2,
+            )
+
+    def view(self, image_set: ImageSet, size: int) -> View:
+        cache = self._cache(image_set.root, size)
+        readable = [r for r in image_set.records if r.id not in cache.failed]
+        return View(
+            cache.images,
+            cache.rows([r.id for r in readable]),
+            [r.id for r in readable],
+            [r.label for r in readable],
+        )
+
+    def _cache(self, root: Path, size: int) -> ImageCache:
+        key = (root, size)
+        if key not in self._caches:
+            if root not in self._all_ids:
+                raise KeyError(f"{root} was not registered with the image store")
+            name, ids = self._all_ids[root]
+            cache = load_or_build(
+                root, ids, size, name, self.cache_dir, self.workers, self.progress
+            )
+            if cache.failed and root not in self._warned:
+                self._warned.add(root)
+                warnings.warn(
+                    f"{root}: skipped {len(cache.failed)} unreadable image(s): "
+                    + "; ".join(f"{i} ({why})" for i, why in cache.failed.items()),
+                    stacklevel=2,
+                )
+            self._caches[key] = cache
+        return self._caches[key]
