@@ -1,0 +1,93 @@
+"""``create_model``: a catalogue member with its classifier replaced for the dataset's classes."""
+
+from __future__ import annotations
+
+import timm
+import torch
+import torchvision
+from torch import nn
+
+from pipeline.models import weights as weights_api
+from pipeline.models.catalogue import Entry
+
+
+def get_module(model: nn.Module, path: str) -> nn.Module:
+    module = model
+    for part in path.split("."):
+        module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
+    return module
+
+
+def set_module(model: nn.Module, path: str, new: nn.Module) -> None:
+    parent_path, _, last = path.rpartition(".")
+    parent = get_module(model, parent_path) if parent_path else model
+    if last.lstrip("-").isdigit():
+        parent[int(last)] = new
+    else:
+        setattr(parent, last, new)
+
+
+def new_head(old: nn.Module, num_classes: int) -> nn.Module:
+    """A fresh classifier of the old one's kind and input width."""
+    if isinstance(old, nn.Linear):
+        return nn.Linear(old.in_features, num_classes)
+    if isinstance(old, nn.Conv2d):  # SqueezeNet classifies with a 1x1 convolution
+        return nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride)
+    raise TypeError(f"cannot replace a head of type {type(old).__name__}")
+
+
+def replace_heads(model: nn.Module, entry: Entry, num_classes: int) -> None:
+    for path in (entry.head, *entry.aux_heads):
+        set_module(model, path, new_head(get_module(model, path), num_classes))
+
+
+def drop_aux_heads(model: nn.Module, entry: Entry) -> None:
+    """Switch auxiliary classifiers off (torchvision's Inception v3 and GoogLeNet honour this)."""
+    model.aux_logits = False
+    for path in entry.aux_heads:
+        setattr(model, path.split(".")[0], None)
+
+
+def create_model(
+    entry: Entry, num_classes: int, weights: str = "none", image_size: int | None = None
+) -> tuple[nn.Module, str]:
+    """Build a member; returns the model and the weights actually used (``imagenet``/``none``).
+
+    Auxiliary heads that cannot run at ``image_size`` are removed.
+    """
+    used = weights_api.resolve(entry, weights)
+    pretrained = used == "imagenet"
+    try:
+        if entry.library == "torchvision":
+            kwargs = dict(entry.kwargs) if pretrained else {**entry.kwargs, **entry.random_kwargs}
+            tv_weights = weights_api.torchvision_weights(entry) if pretrained else None
+            model = torchvision.models.get_model(entry.fn, weights=tv_weights, **kwargs)
+        elif entry.library == "timm":
+            model = timm.create_model(entry.fn, pretrained=pretrained, **entry.kwargs)
+        else:
+            raise ValueError(f"{entry.name}: unknown builder library {entry.library!r}")
+    except (OSError, RuntimeError, ValueError) as exc:
+        if pretrained and not isinstance(exc, weights_api.WeightsUnavailable):
+            raise weights_api.offline_hint(entry, exc) from exc
+        raise
+    replace_heads(model, entry, num_classes)
+    if entry.aux_heads and not entry.aux_active(image_size or entry.input_size):
+        drop_aux_heads(model, entry)
+    return model, used
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gmacs(model: nn.Module, size: int) -> float:
+    """Multiply-accumulates per image (billions) of one forward pass at ``size``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    model.train(was_training)
+    return counter.get_total_flops() / 2e9
