@@ -1,0 +1,119 @@
+"""Device-agnostic training and inference steps (CPU fp32; CUDA with mixed precision)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from pipeline.models.catalogue import IMAGENET_MEAN, IMAGENET_STD
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+        )
+    return device
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on GPUs that support it, else fp16; None (fp32) on CPU, where bf16 is ~25x slower."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@dataclass
+class Precision:
+    """How batches reach the model: device, autocast dtype, memory format, normalisation."""
+
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def to_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW on the host -> normalised float on the device, in one batched pass."""
+        x = batch.to(self.device, non_blocking=True).float().div_(255)
+        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        x = x.sub_(mean).div_(std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @property
+    def name(self) -> str:
+        return "fp32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+
+
+def member_loss(
+    outputs: torch.Tensor | tuple, targets: torch.Tensor, criterion: nn.Module, aux_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Main loss plus weighted auxiliary losses (Inception v3, GoogLeNet) -> (loss, logits)."""
+    if isinstance(outputs, tuple):
+        logits, *aux = outputs
+        loss = criterion(logits.float(), targets)
+        for a in aux:
+            if a is not None:
+                loss = loss + aux_weight * criterion(a.float(), targets)
+        return loss, logits
+    return criterion(outputs.float(), targets), outputs
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    criterion: nn.Module,
+    precision: Precision,
+    aux_weight: float,
+    progress: Iterator | None = None,
+) -> dict[str, float]:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, targets in loader:
+        x = precision.to_input(images)
+        y = targets.to(precision.device, non_blocking=True)
+        with precision.autocast():
+            outputs = model(x)
+        loss, logits = member_loss(outputs, y, criterion, aux_weight)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        if progress is not None:
+            progress.update(len(y))
+            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, precision: Precision) -> np.ndarray:
+    """Softmax probabilities (float64, rows sum to 1) for every image of the loader, in order."""
+    model.eval()
+    chunks = []
+    for images, _ in loader:
+        with precision.autocast():
+            logits = model(precision.to_input(images))
+        chunks.append(torch.softmax(logits.float(), dim=1).double().cpu())
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))

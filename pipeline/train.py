@@ -1,0 +1,305 @@
+"""Fine-tune one member: resumable training, best checkpoint, history, metrics, submissions."""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline import engine, provenance
+from pipeline.classes import align_probabilities
+from pipeline.data.augment import build_augment
+from pipeline.data.loader import CachedImages, make_loader
+from pipeline.data.store import ImageSet, ImageStore, View
+from pipeline.io import atomic_write, read_json, write_json, write_text
+from pipeline.metrics import evaluate
+from pipeline.models import Entry, count_gmacs, count_params, create_model
+from pipeline.optim import make_optimizer, make_scheduler
+from pipeline.recipes import Recipe
+from pipeline.submissions import write_submission
+
+EVAL_BATCH = 128
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    entry: Entry
+    recipe: Recipe
+    seed: int
+    weights: str  # as asked for: imagenet | none | auto
+    dataset: str  # the tag that names the training data in output paths
+    device: str = "auto"
+    workers: int | None = None  # data-loader workers; None: 0 on CPU, up to 8 on a GPU
+
+    @property
+    def member_id(self) -> str:
+        return f"{self.entry.name}-{self.recipe.name}-s{self.seed}"
+
+    @property
+    def image_size(self) -> int:
+        return self.entry.image_size(self.recipe.image_size)
+
+
+@dataclass(frozen=True)
+class MemberPaths:
+    root: Path  # the member's folder: checkpoints, history, metrics
+    submissions: Path  # its submission files and metadata
+
+    @classmethod
+    def of(cls, out: Path, cfg: MemberConfig) -> MemberPaths:
+        return cls(
+            out / "zoo" / "members" / cfg.dataset / cfg.member_id,
+            out / "submissions" / cfg.dataset / cfg.member_id,
+        )
+
+    last = property(lambda self: self.root / "last.pt")
+    best = property(lambda self: self.root / "best.pt")
+    history = property(lambda self: self.root / "history.csv")
+    metrics = property(lambda self: self.root / "metrics.json")
+    state = property(lambda self: self.root / "state.json")
+    error = property(lambda self: self.root / "error.txt")
+    meta = property(lambda self: self.submissions / "meta.json")
+
+
+def is_done(paths: MemberPaths) -> bool:
+    return paths.state.exists() and read_json(paths.state).get("status") == "done"
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Data order, augmentation and dropout of an epoch depend on (seed, epoch) alone, so a
+    resumed run repeats exactly what an uninterrupted one would have done."""
+    return seed * 100_003 + epoch
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_torch(path: Path, obj: object) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, lambda f: f.write(buf.getbuffer()), binary=True)
+
+
+def train_member(
+    cfg: MemberConfig,
+    sets: dict[str, ImageSet],
+    classes: tuple[str, ...],
+    store: ImageStore,
+    out: Path,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train (or resume, or skip when done) one member and write all its outputs."""
+    paths = MemberPaths.of(out, cfg)
+    if is_done(paths) and not force:
+        return {**read_json(paths.metrics)["summary"], "status": "skipped (done)"}
+    if force:
+        shutil.rmtree(paths.root, ignore_errors=True)
+        shutil.rmtree(paths.submissions, ignore_errors=True)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.error.unlink(missing_ok=True)
+    write_json(paths.state, {"status": "running"})
+
+    device = engine.resolve_device(cfg.device)
+    precision = engine.Precision(
+        device, engine.amp_dtype(device), cfg.recipe.channels_last, cfg.entry.mean, cfg.entry.std
+    )
+    workers = cfg.workers if cfg.workers is not None else (0 if device.type == "cpu" else 8)
+    size, recipe = cfg.image_size, cfg.recipe
+
+    seed_all(cfg.seed)
+    model, weights_used = create_model(cfg.entry, len(classes), cfg.weights, size)
+    params, gmacs = count_params(model), count_gmacs(model, size)
+    memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
+    model = model.to(device, memory_format=memory_format)
+
+    train_view = store.view(sets["train"], size)
+    train_data = CachedImages(
+        train_view.images,
+        train_view.rows,
+        label_indices(train_view, classes),
+        build_augment(recipe.augment, size, cfg.seed),
+    )
+    drop_last = len(train_data) > recipe.batch_size  # a batch of one breaks BatchNorm
+    steps = len(train_data) // recipe.batch_size if drop_last else 1
+    optimizer = make_optimizer(model, recipe)
+    scheduler = make_scheduler(optimizer, recipe, steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16)
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    val_view = store.view(sets["val"], size)
+
+    start, history, best_acc, train_time = 0, [], -1.0, 0.0
+    if paths.last.exists():
+        ckpt = torch.load(paths.last, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"])
+        start, history = ckpt["epoch"] + 1, ckpt["history"]
+        best_acc, train_time = ckpt["best_acc"], ckpt["train_time"]
+
+    for epoch in range(start, recipe.epochs):
+        t0 = time.perf_counter()
+        seed_all(epoch_seed(cfg.seed, epoch))
+        loader = make_loader(
+            train_data,
+            recipe.batch_size,
+            True,
+            workers,
+            epoch_seed(cfg.seed, epoch),
+            device.type == "cuda",
+            drop_last,
+        )
+        bar = tqdm(
+            total=len(loader) * recipe.batch_size if drop_last else len(train_data),
+            desc=f"{cfg.member_id} {epoch + 1}/{recipe.epochs}",
+            unit="img",
+            leave=False,
+            disable=not progress,
+        )
+        stats = engine.train_one_epoch(
+            model,
+            loader,
+            optimizer,
+            scheduler,
+            scaler,
+            criterion,
+            precision,
+            cfg.entry.aux_weight,
+            bar,
+        )
+        bar.close()
+        val_probs = predict_view(model, val_view, precision, workers)
+        val_acc = float((val_probs.argmax(1) == label_indices(val_view, classes)).mean())
+        train_time += time.perf_counter() - t0
+        history.append(
+            {
+                "epoch": epoch + 1,
+                **stats,
+                "val_acc": val_acc,
+                "lr": optimizer.param_groups[0]["lr"],
+                "time_s": round(time.perf_counter() - t0, 2),
+            }
+        )
+        if val_acc > best_acc:
+            best_acc = val_acc
+            save_torch(paths.best, {"model": model.state_dict(), "epoch": epoch + 1})
+        save_torch(
+            paths.last,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "history": history,
+                "best_acc": best_acc,
+                "train_time": train_time,
+            },
+        )
+        write_text(paths.history, pd.DataFrame(history).to_csv(index=False, lineterminator="\n"))
+
+    best = torch.load(paths.best, map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    metrics = evaluate_sets(model, sets, classes, store, size, precision, workers, paths)
+    summary = {
+        "member": cfg.member_id,
+        "arch": cfg.entry.name,
+        "val_acc": metrics["val"]["accuracy"],
+        "test_acc": metrics["test"]["accuracy"],
+        "test_macro_f1": metrics["test"]["macro_f1"],
+        "best_epoch": best["epoch"],
+        "train_time_s": round(train_time, 1),
+    }
+    write_json(paths.metrics, {"summary": summary, "sets": metrics})
+    write_json(
+        paths.meta,
+        {
+            "member": cfg.member_id,
+            "arch": cfg.entry.name,
+            "builder": cfg.entry.builder,
+            "family": cfg.entry.family,
+            "norm": cfg.entry.norm,
+            "dataset": cfg.dataset,
+            "classes": list(classes),
+            "seed": cfg.seed,
+            "recipe": asdict(recipe),
+            "weights": weights_used,
+            "weights_requested": cfg.weights,
+            "image_size": size,
+            "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
+            "aux_heads": list(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else [],
+            "params": params,
+            "gmacs": round(gmacs, 4),
+            "epochs": recipe.epochs,
+            "best_epoch": best["epoch"],
+            "train_time_s": round(train_time, 1),
+            "device": provenance.device_name(device),
+            "precision": precision.name,
+            "versions": provenance.package_versions(),
+            "git_commit": provenance.git_commit(),
+            "command": provenance.command_line(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "submissions": sorted(f"{name}.csv" for name in metrics),
+        },
+    )
+    paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member
+    write_json(paths.state, {"status": "done"})
+    return {**summary, "status": "trained"}
+
+
+def label_indices(view: View, classes: tuple[str, ...]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index.get(label, -1) for label in view.labels], dtype=np.int64)
+
+
+def predict_view(
+    model: nn.Module, view: View, precision: engine.Precision, workers: int
+) -> np.ndarray:
+    data = CachedImages(view.images, view.rows, np.zeros(len(view.rows), dtype=np.int64))
+    loader = make_loader(data, EVAL_BATCH, False, workers, 0, precision.device.type == "cuda")
+    return engine.predict(model, loader, precision)
+
+
+def evaluate_sets(
+    model: nn.Module,
+    sets: dict[str, ImageSet],
+    classes: tuple[str, ...],
+    store: ImageStore,
+    size: int,
+    precision: engine.Precision,
+    workers: int,
+    paths: MemberPaths,
+) -> dict[str, dict]:
+    """Write a submission for every set but ``train`` and score it over the shared classes."""
+    results = {}
+    for name, image_set in sets.items():
+        if name == "train":
+            continue
+        view = store.view(image_set, size)
+        probs = predict_view(model, view, precision, workers)
+        write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
+        aligned, shared = align_probabilities(probs, classes, image_set.classes)
+        scored = np.array([label in shared for label in view.labels])
+        index = {c: i for i, c in enumerate(shared)}
+        y = np.array([index[label] for label in view.labels if label in index])
+        results[name] = {
+            **evaluate(y, aligned[scored], shared),
+            "dataset": image_set.dataset,
+            "unscored": int((~scored).sum()),  # labels the member was never trained on
+        }
+    return results

@@ -1,0 +1,219 @@
+"""``python -m pipeline.zoo``: fine-tune the model zoo and write members and submissions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from pipeline.data import list_adapters, load_dataset
+from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.data.store import ImageStore, image_sets
+from pipeline.io import write_json, write_text
+from pipeline.models import load_catalogue, select
+from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
+from pipeline.recipes import RECIPES, get_recipe, override
+from pipeline.train import MemberConfig, MemberPaths, train_member
+
+BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
+# Without --data the zoo runs on the bundled sample with a preset sized for a 2-core CPU.
+PRESET = {"recipe": "fast", "epochs": 2, "weights": "auto"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.zoo",
+        description="Fine-tune the zoo of image classifiers on a white-blood-cell dataset. "
+        "Each member leaves a checkpoint, its history, metrics and submission files. "
+        "Without --data it runs a quick CPU preset on the bundled PBC sample.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="all 28 members of the catalogue")
+    which.add_argument("--models", help="comma-separated member names, e.g. resnet18,vgg16")
+    which.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    p.add_argument("--exclude", default="", help="comma-separated members to leave out")
+    p.add_argument("--dataset", default="pbc", choices=list_adapters(), help="dataset adapter")
+    p.add_argument("--data", type=Path, help="dataset folder (default: the bundled PBC sample)")
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="extra evaluation set, a <class>/<image> folder (repeatable)",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        help="training recipe (default: gavas2021; the preset uses fast)",
+    )
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    p.add_argument("--image-size", type=int, help="override the input size (default: per member)")
+    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    p.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any recipe field, e.g. --set scheduler=cosine (repeatable)",
+    )
+    p.add_argument("--seeds", default="0", help="comma-separated seeds; one member per seed")
+    p.add_argument(
+        "--weights",
+        choices=WEIGHT_CHOICES,
+        help="imagenet (default), none (random "
+        "init) or auto (imagenet when cached, the preset's default)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, help="data-loader workers (default: 0 on CPU, 8 on GPU)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        help="output root: members go to OUT/zoo/members/, submissions to OUT/submissions/",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help="decoded-image cache (env WBCZOO_CACHE)",
+    )
+    p.add_argument("--force", action="store_true", help="retrain members that are already done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def parse_eval(specs: list[str]) -> dict[str, Path]:
+    sets = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--eval takes NAME=PATH, got {spec!r}")
+        sets[name] = Path(path)
+    return sets
+
+
+def split_names(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def print_catalogue() -> None:
+    rows = [
+        {
+            "name": e.name,
+            "family": e.family,
+            "norm": e.norm,
+            "input": e.input_size,
+            "params_M": e.params_m,
+            "GMACs": e.gmacs,
+            "in --all": "yes" if e.all else "",
+        }
+        for e in load_catalogue().values()
+    ]
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print_catalogue()
+        return 0
+    if not args.all and not args.models:
+        build_parser().error("choose members with --all or --models (see --list)")
+
+    preset = args.data is None
+    data_root = BUNDLED_SAMPLE if preset else args.data
+    if preset:
+        if args.dataset != "pbc":
+            raise SystemExit(f"--dataset {args.dataset} needs --data PATH")
+        print(
+            f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "
+            f"recipe {PRESET['recipe']}, {PRESET['epochs']} epochs, small images, ImageNet weights "
+            "only if already cached (else random init). Pass --data for real training.",
+            flush=True,
+        )
+
+    recipe = get_recipe(args.recipe or (PRESET["recipe"] if preset else "gavas2021"))
+    changes: dict = {"epochs": PRESET["epochs"]} if preset else {}
+    for spec in args.set:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {spec!r}")
+        changes[key] = value
+    for field, value in (
+        ("epochs", args.epochs),
+        ("image_size", args.image_size),
+        ("batch_size", args.batch_size),
+        ("lr", args.lr),
+    ):
+        if value is not None:
+            changes[field] = value
+    recipe = override(recipe, changes)
+    weights = args.weights or (PRESET["weights"] if preset else "imagenet")
+    seeds = [int(s) for s in split_names(args.seeds)]
+    members = select(
+        load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
+    )
+
+    dataset = load_dataset(args.dataset, data_root)
+    if not dataset.trainable:
+        raise SystemExit(f"{data_root}: {args.dataset} has no train/val/test split")
+    tag = "pbc-sample" if preset else dataset.name
+    extra = {name: load_dataset("folder", path) for name, path in parse_eval(args.eval).items()}
+    store = ImageStore(args.cache_dir, progress=not args.no_progress)
+    for ds in (dataset, *extra.values()):
+        store.register(ds)
+    sets = image_sets(dataset, extra)
+    print(
+        f"{tag}: {len(dataset.classes)} classes, "
+        + ", ".join(f"{n} {len(s.records)}" for n, s in sets.items())
+        + f"; recipe {recipe.name}; weights {weights}; seeds {seeds}; {len(members)} member(s)",
+        flush=True,
+    )
+
+    rows, failed = [], []
+    jobs = [(entry, seed) for seed in seeds for entry in members]
+    overall = tqdm(jobs, desc="zoo", unit="member", disable=args.no_progress)
+    for entry, seed in overall:
+        cfg = MemberConfig(entry, recipe, seed, weights, tag, args.device, args.workers)
+        overall.set_postfix_str(cfg.member_id)
+        try:
+            result = train_member(
+                cfg, sets, dataset.classes, store, args.out, args.force, not args.no_progress
+            )
+        except Exception as exc:  # one broken member must not stop the zoo
+            failed.append(cfg.member_id)
+            paths = MemberPaths.of(args.out, cfg)
+            write_text(paths.error, traceback.format_exc())
+            write_json(paths.state, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            tqdm.write(f"FAILED {cfg.member_id}: {type(exc).__name__}: {exc} (see {paths.error})")
+            rows.append({"member": cfg.member_id, "arch": entry.name, "status": "failed"})
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        rows.append(result)
+        tqdm.write(
+            f"{result['member']:<40} val {result['val_acc']:.4f}  test {result['test_acc']:.4f}  "
+            f"F1 {result['test_macro_f1']:.4f}  {result['train_time_s']:.0f}s  {result['status']}"
+        )
+
+    table = pd.DataFrame(rows)
+    results_file = args.out / "zoo" / f"results-{tag}.csv"
+    write_text(results_file, table.to_csv(index=False, lineterminator="\n"))
+    print()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\nresults: {results_file}; submissions: {args.out / 'submissions' / tag}")
+    if failed:
+        print(f"{len(failed)} member(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
