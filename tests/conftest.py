@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny synthetic image trees (never real data) in ``tmp_path``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.classes import CLASSES
+from pipeline.data.pbc import FOLDER, FRACTIONS, SPLIT_SEED, load_pbc
+from pipeline.data.records import Dataset, scan_class_folders
+from pipeline.data.splits import stratified_split, write_split_file
+
+# Raabin-WBC spells its five class folders with a capital letter.
+RAABIN_CLASSES = ("Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")
+PBC_PER_CLASS = 6  # 64/24/12 of 6 -> 4/1/1, so every split holds every class
+
+WriteImage = Callable[..., Path]
+MakeTree = Callable[..., list[Path]]
+
+
+def _write_image(
+    path: Path,
+    size: tuple[int, int] = (14, 12),
+    color: tuple[int, int, int] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write a ``size`` = (width, height) RGB image: solid ``color``, else seeded noise."""
+    width, height = size
+    if color is None:
+        pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    else:
+        pixels = np.broadcast_to(np.array(color, dtype=np.uint8), (height, width, 3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+    return path
+
+
+def _make_tree(
+    root: Path,
+    counts: Mapping[str, int],
+    ext: str = ".jpg",
+    size: tuple[int, int] = (14, 12),
+    seed: int = 0,
+) -> list[Path]:
+    """Write ``root/<folder>/img_<i><ext>`` noise images, ``counts[folder]`` per folder."""
+    paths = []
+    for folder, n in counts.items():
+        for i in range(n):
+            path = root / folder / f"img_{i:03d}{ext}"
+            paths.append(_write_image(path, size, seed=seed + len(paths)))
+    return paths
+
+
+@pytest.fixture
+def write_image() -> WriteImage:
+    """The ``write_image(path, size=(w, h), color=None, seed=0)`` helper."""
+    return _write_image
+
+
+@pytest.fixture
+def make_tree() -> MakeTree:
+    """The ``make_tree(root, {folder: n}, ext=".jpg", size=(w, h), seed=0)`` factory."""
+    return _make_tree
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A private decode-cache folder (pass it on; the default lives in the home folder)."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def pbc_root(tmp_path: Path) -> Path:
+    """A tiny PBC download: ``<root>/PBC_dataset_normal_DIB/<class>/*.jpg``, all 8 classes."""
+    root = tmp_path / "pbc"
+    _make_tree(root / FOLDER, {c: PBC_PER_CLASS for c in CLASSES})
+    return root
+
+
+@pytest.fixture
+def pbc_split_file(pbc_root: Path, tmp_path: Path) -> Path:
+    """A 64/24/12 split file (``id,label,split``) of ``pbc_root``, made like the committed one."""
+    records, _ = scan_class_folders(pbc_root, pbc_root / FOLDER)
+    path = tmp_path / "splits" / "pbc.csv"
+    write_split_file(path, stratified_split(records, FRACTIONS, SPLIT_SEED))
+    return path
+
+
+@pytest.fixture
+def pbc_dataset(pbc_root: Path, pbc_split_file: Path) -> Dataset:
+    """``pbc_root`` loaded through the PBC adapter with ``pbc_split_file``."""
+    return load_pbc(pbc_root, split_file=pbc_split_file)
+
+
+@pytest.fixture
+def raabin_root(tmp_path: Path) -> Path:
+    """A tiny Raabin-WBC tree: Train (10/class), TestA (3/class), TestB (2/class), 5 classes."""
+    root = tmp_path / "raabin"
+    for split, n in (("Train", 10), ("TestA", 3), ("TestB", 2)):
+        _make_tree(root / split, {c: n for c in RAABIN_CLASSES})
+    return root

@@ -1,0 +1,45 @@
+"""Metrics on hand-made predictions whose right answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import evaluate
+
+
+def one_hot(pred: list[int], n: int) -> np.ndarray:
+    probs = np.full((len(pred), n), 0.1 / (n - 1))
+    probs[np.arange(len(pred)), pred] = 0.9
+    return probs
+
+
+def test_known_confusion() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    pred = [0, 0, 0, 1, 1, 1, 2, 0]
+    m = evaluate(y, one_hot(pred, 3), ("a", "b", "c"))
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["balanced_accuracy"] == pytest.approx((3 / 4 + 1 + 1 / 2) / 3)
+    assert m["confusion_matrix"] == [[3, 1, 0], [0, 2, 0], [1, 0, 1]]
+    a = m["per_class"]["a"]
+    assert a["precision"] == pytest.approx(3 / 4)
+    assert a["sensitivity"] == pytest.approx(3 / 4)
+    assert a["specificity"] == pytest.approx(3 / 4)  # 4 negatives, 1 false positive
+    assert m["per_class"]["c"]["specificity"] == pytest.approx(1.0)
+    f1 = [2 * 0.75 * 0.75 / 1.5, 2 * (2 / 3) / (2 / 3 + 1), 2 * 0.5 / 1.5]
+    assert m["macro_f1"] == pytest.approx(np.mean(f1))
+    assert m["n"] == 8
+
+
+def test_perfect_ranking_gives_auc_one_and_absent_classes_are_not_averaged() -> None:
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1]])
+    m = evaluate(y, probs, ("a", "b", "c"))
+    assert m["macro_auc"] == pytest.approx(1.0)
+    assert m["macro_f1"] == pytest.approx(1.0)  # class c has no support and was never predicted
+    assert m["per_class"]["c"]["sensitivity"] is None
+
+
+def test_single_class_set_has_no_auc() -> None:
+    m = evaluate(np.array([0, 0]), one_hot([0, 1], 2), ("a", "b"))
+    assert m["macro_auc"] is None and m["accuracy"] == 0.5

@@ -1,0 +1,107 @@
+"""The catalogue: every member builds, takes its new head and runs forward; weights resolve."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+
+from pipeline.models import count_params, create_model, load_catalogue, select
+from pipeline.models import weights as weights_api
+from pipeline.models.factory import get_module, replace_heads
+
+CATALOGUE = load_catalogue()
+ALL = [e.name for e in CATALOGUE.values() if e.all]
+TORCHVISION_27 = {
+    "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "squeezenet1_0",
+    "squeezenet1_1", "densenet121", "densenet161", "densenet169", "densenet201", "inception_v3",
+    "googlenet", "mobilenet_v2", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
+    "wide_resnet101_2",
+}  # fmt: skip
+
+
+def test_all_is_the_27_of_gavas_and_olpadkar_plus_efficientnetv2_s() -> None:
+    assert set(ALL) == TORCHVISION_27 | {"efficientnet_v2_s"}
+    assert {"efficientnet_v2_m", "efficientnet_v2_l"} <= set(CATALOGUE) - set(ALL)
+
+
+@pytest.mark.parametrize("name", [*ALL, "resnetv2_50d_gn"])
+def test_member_builds_with_new_head_and_runs_forward(name: str) -> None:
+    entry = CATALOGUE[name]
+    torch.manual_seed(0)
+    model, used = create_model(entry, 8, "none", entry.input_size)
+    assert used == "none"
+    assert count_params(model) == pytest.approx(entry.params_m * 1e6, abs=600)
+    replace_heads(model, entry, 5)
+    for path in (entry.head, *entry.aux_heads):
+        head = get_module(model, path)
+        assert (getattr(head, "out_features", None) or head.out_channels) == 5
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, entry.min_size, entry.min_size))
+    assert out.shape == (2, 5)
+    assert torch.isfinite(out).all()
+
+
+def test_min_size_is_tight_for_alexnet() -> None:
+    entry = CATALOGUE["alexnet"]
+    model, _ = create_model(entry, 8, "none")
+    model.eval()
+    with pytest.raises(RuntimeError):
+        model(torch.rand(1, 3, entry.min_size - 1, entry.min_size - 1))
+
+
+def test_googlenet_trains_with_its_auxiliary_heads() -> None:
+    model, _ = create_model(CATALOGUE["googlenet"], 8, "none", 64)
+    model.train()
+    out = model(torch.rand(2, 3, 64, 64))
+    assert [o.shape for o in out] == [(2, 8)] * 3
+
+
+def test_inception_drops_auxiliary_head_below_its_minimum_size() -> None:
+    entry = CATALOGUE["inception_v3"]
+    small, _ = create_model(entry, 8, "none", 96)
+    assert small.AuxLogits is None
+    small.train()
+    assert small(torch.rand(2, 3, 96, 96)).shape == (2, 8)
+    native, _ = create_model(entry, 8, "none", 299)
+    assert native.AuxLogits.fc.out_features == 8
+
+
+def test_select_all_exclude_and_unknown() -> None:
+    chosen = select(CATALOGUE, None, True, ["vgg19"])
+    assert len(chosen) == 27 and "vgg19" not in [e.name for e in chosen]
+    assert [e.name for e in select(CATALOGUE, ["resnet18", "vgg16"], False, [])] == [
+        "resnet18",
+        "vgg16",
+    ]
+    with pytest.raises(KeyError, match="nosuchnet"):
+        select(CATALOGUE, ["nosuchnet"], False, [])
+
+
+def test_auto_weights_use_imagenet_only_when_cached(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    entry = CATALOGUE["resnet18"]
+    assert weights_api.resolve(entry, "auto") == "none"
+    path = weights_api.cached_file(entry)
+    assert path.parent == tmp_path / "hub" / "checkpoints"
+    path.parent.mkdir(parents=True)
+    path.touch()
+    assert weights_api.resolve(entry, "auto") == "imagenet"
+    assert weights_api.resolve(entry, "none") == "none"
+    with pytest.raises(ValueError, match="imagenet, none, auto"):
+        weights_api.resolve(entry, "pretrained")
+
+
+def test_failed_download_says_how_to_run_offline(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(weights_api.WeightsUnavailable, match="--weights none") as err:
+        create_model(CATALOGUE["squeezenet1_1"], 8, "imagenet")
+    assert "squeezenet1_1" in str(err.value) and str(tmp_path) in str(err.value)

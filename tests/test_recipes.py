@@ -1,0 +1,68 @@
+"""Recipes: the paper configurations, CLI overrides and their learning-rate schedules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.optim import make_optimizer, make_scheduler
+from pipeline.recipes import get_recipe, override
+
+
+def test_paper_recipes() -> None:
+    g = get_recipe("gavas2021")
+    assert (g.optimizer, g.lr, g.momentum, g.step_size, g.gamma, g.epochs, g.batch_size) == (
+        "sgd", 1e-3, 0.9, 7, 0.1, 25, 32,
+    )  # fmt: skip
+    assert "rotate60" in g.augment and g.image_size is None
+    t = get_recipe("tsutsui2023")
+    assert (t.optimizer, t.lr, t.weight_decay, t.warmup_epochs, t.epochs) == (
+        "adamw", 1e-4, 0.005, 10, 100,
+    )  # fmt: skip
+
+
+def test_override_parses_strings_by_field_type() -> None:
+    r = override(
+        get_recipe("gavas2021"),
+        {"epochs": "3", "lr": "0.01", "augment": "hflip,rot90", "channels_last": "true",
+         "image_size": "native", "batch_size": 8},
+    )  # fmt: skip
+    assert (r.epochs, r.lr, r.augment, r.channels_last, r.image_size, r.batch_size) == (
+        3, 0.01, ("hflip", "rot90"), True, None, 8,
+    )  # fmt: skip
+    with pytest.raises(KeyError, match="unknown recipe field"):
+        override(r, {"nope": "1"})
+    with pytest.raises(ValueError, match="true or false"):
+        override(r, {"channels_last": "maybe"})
+    with pytest.raises(KeyError, match="unknown recipe"):
+        get_recipe("nope")
+
+
+def lrs(recipe_name: str, steps_per_epoch: int, **changes) -> list[float]:
+    recipe = override(get_recipe(recipe_name), changes)
+    model = torch.nn.Linear(2, 2)
+    opt = make_optimizer(model, recipe)
+    sched = make_scheduler(opt, recipe, steps_per_epoch)
+    out = []
+    for _ in range(recipe.epochs * steps_per_epoch):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_step_schedule_decays_every_seven_epochs() -> None:
+    lr = lrs("gavas2021", 2, epochs=15)
+    assert lr[0] == pytest.approx(1e-3) and lr[13] == pytest.approx(1e-3)
+    assert lr[14] == pytest.approx(1e-4) and lr[28] == pytest.approx(1e-5)
+
+
+def test_cosine_warms_up_then_decays() -> None:
+    lr = lrs("tsutsui2023", 1, epochs=20, warmup_epochs=4)
+    assert lr[0] == pytest.approx(2.5e-5) and lr[3] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in zip(lr[3:], lr[4:], strict=False)) and lr[-1] < 1e-5
+
+
+def test_onecycle_peaks_at_the_recipe_lr() -> None:
+    lr = lrs("fast", 4, epochs=5)
+    assert max(lr) == pytest.approx(2e-3, rel=1e-3) and lr[0] < 2e-4 and lr[-1] < 1e-5
