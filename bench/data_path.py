@@ -5,7 +5,7 @@ with albumentations and normalises on the device. The baseline decodes every JPE
 (torchvision ImageFolder + PIL + transforms). Both produce normalised float batches of the same
 size with flips; the ratio is printed.
 
-    python bench/data_path.py --data ../shared/data/pbc --size 64 --epochs 3
+    python -m bench.data_path --data ../shared/data/pbc --size 64 --epochs 3
 """
 
 from __future__ import annotations

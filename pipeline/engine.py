@@ -25,11 +25,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs that support it, else fp16; None (fp32) on CPU, where bf16 is ~25x slower."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def amp_dtype(device: torch.device, choice: str = "auto") -> torch.dtype | None:
+    """The autocast dtype, None for fp32.
+
+    ``auto``: bf16 on GPUs that support it, else fp16; fp32 on CPU, where bf16 is ~25x slower.
+    """
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {choice!r}")
+    if choice == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
 @dataclass

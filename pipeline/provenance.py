@@ -38,8 +38,8 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def command_line() -> str:
-    return shlex.join([Path(sys.executable).name, "-m", "pipeline.zoo", *sys.argv[1:]])
+def command_line(module: str = "pipeline.zoo") -> str:
+    return shlex.join([Path(sys.executable).name, "-m", module, *sys.argv[1:]])
 
 
 def device_name(device: torch.device) -> str:

@@ -16,15 +16,14 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import engine, provenance
-from pipeline.classes import align_probabilities
 from pipeline.data.augment import build_augment
 from pipeline.data.loader import CachedImages, make_loader
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.io import atomic_write, read_json, write_json, write_text
-from pipeline.metrics import evaluate
 from pipeline.models import Entry, count_gmacs, count_params, create_model
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import Recipe
+from pipeline.scoring import score
 from pipeline.submissions import write_submission
 
 EVAL_BATCH = 128
@@ -39,6 +38,7 @@ class MemberConfig:
     dataset: str  # the tag that names the training data in output paths
     device: str = "auto"
     workers: int | None = None  # data-loader workers; None: 0 on CPU, up to 8 on a GPU
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
 
     @property
     def member_id(self) -> str:
@@ -114,7 +114,11 @@ def train_member(
 
     device = engine.resolve_device(cfg.device)
     precision = engine.Precision(
-        device, engine.amp_dtype(device), cfg.recipe.channels_last, cfg.entry.mean, cfg.entry.std
+        device,
+        engine.amp_dtype(device, cfg.precision),
+        cfg.recipe.channels_last,
+        cfg.entry.mean,
+        cfg.entry.std,
     )
     workers = cfg.workers if cfg.workers is not None else (0 if device.type == "cpu" else 8)
     size, recipe = cfg.image_size, cfg.recipe
@@ -230,6 +234,7 @@ def train_member(
         paths.meta,
         {
             "member": cfg.member_id,
+            "kind": "member",
             "arch": cfg.entry.name,
             "builder": cfg.entry.builder,
             "family": cfg.entry.family,
@@ -254,7 +259,7 @@ def train_member(
             "git_commit": provenance.git_commit(),
             "command": provenance.command_line(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "submissions": sorted(f"{name}.csv" for name in metrics),
+            "sets": {name: sets[name].source for name in metrics},
         },
     )
     paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member
@@ -293,13 +298,10 @@ def evaluate_sets(
         view = store.view(image_set, size)
         probs = predict_view(model, view, precision, workers)
         write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
-        aligned, shared = align_probabilities(probs, classes, image_set.classes)
-        scored = np.array([label in shared for label in view.labels])
-        index = {c: i for i, c in enumerate(shared)}
-        y = np.array([index[label] for label in view.labels if label in index])
+        key = dict(zip(view.ids, view.labels, strict=True))
         results[name] = {
-            **evaluate(y, aligned[scored], shared),
+            **score(view.ids, probs, classes, key),
             "dataset": image_set.dataset,
-            "unscored": int((~scored).sum()),  # labels the member was never trained on
+            "source": image_set.source,
         }
     return results

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from pipeline.data import list_adapters, load_dataset
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.store import ImageStore, image_sets
+from pipeline.engine import PRECISIONS
 from pipeline.io import write_json, write_text
 from pipeline.models import load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         "init) or auto (imagenet when cached, the preset's default)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: bf16 (else fp16) mixed precision on CUDA, fp32 on CPU",
+    )
     p.add_argument("--workers", type=int, help="data-loader workers (default: 0 on CPU, 8 on GPU)")
     p.add_argument(
         "--out",
@@ -181,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(entry, seed) for seed in seeds for entry in members]
     overall = tqdm(jobs, desc="zoo", unit="member", disable=args.no_progress)
     for entry, seed in overall:
-        cfg = MemberConfig(entry, recipe, seed, weights, tag, args.device, args.workers)
+        cfg = MemberConfig(
+            entry, recipe, seed, weights, tag, args.device, args.workers, args.precision
+        )
         overall.set_postfix_str(cfg.member_id)
         try:
             result = train_member(

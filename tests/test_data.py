@@ -352,6 +352,18 @@ def test_raabin_without_testb(raabin_root: Path) -> None:
     assert set(load_raabin(raabin_root).splits) == {"train", "val", "test"}
 
 
+def test_raabin_testb_may_have_empty_class_folders(raabin_root: Path) -> None:
+    for name in ("Basophil", "Eosinophil", "Monocyte"):
+        for image in (raabin_root / "TestB" / name).iterdir():
+            image.unlink()
+    ds = load_raabin(raabin_root)
+    assert label_counts(ds.splits["testb"]) == {"lymphocyte": 2, "neutrophil": 2}
+    (raabin_root / "TestA" / "Monocyte").rename(raabin_root / "empty")
+    (raabin_root / "TestA" / "Monocyte").mkdir()
+    with pytest.raises(DatasetLayoutError, match="Monocyte holds no images"):
+        load_raabin(raabin_root)
+
+
 def test_raabin_missing_testa(raabin_root: Path) -> None:
     (raabin_root / "TestA").rename(raabin_root / "Test")
     with pytest.raises(DatasetLayoutError, match="missing TestA/"):

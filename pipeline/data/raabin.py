@@ -24,6 +24,7 @@ def load_raabin(root: Path) -> Dataset:
     splits["test"], more = scan_class_folders(root, root / "TestA")
     skipped += more
     if (root / "TestB").is_dir():
-        splits["testb"], more = scan_class_folders(root, root / "TestB")
+        # TestB holds lymphocytes and neutrophils only; empty folders of other classes are fine
+        splits["testb"], more = scan_class_folders(root, root / "TestB", allow_empty=True)
         skipped += more
     return Dataset("raabin", root, classes_of(train), splits, skipped)

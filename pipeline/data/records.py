@@ -35,6 +35,7 @@ class Dataset:
     classes: tuple[str, ...]
     splits: dict[str, list[Record]]
     skipped: list[str] = field(default_factory=list)
+    adapter: str = ""  # the registry name it was loaded with
 
     @property
     def trainable(self) -> bool:
@@ -49,10 +50,13 @@ class Dataset:
         return [seen[k] for k in sorted(seen)]
 
 
-def scan_class_folders(root: Path, folder: Path) -> tuple[list[Record], list[str]]:
+def scan_class_folders(
+    root: Path, folder: Path, allow_empty: bool = False
+) -> tuple[list[Record], list[str]]:
     """Records of a ``<class>/<image>`` tree under ``folder``; ids are relative to ``root``.
 
     Returns the records and the files skipped as non-images (hidden files, other suffixes).
+    An empty class folder is an error unless ``allow_empty``.
     """
     if not folder.is_dir():
         raise DatasetLayoutError(f"{folder} is not a folder")
@@ -80,7 +84,7 @@ def scan_class_folders(root: Path, folder: Path) -> tuple[list[Record], list[str
                 skipped.append(rel)
             else:
                 images.append(Record(rel, label))
-        if not images:
+        if not images and not allow_empty:
             raise DatasetLayoutError(
                 f"class folder {class_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
             )

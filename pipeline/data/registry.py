@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,4 +31,4 @@ def load_dataset(adapter: str, root: Path | str) -> Dataset:
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
-    return _ADAPTERS[adapter](root)
+    return dataclasses.replace(_ADAPTERS[adapter](root), adapter=adapter)

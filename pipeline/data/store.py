@@ -20,22 +20,29 @@ class ImageSet:
     dataset: str
     root: Path
     records: tuple[Record, ...]
+    adapter: str = ""
+    split: str | None = None  # the dataset split it is; None: the whole dataset
 
     @property
     def classes(self) -> tuple[str, ...]:
         return classes_of(list(self.records))
 
+    @property
+    def source(self) -> dict[str, str | None]:
+        """Where the answer key of this set comes from (see ``pipeline.answers``)."""
+        return {"adapter": self.adapter, "root": str(self.root.resolve()), "split": self.split}
+
 
 def image_sets(dataset: Dataset, extra: dict[str, Dataset] | None = None) -> dict[str, ImageSet]:
     """The sets of a training dataset (its splits) plus whole extra datasets, by name."""
     sets = {
-        name: ImageSet(name, dataset.name, dataset.root, tuple(records))
+        name: ImageSet(name, dataset.name, dataset.root, tuple(records), dataset.adapter, name)
         for name, records in dataset.splits.items()
     }
     for name, ds in (extra or {}).items():
         if name in sets:
             raise ValueError(f"evaluation set name {name!r} clashes with a split of {dataset.name}")
-        sets[name] = ImageSet(name, ds.name, ds.root, tuple(ds.records()))
+        sets[name] = ImageSet(name, ds.name, ds.root, tuple(ds.records()), ds.adapter)
     return sets
 
 
