@@ -1,0 +1,1 @@
+"""Ensembles of zoo members: vote, soft, weighted, greedy selection and stacking."""

@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.ensemble.cli import main
+
+sys.exit(main())

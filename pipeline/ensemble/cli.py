@@ -1,0 +1,197 @@
+"""``python -m pipeline.ensemble``: ensembles of the zoo's members, chosen on validation only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from pipeline import provenance
+from pipeline.answers import AnswerKeys
+from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
+from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
+from pipeline.io import atomic_write, write_json, write_text
+from pipeline.scoring import score
+from pipeline.stats import paired_bootstrap
+from pipeline.submissions import write_submission
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.ensemble",
+        description="Build vote, soft, weighted, greedy and stacking ensembles of the zoo's "
+        "members. Members and weights are chosen on the validation set alone; every ensemble "
+        "is written back as submissions in the members' format.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
+    p.add_argument(
+        "--dataset", help="training dataset tag (default: the only one under OUT/submissions)"
+    )
+    p.add_argument("--method", default="all", choices=[*METHODS, "all"])
+    p.add_argument(
+        "--top",
+        type=int,
+        default=4,
+        help="candidates: the K best members by validation accuracy (0: all members)",
+    )
+    p.add_argument("--members", help="comma-separated members to use instead of --top")
+    p.add_argument(
+        "--seeds",
+        default="apart",
+        choices=["apart", "pool"],
+        help="pool: average the seeds of one architecture and recipe into one candidate",
+    )
+    p.add_argument("--greedy-size", type=int, default=10, help="greedy: picks (with replacement)")
+    p.add_argument("--seed", type=int, default=0, help="stacking folds and bootstrap")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    return p
+
+
+def find_dataset(root: Path, tag: str | None) -> str:
+    if tag:
+        return tag
+    tags = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(tags) != 1:
+        raise SystemExit(
+            f"{root} holds {len(tags)} datasets ({', '.join(tags) or 'none'}): "
+            "pick one with --dataset"
+        )
+    return tags[0]
+
+
+def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
+    source = candidate.meta.get("sets", {}).get(set_name)
+    if source is None:
+        raise SystemExit(
+            f"{candidate.folder / 'meta.json'} does not say where the answers of {set_name!r} "
+            "come from (no 'sets'): retrain the member with this version of pipeline.zoo"
+        )
+    return keys.key(source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    tag = find_dataset(args.out / "submissions", args.dataset)
+    candidates = load_candidates(args.out / "submissions" / tag)
+    if args.seeds == "pool":
+        candidates = pool_seeds(candidates)
+    top = None if args.top == 0 else args.top
+    scope = f"top{args.top}" if top else "all"
+    if args.members:
+        wanted = [m.strip() for m in args.members.split(",") if m.strip()]
+        known = {c.name: c for c in candidates}
+        missing = [m for m in wanted if m not in known]
+        if missing:
+            raise SystemExit(f"unknown member(s) {missing}; known: {', '.join(known)}")
+        candidates, top, scope = [known[m] for m in wanted], None, "custom"
+    classes = candidates[0].sets["val"].classes
+    keys = AnswerKeys()
+    val_key = labels(candidates[0], "val", keys)
+    y_val = np.array([classes.index(val_key[i]) for i in candidates[0].sets["val"].ids])
+
+    suffix = "-pooled" if args.seeds == "pool" else ""
+    ensembles = [
+        build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
+        for m in (METHODS if args.method == "all" else [args.method])
+    ]
+    for ens in ensembles:
+        save(ens, args, tag, classes, scope)
+
+    table = report(candidates, ensembles, keys, y_val, args)
+    write_text(args.out / "zoo" / f"ensembles-{tag}.csv", table.to_csv(index=False))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
+    print(
+        f"\n{len(ensembles)} ensemble(s) of {len(candidates)} candidates in "
+        f"{time.perf_counter() - started:.1f} s; submissions in {args.out / 'submissions' / tag}"
+    )
+    return 0
+
+
+def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scope: str) -> None:
+    folder = args.out / "submissions" / tag / ens.name
+    for set_name in ens.sets():
+        ids = ens.members[0].sets[set_name].ids
+        write_submission(folder / f"{set_name}.csv", ids, ens.predict(set_name), classes)
+    metas = [m.meta for m in ens.members]
+    meta = {
+        "member": ens.name,
+        "kind": "ensemble",
+        "method": ens.method,
+        "members": [m.name for m in ens.members],
+        "weights": [round(float(w), 6) for w in ens.weights],
+        "top": None if scope in ("all", "custom") else args.top,
+        "selection_metric": "validation accuracy",
+        "dataset": tag,
+        "classes": list(classes),
+        "family": "ensemble",
+        "norm": sorted({m.get("norm", "?") for m in metas}),
+        "weights_init": sorted({m.get("weights", "?") for m in metas}),
+        "params": sum(int(m.get("params", 0)) for m in metas),
+        "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
+        "sets": ens.members[0].meta.get("sets", {}),
+        "versions": provenance.package_versions(),
+        "git_commit": provenance.git_commit(),
+        "command": provenance.command_line("pipeline.ensemble"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if ens.counts:
+        meta["multiset"] = dict(zip(meta["members"], ens.counts, strict=True))
+    if ens.stack is not None:
+        model_file = args.out / "zoo" / "ensembles" / tag / ens.name / "stack.joblib"
+        bundle = {"model": ens.stack, "members": meta["members"], "classes": list(classes)}
+        atomic_write(model_file, lambda f: joblib.dump(bundle, f), binary=True)
+        meta["stack_model"] = str(model_file)
+        meta["stack_C"] = float(np.atleast_1d(ens.stack.C_)[0])
+    write_json(folder / "meta.json", meta)
+
+
+def report(
+    candidates: list[Candidate],
+    ensembles: list[Ensemble],
+    keys: AnswerKeys,
+    y_val: np.ndarray,
+    args: argparse.Namespace,
+) -> pd.DataFrame:
+    """Validation and test scores of members and ensembles, and each ensemble's gain over the
+    best member (chosen on validation) on test, with a paired bootstrap 95% interval."""
+    classes = candidates[0].sets["val"].classes
+    best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
+    has_test = all("test" in c.sets for c in candidates)
+    test_key = labels(candidates[0], "test", keys) if has_test else {}
+
+    def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
+        out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}
+        if test is not None:
+            m = score(candidates[0].sets["test"].ids, test, classes, test_key)
+            out |= {"test_acc": m["accuracy"], "test_macro_f1": m["macro_f1"]}
+        return out
+
+    rows = []
+    for c in candidates:
+        rows.append(row(c.name, "member", c.probs("val"), c.probs("test") if has_test else None))
+        if c is best:
+            rows[-1]["kind"] = "member (best on val)"
+    if has_test:
+        y_test = np.array([classes.index(test_key[i]) for i in candidates[0].sets["test"].ids])
+        best_correct = best.probs("test").argmax(1) == y_test
+    for ens in ensembles:
+        test = ens.predict("test") if has_test else None
+        r = row(ens.name, f"ensemble ({len(ens.members)})", ens.predict("val"), test)
+        if test is not None:
+            diff, lo, hi = paired_bootstrap(
+                test.argmax(1) == y_test, best_correct, args.bootstrap, args.seed
+            )
+            r |= {"test_gain_vs_best": diff, "gain_ci_low": lo, "gain_ci_high": hi}
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

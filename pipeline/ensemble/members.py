@@ -1,0 +1,102 @@
+"""Candidate members: the zoo's submission files, read, validated and aligned."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.submissions import Submission, read_submission
+
+
+class MemberMismatchError(ValueError):
+    """Members that cannot be ensembled together (ids, classes or datasets differ)."""
+
+
+@dataclass
+class Candidate:
+    name: str
+    meta: dict
+    sets: dict[str, Submission]  # set name -> predictions
+    folder: Path
+
+    def probs(self, set_name: str) -> np.ndarray:
+        return self.sets[set_name].probs
+
+
+def load_candidates(folder: Path) -> list[Candidate]:
+    """Every trained member under ``submissions/<dataset>/``; ensembles are not candidates."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: train members with pipeline.zoo first")
+    found = []
+    for member in sorted(p for p in folder.iterdir() if p.is_dir()):
+        meta_file = member / "meta.json"
+        if not meta_file.exists():
+            warnings.warn(f"{member}: no meta.json, skipped", stacklevel=2)
+            continue
+        meta = json.loads(meta_file.read_text())
+        if meta.get("kind") == "ensemble":
+            continue
+        if not (member / "val.csv").exists():
+            warnings.warn(f"{member}: no val.csv (validation submission), skipped", stacklevel=2)
+            continue
+        sets = {csv.stem: read_submission(csv) for csv in sorted(member.glob("*.csv"))}
+        found.append(Candidate(member.name, meta, sets, member))
+    if not found:
+        raise FileNotFoundError(f"{folder} holds no member with a validation submission")
+    check_compatible(found)
+    return found
+
+
+def check_compatible(candidates: list[Candidate]) -> None:
+    """Same classes, same images per set, same datasets; errors name the two files."""
+    first = candidates[0]
+    for other in candidates[1:]:
+        if other.sets["val"].classes != first.sets["val"].classes:
+            raise MemberMismatchError(
+                f"class columns differ: {first.folder / 'val.csv'} has "
+                f"{list(first.sets['val'].classes)}, {other.folder / 'val.csv'} has "
+                f"{list(other.sets['val'].classes)}"
+            )
+        for name in set(first.sets) & set(other.sets):
+            if first.sets[name].ids != other.sets[name].ids:
+                raise MemberMismatchError(
+                    f"image ids differ between {first.folder / (name + '.csv')} and "
+                    f"{other.folder / (name + '.csv')}"
+                )
+            a = first.meta.get("sets", {}).get(name)
+            b = other.meta.get("sets", {}).get(name)
+            if a and b and a != b:
+                raise MemberMismatchError(
+                    f"set {name!r} comes from different datasets: {a} in "
+                    f"{first.folder / 'meta.json'}, {b} in {other.folder / 'meta.json'}"
+                )
+
+
+def pool_seeds(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per architecture and recipe: the mean of its seeds' probabilities."""
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for c in candidates:
+        key = (c.meta.get("arch", c.name), c.meta.get("recipe", {}).get("name", ""))
+        groups.setdefault(key, []).append(c)
+    pooled = []
+    for (arch, recipe), members in groups.items():
+        if len(members) == 1:
+            pooled.append(members[0])
+            continue
+        shared = set.intersection(*(set(m.sets) for m in members))
+        sets = {
+            name: Submission(
+                members[0].sets[name].ids,
+                members[0].sets[name].classes,
+                np.mean([m.probs(name) for m in members], axis=0),
+            )
+            for name in sorted(shared)
+        }
+        meta = {**members[0].meta, "seeds": [m.meta.get("seed") for m in members]}
+        meta["pooled_from"] = [m.name for m in members]
+        pooled.append(Candidate(f"{arch}-{recipe}-pooled", meta, sets, members[0].folder))
+    return pooled

@@ -1,0 +1,217 @@
+"""Ensembles on hand-made probability tables whose right answers are known, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data import load_dataset
+from pipeline.ensemble import cli, methods
+from pipeline.ensemble.members import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.stats import paired_bootstrap
+from pipeline.submissions import read_submission, write_submission
+
+
+def onehot(pred: list[int], n: int = 3, p: float = 0.6) -> np.ndarray:
+    out = np.full((len(pred), n), (1 - p) / (n - 1))
+    out[np.arange(len(pred)), pred] = p
+    return out
+
+
+def test_vote_is_a_majority_and_ties_go_to_summed_probability() -> None:
+    a = np.array([[0.50, 0.40, 0.10], [0.90, 0.05, 0.05]])
+    b = np.array([[0.45, 0.44, 0.11], [0.10, 0.80, 0.10]])
+    c = np.array([[0.10, 0.85, 0.05], [0.10, 0.80, 0.10]])
+    d = np.array([[0.20, 0.70, 0.10], [0.10, 0.10, 0.80]])
+    probs = methods.vote([a, b, c, d])
+    # image 0: 2 votes each for classes 0 and 1; class 1 has the larger summed probability
+    # image 1: class 1 wins 2 votes to 1 although class 0 holds the single most confident vote
+    assert probs.argmax(1).tolist() == [1, 1]
+    np.testing.assert_allclose(probs.sum(1), 1)
+    assert probs[1, 1] == pytest.approx(0.5, abs=2e-3)
+
+
+def test_vote_tie_break_is_deterministic_under_member_order() -> None:
+    a, b = onehot([0, 2]), onehot([1, 2], p=0.9)
+    assert methods.vote([a, b]).argmax(1).tolist() == methods.vote([b, a]).argmax(1).tolist()
+    assert methods.vote([a, b]).argmax(1).tolist() == [1, 2]
+
+
+def test_top_k_breaks_ties_for_the_last_place_by_ensemble_accuracy() -> None:
+    names = ["a", "b", "c", "d", "e"]
+    accs = [0.9, 0.8, 0.7, 0.7, 0.7]
+    gains = {2: 0.80, 3: 0.85, 4: 0.82}  # which tied member makes the best ensemble with a, b
+    chosen = methods.top_k(names, accs, 3, lambda idx: gains[idx[-1]])
+    assert chosen == [0, 1, 3]
+    assert methods.top_k(names, accs, 2, lambda idx: 0.0) == [0, 1]
+    assert methods.top_k(names, accs, 9, lambda idx: 0.0) == [0, 1, 2, 3, 4]
+
+
+def test_greedy_selects_with_replacement() -> None:
+    y = np.array([0, 1, 2, 0, 1, 2])
+    a = onehot([0, 1, 2, 0, 1, 0], p=0.9)  # 5/6, the best alone, but unsure of the last image
+    a[5] = [0.5, 0.1, 0.4]
+    b = onehot([1, 0, 2, 0, 1, 2], p=0.6)  # 4/6, sure of the last image
+    b[5] = [0.05, 0.05, 0.9]
+    c = onehot([2, 2, 1, 1, 0, 0], p=0.5)  # always wrong
+    counts = methods.greedy([a, b, c], y, 2)
+    assert counts.tolist() == [1, 1, 0]
+    assert (methods.soft([a, b, c], counts).argmax(1) == y).all()
+    assert methods.greedy([c, a], y, 3).tolist() == [0, 3]  # the same member, again and again
+
+
+def test_weighted_puts_the_weight_on_the_informative_member() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    good = onehot(list(y), 4, p=0.7)
+    noise = rng.dirichlet(np.ones(4), len(y))
+    weights = methods.fit_weights([noise, good], y)
+    assert weights[1] > 0.9 and weights.sum() == pytest.approx(1)
+    assert (weights >= 0).all()
+
+
+def test_stacking_recovers_a_planted_mapping() -> None:
+    """Member b is confidently wrong in a fixed way (it names class y+1); the stacker learns to
+    read it, which no weighting of probabilities can."""
+    rng = np.random.default_rng(1)
+
+    def draw(n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        y = rng.integers(0, 3, n)
+        weak = np.where(rng.random(n) < 0.5, y, rng.integers(0, 3, n))
+        return y, [onehot(list(weak), p=0.5), onehot(list((y + 1) % 3), p=0.9)]
+
+    y_val, val = draw(300)
+    model = methods.fit_stack(val, y_val)
+    y_new, new = draw(300)
+    assert (methods.stack_predict(model, new, 3).argmax(1) == y_new).mean() > 0.97
+    assert (methods.soft(new).argmax(1) == y_new).mean() < 0.6
+
+
+def test_paired_bootstrap() -> None:
+    a = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1] * 20)
+    assert paired_bootstrap(a, a) == (0.0, 0.0, 0.0)
+    diff, lo, hi = paired_bootstrap(a, np.zeros_like(a), n=500)
+    assert diff == pytest.approx(0.9) and lo < 0.9 < hi and hi - lo < 0.15
+    with pytest.raises(ValueError):
+        paired_bootstrap(a, a[:5])
+
+
+# --- members on disk and the CLI ------------------------------------------------------------
+
+QUALITY = {"good": 0.95, "fair": 0.8, "fair2": 0.8, "poor": 0.5, "bad": 0.2}
+
+
+@pytest.fixture
+def zoo(tmp_path: Path, make_tree) -> Path:
+    """Submissions of five members of known quality on a real (tiny) folder dataset."""
+    data = tmp_path / "cells"
+    make_tree(data, {"eosinophil": 20, "lymphocyte": 20, "neutrophil": 20})
+    dataset = load_dataset("folder", data)
+    classes = dataset.classes
+    rng = np.random.default_rng(0)
+    for member, quality in QUALITY.items():
+        folder = tmp_path / "out" / "submissions" / "cells" / f"{member}-fast-s0"
+        sources = {}
+        for split in ("val", "test"):
+            records = sorted(dataset.splits[split], key=lambda r: r.id)
+            y = np.array([classes.index(r.label) for r in records])
+            right = rng.random(len(y)) < quality
+            pred = np.where(right, y, (y + rng.integers(1, 3, len(y))) % 3)
+            probs = onehot(list(pred), 3, p=0.5 + 0.4 * rng.random())
+            write_submission(folder / f"{split}.csv", [r.id for r in records], probs, classes)
+            sources[split] = {"adapter": "folder", "root": str(data.resolve()), "split": split}
+        meta = {"member": folder.name, "kind": "member", "arch": member, "seed": 0,
+                "recipe": {"name": "fast"}, "norm": "bn", "weights": "none", "params": 10,
+                "gmacs": 0.5, "sets": sources}  # fmt: skip
+        (folder / "meta.json").write_text(json.dumps(meta))
+    return tmp_path / "out"
+
+
+def run(out: Path, *args: str) -> int:
+    return cli.main(["--out", str(out), "--bootstrap", "200", *args])
+
+
+def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> None:
+    assert run(zoo, "--top", "3") == 0
+    subs = zoo / "submissions" / "cells"
+    for method in ("vote", "soft", "weighted", "greedy", "stack"):
+        folder = subs / f"ens-{method}-top3"
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["kind"] == "ensemble" and meta["method"] == method
+        assert meta["selection_metric"] == "validation accuracy" and meta["top"] == 3
+        assert sum(meta["weights"]) == pytest.approx(1, abs=1e-5)
+        assert set(meta["members"]) <= {"good-fast-s0", "fair-fast-s0", "fair2-fast-s0"}
+        test = read_submission(folder / "test.csv")
+        assert test.ids == read_submission(subs / "good-fast-s0" / "test.csv").ids
+    vote = json.loads((subs / "ens-vote-top3" / "meta.json").read_text())
+    assert vote["members"][0] == "good-fast-s0" and len(vote["members"]) == 3
+    stack = joblib.load(zoo / "zoo" / "ensembles" / "cells" / "ens-stack-top3" / "stack.joblib")
+    members = [read_submission(subs / m / "test.csv").probs for m in stack["members"]]
+    np.testing.assert_allclose(
+        methods.stack_predict(stack["model"], members, 3),
+        read_submission(subs / "ens-stack-top3" / "test.csv").probs,
+        atol=1e-6,
+    )
+    table = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")
+    assert len(table) == 5 + 5
+    assert table.loc[table["name"] == "good-fast-s0", "kind"].item() == "member (best on val)"
+    gains = table.dropna(subset=["test_gain_vs_best"])
+    assert len(gains) == 5 and (gains["gain_ci_low"] <= gains["test_gain_vs_best"]).all()
+    assert "ens-stack-top3" in capsys.readouterr().out
+    # ensembles are outputs, never candidates: a second run sees the same five members
+    assert run(zoo, "--top", "3") == 0
+    assert len(pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")) == 10
+
+
+def test_test_predictions_never_influence_the_choice(zoo: Path) -> None:
+    assert run(zoo, "--top", "3", "--method", "weighted") == 0
+    meta_file = zoo / "submissions" / "cells" / "ens-weighted-top3" / "meta.json"
+    before = json.loads(meta_file.read_text())
+    for member in QUALITY:  # scramble every member's test predictions
+        path = zoo / "submissions" / "cells" / f"{member}-fast-s0" / "test.csv"
+        sub = read_submission(path)
+        write_submission(path, sub.ids, sub.probs[::-1], sub.classes)
+    assert run(zoo, "--top", "3", "--method", "weighted") == 0
+    after = json.loads(meta_file.read_text())
+    assert (before["members"], before["weights"]) == (after["members"], after["weights"])
+
+
+def test_explicit_members_and_pooled_seeds(zoo: Path) -> None:
+    assert run(zoo, "--members", "poor-fast-s0,bad-fast-s0", "--method", "soft") == 0
+    meta = json.loads((zoo / "submissions" / "cells" / "ens-soft-custom" / "meta.json").read_text())
+    assert meta["members"] == ["poor-fast-s0", "bad-fast-s0"]
+    candidates = load_candidates(zoo / "submissions" / "cells")
+    for c in candidates:
+        c.meta["arch"] = "same"
+    pooled = pool_seeds(candidates)
+    assert [c.name for c in pooled] == ["same-fast-pooled"]
+    np.testing.assert_allclose(
+        pooled[0].probs("val"), np.mean([c.probs("val") for c in candidates], axis=0)
+    )
+    with pytest.raises(SystemExit, match="unknown member"):
+        run(zoo, "--members", "nobody")
+
+
+def test_mismatched_members_are_errors_naming_files(zoo: Path) -> None:
+    subs = zoo / "submissions" / "cells"
+    path = subs / "poor-fast-s0" / "val.csv"
+    sub = read_submission(path)
+    write_submission(path, sub.ids[:-1], sub.probs[:-1], sub.classes)
+    with pytest.raises(MemberMismatchError, match="poor-fast-s0/val.csv"):
+        load_candidates(subs)
+    write_submission(path, sub.ids, sub.probs[:, :2] / sub.probs[:, :2].sum(1, keepdims=True),
+                     sub.classes[:2])  # fmt: skip
+    with pytest.raises(MemberMismatchError, match="class columns differ"):
+        load_candidates(subs)
+
+
+def test_member_without_validation_is_skipped_with_a_warning(zoo: Path) -> None:
+    (zoo / "submissions" / "cells" / "bad-fast-s0" / "val.csv").unlink()
+    with pytest.warns(UserWarning, match="bad-fast-s0: no val.csv"):
+        candidates = load_candidates(zoo / "submissions" / "cells")
+    assert len(candidates) == 4
