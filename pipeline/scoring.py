@@ -11,7 +11,11 @@ from pipeline.metrics import evaluate
 
 
 def score(
-    ids: Sequence[str], probs: np.ndarray, classes: Sequence[str], key: dict[str, str]
+    ids: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    key: dict[str, str],
+    auc: bool = True,
 ) -> dict:
     """Metrics of predictions for every id of ``key`` (id -> label).
 
@@ -30,7 +34,7 @@ def score(
     index = {c: i for i, c in enumerate(shared)}
     scored = np.array([label in index for label in labels], dtype=bool)
     y = np.array([index[label] for label in labels if label in index], dtype=np.int64)
-    return {**evaluate(y, aligned[scored], shared), "unscored": int((~scored).sum())}
+    return {**evaluate(y, aligned[scored], shared, auc), "unscored": int((~scored).sum())}
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:

@@ -104,6 +104,7 @@ def train_member(
     """Train (or resume, or skip when done) one member and write all its outputs."""
     paths = MemberPaths.of(out, cfg)
     if is_done(paths) and not force:
+        check_same_settings(paths, cfg)
         return {**read_json(paths.metrics)["summary"], "status": "skipped (done)"}
     if force:
         shutil.rmtree(paths.root, ignore_errors=True)
@@ -265,6 +266,26 @@ def train_member(
     paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member
     write_json(paths.state, {"status": "done"})
     return {**summary, "status": "trained"}
+
+
+class SettingsMismatch(RuntimeError):
+    """A finished member of this name was trained with other settings."""
+
+
+def check_same_settings(paths: MemberPaths, cfg: MemberConfig) -> None:
+    """Skipping a finished member is only right if it was trained the way we are asked to."""
+    meta = read_json(paths.meta)
+    asked = {"recipe": asdict(cfg.recipe), "weights_requested": cfg.weights}
+    stored = {
+        "recipe": meta["recipe"] | {"augment": tuple(meta["recipe"]["augment"])},
+        "weights_requested": meta["weights_requested"],
+    }
+    changed = [k for k in asked if asked[k] != stored[k]]
+    if changed:
+        raise SettingsMismatch(
+            f"{cfg.member_id} in {paths.root} was trained with other {' and '.join(changed)} "
+            f"({stored} vs {asked}); use --force to retrain it, or another --out"
+        )
 
 
 def label_indices(view: View, classes: tuple[str, ...]) -> np.ndarray:

@@ -19,7 +19,7 @@ from pipeline.io import write_json, write_text
 from pipeline.models import load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.recipes import RECIPES, get_recipe, override
-from pipeline.train import MemberConfig, MemberPaths, train_member
+from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
 # Without --data the zoo runs on the bundled sample with a preset sized for a 2-core CPU.
@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             result = train_member(
                 cfg, sets, dataset.classes, store, args.out, args.force, not args.no_progress
             )
+        except SettingsMismatch as exc:  # the finished member stays exactly as it is
+            failed.append(cfg.member_id)
+            tqdm.write(f"FAILED {cfg.member_id}: {exc}")
+            rows.append({"member": cfg.member_id, "arch": entry.name, "status": "failed"})
+            continue
         except Exception as exc:  # one broken member must not stop the zoo
             failed.append(cfg.member_id)
             paths = MemberPaths.of(args.out, cfg)

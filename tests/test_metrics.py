@@ -43,3 +43,18 @@ def test_perfect_ranking_gives_auc_one_and_absent_classes_are_not_averaged() -> 
 def test_single_class_set_has_no_auc() -> None:
     m = evaluate(np.array([0, 0]), one_hot([0, 1], 2), ("a", "b"))
     assert m["macro_auc"] is None and m["accuracy"] == 0.5
+
+
+def test_agrees_with_scikit_learn_on_random_predictions() -> None:
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)  # class 4 never occurs, but is predicted
+    probs = rng.dirichlet(np.ones(5), 300)
+    m = evaluate(y, probs, ("a", "b", "c", "d", "e"))
+    pred = probs.argmax(1)
+    assert m["confusion_matrix"] == confusion_matrix(y, pred, labels=range(5)).tolist()
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, labels=range(4), average="macro"))
+    with pytest.warns(UserWarning):
+        assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert evaluate(y, probs, ("a", "b", "c", "d", "e"), auc=False)["macro_auc"] is None

@@ -76,7 +76,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
     assert "resnet18-fast-s0" in capsys.readouterr().out
 
 
-def test_finished_members_are_skipped_unless_forced(tmp_path, tiny) -> None:
+def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> None:
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
     best = tmp_path / "out" / "zoo" / "members" / "cells" / "squeezenet1_1-fast-s0" / "best.pt"
     stamp = best.stat().st_mtime_ns
@@ -86,6 +86,16 @@ def test_finished_members_are_skipped_unless_forced(tmp_path, tiny) -> None:
     assert results["status"].tolist() == ["skipped (done)"]
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--force") == 0
     assert best.stat().st_mtime_ns != stamp
+    stamp = best.stat().st_mtime_ns
+    # same name, other settings: an error, never a silent skip of the wrong member
+    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--lr", "0.1") == 1
+    assert "trained with other recipe" in capsys.readouterr().out
+    assert best.stat().st_mtime_ns == stamp
+    state = best.parent / "state.json"
+    assert (
+        json.loads(state.read_text())["status"] == "done"
+        and not (best.parent / "error.txt").exists()
+    )
 
 
 def test_seeds_train_one_member_each(tmp_path, tiny) -> None:

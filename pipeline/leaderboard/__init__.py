@@ -1,0 +1,1 @@
+"""The leaderboard's library: find submissions, score them against answer keys, rank them."""

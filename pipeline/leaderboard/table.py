@@ -1,0 +1,97 @@
+"""Leaderboard tables: one row per configuration (seeds pooled), in-domain and across labs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline.leaderboard.collect import Entry
+from pipeline.leaderboard.scores import Scorer
+
+IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
+WEIGHTS = {"imagenet": "ImageNet", "none": "random"}
+
+
+def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
+    """One row per entry and evaluation set, with the entry's description and its scores."""
+    rows = []
+    for e in entries:
+        described = describe(e)
+        for set_name in e.files:
+            scores = scorer.summary(e, set_name)
+            if scores is not None:
+                rows.append({**described, "set": set_name, **scores})
+    scorer.save()
+    return pd.DataFrame(rows)
+
+
+def describe(e: Entry) -> dict:
+    m = e.meta
+    weights = m.get("weights") if e.kind == "member" else "+".join(m.get("weights_init", []))
+    norm = m.get("norm") if e.kind == "member" else "+".join(m.get("norm", []))
+    return {
+        "dataset": e.dataset,
+        "name": e.config,
+        "entry": e.name,
+        "kind": "single" if e.kind == "member" else "ensemble",
+        "family": m.get("family", "?"),
+        "norm": norm or "?",
+        "weights": WEIGHTS.get(weights, weights or "?"),
+        "params_m": m.get("params", 0) / 1e6,
+        "gmacs": m.get("gmacs", np.nan),
+        "image_size": m.get("image_size", np.nan),
+    }
+
+
+def mean_ci(values: pd.Series) -> tuple[float, float, int]:
+    """Mean, half-width of the Student t 95% interval (NaN for one value), and n."""
+    v = values.dropna().to_numpy(dtype=float)
+    n = len(v)
+    if n == 0:
+        return np.nan, np.nan, 0
+    if n == 1:
+        return float(v[0]), np.nan, 1
+    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / np.sqrt(n)
+    return float(v.mean()), float(half), n
+
+
+def leaderboard(long: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Rank, description, in-domain test accuracy (mean ± CI over seeds, n) and macro-F1, one
+    accuracy column per cross-domain set, and the rank shift from in-domain to cross-domain."""
+    data = long[long["dataset"] == dataset]
+    if data.empty:
+        return pd.DataFrame()
+    cross_sets = sorted(s for s in data["set"].unique() if s not in IN_DOMAIN)
+    rows = []
+    for _, group in data.groupby("name", sort=False):
+        first = group.iloc[0]
+        row = {c: first[c] for c in ("name", "kind", "family", "norm", "weights")}
+        row |= {"params_m": first["params_m"], "gmacs": first["gmacs"]}
+        test = group[group["set"] == "test"]
+        row["test_acc"], row["test_acc_ci95"], row["n"] = mean_ci(test["accuracy"])
+        row["test_macro_f1"] = mean_ci(test["macro_f1"])[0]
+        row["val_acc"] = mean_ci(group[group["set"] == "val"]["accuracy"])[0]
+        for s in cross_sets:
+            row[f"{s}_acc"] = mean_ci(group[group["set"] == s]["accuracy"])[0]
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(["test_acc", "name"], ascending=[False, True])
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    if cross_sets:
+        table["cross_acc"] = table[[f"{s}_acc" for s in cross_sets]].mean(axis=1)
+        cross_rank = table["cross_acc"].rank(ascending=False, method="min")
+        table["rank_shift"] = (table["rank"] - cross_rank).astype("Int64")
+    return table.reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub Markdown table (no extra dependency)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.{digits}f}"
+        return "" if v is pd.NA else str(v)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join(lines)
