@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -103,3 +104,49 @@ def raabin_root(tmp_path: Path) -> Path:
     for split, n in (("Train", 10), ("TestA", 3), ("TestB", 2)):
         _make_tree(root / split, {c: n for c in RAABIN_CLASSES})
     return root
+
+
+def _fake_member(
+    out: Path,
+    tag: str,
+    name: str,
+    sets: Mapping[str, tuple[Path, str | None]],
+    quality: float | Mapping[str, float],
+    seed: int = 0,
+    meta: Mapping | None = None,
+) -> Path:
+    """Write a member's submissions, right on a ``quality`` share of images (per set, if a
+    mapping), with meta.json.
+
+    ``sets`` maps a set name to (folder dataset root, split or None for the whole folder);
+    predictions cover the 8 canonical classes, as a PBC member's would.
+    """
+    from pipeline.data import load_dataset
+    from pipeline.submissions import write_submission
+
+    rng = np.random.default_rng(seed)
+    folder = out / "submissions" / tag / name
+    sources = {}
+    for set_name, (root, split) in sets.items():
+        ds = load_dataset("folder", root)
+        records = sorted(ds.splits[split] if split else ds.records(), key=lambda r: r.id)
+        y = np.array([CLASSES.index(r.label) for r in records])
+        share = quality[set_name] if isinstance(quality, Mapping) else quality
+        right = rng.random(len(y)) < share
+        pred = np.where(right, y, (y + rng.integers(1, len(CLASSES), len(y))) % len(CLASSES))
+        probs = np.full((len(y), len(CLASSES)), 0.3 / (len(CLASSES) - 1))
+        probs[np.arange(len(y)), pred] = 0.7
+        write_submission(folder / f"{set_name}.csv", [r.id for r in records], probs, CLASSES)
+        sources[set_name] = {"adapter": "folder", "root": str(root.resolve()), "split": split}
+    base = {"member": name, "kind": "member", "arch": name.split("-")[0], "family": "resnet",
+            "norm": "bn", "weights": "none", "params": 11_000_000, "gmacs": 0.15, "seed": seed,
+            "recipe": {"name": "fast"}, "command": f"python -m pipeline.zoo --models {name}",
+            "sets": sources}  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(base | dict(meta or {})))
+    return folder
+
+
+@pytest.fixture
+def fake_member() -> Callable[..., Path]:
+    """The ``fake_member(out, tag, name, sets, quality, seed=0, meta=None)`` writer."""
+    return _fake_member
