@@ -10,6 +10,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -47,10 +48,14 @@ def write_submission(
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def read_submission(path: Path) -> Submission:
-    """Read and validate a submission; every problem names the file and what is wrong."""
+def read_submission(source: Path | IO[bytes], name: str | None = None) -> Submission:
+    """Read and validate a submission (a path, or bytes named ``name``); every problem names
+    the file and what is wrong."""
+    path = name or str(source)
     try:
-        frame = pd.read_csv(path, dtype={"id": str})
+        frame = pd.read_csv(source, dtype={"id": str})
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SubmissionError(f"{path}: not a readable CSV ({exc})") from exc
     columns = list(frame.columns)
@@ -67,7 +72,10 @@ def read_submission(path: Path) -> Submission:
     duplicated = frame["id"][frame["id"].duplicated()].tolist()
     if duplicated:
         raise SubmissionError(f"{path}: id(s) listed more than once, e.g. {duplicated[0]}")
-    probs = frame[list(classes)].to_numpy(dtype=np.float64)
+    try:
+        probs = frame[list(classes)].to_numpy(dtype=np.float64)
+    except ValueError as exc:
+        raise SubmissionError(f"{path}: probabilities must be numbers ({exc})") from exc
     if not np.isfinite(probs).all():
         raise SubmissionError(f"{path}: probabilities must be finite numbers")
     if (probs < 0).any():

@@ -210,6 +210,14 @@ def test_mismatched_members_are_errors_naming_files(zoo: Path) -> None:
         load_candidates(subs)
 
 
+def test_uploads_and_ensembles_are_not_candidates(zoo: Path) -> None:
+    upload = zoo / "submissions" / "cells" / "someones-upload"
+    upload.mkdir()
+    (upload / "val.csv").write_text("id,lymphocyte\nnot-an-id,1\n")
+    (upload / "meta.json").write_text(json.dumps({"kind": "upload"}))
+    assert len(load_candidates(zoo / "submissions" / "cells")) == 5
+
+
 def test_member_without_validation_is_skipped_with_a_warning(zoo: Path) -> None:
     (zoo / "submissions" / "cells" / "bad-fast-s0" / "val.csv").unlink()
     with pytest.warns(UserWarning, match="bad-fast-s0: no val.csv"):

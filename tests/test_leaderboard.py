@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,16 @@ def test_scores_are_cached_by_file_stamp(board: Path, monkeypatch) -> None:
     test_csv.write_text(test_csv.read_text())  # a new stamp: scored afresh
     with pytest.raises(AssertionError, match="test.csv was read again"):
         long_table(find_entries(board), Scorer(cache))
+
+
+def test_an_entry_whose_dataset_moved_is_skipped_with_a_warning(board: Path) -> None:
+    meta_file = board / "submissions" / "cells" / "a-fast-s0" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["sets"]["test"]["root"] = str(board / "gone")
+    meta_file.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="a-fast-s0/test.csv: not scored"):
+        long = long_table(find_entries(board), Scorer())
+    assert len(long[long["entry"] == "a-fast-s0"]) == 2  # val and lab2 still scored
 
 
 def test_cli_markdown_and_csv(board: Path, capsys) -> None:

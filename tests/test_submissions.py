@@ -35,6 +35,7 @@ def test_round_trip(tmp_path: Path) -> None:
         ("id,lymphocyte,neutrophil\na,0.5,0.4\n", "sum to 0.900000"),
         ("id,pred\na,lymphocyte\n", "no probability columns"),
         ("", "not a readable CSV"),
+        ("id,lymphocyte,neutrophil\na,high,0.5\n", "must be numbers"),
     ],
 )
 def test_malformed_submission_names_file_and_problem(tmp_path: Path, text: str, message: str):
@@ -43,3 +44,12 @@ def test_malformed_submission_names_file_and_problem(tmp_path: Path, text: str, 
     with pytest.raises(SubmissionError, match=message) as err:
         read_submission(path)
     assert str(path) in str(err.value)
+
+
+def test_bytes_are_read_under_their_display_name() -> None:
+    import io
+
+    with pytest.raises(SubmissionError, match="^mine.csv: not UTF-8 text"):
+        read_submission(io.BytesIO(b"id,lymphocyte\n\xff\xfe,1\n"), name="mine.csv")
+    sub = read_submission(io.BytesIO(b"id,lymphocyte\nx,1\n"), name="mine.csv")
+    assert sub.ids == ["x"] and sub.classes == ("lymphocyte",)

@@ -38,7 +38,7 @@ def load_candidates(folder: Path) -> list[Candidate]:
             warnings.warn(f"{member}: no meta.json, skipped", stacklevel=2)
             continue
         meta = json.loads(meta_file.read_text())
-        if meta.get("kind") == "ensemble":
+        if meta.get("kind", "member") != "member":  # ensembles and uploads are not candidates
             continue
         if not (member / "val.csv").exists():
             warnings.warn(f"{member}: no val.csv (validation submission), skipped", stacklevel=2)

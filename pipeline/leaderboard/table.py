@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -19,7 +21,11 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
     for e in entries:
         described = describe(e)
         for set_name in e.files:
-            scores = scorer.summary(e, set_name)
+            try:
+                scores = scorer.summary(e, set_name)
+            except (OSError, KeyError, ValueError) as exc:  # one moved dataset spoils no table
+                warnings.warn(f"{e.folder / (set_name + '.csv')}: not scored ({exc})", stacklevel=2)
+                continue
             if scores is not None:
                 rows.append({**described, "set": set_name, **scores})
     scorer.save()
@@ -34,7 +40,7 @@ def describe(e: Entry) -> dict:
         "dataset": e.dataset,
         "name": e.config,
         "entry": e.name,
-        "kind": "single" if e.kind == "member" else "ensemble",
+        "kind": {"member": "single"}.get(e.kind, e.kind),
         "family": m.get("family", "?"),
         "norm": norm or "?",
         "weights": WEIGHTS.get(weights, weights or "?"),

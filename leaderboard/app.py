@@ -1,0 +1,451 @@
+"""The WBC Zoo leaderboard: ``streamlit run leaderboard/app.py -- --out DIR``.
+
+Ranks every member and ensemble under ``DIR/submissions`` (``--out``, else ``WBCZOO_OUT``, else
+the current folder), shows one configuration in detail, and scores uploaded submissions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+# `streamlit run` puts this script's folder on the path, not the project, which is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import altair as alt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pipeline.classes import align_probabilities, ordered  # noqa: E402
+from pipeline.leaderboard.collect import Entry, find_entries  # noqa: E402
+from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
+from pipeline.leaderboard.scores import Scorer  # noqa: E402
+from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table  # noqa: E402
+from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
+from pipeline.submissions import read_submission  # noqa: E402
+
+GALLERY_MAX = 24
+GALLERY_COLUMNS = 6
+
+
+def out_folder() -> Path:
+    """``--out`` after ``--`` on the command line, else ``WBCZOO_OUT``, else the current folder."""
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    p.add_argument("--out", type=Path)
+    # parse_known_args: under pytest's AppTest, sys.argv is pytest's own command line
+    args, _ = p.parse_known_args(sys.argv[1:])
+    return args.out or Path(os.environ.get("WBCZOO_OUT", "."))
+
+
+# --- loading, cached -------------------------------------------------------------------------
+
+
+def version_of(out: Path) -> str:
+    """A digest of the size and mtime of every submission file: any change reloads the tables."""
+    stamps = []
+    for path in sorted((out / "submissions").glob("*/*/*")):
+        if path.suffix in (".csv", ".json"):
+            with contextlib.suppress(FileNotFoundError):  # removed while we looked
+                stat = path.stat()
+                stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return hashlib.sha1(repr(stamps).encode()).hexdigest()
+
+
+@st.cache_resource(show_spinner=False)
+def shared_scorer(out: str) -> tuple[Scorer, threading.Lock]:
+    """One scorer per out folder for all sessions: answer keys load once, scores persist on disk.
+
+    Sessions run in threads; the lock keeps them from writing the score cache at the same time.
+    """
+    return Scorer(Path(out) / "zoo" / "leaderboard-cache.json"), threading.Lock()
+
+
+@st.cache_data(show_spinner="Scoring submissions…", max_entries=4)
+def load(out: str, version: str) -> tuple[list[Entry], pd.DataFrame]:
+    """Entries and the long score table (``version`` is only part of the cache key)."""
+    entries = find_entries(Path(out))
+    scorer, lock = shared_scorer(out)
+    with lock:
+        return entries, long_table(entries, scorer)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def board(out: str, version: str, dataset: str) -> pd.DataFrame:
+    return leaderboard(load(out, version)[1], dataset)
+
+
+def find_entry(out: str, version: str, dataset: str, name: str) -> Entry:
+    return next(e for e in load(out, version)[0] if e.dataset == dataset and e.name == name)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def full_scores(out: str, version: str, dataset: str, name: str, set_name: str) -> dict:
+    entry = find_entry(out, version, dataset, name)
+    scorer, lock = shared_scorer(out)
+    with lock:
+        return scorer.full(entry, set_name)
+
+
+@st.cache_data(show_spinner=False)
+def answer_key(out: str, source_json: str) -> dict[str, str]:
+    scorer, lock = shared_scorer(out)
+    with lock:
+        return scorer.keys.key(json.loads(source_json))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def misclassified(
+    out: str, version: str, dataset: str, name: str, set_name: str
+) -> list[tuple[str, str, str]]:
+    """(id, true class, predicted class) of every wrong prediction, over the shared classes."""
+    entry = find_entry(out, version, dataset, name)
+    key = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
+    sub = read_submission(entry.files[set_name])
+    probs, shared = align_probabilities(sub.probs, sub.classes, ordered(set(key.values())))
+    predicted = [shared[i] for i in probs.argmax(axis=1)]
+    return [
+        (i, key[i], p)
+        for i, p in zip(sub.ids, predicted, strict=True)
+        # only ids of the answer key: they come from the dataset's own listing, so the gallery
+        # never opens a path a submission file made up
+        if i in key and key[i] in shared and key[i] != p
+    ]
+
+
+def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
+    """A member's training history (``pipeline.train.MemberPaths``); None for ensembles."""
+    path = Path(out) / "zoo" / "members" / dataset / name / "history.csv"
+    return read_history(str(path), path.stat().st_mtime_ns) if path.is_file() else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def read_history(path: str, mtime_ns: int) -> pd.DataFrame:
+    """``mtime_ns`` is only part of the cache key: a member still training rewrites its history."""
+    return pd.read_csv(path)
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def sidebar_filters(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that pass the sidebar's filters (an empty multiselect filters nothing)."""
+    keep = pd.Series(True, index=table.index)
+    for column, label in (
+        ("kind", "Kind"),
+        ("family", "Family"),
+        ("norm", "Normalisation"),
+        ("weights", "Weights"),
+    ):
+        options = sorted(table[column].astype(str).unique())
+        chosen = st.sidebar.multiselect(label, options, key=column, placeholder="all")
+        if chosen:
+            keep &= table[column].astype(str).isin(chosen)
+    low, high = float(np.floor(table["params_m"].min())), float(np.ceil(table["params_m"].max()))
+    if high > low:  # a slider needs a range
+        lo, hi = st.sidebar.slider("Parameters (millions)", low, high, (low, high), key="params")
+        keep &= table["params_m"].between(lo, hi)
+    query = st.sidebar.text_input("Name contains", key="search").strip()
+    if query:
+        keep &= table["name"].str.contains(query, case=False, regex=False)
+    return table[keep].reset_index(drop=True)
+
+
+def column_config(table: pd.DataFrame) -> dict:
+    """Short headers (the full meaning in each header's tooltip), so the table fits a screen."""
+    number = st.column_config.NumberColumn
+    config = {
+        "rank": number("#", width=40, pinned=True),
+        "name": st.column_config.TextColumn(pinned=True),
+        "params_m": number("params (M)", format="%.2f", help="parameters, millions"),
+        "gmacs": number("GMACs", format="%.3f", help="multiply-accumulates per image"),
+        "test_acc": number("test acc", format="%.4f", help="in-domain test accuracy, mean"),
+        "test_acc_ci95": number("± 95%", format="%.4f", help="Student t 95% half-width"),
+        "n": number("n", width=40, help="seeds"),
+        "test_macro_f1": number("test F1", format="%.4f", help="in-domain test macro-F1"),
+        "val_acc": number("val acc", format="%.4f", help="validation accuracy"),
+        "cross_acc": number("cross acc", format="%.4f", help="mean of the cross-domain sets"),
+        "rank_shift": number("rank shift", help="in-domain rank − cross-domain rank"),
+    }
+    for column in table.columns:
+        if column.endswith("_acc") and column not in config:
+            label = column.removesuffix("_acc")
+            config[column] = number(f"{label} acc", format="%.4f", help=f"accuracy on {label}")
+    return config
+
+
+def pareto_chart(view: pd.DataFrame, x: str, title: str) -> alt.LayerChart | None:
+    """Test accuracy against ``x`` (log scale), the Pareto front highlighted and joined."""
+    data = view[(view[x] > 0) & view["test_acc"].notna()].copy()  # uploads have no size
+    if data.empty:
+        return None
+    data["pareto"] = np.where(pareto_front(data[x], data["test_acc"]), "Pareto front", "dominated")
+    base = alt.Chart(data).encode(
+        x=alt.X(x, title=title, scale=alt.Scale(type="log")),
+        y=alt.Y("test_acc", title="test accuracy", scale=alt.Scale(zero=False)),
+    )
+    points = base.mark_circle(size=80).encode(
+        color=alt.Color(
+            "pareto",
+            title=None,
+            scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d62728", "#9e9e9e"]),
+        ),
+        tooltip=["name", "kind", x, alt.Tooltip("test_acc", format=".4f")],
+    )
+    front = base.transform_filter(alt.datum.pareto == "Pareto front").mark_line(color="#d62728")
+    return front.encode(order=x) + points
+
+
+def leaderboard_tab(view: pd.DataFrame, total: int) -> None:
+    if view.empty:
+        st.info(f"No row passes the filters (of {total}).")
+        return
+    top = view.iloc[0]
+    st.markdown(
+        f"**{len(view)} of {total} rows** · top: **{top['name']}** "
+        f"(test accuracy {top['test_acc']:.4f})"
+    )
+    st.dataframe(
+        view, hide_index=True, column_config=column_config(view), placeholder="", key="table"
+    )
+    st.caption(
+        "Ranked on in-domain test accuracy. Seeds of one configuration are one row: their mean, "
+        "n = number of seeds and ± 95% = half-width of the Student t 95% interval (empty for one "
+        "seed). `<set> acc` columns score images from other labs (cross-domain), cross acc is "
+        "their mean, and rank shift = in-domain rank − cross-domain rank: positive means the row "
+        "climbs when the lab changes."
+    )
+    if "cross_acc" in view.columns:
+        st.subheader("In-domain against cross-domain accuracy")
+        chart = (
+            alt.Chart(view)
+            .mark_circle(size=80)
+            .encode(
+                x=alt.X("test_acc", title="in-domain test accuracy", scale=alt.Scale(zero=False)),
+                y=alt.Y(
+                    "cross_acc", title="cross-domain accuracy (mean)", scale=alt.Scale(zero=False)
+                ),
+                color="kind",
+                tooltip=[
+                    "name",
+                    alt.Tooltip("test_acc", format=".4f"),
+                    alt.Tooltip("cross_acc", format=".4f"),
+                    "rank_shift",
+                ],
+            )
+        )
+        st.altair_chart(chart, width="stretch")
+    st.subheader("Accuracy against cost")
+    for column, (x, title) in zip(
+        st.columns(2), (("params_m", "parameters (millions)"), ("gmacs", "GMACs")), strict=True
+    ):
+        chart = pareto_chart(view, x, title)
+        if chart is not None:
+            column.altair_chart(chart, width="stretch")
+    st.caption(
+        "Red: the Pareto front, rows no other shown row beats on both axes "
+        "(no larger and at least as accurate, better in one)."
+    )
+
+
+def confusion_chart(cm: pd.DataFrame) -> alt.LayerChart:
+    data = cm.rename_axis("true").reset_index().melt("true", var_name="predicted", value_name="n")
+    order = list(cm.index)
+    base = alt.Chart(data).encode(x=alt.X("predicted", sort=order), y=alt.Y("true", sort=order))
+    cells = base.mark_rect().encode(color=alt.Color("n", scale=alt.Scale(scheme="blues")))
+    labels = base.mark_text().encode(
+        text="n",
+        color=alt.condition(
+            alt.datum.n > data["n"].max() / 2, alt.value("white"), alt.value("black")
+        ),
+    )
+    return cells + labels
+
+
+def set_scores(out: str, version: str, entry: Entry, set_name: str) -> None:
+    full = full_scores(out, version, entry.dataset, entry.name, set_name)
+    summary = {
+        "accuracy": full["accuracy"],
+        "balanced accuracy": full["balanced_accuracy"],
+        "macro-F1": full["macro_f1"],
+        "macro AUC": full["macro_auc"],  # None with fewer than two classes present
+    }
+    cols = st.columns(len(summary) + 1)
+    for col, (label, value) in zip(cols, summary.items(), strict=False):
+        col.metric(label, "–" if value is None else f"{value:.4f}")
+    cols[-1].metric("images", full["n"], help=f"{full['unscored']} of unshared classes unscored")
+    classes = full["classes"]
+    cm = pd.DataFrame(full["confusion_matrix"], index=classes, columns=classes)
+    left, right = st.columns(2)
+    left.altair_chart(confusion_chart(cm), width="stretch")
+    with left.expander("Confusion matrix as a table (rows: true, columns: predicted)"):
+        st.table(cm)
+    per_class = pd.DataFrame(full["per_class"]).T.rename_axis("class")
+    right.dataframe(
+        per_class[["support", "precision", "sensitivity", "specificity"]],
+        column_config={
+            c: st.column_config.NumberColumn(format="%.3f")
+            for c in ("precision", "sensitivity", "specificity")
+        },
+        placeholder="–",  # precision of a class never predicted
+        key=f"per-class-{set_name}",
+    )
+
+
+def gallery(out: str, version: str, entry: Entry) -> None:
+    wrong = misclassified(out, version, entry.dataset, entry.name, "test")
+    root = Path(entry.source("test")["root"])
+    shown = [(root / i, t, p) for i, t, p in wrong if (root / i).is_file()][:GALLERY_MAX]
+    st.caption(
+        f"{len(wrong)} test images misclassified; {len(shown)} shown "
+        f"(at most {GALLERY_MAX}, read from {root})."
+    )
+    for start in range(0, len(shown), GALLERY_COLUMNS):
+        row = shown[start : start + GALLERY_COLUMNS]
+        for col, (path, true, pred) in zip(st.columns(GALLERY_COLUMNS), row, strict=False):
+            col.image(str(path), caption=f"true {true} · predicted {pred}", width="stretch")
+
+
+def details_tab(
+    out: str, version: str, dataset: str, view: pd.DataFrame, long: pd.DataFrame
+) -> None:
+    if view.empty:
+        st.info("No row passes the filters.")
+        return
+    name = st.selectbox("Configuration", list(view["name"]), key="detail_row")
+    entries = sorted(long[(long["dataset"] == dataset) & (long["name"] == name)]["entry"].unique())
+    entry_name = (
+        st.selectbox("Seed", entries, key="detail_entry") if len(entries) > 1 else entries[0]
+    )
+    entry = find_entry(out, version, dataset, entry_name)
+    scored = [s for s in entry.files if entry.source(s) is not None]
+    # in-domain test first, then every cross-domain set; validation only when nothing else
+    shown = [s for s in ("test",) if s in scored] + [s for s in scored if s not in IN_DOMAIN]
+    shown = shown or scored
+    st.subheader(f"{entry_name}: scores per evaluation set")
+    for tab, set_name in zip(st.tabs(shown), shown, strict=True):
+        with tab:
+            set_scores(out, version, entry, set_name)
+
+    st.subheader("Training curves")
+    hist = history(out, dataset, entry_name)
+    if hist is None:
+        st.caption("No training history (ensembles and uploads have none).")
+    else:
+        hist = hist.set_index("epoch")
+        for col, suffix, label in zip(
+            st.columns(2), ("_acc", "_loss"), ("accuracy", "loss"), strict=True
+        ):
+            curves = [c for c in hist.columns if c.endswith(suffix)]
+            if curves:
+                col.line_chart(hist[curves], x_label="epoch", y_label=label)
+
+    if "test" in scored:
+        st.subheader("Misclassified test images")
+        gallery(out, version, entry)
+
+    st.subheader("Provenance")
+    if "command" in entry.meta:
+        st.code(entry.meta["command"], language="bash")
+    st.json(entry.meta, expanded=False)
+
+
+def eval_sets(entries: list[Entry], dataset: str) -> dict[str, dict]:
+    """Set name -> answer-key source, from the entries' ``meta.json`` (the first one wins)."""
+    sets: dict[str, dict] = {}
+    for e in entries:
+        if e.dataset == dataset:
+            for set_name, source in e.meta.get("sets", {}).items():
+                if source is not None:
+                    sets.setdefault(set_name, source)
+    return dict(sorted(sets.items(), key=lambda kv: (kv[0] != "test", kv[0])))
+
+
+def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) -> None:
+    if "saved" in st.session_state:
+        st.success(st.session_state.pop("saved"))
+    sets = eval_sets(load(out, version)[0], dataset)
+    if not sets:
+        st.info(f"No entry of {dataset} says where its answer keys come from.")
+        return
+    set_name = st.selectbox(f"Evaluation set of {dataset}", list(sets), key="eval_set")
+    source = sets[set_name]
+    st.caption(f"Answer key: {json.dumps(source)}")
+    uploaded = st.file_uploader(
+        f"A submission CSV for {set_name} (format: submissions/README.md; at most "
+        f"{MAX_BYTES // 2**20} MB)",
+        type=["csv"],
+        key="upload",
+        max_upload_size=MAX_BYTES // 2**20,
+    )
+    if uploaded is None:
+        return
+    try:
+        key = answer_key(out, json.dumps(source, sort_keys=True))
+        result = check_upload(uploaded.getvalue(), key, uploaded.name)
+    except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
+        st.error(str(exc))
+        return
+    s = result.scores
+    others = long[(long["dataset"] == dataset) & (long["set"] == set_name)]
+    others = others.groupby("name")["accuracy"].mean()
+    rank = int((others > s["accuracy"]).sum()) + 1
+    st.success(f"{uploaded.name}: valid, {s['n']} images scored.")
+    cols = st.columns(4)
+    cols[0].metric("accuracy", f"{s['accuracy']:.4f}")
+    cols[1].metric("macro-F1", f"{s['macro_f1']:.4f}")
+    cols[2].metric("balanced accuracy", f"{s['balanced_accuracy']:.4f}")
+    cols[3].metric(f"would rank ({set_name} accuracy)", f"{rank} of {len(others) + 1}")
+
+    name = st.text_input("Name to save it under", key="upload_name")
+    if st.button("Save", key="save", disabled=not name.strip()):
+        try:
+            folder = save_upload(Path(out), dataset, set_name, name, result, source)
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["saved"] = f"Saved as {folder}; it is on the leaderboard now."
+        st.rerun()
+    elif name.strip():
+        with contextlib.suppress(ValueError):  # an unusable name is reported on Save
+            st.caption(f"It will be saved as {dataset}/{sanitise_name(name)}.")
+
+
+def main() -> None:
+    st.set_page_config(page_title="WBC Zoo leaderboard", layout="wide")
+    out = out_folder()
+    st.sidebar.caption(f"Out folder: `{out.resolve()}`")
+    version = version_of(out)
+    try:
+        entries, long = load(str(out), version)
+    except (OSError, KeyError, ValueError) as exc:  # e.g. a dataset moved away from its root
+        st.error(f"Could not score the submissions under {out / 'submissions'}: {exc}")
+        st.stop()
+    st.title("WBC Zoo leaderboard")
+    if not entries or long.empty:
+        st.info(
+            f"No scored submissions under `{out / 'submissions'}`. Train the zoo first: "
+            "`python -m pipeline.zoo --all` (with `--out` pointing here)."
+        )
+        st.stop()
+    dataset = st.sidebar.selectbox(
+        "Training dataset", sorted(long["dataset"].unique()), key="dataset"
+    )
+    table = board(str(out), version, dataset)
+    view = sidebar_filters(table)
+    tabs = st.tabs(["Leaderboard", "Details", "Competition"])
+    with tabs[0]:
+        leaderboard_tab(view, len(table))
+    with tabs[1]:
+        details_tab(str(out), version, dataset, view, long)
+    with tabs[2]:
+        competition_tab(str(out), version, dataset, long)
+
+
+main()

@@ -1,0 +1,114 @@
+"""Uploaded submissions: checked against an answer key, scored, and saved like any other entry.
+
+Every problem is a ``ValueError`` whose message says what is wrong; the app only displays it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.io import write_json
+from pipeline.scoring import score
+from pipeline.submissions import Submission, read_submission, write_submission
+
+MAX_BYTES = 20 * 2**20
+NAME_MAX = 64
+EXAMPLES = 3  # ids quoted in a mismatch message
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A valid uploaded submission and its scores on the chosen set."""
+
+    submission: Submission
+    scores: dict
+
+
+def check_upload(data: bytes, key: dict[str, str], filename: str = "upload.csv") -> Upload:
+    """Validate an uploaded CSV (size, format, ids against ``key``: id -> label) and score it."""
+    if len(data) > MAX_BYTES:
+        raise ValueError(
+            f"{filename}: {len(data) / 2**20:.1f} MB, over the {MAX_BYTES // 2**20} MB limit"
+        )
+    sub = read_submission(io.BytesIO(data), name=filename)
+    ids = set(sub.ids)
+    missing, unknown = sorted(set(key) - ids), sorted(ids - set(key))
+    problems = []
+    if missing:
+        problems.append(f"{_ids(len(missing))} missing, e.g. {', '.join(missing[:EXAMPLES])}")
+    if unknown:
+        problems.append(f"{_ids(len(unknown))} unknown, e.g. {', '.join(unknown[:EXAMPLES])}")
+    if problems:
+        raise ValueError(
+            f"{filename}: {'; '.join(problems)} (the set has {_ids(len(key))}, each must be "
+            "listed once)"
+        )
+    try:
+        scores = score(sub.ids, sub.probs, sub.classes, key, auc=False)
+    except ValueError as exc:  # no class in common with the set
+        raise ValueError(f"{filename}: {exc}") from exc
+    return Upload(sub, scores)
+
+
+def _ids(n: int) -> str:
+    return f"{n} id" if n == 1 else f"{n} ids"
+
+
+def sanitise_name(name: str) -> str:
+    """``name`` as a folder name: runs of characters outside ``[A-Za-z0-9._-]`` become ``-``,
+    dots and dashes at either end go (no hidden folders, no ``..``), at most 64 characters."""
+    safe = _UNSAFE.sub("-", name).strip(".-")[:NAME_MAX].rstrip(".-")
+    if not safe:
+        raise ValueError(
+            f"{name!r} is not a usable name: use letters, digits, '.', '_' or '-' "
+            f"(at most {NAME_MAX} characters)"
+        )
+    return safe
+
+
+def save_upload(
+    out: Path, dataset: str, set_name: str, name: str, upload: Upload, source: dict
+) -> Path:
+    """Write ``OUT/submissions/<dataset>/<name>/<set>.csv`` and its ``meta.json`` (kind
+    ``upload``, ``source``: where the set's answer key comes from); return the folder.
+
+    Never overwrites: an existing folder of that name is an error.
+    """
+    safe = sanitise_name(name)
+    for what, part in (("dataset", dataset), ("set", set_name)):
+        if _UNSAFE.search(part) or part.strip(".") == "":
+            raise ValueError(f"{what} {part!r} is not a plain folder or file name")
+    root = (out / "submissions").resolve()
+    folder = (root / dataset / safe).resolve()
+    # resolving follows symbolic links: a linked dataset folder must not lead outside OUT
+    if not folder.is_relative_to(root):
+        raise ValueError(f"{folder} lies outside {root}: refusing to write there")
+    try:  # meta.json is written last: the folder becomes an entry only once it is complete
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        raise ValueError(
+            f"{dataset}/{safe} already exists: choose another name (nothing was overwritten)"
+        ) from None
+    sub = upload.submission
+    order = np.argsort(sub.ids, kind="stable")  # the format wants rows sorted by id
+    write_submission(
+        folder / f"{set_name}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
+    )
+    meta = {
+        "member": safe,
+        "name": safe,
+        "kind": "upload",
+        "dataset": dataset,
+        "classes": list(sub.classes),
+        "sets": {set_name: source},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(folder / "meta.json", meta)
+    return folder

@@ -1,0 +1,331 @@
+"""The Streamlit leaderboard (through AppTest) and its pure helpers: Pareto front and uploads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline.data import load_dataset
+from pipeline.leaderboard.pareto import pareto_front
+from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+from pipeline.submissions import to_frame, write_submission
+
+APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
+CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
+ZOO_COMMAND = "python -m pipeline.zoo --models alpha,beta --seeds 0,1 --out OUT"
+ENSEMBLE_COMMAND = "python -m pipeline.ensemble --method soft --top 2"
+# entry -> fraction right on test (6 images; also val) and on bccd (12 images): the ensemble
+# leads in-domain, beta across labs
+QUALITY = {
+    "alpha-fast-s0": {"test": 4 / 6, "bccd": 3 / 12},
+    "alpha-fast-s1": {"test": 3 / 6, "bccd": 6 / 12},
+    "beta-fast-s0": {"test": 2 / 6, "bccd": 12 / 12},
+    "ens-soft-top2": {"test": 6 / 6, "bccd": 6 / 12},
+}
+
+
+def predictions(labels: list[str], quality: float) -> list[str]:
+    """The first ``quality`` of the images right, the rest one class off."""
+    right = round(quality * len(labels))
+    return [
+        label if i < right else CLASSES[(CLASSES.index(label) + 1) % len(CLASSES)]
+        for i, label in enumerate(labels)
+    ]
+
+
+def onehot(preds: list[str]) -> np.ndarray:
+    probs = np.full((len(preds), len(CLASSES)), 0.15)
+    probs[np.arange(len(preds)), [CLASSES.index(p) for p in preds]] = 0.7
+    return probs
+
+
+def fabricate_out(root: Path, make_tree) -> Path:
+    """An out folder: 2 seeds of alpha, 1 of beta, 1 ensemble; val, test and a cross-domain set
+    ``bccd`` on tiny folder datasets, and a training history for alpha-fast-s0."""
+    cells, bccd = root / "cells", root / "bccd"
+    make_tree(cells, {c: 10 for c in CLASSES})
+    make_tree(bccd, {c: 4 for c in CLASSES}, seed=100)
+    dataset = load_dataset("folder", cells)
+    sets = {
+        "val": ({"adapter": "folder", "root": str(cells), "split": "val"}, dataset.splits["val"]),
+        "test": (
+            {"adapter": "folder", "root": str(cells), "split": "test"},
+            dataset.splits["test"],
+        ),
+        "bccd": (
+            {"adapter": "folder", "root": str(bccd), "split": None},
+            load_dataset("folder", bccd).records(),
+        ),
+    }
+    out = root / "out"
+    for entry, quality in QUALITY.items():
+        folder = out / "submissions" / "cells" / entry
+        for set_name, (_, records) in sets.items():
+            records = sorted(records, key=lambda r: r.id)
+            preds = predictions([r.label for r in records], quality.get(set_name, quality["test"]))
+            write_submission(folder / f"{set_name}.csv", [r.id for r in records], onehot(preds),
+                             CLASSES)  # fmt: skip
+        alpha = entry.startswith("alpha")
+        meta = {
+            "member": entry,
+            "kind": "member",
+            "family": "alpha" if alpha else "beta",
+            "norm": "bn" if alpha else "gn",
+            "weights": "imagenet" if alpha else "none",
+            "params": 5e6 if alpha else 20e6,
+            "gmacs": 0.5 if alpha else 2.0,
+            "seed": int(entry[-1]),
+            "command": ZOO_COMMAND,
+        }
+        if entry.startswith("ens"):
+            meta = {"member": entry, "kind": "ensemble", "method": "soft", "family": "ensemble",
+                    "members": ["alpha-fast-s0", "beta-fast-s0"], "norm": ["bn", "gn"],
+                    "weights_init": ["imagenet", "none"], "params": 25e6, "gmacs": 2.5,
+                    "command": ENSEMBLE_COMMAND}  # fmt: skip
+        meta["sets"] = {s: source for s, (source, _) in sets.items()}
+        (folder / "meta.json").write_text(json.dumps(meta))
+    history = out / "zoo" / "members" / "cells" / "alpha-fast-s0" / "history.csv"
+    history.parent.mkdir(parents=True)
+    history.write_text("epoch,train_loss,train_acc,val_acc\n1,1.1,0.4,0.3\n2,0.7,0.7,0.6\n")
+    return out
+
+
+@pytest.fixture
+def out(tmp_path: Path, make_tree) -> Path:
+    return fabricate_out(tmp_path, make_tree)
+
+
+@pytest.fixture
+def app(out: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def answer_key(out: Path, set_name: str = "test") -> dict[str, str]:
+    source = json.loads((out / "submissions/cells/alpha-fast-s0/meta.json").read_text())["sets"]
+    dataset = load_dataset("folder", source[set_name]["root"])
+    split = source[set_name]["split"]
+    records = dataset.splits[split] if split else dataset.records()
+    return {r.id: r.label for r in sorted(records, key=lambda r: r.id)}
+
+
+def csv_bytes(ids: list[str], probs: np.ndarray) -> bytes:
+    return to_frame(ids, probs, CLASSES).to_csv(index=False).encode()
+
+
+def perfect(key: dict[str, str]) -> bytes:
+    return csv_bytes(list(key), onehot(list(key.values())))
+
+
+def table(at: AppTest) -> pd.DataFrame:
+    return at.dataframe[0].value  # the leaderboard is the first dataframe drawn
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+def test_pareto_front() -> None:
+    params = [1.0, 2.0, 2.0, 3.0, 0.5, np.nan, 4.0, 1.0]
+    acc = [0.7, 0.8, 0.75, 0.8, 0.6, 0.99, 0.9, 0.7]
+    # 2 dominated by 1 (same size, less accurate), 3 by 1 (larger, same accuracy); the two
+    # equal points 0 and 7 are both on the front; NaN is never on it and dominates nothing
+    assert pareto_front(params, acc).tolist() == [
+        True, True, False, False, True, False, True, True,
+    ]  # fmt: skip
+    assert pareto_front([], []).tolist() == []
+    with pytest.raises(ValueError):
+        pareto_front([1.0], [0.5, 0.6])
+
+
+def test_sanitise_name() -> None:
+    assert sanitise_name("my model (v2)!") == "my-model-v2"
+    assert sanitise_name("../../x") == "x"
+    assert sanitise_name("a" * 100) == "a" * 64
+    for bad in ("", "   ", ".", "..", "../..", "///"):
+        with pytest.raises(ValueError, match="not a usable name"):
+            sanitise_name(bad)
+
+
+def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
+    key = answer_key(out)
+    upload = check_upload(perfect(key), key)
+    source = {"adapter": "folder", "root": "cells", "split": "test"}
+    folder = save_upload(out, "cells", "test", "../../x", upload, source)
+    assert folder == (out / "submissions" / "cells" / "x").resolve()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["kind"] == "upload" and meta["name"] == "x" and meta["sets"] == {"test": source}
+    saved = (folder / "test.csv").read_bytes()
+    with pytest.raises(ValueError, match=r"cells/x already exists: choose another name"):
+        save_upload(out, "cells", "test", "x", upload, source)
+    assert (folder / "test.csv").read_bytes() == saved
+    for dataset, set_name in (("../evil", "test"), ("..", "test"), ("cells", "../test")):
+        with pytest.raises(ValueError, match="is not a plain folder or file name"):
+            save_upload(out, dataset, set_name, "y", upload, source)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "submissions" / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="lies outside"):
+        save_upload(out, "linked", "test", "y", upload, source)
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_check_upload_scores_a_valid_file(out: Path) -> None:
+    key = answer_key(out)
+    ids = list(key)[::-1]  # any row order is accepted
+    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), key)
+    assert result.scores["accuracy"] == 1.0 and result.scores["n"] == len(key)
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+
+def test_table_ranks_configurations_with_seeds_pooled(app: AppTest) -> None:
+    t = table(app)
+    assert t["name"].tolist() == ["ens-soft-top2", "alpha-fast", "beta-fast"]
+    assert t["rank"].tolist() == [1, 2, 3]
+    assert t["n"].tolist() == [1, 2, 1]
+    assert t["test_acc"].tolist() == pytest.approx([1.0, 7 / 12, 2 / 6])
+    assert t["bccd_acc"].tolist() == pytest.approx([0.5, 0.375, 1.0])
+    assert t["rank_shift"].tolist() == [-1, -1, 2]
+    assert {"test_acc_ci95", "test_macro_f1", "val_acc", "cross_acc", "params_m", "gmacs"} <= set(
+        t.columns
+    )
+    assert app.markdown[0].value.startswith("**3 of 3 rows** · top: **ens-soft-top2**")
+    captions = " ".join(c.value for c in app.caption)
+    assert "positive means the row climbs when the lab changes" in captions
+    assert "Student t 95% interval" in captions
+
+
+def test_filters(app: AppTest) -> None:
+    app.multiselect(key="kind").set_value(["ensemble"]).run()
+    assert table(app)["name"].tolist() == ["ens-soft-top2"]
+    app.multiselect(key="kind").set_value([]).run()
+    app.text_input(key="search").set_value("BETA").run()
+    assert table(app)["name"].tolist() == ["beta-fast"]
+    app.text_input(key="search").set_value("").run()
+    app.slider(key="params").set_value((5.0, 10.0)).run()
+    assert table(app)["name"].tolist() == ["alpha-fast"]
+    app.multiselect(key="norm").set_value(["gn"]).run()
+    assert not app.dataframe and "No row passes the filters" in app.info[0].value
+
+
+def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Path) -> None:
+    app.selectbox(key="detail_row").set_value("alpha-fast").run()
+    app.selectbox(key="detail_entry").set_value("alpha-fast-s1").run()
+    assert not app.exception
+    for set_name, cm in zip(("test", "bccd"), app.table, strict=True):
+        key = answer_key(out, set_name)
+        preds = predictions(list(key.values()), QUALITY["alpha-fast-s1"][set_name])
+        expected = pd.crosstab(pd.Series(key.values()), pd.Series(preds)).reindex(
+            index=CLASSES, columns=CLASSES, fill_value=0
+        )
+        np.testing.assert_array_equal(cm.value.to_numpy(), expected.to_numpy())
+    assert [c.value for c in app.code] == [ZOO_COMMAND]
+    assert app.json[0].value and json.loads(app.json[0].value)["member"] == "alpha-fast-s1"
+    captions = " ".join(c.value for c in app.caption)
+    assert "No training history" in captions  # s1 has none; s0 has one
+    assert "3 test images misclassified; 3 shown" in captions  # half of 6, all on disk
+    assert len(app.image) == 3
+    app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
+    assert "No training history" not in " ".join(c.value for c in app.caption)
+    app.selectbox(key="detail_row").set_value("ens-soft-top2").run()
+    assert [c.value for c in app.code] == [ENSEMBLE_COMMAND]
+
+
+def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
+    key = answer_key(out)
+    app.file_uploader(key="upload").set_value(("mine.csv", perfect(key), "text/csv")).run()
+    assert not app.error and not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["accuracy"] == "1.0000" and metrics["macro-F1"] == "1.0000"
+    assert metrics["balanced accuracy"] == "1.0000"
+    assert metrics["would rank (test accuracy)"] == "1 of 4"
+    app.text_input(key="upload_name").set_value("my upload!").run()
+    assert "It will be saved as cells/my-upload." in [c.value for c in app.caption]
+    app.button(key="save").click().run()
+    assert not app.error, [e.value for e in app.error]
+    saved = out / "submissions" / "cells" / "my-upload"
+    assert (saved / "test.csv").is_file() and (saved / "meta.json").is_file()
+    assert any("Saved as" in s.value for s in app.success)
+    assert "my-upload" in table(app)["name"].tolist()
+    app.button(key="save").click().run()
+    assert "cells/my-upload already exists: choose another name" in app.error[0].value
+
+
+def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
+    """Uploads that break the format or the answer key, and the exact error each must show."""
+    ids, labels = list(key), list(key.values())
+    good = to_frame(ids, onehot(labels), CLASSES)
+    n = len(ids)
+
+    def csv(frame: pd.DataFrame) -> bytes:
+        return frame.to_csv(index=False).encode()
+
+    unsummed = good.copy()
+    unsummed.loc[0, "eosinophil"] += 0.5
+    extra = pd.concat([good, good.iloc[:2].assign(id=["zz/a.jpg", "zz/b.jpg"])])
+    return {
+        "header": (
+            csv(good.rename(columns={"id": "image"})),
+            "bad.csv: the first column must be 'id', found ['image']",
+        ),
+        "duplicate": (
+            csv(pd.concat([good, good.iloc[[1]]])),
+            f"bad.csv: id(s) listed more than once, e.g. {ids[1]}",
+        ),
+        "missing": (
+            csv(good.iloc[3:]),
+            f"bad.csv: 3 ids missing, e.g. {', '.join(ids[:3])} (the set has {n} ids, each must "
+            "be listed once)",
+        ),
+        "unknown": (
+            csv(extra),
+            f"bad.csv: 2 ids unknown, e.g. zz/a.jpg, zz/b.jpg (the set has {n} ids, each must be "
+            "listed once)",
+        ),
+        "sum": (
+            csv(unsummed),
+            f"bad.csv: probabilities of {ids[0]} sum to 1.500000, not 1 (tolerance 0.0001)",
+        ),
+        "too large": (b"x" * (MAX_BYTES + 1), "bad.csv: 20.0 MB, over the 20 MB limit"),
+        "not text": (b"\xff\xfe\x00id", "bad.csv: not UTF-8 text (invalid start byte)"),
+    }
+
+
+def test_malformed_uploads_say_what_is_wrong(app: AppTest, out: Path) -> None:
+    cases = malformed(answer_key(out))
+    for case, (data, message) in cases.items():
+        app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
+        assert [e.value for e in app.error] == [message], case
+        assert not app.metric or "would rank" not in app.metric[-1].label, case
+
+
+def test_malformed_uploads_raise_value_errors(out: Path) -> None:
+    key = answer_key(out)
+    for case, (data, message) in malformed(key).items():
+        with pytest.raises(ValueError) as info:
+            check_upload(data, key, "bad.csv")
+        assert str(info.value) == message, case
+
+
+def test_empty_out_folder_says_to_train_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WBCZOO_OUT", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "python -m pipeline.zoo --all" in at.info[0].value
+
+
+def test_out_folder_comes_from_the_command_line(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WBCZOO_OUT", os.devnull)
+    monkeypatch.setattr("sys.argv", ["app.py", "--out", str(out)])
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert table(at)["name"].tolist()[0] == "ens-soft-top2"

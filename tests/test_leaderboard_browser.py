@@ -1,0 +1,116 @@
+"""The leaderboard in a real browser: `streamlit run` served to headless Chromium.
+
+Needs /usr/bin/chromium and the playwright package (never `playwright install`). By default it
+serves a fabricated out folder; ``WBCZOO_BROWSER_OUT=DIR`` serves a copy of DIR instead (without
+checkpoints). ``WBCZOO_SCREENSHOT=1`` saves the screenshot as docs/leaderboard.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_leaderboard_app import fabricate_out
+
+from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.scores import Scorer
+from pipeline.leaderboard.table import leaderboard, long_table
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_S = 30  # server start, on a busy 2-core machine
+PAGE_MS = 30_000  # page load and first render
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"streamlit did not listen on {port} within {START_S} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def out(tmp_path: Path, make_tree) -> Path:
+    source = os.environ.get("WBCZOO_BROWSER_OUT")
+    if not source:
+        return fabricate_out(tmp_path, make_tree)
+    # a copy: the app writes its score cache into the out folder; checkpoints are not needed
+    return Path(shutil.copytree(source, tmp_path / "out", ignore=shutil.ignore_patterns("*.pt")))
+
+
+def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    long = long_table(find_entries(out), Scorer())
+    table = leaderboard(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
+    expected = f"{len(table)} of {len(table)} rows · top: {table['name'][0]}"
+
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", "leaderboard/app.py",
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--server.headless", "true", "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    with open(log, "w") as log_file:
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "WBCZOO_OUT": str(out)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, server, log)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"http://127.0.0.1:{port}", timeout=PAGE_MS)
+                summary = page.locator(
+                    '[data-testid="stMarkdownContainer"]', has_text="rows · top:"
+                )
+                summary.wait_for(timeout=PAGE_MS)
+                assert expected in summary.inner_text()
+                page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=PAGE_MS)
+                page.wait_for_timeout(1500)  # the table's canvas paints after it is attached
+                shot = tmp_path / "leaderboard.png"
+                if os.environ.get("WBCZOO_SCREENSHOT") == "1":
+                    shot = ROOT / "docs" / "leaderboard.png"
+                page.screenshot(path=str(shot))
+                assert shot.stat().st_size > 10_000
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
