@@ -148,11 +148,12 @@ def train_member(
     start, history, best_acc, train_time = 0, [], -1.0, 0.0
     if paths.last.exists():
         ckpt = torch.load(paths.last, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"])
+        if "optimizer" in ckpt:  # absent after the last epoch: only evaluation is left
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            torch.set_rng_state(ckpt["rng"])
         start, history = ckpt["epoch"] + 1, ckpt["history"]
         best_acc, train_time = ckpt["best_acc"], ckpt["train_time"]
 
@@ -202,20 +203,21 @@ def train_member(
         if val_acc > best_acc:
             best_acc = val_acc
             save_torch(paths.best, {"model": model.state_dict(), "epoch": epoch + 1})
-        save_torch(
-            paths.last,
-            {
+        progress_state = {
+            "epoch": epoch,
+            "history": history,
+            "best_acc": best_acc,
+            "train_time": train_time,
+        }
+        if epoch < recipe.epochs - 1:  # after the last epoch, evaluation needs best.pt alone
+            progress_state |= {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "rng": torch.get_rng_state(),
-                "epoch": epoch,
-                "history": history,
-                "best_acc": best_acc,
-                "train_time": train_time,
-            },
-        )
+            }
+        save_torch(paths.last, progress_state)
         write_text(paths.history, pd.DataFrame(history).to_csv(index=False, lineterminator="\n"))
 
     best = torch.load(paths.best, map_location=device, weights_only=False)

@@ -180,6 +180,29 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     ).read_text()
 
 
+def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkeypatch) -> None:
+    import pipeline.train as train_module
+
+    real = train_module.evaluate_sets
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "evaluate_sets", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, tiny, "out")
+    paths = MemberPaths.of(tmp_path / "out", _config(3))
+    assert "optimizer" not in torch.load(paths.last, weights_only=False)  # a small marker
+    monkeypatch.setattr(train_module, "evaluate_sets", real)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(engine, "train_one_epoch", no_training)
+    result = _train(tmp_path, tiny, "out")
+    assert result["status"] == "trained" and len(pd.read_csv(paths.history)) == 3
+
+
 def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
     with pytest.raises(SystemExit):
         zoo.main(["--out", str(tmp_path)])
