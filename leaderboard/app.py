@@ -350,6 +350,12 @@ def details_tab(
         st.subheader("Misclassified test images")
         gallery(out, version, entry)
 
+    pictures = sorted((Path(out) / "zoo" / "explain" / dataset / entry_name).glob("*.png"))
+    if pictures:  # written by `python -m pipeline.explain`
+        st.subheader("Explanations")
+        for picture in pictures:
+            st.image(str(picture), caption=picture.name)
+
     st.subheader("Provenance")
     if "command" in entry.meta:
         st.code(entry.meta["command"], language="bash")

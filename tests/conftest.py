@@ -56,13 +56,13 @@ def _make_tree(
     return paths
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_image() -> WriteImage:
     """The ``write_image(path, size=(w, h), color=None, seed=0)`` helper."""
     return _write_image
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_tree() -> MakeTree:
     """The ``make_tree(root, {folder: n}, ext=".jpg", size=(w, h), seed=0)`` factory."""
     return _make_tree

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pipeline.data import load_dataset
@@ -233,8 +235,14 @@ def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Pa
     assert "No training history" in captions  # s1 has none; s0 has one
     assert "3 test images misclassified; 3 shown" in captions  # half of 6, all on disk
     assert len(app.image) == 3
+    explained = out / "zoo" / "explain" / "cells" / "alpha-fast-s0"
+    explained.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(explained / "tsne.png")  # as `pipeline.explain` leaves it
     app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
     assert "No training history" not in " ".join(c.value for c in app.caption)
+    assert "Explanations" in [s.value for s in app.subheader]
+    shown = re.search(r"misclassified; (\d+) shown", " ".join(c.value for c in app.caption))
+    assert len(app.image) == int(shown.group(1)) + 1  # the gallery, then the explanation
     app.selectbox(key="detail_row").set_value("ens-soft-top2").run()
     assert [c.value for c in app.code] == [ENSEMBLE_COMMAND]
 

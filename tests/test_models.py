@@ -7,6 +7,7 @@ import urllib.error
 import pytest
 import torch
 
+from pipeline.explain.gradcam import member_cam
 from pipeline.models import count_params, create_model, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.factory import get_module, replace_heads
@@ -43,6 +44,8 @@ def test_member_builds_with_new_head_and_runs_forward(name: str) -> None:
         out = model(torch.rand(2, 3, entry.min_size, entry.min_size))
     assert out.shape == (2, 5)
     assert torch.isfinite(out).all()
+    cam, _ = member_cam(model, entry, torch.rand(1, 3, entry.min_size, entry.min_size))
+    assert cam.shape == (1, entry.min_size, entry.min_size)  # every member has a Grad-CAM layer
 
 
 def test_min_size_is_tight_for_alexnet() -> None:

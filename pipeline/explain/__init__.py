@@ -1,0 +1,1 @@
+"""Looking inside members: Grad-CAM overlays and embedding maps."""

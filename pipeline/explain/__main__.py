@@ -1,0 +1,169 @@
+"""``python -m pipeline.explain``: Grad-CAM overlays and embedding maps of a zoo member."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from pipeline.answers import AnswerKeys  # noqa: E402
+from pipeline.classes import align_probabilities, ordered  # noqa: E402
+from pipeline.data.cache import decode_image  # noqa: E402
+from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
+from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
+from pipeline.io import atomic_write, write_text  # noqa: E402
+from pipeline.members import LoadedMember, load_member  # noqa: E402
+from pipeline.models.factory import get_module  # noqa: E402
+from pipeline.submissions import read_submission  # noqa: E402
+
+DISPLAY = 160  # pixels per panel: members often train at 64 px, too small to see granules
+
+
+def to_batch(member: LoadedMember, images: list[np.ndarray]) -> torch.Tensor:
+    return member.precision.to_input(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
+
+
+def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
+    """The member's most confident mistakes on a set, from its own submission file."""
+    source = member.meta["sets"][set_name]
+    key = AnswerKeys().key(source)
+    sub = read_submission(out / "submissions" / member.dataset / member.name / f"{set_name}.csv")
+    probs, shared = align_probabilities(sub.probs, sub.classes, ordered(set(key.values())))
+    rows = [
+        {"path": Path(source["root"]) / i, "id": i, "true": key[i], "pred": shared[p.argmax()],
+         "p": float(p.max())}
+        for i, p in zip(sub.ids, probs, strict=True)
+        if key[i] in shared and shared[p.argmax()] != key[i]
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: -r["p"])[:n]
+
+
+def gradcam_figure(member: LoadedMember, items: list[dict], layer: str, title: str) -> plt.Figure:
+    size = member.image_size
+    inputs = to_batch(member, [decode_image(it["path"], size) for it in items])
+    cams, logits = grad_cam(member.model, get_module(member.model, layer), inputs)
+    probs = torch.softmax(logits.float(), 1)
+    cols = min(6, len(items))
+    rows = -(-len(items) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, it, cam, p in zip(axes.flat, items, cams, probs, strict=False):
+        shown = F.interpolate(cam[None, None], size=(DISPLAY, DISPLAY), mode="bilinear")[0, 0]
+        ax.imshow(decode_image(it["path"], DISPLAY))
+        ax.imshow(shown.cpu().numpy(), cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        predicted = member.classes[int(p.argmax())]
+        label = f"{it['true']} → {predicted}" if it.get("true") else predicted
+        ax.set_title(f"{label}\n{float(p.max()):.2f}  {Path(it['id']).name}", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def run_gradcam(args: argparse.Namespace, member: LoadedMember, folder: Path) -> None:
+    if args.images:
+        items = [{"path": p, "id": str(p)} for p in args.images]
+        what = "chosen images"
+    else:
+        items = misclassified(member, args.out, args.set, args.n)
+        what = f"most confident mistakes on {args.set}"
+        if not items:
+            print(f"{member.name} makes no mistake on {args.set}: nothing to show")
+            return
+    path = folder / f"gradcam-{args.set if not args.images else 'images'}.png"
+    layer = args.layer or cam_layer(member.entry)
+    title = f"Grad-CAM of {member.name} (layer {layer}): {what}"
+    save_figure(gradcam_figure(member, items, layer, title), path)
+    print(f"Grad-CAM of {len(items)} image(s): {path}")
+
+
+def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> None:
+    sets = args.sets.split(",") if args.sets else [s for s in member.meta["sets"] if s != "val"]
+    rng = np.random.default_rng(args.seed)
+    keys = AnswerKeys()
+    rows, feats = [], []
+    for set_name in sets:
+        if set_name not in member.meta["sets"]:
+            raise SystemExit(
+                f"{member.name} has no set {set_name!r}: {', '.join(member.meta['sets'])}"
+            )
+        source = member.meta["sets"][set_name]
+        key = keys.key(source)
+        ids = sorted(key)
+        ids = [ids[i] for i in sorted(rng.choice(len(ids), min(args.per_set, len(ids)), False))]
+        images = [decode_image(Path(source["root"]) / i, member.image_size) for i in ids]
+        batches = [to_batch(member, images[s : s + 64]) for s in range(0, len(images), 64)]
+        feats.append(penultimate(member.model, member.entry, batches))
+        rows += [{"set": set_name, "id": i, "label": key[i]} for i in ids]
+    table = pd.DataFrame(rows)
+    table[["x", "y"]] = tsne_map(np.concatenate(feats), args.seed)
+    write_text(folder / "tsne.csv", table.to_csv(index=False))
+    fig, ax = plt.subplots(figsize=(8, 7))
+    markers = "o^sDvP*X"
+    colours = plt.get_cmap("tab10")
+    for si, set_name in enumerate(sets):
+        for ci, label in enumerate(ordered(table["label"].unique())):
+            part = table[(table["set"] == set_name) & (table["label"] == label)]
+            if len(part):
+                ax.scatter(part["x"], part["y"], s=14, marker=markers[si % len(markers)],
+                           color=colours(ci % 10), alpha=0.7,
+                           label=f"{label} ({set_name})")  # fmt: skip
+    ax.set_title(f"t-SNE of {member.name}'s penultimate features; colour: class, marker: set")
+    ax.legend(fontsize=6, markerscale=1.2, ncol=2, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    save_figure(fig, folder / "tsne.png")
+    print(f"t-SNE of {len(table)} images from {', '.join(sets)}: {folder / 'tsne.png'}, tsne.csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.explain",
+        description="Grad-CAM overlays and t-SNE embedding maps of a trained member. Pictures go "
+        "to OUT/zoo/explain/<dataset>/<member>/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--member", required=True, help="a trained member, e.g. resnet18-fast-s0")
+    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
+    p.add_argument("--dataset", help="the training dataset, where a name exists for several")
+    p.add_argument("--device", default="auto")
+    sub = p.add_subparsers(dest="what", required=True)
+    g = sub.add_parser("gradcam", help="Grad-CAM overlays of chosen or misclassified images")
+    g.add_argument("--set", default="test", help="set whose mistakes are shown")
+    g.add_argument("-n", type=int, default=12, help="how many mistakes")
+    g.add_argument("--images", nargs="+", type=Path, help="explain these files instead")
+    g.add_argument(
+        "--layer",
+        help="module path to explain (default: the family's last block, see gradcam.CAM_LAYERS); "
+        "an earlier one gives finer maps for small inputs, e.g. layer3 at 64 px",
+    )
+    t = sub.add_parser("tsne", help="t-SNE map of penultimate features over several sets")
+    t.add_argument("--sets", help="comma-separated sets of the member (default: all but val)")
+    t.add_argument("--per-set", type=int, default=300, help="images drawn from each set")
+    t.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    member = load_member(args.out, args.member, args.dataset, args.device)
+    folder = args.out / "zoo" / "explain" / member.dataset / member.name
+    (run_gradcam if args.what == "gradcam" else run_tsne)(args, member, folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Trained members and saved ensembles, loaded back from the zoo's output folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline import engine
+from pipeline.ensemble import methods
+from pipeline.models import Entry, create_model, load_catalogue
+
+
+@dataclass
+class LoadedMember:
+    name: str
+    dataset: str
+    meta: dict
+    entry: Entry
+    model: nn.Module
+    precision: engine.Precision
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta["classes"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["image_size"])
+
+
+def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, dict]:
+    """The training dataset and meta.json of a member or ensemble, by name."""
+    pattern = f"{dataset or '*'}/{name}/meta.json"
+    found = sorted((out / "submissions").glob(pattern))
+    if not found:
+        raise FileNotFoundError(
+            f"no member or ensemble {name!r} under {out / 'submissions'}"
+            + (f" for dataset {dataset!r}" if dataset else "")
+            + ": see `python -m pipeline.leaderboard` for the names"
+        )
+    if len(found) > 1:
+        datasets = ", ".join(p.parent.parent.name for p in found)
+        raise ValueError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
+    return found[0].parent.parent.name, json.loads(found[0].read_text())
+
+
+def load_member(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
+    """A member's best checkpoint in eval mode, with the input handling it was trained with."""
+    dataset, meta = find_meta(out, name, dataset)
+    if meta.get("kind", "member") != "member":
+        raise ValueError(f"{name!r} is an {meta.get('kind')}, not a member")
+    checkpoint = out / "zoo" / "members" / dataset / name / "best.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint} is missing: was the member trained in {out}?")
+    entry = load_catalogue()[meta["arch"]]
+    torch_device = engine.resolve_device(device)
+    model, _ = create_model(entry, len(meta["classes"]), "none", int(meta["image_size"]))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    model.load_state_dict(state)
+    model.to(torch_device).eval()
+    norm = meta.get("normalisation", {"mean": entry.mean, "std": entry.std})
+    precision = engine.Precision(
+        torch_device, engine.amp_dtype(torch_device), False, tuple(norm["mean"]), tuple(norm["std"])
+    )
+    return LoadedMember(name, dataset, meta, entry, model, precision)
+
+
+@torch.no_grad()
+def member_probs(member: LoadedMember, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Softmax probabilities for uint8 ``(N, S, S, 3)`` images at the member's size."""
+    out = []
+    for start in range(0, len(images), batch):
+        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch]))
+        x = member.precision.to_input(chunk.permute(0, 3, 1, 2))
+        with member.precision.autocast():
+            logits = member.model(x)
+        out.append(torch.softmax(logits.float(), 1).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(member.classes)))
+
+
+@dataclass
+class LoadedEnsemble:
+    name: str
+    meta: dict
+    members: list[LoadedMember]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta["classes"])
+
+    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
+        method = self.meta["method"]
+        if method == "vote":
+            return methods.vote(probs)
+        if method == "stack":
+            bundle = joblib.load(self.meta["stack_model"])
+            return methods.stack_predict(bundle["model"], probs, len(self.classes))
+        return methods.soft(probs, self.meta["weights"])
+
+
+def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
+    dataset, meta = find_meta(out, name, dataset)
+    if meta.get("kind") != "ensemble":
+        raise ValueError(f"{name!r} is not an ensemble")
+    pooled = [m for m in meta["members"] if m.endswith("-pooled")]
+    if pooled:
+        raise ValueError(f"{name!r} pools seeds ({pooled[0]}): predict with its members instead")
+    members = [load_member(out, m, dataset, device) for m in meta["members"]]
+    return LoadedEnsemble(name, meta, members)

@@ -1,0 +1,101 @@
+"""Grad-CAM, embedding maps and predictions of a tiny trained zoo."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from pipeline import predict, zoo
+from pipeline.ensemble import cli as ensemble_cli
+from pipeline.explain import __main__ as explain
+from pipeline.explain.gradcam import member_cam
+from pipeline.models import create_model, load_catalogue
+
+COUNTS = {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, make_tree) -> Path:
+    """Two members trained for one epoch on a tiny folder dataset, and a soft ensemble."""
+    root = tmp_path_factory.mktemp("zoo")
+    make_tree(root / "cells", COUNTS, size=(40, 40))
+    make_tree(root / "lab2", {"Lymphocyte": 4, "Neutrophil": 4}, size=(30, 30), seed=7)
+    args = ["--dataset", "folder", "--data", str(root / "cells"), "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
+            "--out", str(root / "out"), "--cache-dir", str(root / "cache"), "--no-progress",
+            "--models", "resnet18,squeezenet1_1", "--eval", f"lab2={root / 'lab2'}"]  # fmt: skip
+    assert zoo.main(args) == 0
+    assert ensemble_cli.main(["--out", str(root / "out"), "--method", "soft", "--top", "0"]) == 0
+    return root
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121", "googlenet", "mobilenet_v2"])
+def test_gradcam_maps_have_the_input_size_and_are_not_constant(name: str) -> None:
+    entry = load_catalogue()[name]
+    torch.manual_seed(0)
+    model, _ = create_model(entry, 8, "none", 96)
+    model.train()  # calibrate BatchNorm: with untouched running statistics activations vanish
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, 3, 96, 96))
+    model.eval()
+    cam, logits = member_cam(model, entry, torch.rand(2, 3, 96, 96))
+    assert cam.shape == (2, 96, 96) and logits.shape == (2, 8)
+    assert cam.min() >= 0 and cam.max() <= 1
+    assert (cam.flatten(1).std(1) > 0.01).all()
+
+
+def test_explain_writes_gradcam_and_tsne(trained: Path, capsys) -> None:
+    out = trained / "out"
+    base = ["--member", "resnet18-fast-s0", "--out", str(out)]
+    assert explain.main([*base, "gradcam", "--set", "val", "-n", "4"]) == 0
+    folder = out / "zoo" / "explain" / "cells" / "resnet18-fast-s0"
+    if "makes no mistake" not in capsys.readouterr().out:
+        assert (folder / "gradcam-val.png").stat().st_size > 1000
+    image = next((trained / "cells" / "lymphocyte").iterdir())
+    assert explain.main([*base, "gradcam", "--images", str(image), "--layer", "layer3"]) == 0
+    assert (folder / "gradcam-images.png").stat().st_size > 1000
+    assert explain.main([*base, "tsne", "--per-set", "6"]) == 0
+    coords = pd.read_csv(folder / "tsne.csv")
+    assert set(coords["set"]) == {"test", "lab2"} and len(coords) == 3 + 6  # test: 1 per class
+    assert coords[["x", "y"]].notna().all().all() and (folder / "tsne.png").exists()
+    with pytest.raises(SystemExit, match="no set 'nope'"):
+        explain.main([*base, "tsne", "--sets", "nope"])
+
+
+def test_predict_a_folder_with_a_corrupt_file(trained: Path, tmp_path: Path, capsys) -> None:
+    images = tmp_path / "slide"
+    shutil.copytree(trained / "cells" / "eosinophil", images)
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    csv = tmp_path / "pred.csv"
+    args = ["--member", "squeezenet1_1-fast-s0", "--out", str(trained / "out"), "--csv", str(csv)]
+    assert predict.main([*args, str(images)]) == 0
+    rows = pd.read_csv(csv)
+    assert len(rows) == 12 and "broken.jpg" not in " ".join(rows["file"])
+    assert list(rows.columns) == ["file", "class", "eosinophil", "lymphocyte", "neutrophil"]
+    assert rows[["eosinophil", "lymphocyte", "neutrophil"]].sum(axis=1).round(4).eq(1).all()
+    counts = pd.read_csv(tmp_path / "pred-counts.csv")
+    assert counts["count"].sum() == 12 and counts["percent"].sum() == pytest.approx(100)
+    assert "broken.jpg" in capsys.readouterr().err
+
+
+def test_predict_with_a_saved_ensemble(trained: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "pred.csv"
+    image = next((trained / "cells" / "neutrophil").iterdir())
+    assert predict.main(["--ensemble", "ens-soft-all", "--out", str(trained / "out"),
+                         "--csv", str(csv), str(image)]) == 0  # fmt: skip
+    assert len(pd.read_csv(csv)) == 1
+    with pytest.raises(FileNotFoundError, match="no member or ensemble 'nobody'"):
+        predict.main(["--member", "nobody", "--out", str(trained / "out"), str(image)])
+
+
+def test_differential_flags_rare_classes_and_gives_wilson_intervals() -> None:
+    table = predict.differential(["a"] * 97 + ["b"] * 3, ("a", "b", "c"))
+    a, b, c = table.to_dict("records")
+    assert (a["count"], a["percent"], a["flag"]) == (97, 97.0, "")
+    assert b["flag"].startswith("rare") and c["count"] == 0 and c["flag"].startswith("rare")
+    assert b["ci95_low"] < 3 < b["ci95_high"] and c["ci95_low"] == 0 and c["ci95_high"] > 0
