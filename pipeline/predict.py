@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from pipeline.data.cache import decode_image
 from pipeline.data.records import IMAGE_SUFFIXES
+from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_text
 from pipeline.members import load_ensemble, load_member, member_probs
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pipeline.predict",
         description="Classify cell images with a zoo member or a saved ensemble; write one row "
         "per image (class and probability per class) and the differential count.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--member", help="a trained member, e.g. resnet18-gavas2021-s0")

@@ -15,6 +15,7 @@ from pipeline.data import list_adapters, load_dataset
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.store import ImageStore, image_sets
 from pipeline.engine import PRECISIONS
+from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_json, write_text
 from pipeline.models import load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune the zoo of image classifiers on a white-blood-cell dataset. "
         "Each member leaves a checkpoint, its history, metrics and submission files. "
         "Without --data it runs a quick CPU preset on the bundled PBC sample.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="all 28 members of the catalogue")

@@ -15,6 +15,7 @@ from pipeline import provenance
 from pipeline.answers import AnswerKeys
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
+from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build vote, soft, weighted, greedy and stacking ensembles of the zoo's "
         "members. Members and weights are chosen on the validation set alone; every ensemble "
         "is written back as submissions in the members' format.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
     p.add_argument(

@@ -22,6 +22,7 @@ from pipeline.classes import align_probabilities, ordered  # noqa: E402
 from pipeline.data.cache import decode_image  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
+from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
 from pipeline.members import LoadedMember, load_member  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pipeline.explain",
         description="Grad-CAM overlays and t-SNE embedding maps of a trained member. Pictures go "
         "to OUT/zoo/explain/<dataset>/<member>/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--member", required=True, help="a trained member, e.g. resnet18-fast-s0")
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")

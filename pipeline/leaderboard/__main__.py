@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.helpformat import HelpFormatter
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table, to_markdown
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Rank the zoo's members and ensembles on in-domain test accuracy, with one "
         "accuracy column per cross-domain set. Seeds of one configuration are one row "
         "(mean, Student t 95%% interval, n).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
     p.add_argument("--dataset", help="training dataset (default: every one, a table each)")
