@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -186,6 +187,24 @@ def test_odd_image_ranks_first_as_outlier(
     rank_one = r"\n\| 1 \| [\d.]+ \| (train|val|test) \| `lymphocyte/cartoon.png` \| lymphocyte \|"
     assert re.search(rank_one, report)
     assert (out / "audit-cells" / "outliers.png").stat().st_size > 0
+
+
+def test_outliers_in_a_zoo_members_feature_space(cells: Path, tmp_path: Path, cache_dir: Path):
+    from pipeline import zoo
+
+    zoo_out = tmp_path / "zoo"
+    assert zoo.main(["--dataset", "folder", "--data", str(cells), "--weights", "none",
+                     "--image-size", "32", "--epochs", "1", "--batch-size", "8",
+                     "--recipe", "fast", "--models", "resnet18", "--out", str(zoo_out),
+                     "--cache-dir", str(cache_dir), "--no-progress"]) == 0  # fmt: skip
+    out = tmp_path / "out"
+    args = ["--dataset", "folder", "--data", str(cells), "--out", str(out),
+            "--member", "resnet18-fast-s0", "--zoo-out", str(zoo_out)]  # fmt: skip
+    assert run(args, cache_dir) == 0
+    report = (out / "audit-cells" / "report.md").read_text()
+    assert "512 penultimate features of the zoo member `resnet18-fast-s0`" in report
+    scores = pd.read_csv(out / "audit-cells" / "outliers.csv")
+    assert scores["score"].notna().sum() == sum(COUNTS.values())
 
 
 # --- unreadable files, class balance, sizes ---------------------------------------------------

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes"
     )
+    p.add_argument(
+        "--member",
+        help="score outliers in this zoo member's feature space (penultimate layer) instead of "
+        "colour/texture statistics, e.g. resnet18-fast-s0",
+    )
+    p.add_argument("--zoo-out", type=Path, default=Path("."), help="the zoo's --out (for --member)")
     p.add_argument("--fail-on-leakage", action="store_true", help="exit 1 if any pair leaks")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=args.cache_dir,
         workers=args.workers,
         progress=not args.no_progress,
+        member=args.member,
+        zoo_out=args.zoo_out,
     )
     result = audit(config)
     folder = args.out / f"audit-{result.name}"

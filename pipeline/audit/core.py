@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.audit.hashing import FileInfo, inspect_file, near_pairs, perceptual_hashes
+from pipeline.audit.member_features import member_features
 from pipeline.audit.outliers import FEATURE_NAMES, class_distances, image_features
 from pipeline.data import Dataset, load_dataset
 from pipeline.data.cache import DEFAULT_CACHE_DIR, load_or_build
@@ -32,6 +33,8 @@ class AuditConfig:
     cache_dir: Path = DEFAULT_CACHE_DIR
     workers: int | None = None
     progress: bool = True
+    member: str | None = None  # outlier features from this zoo member, else colour/texture
+    zoo_out: Path = Path(".")  # the zoo's --out, where the member lives
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class AuditResult:
     pairs: list[Pair]
     scores: np.ndarray  # distance from the class centre; NaN where not scored
     deviations: np.ndarray  # per feature, in class standard deviations
+    feature_names: list[str]  # the columns of ``deviations``
     unreadable: list[Unreadable]
     sizes: dict[str, Counter[tuple[int, int]]]
     seconds: float
@@ -190,12 +194,22 @@ def audit(config: AuditConfig) -> AuditResult:
     ]
     readable = m.readable
     pairs = find_pairs(items, infos, m.hashes, readable, config.hash_distance)
-    scores = np.full(len(items), np.nan)
-    deviations = np.zeros_like(m.features)
     scored = readable & np.array([it.dataset == name for it in items])
+    features, feature_names = m.features, list(FEATURE_NAMES)
+    if config.member:
+        ids = [items[n].id for n in np.flatnonzero(scored)]
+        chosen = member_features(
+            config.member, config.zoo_out, datasets[name], ids, config.cache_dir,
+            config.workers, config.progress,
+        )  # fmt: skip
+        features = np.zeros((len(items), chosen.shape[1]))
+        features[scored] = chosen
+        feature_names = [f"feature {i}" for i in range(chosen.shape[1])]
+    scores = np.full(len(items), np.nan)
+    deviations = np.zeros_like(features)
     labels = np.array([it.label for it in items])
     if scored.any():
-        scores[scored], deviations[scored] = class_distances(m.features[scored], labels[scored])
+        scores[scored], deviations[scored] = class_distances(features[scored], labels[scored])
     sizes: dict[str, Counter[tuple[int, int]]] = {n: Counter() for n in datasets}
     for it, info in zip(items, infos, strict=True):
         if info.size is not None:
@@ -208,6 +222,7 @@ def audit(config: AuditConfig) -> AuditResult:
         pairs,
         scores,
         deviations,
+        feature_names,
         unreadable,
         sizes,
         time.perf_counter() - started,

@@ -96,7 +96,7 @@ def class_distances(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return scores, deviations
 
 
-def top_deviations(deviation: np.ndarray, k: int = 2) -> str:
+def top_deviations(deviation: np.ndarray, names: list[str], k: int = 2) -> str:
     """The ``k`` features that set one image apart, e.g. ``"V mean -6.1σ, S std +4.0σ"``."""
     order = np.argsort(-np.abs(deviation))[:k]
-    return ", ".join(f"{FEATURE_NAMES[i]} {deviation[i]:+.1f}σ" for i in order)
+    return ", ".join(f"{names[i]} {deviation[i]:+.1f}σ" for i in order)

@@ -69,7 +69,11 @@ def duplicates_csv(result: AuditResult) -> str:
 
 def outliers_csv(result: AuditResult) -> str:
     rows = [
-        [*_cells(result.items[i]), f"{result.scores[i]:.3f}", top_deviations(result.deviations[i])]
+        [
+            *_cells(result.items[i]),
+            f"{result.scores[i]:.3f}",
+            top_deviations(result.deviations[i], result.feature_names),
+        ]
         for i in result.outliers(len(result.items))
     ]
     return _csv([["dataset", "set", "id", "label", "score", "why"], *rows])
@@ -149,20 +153,29 @@ def _outliers(result: AuditResult, top: int) -> list[str]:
             result.items[i].set,
             f"`{result.items[i].id}`",
             result.items[i].label,
-            top_deviations(result.deviations[i]),
+            top_deviations(result.deviations[i], result.feature_names),
         ]
         for rank, i in enumerate(order, start=1)
     ]
+    if result.config.member:
+        space = (
+            f"the {len(result.feature_names)} penultimate features of the zoo member "
+            f"`{result.config.member}` (standardised)"
+        )
+    else:
+        space = (
+            f"the {len(FEATURE_NAMES)} colour and texture statistics (RGB and HSV mean and "
+            "spread, a 27-cell colour histogram, gradient and Laplacian statistics, "
+            "standardised); `share RGB=MLH` is the share of pixels with red in the middle, "
+            "green in the low and blue in the high third of 0–255, beyond the first 1% (stray "
+            "pixels do not count)"
+        )
     return [
         f"## Outliers: the top {len(order)} of {result.name}",
         "",
-        f"Score: Mahalanobis distance of an image's {len(FEATURE_NAMES)} colour and texture "
-        "statistics (RGB and HSV mean and spread, a 27-cell colour histogram, gradient and "
-        "Laplacian statistics, standardised) from its class centre, under a Ledoit-Wolf shrunk "
-        f"class covariance. The median image scores {np.nanmedian(result.scores):.1f}. "
-        "`share RGB=MLH` is the share of pixels with red in the middle, green in the low and "
-        "blue in the high third of 0–255, beyond the first 1% (stray pixels do not count). "
-        "All scores: `outliers.csv`.",
+        f"Score: Mahalanobis distance of an image in {space} from its class centre, under a "
+        "Ledoit-Wolf shrunk class covariance. The median image scores "
+        f"{np.nanmedian(result.scores):.1f}. All scores: `outliers.csv`.",
         "",
         _table(["rank", "score", "set", "image", "class", "what sets it apart"], rows),
         "",

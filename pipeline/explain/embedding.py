@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 from sklearn.manifold import TSNE
@@ -12,7 +14,7 @@ from pipeline.models.factory import get_module
 
 
 @torch.no_grad()
-def penultimate(model: nn.Module, entry: Entry, batches: list[torch.Tensor]) -> np.ndarray:
+def penultimate(model: nn.Module, entry: Entry, batches: Iterable[torch.Tensor]) -> np.ndarray:
     """The input of the member's classifier for each image (globally pooled if spatial)."""
     head = get_module(model, entry.head)
     store: list[torch.Tensor] = []
