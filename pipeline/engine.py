@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,15 +94,20 @@ def train_one_epoch(
     precision: Precision,
     aux_weight: float,
     progress: Iterator | None = None,
+    mixer: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
+    """One pass over ``loader``; ``mixer`` (MixUp/CutMix) turns targets into probability rows."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for images, targets in loader:
         x = precision.to_input(images)
         y = targets.to(precision.device, non_blocking=True)
+        target = y
+        if mixer is not None:
+            x, target = mixer(x, y)
         with precision.autocast():
             outputs = model(x)
-        loss, logits = member_loss(outputs, y, criterion, aux_weight)
+        loss, logits = member_loss(outputs, target, criterion, aux_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

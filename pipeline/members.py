@@ -60,7 +60,15 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
         raise FileNotFoundError(f"{checkpoint} is missing: was the member trained in {out}?")
     entry = load_catalogue()[meta["arch"]]
     torch_device = engine.resolve_device(device)
-    model, _ = create_model(entry, len(meta["classes"]), "none", int(meta["image_size"]))
+    recipe = meta.get("recipe", {})
+    model, _ = create_model(
+        entry,
+        len(meta["classes"]),
+        "none",
+        int(meta["image_size"]),
+        recipe.get("head_dropout", 0.0),
+        recipe.get("head_hidden", 0),
+    )
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     model.load_state_dict(state)
     model.to(torch_device).eval()

@@ -23,6 +23,34 @@ class Recipe:
     image_size: int | None = None  # None: the member's native input size
     label_smoothing: float = 0.0
     channels_last: bool = False
+    # competition options, all off in the paper recipes
+    class_weights: str = "none"  # none | inverse | effective (Cui et al. 2019, beta below)
+    effective_beta: float = 0.999
+    sampler: str = "shuffle"  # shuffle | balanced (each class drawn equally often)
+    mixup_alpha: float = 0.0  # > 0 turns MixUp on
+    cutmix_alpha: float = 0.0  # > 0 turns CutMix on (with MixUp: one of the two per batch)
+    mix_prob: float = 1.0  # share of batches mixed
+    aug_strength: float = 1.0  # magnitude of randaugment and color, 0..1
+    head_dropout: float = 0.0  # dropout before the classifier
+    head_hidden: int = 0  # > 0 adds a dense layer of this width before the classifier
+    select_metric: str = "accuracy"  # accuracy | macro_f1: picks the best epoch
+
+    def __post_init__(self) -> None:
+        choices = {
+            "optimizer": ("sgd", "adamw"),
+            "scheduler": ("constant", "step", "cosine", "onecycle"),
+            "class_weights": ("none", "inverse", "effective"),
+            "sampler": ("shuffle", "balanced"),
+            "select_metric": ("accuracy", "macro_f1"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(
+                    f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}"
+                )
+        for key in ("mix_prob", "aug_strength", "head_dropout", "label_smoothing"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"{key} must lie in [0, 1], not {getattr(self, key)}")
 
 
 RECIPES: dict[str, Recipe] = {

@@ -6,7 +6,7 @@ import io
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,13 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import engine, provenance
+from pipeline.balance import balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.loader import CachedImages, make_loader
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.io import atomic_write, read_json, write_json, write_text
+from pipeline.metrics import evaluate
+from pipeline.mixing import Mixer
 from pipeline.models import Entry, count_gmacs, count_params, create_model
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import Recipe
@@ -125,27 +128,35 @@ def train_member(
     size, recipe = cfg.image_size, cfg.recipe
 
     seed_all(cfg.seed)
-    model, weights_used = create_model(cfg.entry, len(classes), cfg.weights, size)
+    model, weights_used = create_model(
+        cfg.entry, len(classes), cfg.weights, size, recipe.head_dropout, recipe.head_hidden
+    )
     params, gmacs = count_params(model), count_gmacs(model, size)
     memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
 
     train_view = store.view(sets["train"], size)
+    train_labels = label_indices(train_view, classes)
     train_data = CachedImages(
         train_view.images,
         train_view.rows,
-        label_indices(train_view, classes),
-        build_augment(recipe.augment, size, cfg.seed),
+        train_labels,
+        build_augment(recipe.augment, size, cfg.seed, recipe.aug_strength),
     )
     drop_last = len(train_data) > recipe.batch_size  # a batch of one breaks BatchNorm
     steps = len(train_data) // recipe.batch_size if drop_last else 1
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe, steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    weight = None
+    if recipe.class_weights != "none":
+        w = class_weights(train_labels, len(classes), recipe.class_weights, recipe.effective_beta)
+        weight = torch.as_tensor(w, dtype=torch.float32, device=device)
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=recipe.label_smoothing)
     val_view = store.view(sets["val"], size)
+    val_labels = label_indices(val_view, classes)
 
-    start, history, best_acc, train_time = 0, [], -1.0, 0.0
+    start, history, best_score, train_time = 0, [], -1.0, 0.0
     if paths.last.exists():
         ckpt = torch.load(paths.last, map_location=device, weights_only=False)
         if "optimizer" in ckpt:  # absent after the last epoch: only evaluation is left
@@ -155,20 +166,24 @@ def train_member(
             scaler.load_state_dict(ckpt["scaler"])
             torch.set_rng_state(ckpt["rng"])
         start, history = ckpt["epoch"] + 1, ckpt["history"]
-        best_acc, train_time = ckpt["best_acc"], ckpt["train_time"]
+        best_score, train_time = ckpt["best_score"], ckpt["train_time"]
 
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        seed_all(epoch_seed(cfg.seed, epoch))
+        seed = epoch_seed(cfg.seed, epoch)
+        seed_all(seed)
+        sampler = balanced_sampler(train_labels, seed) if recipe.sampler == "balanced" else None
         loader = make_loader(
             train_data,
             recipe.batch_size,
             True,
             workers,
-            epoch_seed(cfg.seed, epoch),
+            seed,
             device.type == "cuda",
             drop_last,
+            sampler,
         )
+        mixer = Mixer(len(classes), recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, seed)
         bar = tqdm(
             total=len(loader) * recipe.batch_size if drop_last else len(train_data),
             desc=f"{cfg.member_id} {epoch + 1}/{recipe.epochs}",
@@ -186,27 +201,30 @@ def train_member(
             precision,
             cfg.entry.aux_weight,
             bar,
+            mixer if mixer.active else None,
         )
         bar.close()
-        val_probs = predict_view(model, val_view, precision, workers)
-        val_acc = float((val_probs.argmax(1) == label_indices(val_view, classes)).mean())
+        val_scores = evaluate(val_labels, predict_view(model, val_view, precision, workers),
+                              classes, auc=False)  # fmt: skip
         train_time += time.perf_counter() - t0
         history.append(
             {
                 "epoch": epoch + 1,
                 **stats,
-                "val_acc": val_acc,
+                "val_acc": val_scores["accuracy"],
+                "val_macro_f1": val_scores["macro_f1"],
                 "lr": optimizer.param_groups[0]["lr"],
                 "time_s": round(time.perf_counter() - t0, 2),
             }
         )
-        if val_acc > best_acc:
-            best_acc = val_acc
+        selected = val_scores[recipe.select_metric]
+        if selected > best_score:
+            best_score = selected
             save_torch(paths.best, {"model": model.state_dict(), "epoch": epoch + 1})
         progress_state = {
             "epoch": epoch,
             "history": history,
-            "best_acc": best_acc,
+            "best_score": best_score,
             "train_time": train_time,
         }
         if epoch < recipe.epochs - 1:  # after the last epoch, evaluation needs best.pt alone
@@ -278,8 +296,11 @@ def check_same_settings(paths: MemberPaths, cfg: MemberConfig) -> None:
     """Skipping a finished member is only right if it was trained the way we are asked to."""
     meta = read_json(paths.meta)
     asked = {"recipe": asdict(cfg.recipe), "weights_requested": cfg.weights}
+    # fields added to Recipe after a member was trained count as their defaults
+    defaults = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
+    recipe = defaults | meta["recipe"]
     stored = {
-        "recipe": meta["recipe"] | {"augment": tuple(meta["recipe"]["augment"])},
+        "recipe": recipe | {"augment": tuple(recipe["augment"])},
         "weights_requested": meta["weights_requested"],
     }
     changed = [k for k in asked if asked[k] != stored[k]]

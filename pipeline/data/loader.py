@@ -8,7 +8,7 @@ from __future__ import annotations
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class CachedImages(Dataset):
@@ -47,15 +47,18 @@ def make_loader(
     seed: int,
     pin_memory: bool,
     drop_last: bool = False,
+    sampler: Sampler | None = None,
 ) -> DataLoader:
-    """A loader whose order and augmentations follow ``seed`` alone (reseeded every epoch)."""
+    """A loader whose order and augmentations follow ``seed`` alone (reseeded every epoch);
+    a ``sampler`` (seeded by its maker) replaces shuffling."""
     if dataset.augment is not None:
         dataset.augment.set_random_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=workers,
         generator=generator,
         worker_init_fn=_seed_worker,

@@ -27,17 +27,31 @@ def set_module(model: nn.Module, path: str, new: nn.Module) -> None:
         setattr(parent, last, new)
 
 
-def new_head(old: nn.Module, num_classes: int) -> nn.Module:
-    """A fresh classifier of the old one's kind and input width."""
+def new_head(old: nn.Module, num_classes: int, dropout: float = 0.0, hidden: int = 0) -> nn.Module:
+    """A fresh classifier of the old one's kind and input width; optionally dropout before it
+    and an extra dense layer (``hidden`` units) in front of it."""
     if isinstance(old, nn.Linear):
-        return nn.Linear(old.in_features, num_classes)
-    if isinstance(old, nn.Conv2d):  # SqueezeNet classifies with a 1x1 convolution
-        return nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride)
-    raise TypeError(f"cannot replace a head of type {type(old).__name__}")
+        width, layer = old.in_features, nn.Linear
+    elif isinstance(old, nn.Conv2d):  # SqueezeNet classifies with a 1x1 convolution
+        width, layer = old.in_channels, lambda i, o: nn.Conv2d(i, o, old.kernel_size, old.stride)
+    else:
+        raise TypeError(f"cannot replace a head of type {type(old).__name__}")
+    if not dropout and not hidden:
+        return layer(width, num_classes)
+    layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout else []
+    if hidden:
+        layers += [layer(width, hidden), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, layer(hidden or width, num_classes))
 
 
-def replace_heads(model: nn.Module, entry: Entry, num_classes: int) -> None:
-    for path in (entry.head, *entry.aux_heads):
+def replace_heads(
+    model: nn.Module, entry: Entry, num_classes: int, dropout: float = 0.0, hidden: int = 0
+) -> None:
+    """The main head takes the options; auxiliary heads stay plain."""
+    set_module(
+        model, entry.head, new_head(get_module(model, entry.head), num_classes, dropout, hidden)
+    )
+    for path in entry.aux_heads:
         set_module(model, path, new_head(get_module(model, path), num_classes))
 
 
@@ -49,7 +63,12 @@ def drop_aux_heads(model: nn.Module, entry: Entry) -> None:
 
 
 def create_model(
-    entry: Entry, num_classes: int, weights: str = "none", image_size: int | None = None
+    entry: Entry,
+    num_classes: int,
+    weights: str = "none",
+    image_size: int | None = None,
+    head_dropout: float = 0.0,
+    head_hidden: int = 0,
 ) -> tuple[nn.Module, str]:
     """Build a member; returns the model and the weights actually used (``imagenet``/``none``).
 
@@ -70,7 +89,7 @@ def create_model(
         if pretrained and not isinstance(exc, weights_api.WeightsUnavailable):
             raise weights_api.offline_hint(entry, exc) from exc
         raise
-    replace_heads(model, entry, num_classes)
+    replace_heads(model, entry, num_classes, head_dropout, head_hidden)
     if entry.aux_heads and not entry.aux_active(image_size or entry.input_size):
         drop_aux_heads(model, entry)
     return model, used
