@@ -41,6 +41,43 @@ def stratified_split(
     return {name: sorted(rs, key=lambda r: r.id) for name, rs in out.items()}
 
 
+def balanced_test_split(
+    records: Sequence[Record], fractions: dict[str, float], seed: int
+) -> dict[str, list[Record]]:
+    """Like ``stratified_split``, but ``test`` holds the same number of images of every class.
+
+    That number is the smallest class's test share (``fractions["test"]`` of its images), so
+    accuracy and macro-F1 coincide on test; the other images are split by the remaining
+    fractions, stratified.
+    """
+    if abs(sum(fractions.values()) - 1.0) > 1e-9:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    if "test" not in fractions:
+        raise ValueError(f"a balanced test split needs a 'test' fraction, got {fractions}")
+    by_label: dict[str, list[Record]] = {}
+    for r in sorted(records, key=lambda r: r.id):
+        by_label.setdefault(r.label, []).append(r)
+    smallest = min(by_label, key=lambda label: (len(by_label[label]), label))
+    per_class = round(fractions["test"] * len(by_label[smallest]))
+    if per_class == 0:
+        raise ValueError(
+            f"class {smallest!r} has {len(by_label[smallest])} images: too few for a balanced "
+            f"test split with a test fraction of {fractions['test']}"
+        )
+    rng = np.random.default_rng(seed)
+    test: list[Record] = []
+    for label in sorted(by_label):
+        members = by_label[label]
+        test.extend(members[j] for j in rng.permutation(len(members))[:per_class])
+    held = {r.id for r in test}
+    rest = [r for r in records if r.id not in held]
+    others = {
+        name: f / (1.0 - fractions["test"]) for name, f in fractions.items() if name != "test"
+    }
+    splits = stratified_split(rest, others, seed) | {"test": sorted(test, key=lambda r: r.id)}
+    return {name: splits[name] for name in fractions}
+
+
 def write_split_file(path: Path, splits: dict[str, list[Record]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
