@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--list", action="store_true", help="print the catalogue and exit")
     p.add_argument("--exclude", default="", help="comma-separated members to leave out")
     p.add_argument("--dataset", default="pbc", choices=list_adapters(), help="dataset adapter")
-    p.add_argument("--data", type=Path, help="dataset folder, or .npz file (default: the bundled PBC sample)")
+    p.add_argument(
+        "--data", type=Path, help="dataset folder, or .npz file (default: the bundled PBC sample)"
+    )
     p.add_argument(
         "--eval",
         action="append",
