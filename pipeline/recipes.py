@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.io import write_json
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,29 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
+    """A named recipe, or one saved as JSON (``pipeline.tune`` writes them)."""
+    if name.endswith(".json"):
+        return load_recipe(Path(name))
     if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)} or a .json file")
     return RECIPES[name]
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        fields = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable recipe file ({exc})") from exc
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown recipe field(s) {unknown}")
+    fields["augment"] = tuple(fields.get("augment", ()))
+    return Recipe(**fields)
+
+
+def save_recipe(path: Path, recipe: Recipe) -> None:
+    write_json(path, dataclasses.asdict(recipe))
 
 
 def override(recipe: Recipe, changes: dict[str, str | int | float | None]) -> Recipe:

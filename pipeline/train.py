@@ -6,6 +6,7 @@ import io
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -103,8 +104,12 @@ def train_member(
     out: Path,
     force: bool = False,
     progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train (or resume, or skip when done) one member and write all its outputs."""
+    """Train (or resume, or skip when done) one member and write all its outputs.
+
+    ``on_epoch`` sees each epoch's history row once it is saved (the tuner prunes from it).
+    """
     paths = MemberPaths.of(out, cfg)
     if is_done(paths) and not force:
         check_same_settings(paths, cfg)
@@ -237,6 +242,8 @@ def train_member(
             }
         save_torch(paths.last, progress_state)
         write_text(paths.history, pd.DataFrame(history).to_csv(index=False, lineterminator="\n"))
+        if on_epoch is not None:
+            on_epoch(history[-1])
 
     best = torch.load(paths.best, map_location=device, weights_only=False)
     model.load_state_dict(best["model"])

@@ -11,15 +11,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from pipeline.data import list_adapters, load_dataset
+from pipeline.data import Dataset, list_adapters, load_dataset
 from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.data.store import ImageStore, image_sets
+from pipeline.data.store import ImageSet, ImageStore, image_sets
 from pipeline.engine import PRECISIONS
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_json, write_text
 from pipeline.models import load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
-from pipeline.recipes import RECIPES, get_recipe, override
+from pipeline.recipes import RECIPES, Recipe, get_recipe, override
 from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--recipe",
-        choices=list(RECIPES),
-        help="training recipe (default: gavas2021; the preset uses fast)",
+        help=f"training recipe: {', '.join(RECIPES)}, or a .json file written by pipeline.tune "
+        "(default: gavas2021; the preset uses fast)",
     )
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--image-size", type=int, help="override the input size (default: per member)")
@@ -129,6 +129,41 @@ def print_catalogue() -> None:
     print(pd.DataFrame(rows).to_string(index=False))
 
 
+def recipe_from_args(args: argparse.Namespace, preset: bool) -> Recipe:
+    """The named (or saved) recipe with the preset's and the command line's overrides."""
+    recipe = get_recipe(args.recipe or (PRESET["recipe"] if preset else "gavas2021"))
+    changes: dict = {"epochs": PRESET["epochs"]} if preset else {}
+    for spec in args.set:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {spec!r}")
+        changes[key] = value
+    for field, value in (
+        ("epochs", args.epochs),
+        ("image_size", args.image_size),
+        ("batch_size", args.batch_size),
+        ("lr", args.lr),
+    ):
+        if value is not None:
+            changes[field] = value
+    return override(recipe, changes)
+
+
+def prepare_data(
+    args: argparse.Namespace, data_root: Path, preset: bool
+) -> tuple[Dataset, str, dict[str, ImageSet], ImageStore]:
+    """The training dataset, its output tag, every evaluation set, and the image store."""
+    dataset = load_dataset(args.dataset, data_root)
+    if not dataset.trainable:
+        raise SystemExit(f"{data_root}: {args.dataset} has no train/val/test split")
+    tag = "pbc-sample" if preset else dataset.name
+    extra = {name: load_dataset("folder", path) for name, path in parse_eval(args.eval).items()}
+    store = ImageStore(args.cache_dir, progress=not args.no_progress)
+    for ds in (dataset, *extra.values()):
+        store.register(ds)
+    return dataset, tag, image_sets(dataset, extra), store
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
@@ -149,37 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    recipe = get_recipe(args.recipe or (PRESET["recipe"] if preset else "gavas2021"))
-    changes: dict = {"epochs": PRESET["epochs"]} if preset else {}
-    for spec in args.set:
-        key, sep, value = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes FIELD=VALUE, got {spec!r}")
-        changes[key] = value
-    for field, value in (
-        ("epochs", args.epochs),
-        ("image_size", args.image_size),
-        ("batch_size", args.batch_size),
-        ("lr", args.lr),
-    ):
-        if value is not None:
-            changes[field] = value
-    recipe = override(recipe, changes)
+    recipe = recipe_from_args(args, preset)
     weights = args.weights or (PRESET["weights"] if preset else "imagenet")
     seeds = [int(s) for s in split_names(args.seeds)]
     members = select(
         load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
     )
-
-    dataset = load_dataset(args.dataset, data_root)
-    if not dataset.trainable:
-        raise SystemExit(f"{data_root}: {args.dataset} has no train/val/test split")
-    tag = "pbc-sample" if preset else dataset.name
-    extra = {name: load_dataset("folder", path) for name, path in parse_eval(args.eval).items()}
-    store = ImageStore(args.cache_dir, progress=not args.no_progress)
-    for ds in (dataset, *extra.values()):
-        store.register(ds)
-    sets = image_sets(dataset, extra)
+    dataset, tag, sets, store = prepare_data(args, data_root, preset)
     print(
         f"{tag}: {len(dataset.classes)} classes, "
         + ", ".join(f"{n} {len(s.records)}" for n, s in sets.items())

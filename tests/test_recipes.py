@@ -66,3 +66,16 @@ def test_cosine_warms_up_then_decays() -> None:
 def test_onecycle_peaks_at_the_recipe_lr() -> None:
     lr = lrs("fast", 4, epochs=5)
     assert max(lr) == pytest.approx(2e-3, rel=1e-3) and lr[0] < 2e-4 and lr[-1] < 1e-5
+
+
+def test_recipe_files_round_trip_and_reject_unknown_fields(tmp_path) -> None:
+    from pipeline.recipes import save_recipe
+
+    recipe = override(get_recipe("fast"), {"lr": 0.005, "augment": "hflip,randaugment"})
+    path = tmp_path / "r.json"
+    save_recipe(path, recipe)
+    assert get_recipe(str(path)) == recipe
+    path.write_text('{"name": "x", "epochs": 1, "batch_size": 2, "optimizer": "sgd", "lr": 1, '
+                    '"lr_max": 3}')  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown recipe field\(s\) \['lr_max'\]"):
+        get_recipe(str(path))

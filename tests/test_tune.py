@@ -1,0 +1,39 @@
+"""A two-trial Optuna study on a tiny fixture: it resumes from SQLite and emits a usable recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+
+from pipeline import tune, zoo
+from pipeline.recipes import get_recipe
+
+
+def test_study_resumes_and_writes_a_recipe_the_zoo_accepts(tmp_path: Path, make_tree) -> None:
+    make_tree(tmp_path / "cells", {"lymphocyte": 12, "neutrophil": 12})
+    common = ["--member", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
+              "--epochs", "2", "--image-size", "32", "--out", str(tmp_path / "out"),
+              "--cache-dir", str(tmp_path / "cache"), "--study", "s", "--no-progress"]  # fmt: skip
+    assert tune.main([*common, "--trials", "1"]) == 0
+    db = tmp_path / "out" / "zoo" / "tuning" / "s.db"
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 1
+    assert tune.main([*common, "--trials", "2"]) == 0  # one more, not two more
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 2 and {t.number for t in study.trials} == {0, 1}
+    assert tune.main([*common, "--trials", "2"]) == 0  # already complete: nothing to run
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials) == 2
+
+    recipe_file = tmp_path / "out" / "zoo" / "tuning" / "s-best.json"
+    saved = json.loads(recipe_file.read_text())
+    assert saved["name"] == "tuned-s" and saved["lr"] == study.best_trial.params["lr"]
+    recipe = get_recipe(str(recipe_file))
+    assert recipe.optimizer == study.best_trial.params["optimizer"] and recipe.epochs == 2
+    assert zoo.main(["--dataset", "folder", "--data", str(tmp_path / "cells"), "--weights", "none",
+                     "--models", "squeezenet1_1", "--recipe", str(recipe_file),
+                     "--out", str(tmp_path / "zoo"), "--cache-dir", str(tmp_path / "cache"),
+                     "--no-progress"]) == 0  # fmt: skip
+    meta = tmp_path / "zoo" / "submissions" / "cells" / "squeezenet1_1-tuned-s-s0" / "meta.json"
+    assert json.loads(meta.read_text())["recipe"]["lr"] == saved["lr"]
