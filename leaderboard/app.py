@@ -23,12 +23,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from pipeline.classes import align_probabilities, ordered  # noqa: E402
 from pipeline.leaderboard.collect import Entry, find_entries  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
 from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table  # noqa: E402
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
+from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
 
 GALLERY_MAX = 24
@@ -108,15 +108,7 @@ def misclassified(
     entry = find_entry(out, version, dataset, name)
     key = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     sub = read_submission(entry.files[set_name])
-    probs, shared = align_probabilities(sub.probs, sub.classes, ordered(set(key.values())))
-    predicted = [shared[i] for i in probs.argmax(axis=1)]
-    return [
-        (i, key[i], p)
-        for i, p in zip(sub.ids, predicted, strict=True)
-        # only ids of the answer key: they come from the dataset's own listing, so the gallery
-        # never opens a path a submission file made up
-        if i in key and key[i] in shared and key[i] != p
-    ]
+    return [(m.id, m.true, m.pred) for m in mistakes(sub.ids, sub.probs, sub.classes, key)]
 
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:

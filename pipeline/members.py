@@ -14,6 +14,7 @@ from torch import nn
 from pipeline import engine
 from pipeline.ensemble import methods
 from pipeline.models import Entry, create_model, load_catalogue
+from pipeline.train import predict_rows
 
 
 @dataclass
@@ -79,17 +80,11 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     return LoadedMember(name, dataset, meta, entry, model, precision)
 
 
-@torch.no_grad()
-def member_probs(member: LoadedMember, images: np.ndarray, batch: int = 64) -> np.ndarray:
+def member_probs(member: LoadedMember, images: np.ndarray) -> np.ndarray:
     """Softmax probabilities for uint8 ``(N, S, S, 3)`` images at the member's size."""
-    out = []
-    for start in range(0, len(images), batch):
-        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch]))
-        x = member.precision.to_input(chunk.permute(0, 3, 1, 2))
-        with member.precision.autocast():
-            logits = member.model(x)
-        out.append(torch.softmax(logits.float(), 1).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(member.classes)))
+    if len(images) == 0:
+        return np.zeros((0, len(member.classes)))
+    return predict_rows(member.model, images, np.arange(len(images)), member.precision)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,3 +40,28 @@ def score(
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((np.asarray(probs).argmax(axis=1) == y).mean())
+
+
+@dataclass(frozen=True)
+class Mistake:
+    id: str
+    true: str
+    pred: str
+    confidence: float  # the predicted class's probability over the shared classes
+
+
+def mistakes(
+    ids: Sequence[str], probs: np.ndarray, classes: Sequence[str], key: dict[str, str]
+) -> list[Mistake]:
+    """Wrong predictions over the classes member and set share, in submission order.
+
+    Only ids of the answer key count: they come from the dataset's own listing, so a caller that
+    opens the images never opens a path a submission file made up.
+    """
+    aligned, shared = align_probabilities(probs, classes, ordered(set(key.values())))
+    out = []
+    for i, p in zip(ids, aligned, strict=True):
+        pred = shared[int(p.argmax())]
+        if i in key and key[i] in shared and key[i] != pred:
+            out.append(Mistake(i, key[i], pred, float(p.max())))
+    return out

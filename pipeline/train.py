@@ -323,12 +323,23 @@ def label_indices(view: View, classes: tuple[str, ...]) -> np.ndarray:
     return np.array([index.get(label, -1) for label in view.labels], dtype=np.int64)
 
 
+def predict_rows(
+    model: nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    precision: engine.Precision,
+    workers: int = 0,
+) -> np.ndarray:
+    """Softmax probabilities for ``images[rows]`` (uint8 ``(N, S, S, 3)``), in batches."""
+    data = CachedImages(images, rows, np.zeros(len(rows), dtype=np.int64))
+    loader = make_loader(data, EVAL_BATCH, False, workers, 0, precision.device.type == "cuda")
+    return engine.predict(model, loader, precision)
+
+
 def predict_view(
     model: nn.Module, view: View, precision: engine.Precision, workers: int
 ) -> np.ndarray:
-    data = CachedImages(view.images, view.rows, np.zeros(len(view.rows), dtype=np.int64))
-    loader = make_loader(data, EVAL_BATCH, False, workers, 0, precision.device.type == "cuda")
-    return engine.predict(model, loader, precision)
+    return predict_rows(model, view.images, view.rows, precision, workers)
 
 
 def evaluate_sets(

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from pipeline.answers import AnswerKeys  # noqa: E402
-from pipeline.classes import align_probabilities, ordered  # noqa: E402
+from pipeline.classes import ordered  # noqa: E402
 from pipeline.data.cache import decode_image  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
@@ -26,6 +26,7 @@ from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
 from pipeline.members import LoadedMember, load_member  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
+from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
 
 DISPLAY = 160  # pixels per panel: members often train at 64 px, too small to see granules
@@ -47,14 +48,8 @@ def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> lis
     source = member.meta["sets"][set_name]
     key = AnswerKeys().key(source)
     sub = read_submission(out / "submissions" / member.dataset / member.name / f"{set_name}.csv")
-    probs, shared = align_probabilities(sub.probs, sub.classes, ordered(set(key.values())))
-    rows = [
-        {"path": Path(source["root"]) / i, "id": i, "true": key[i], "pred": shared[p.argmax()],
-         "p": float(p.max())}
-        for i, p in zip(sub.ids, probs, strict=True)
-        if key[i] in shared and shared[p.argmax()] != key[i]
-    ]  # fmt: skip
-    return sorted(rows, key=lambda r: -r["p"])[:n]
+    wrong = sorted(mistakes(sub.ids, sub.probs, sub.classes, key), key=lambda m: -m.confidence)
+    return [{"path": Path(source["root"]) / m.id, "id": m.id, "true": m.true} for m in wrong[:n]]
 
 
 def gradcam_figure(member: LoadedMember, items: list[dict], layer: str, title: str) -> plt.Figure:
