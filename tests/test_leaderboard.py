@@ -55,6 +55,37 @@ def test_leaderboard_pools_seeds_and_ranks_across_labs(board: Path) -> None:
     assert (b["kind"], b["weights"], b["norm"]) == ("single", "random", "bn")
 
 
+def test_cross_domain_rank_uses_balanced_accuracy(tmp_path: Path, make_tree, fake_member) -> None:
+    """A member that always answers neutrophil wins on plain accuracy on a mostly-neutrophil
+    lab, but its balanced accuracy is chance, and the cross-domain rank follows the latter."""
+    from pipeline.submissions import read_submission, write_submission
+
+    make_tree(tmp_path / "cells", {"lymphocyte": 20, "neutrophil": 20})
+    make_tree(tmp_path / "lab", {"lymphocyte": 4, "neutrophil": 16}, seed=5)
+    cells, lab = tmp_path / "cells", tmp_path / "lab"
+    sets = {"val": (cells, "val"), "test": (cells, "test"), "lab": (lab, None)}
+    out = tmp_path / "out"
+    honest = fake_member(out, "cells", "honest-fast-s0", sets, {"val": 0.9, "test": 0.9, "lab": 1})
+    collapsed = fake_member(out, "cells", "collapsed-fast-s0", sets, 1.0)
+    sub = read_submission(honest / "lab.csv")
+    lymph, neut = sub.classes.index("lymphocyte"), sub.classes.index("neutrophil")
+    truth = sub.probs.argmax(1)
+    # honest: wrong on 1 of 4 lymphocytes and 4 of 16 neutrophils; collapsed: always neutrophil
+    flip = np.concatenate([np.flatnonzero(truth == lymph)[:1], np.flatnonzero(truth == neut)[:4]])
+    pred = truth.copy()
+    pred[flip] = np.where(truth[flip] == lymph, neut, lymph)
+    for folder, answer in ((honest, pred), (collapsed, np.full_like(truth, neut))):
+        write_submission(folder / "lab.csv", sub.ids, np.eye(len(sub.classes))[answer], sub.classes)
+
+    table = leaderboard(long_table(find_entries(out), Scorer()), "cells").set_index("name")
+    good, coll = table.loc["honest-fast"], table.loc["collapsed-fast"]
+    assert coll["lab_acc"] == pytest.approx(0.8) and coll["lab_bacc"] == pytest.approx(0.5)
+    assert (good["lab_acc"], good["lab_bacc"]) == pytest.approx((0.75, 0.75))
+    assert (coll["rank"], coll["rank_shift"]) == (1, -1)
+    assert (good["rank"], good["rank_shift"]) == (2, 1)
+    assert table["cross_bacc"].tolist() == table[["lab_bacc"]].mean(axis=1).tolist()
+
+
 def test_cross_domain_sets_are_scored_over_shared_classes(board: Path) -> None:
     long = long_table(find_entries(board), Scorer())
     lab2 = long[(long["entry"] == "a-fast-s0") & (long["set"] == "lab2")].iloc[0]
