@@ -289,3 +289,13 @@ def test_zoo_trains_with_cell_crops_evaluates_lisc_and_summarises_seeds(tmp_path
     assert sets["lisc"]["crop"]["mode"] == "cell"
     assert sets["lisc"]["crop"]["counts"] == {FOUND: 9, MASK: 1}
     assert sum(sets["test"]["crop"]["counts"].values()) == sets["test"]["n"]
+
+
+def test_loaded_members_crop_new_images_as_they_were_trained() -> None:
+    from pipeline.members import LoadedMember
+
+    def member(meta: dict) -> LoadedMember:
+        return LoadedMember("m", "d", meta, None, None, None)  # only its metadata is read
+
+    assert member({"recipe": {"crop": "cell", "cell_fraction": 0.5}}).crop == CropSpec("cell", 0.5)
+    assert member({"recipe": {"name": "fast"}}).crop == CropSpec()  # trained before crops
