@@ -145,6 +145,7 @@ def print_catalogue() -> None:
             "name": e.name,
             "family": e.family,
             "norm": e.norm,
+            "variant": e.variant,
             "input": e.input_size,
             "params_M": e.params_m,
             "GMACs": e.gmacs,
