@@ -299,3 +299,18 @@ def test_loaded_members_crop_new_images_as_they_were_trained() -> None:
 
     assert member({"recipe": {"crop": "cell", "cell_fraction": 0.5}}).crop == CropSpec("cell", 0.5)
     assert member({"recipe": {"name": "fast"}}).crop == CropSpec()  # trained before crops
+
+
+def test_raabin_testb_alone_is_an_evaluation_set(raabin_root: Path, cache_dir) -> None:
+    from pipeline.data.store import ImageStore, image_sets
+
+    testb = load_dataset("raabin-testb", raabin_root)
+    assert list(testb.splits) == ["testb"] and len(testb.records()) == 10
+    assert all(r.id.startswith("TestB/") for r in testb.records())
+    raabin = load_dataset("raabin", raabin_root)
+    store = ImageStore(cache_dir, workers=1, progress=False)
+    store.register(raabin)
+    store.register(testb)  # the same root: one cache keeps both adapters' images
+    sets = image_sets(raabin, {"b": testb})
+    assert len(store.view(sets["train"], 8).ids) == len(raabin.splits["train"])
+    assert len(store.view(sets["b"], 8).ids) == 10

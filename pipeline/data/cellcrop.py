@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 CROP_MODES = ("centre", "cell")
-# Median side of the found cell box relative to the image side on 600 random real PBC images
-# (quartiles 0.34 and 0.50; ``python -m pipeline.data.cropsheet --measure`` repeats it).
+# Side of the found cell box relative to the image side on real PBC images: median 0.417 on 600
+# random ones (quartiles 0.34, 0.50), 0.411 on 600 drawn evenly from the classes (0.33, 0.49;
+# ``python -m pipeline.data.cropsheet --measure --limit 600 pbc=pbc:PATH`` repeats it).
 DEFAULT_CELL_FRACTION = 0.42
 
 # What a decoded image's crop came from; the last two are the fallbacks that get counted.
@@ -24,7 +25,7 @@ FOUND, MASK, CENTRE, NO_CELL, SEVERAL = "found", "mask", "centre", "no cell", "s
 FALLBACKS = (NO_CELL, SEVERAL)
 
 WORK_SIDE = 256  # the finder runs at this short side: fast, and thresholds stay scale-free
-STAIN_FLOOR = 20.0  # (R+B)/2 - G of a nucleus is well above this on PBC, LISC, BCCD and Tecom
+STAIN_FLOOR = 20.0  # nuclei score well above this on PBC, LISC, BCCD and Tecom, red cells below
 MIN_AREA = 0.002  # a nucleus covers at least this share of the frame; platelets and specks less
 RIVAL = 0.4  # another stained group at least this large (vs the largest) is a second cell
 CELL_MARGIN = 1.2  # the stained nucleus box grown to the cell (cytoplasm around it)

@@ -76,7 +76,13 @@ class ImageStore:
         """Make every image of a dataset known, so one cache holds all its splits."""
         records = dataset.records()
         masks = {r.id: r.mask for r in records if r.mask}
-        self._all_ids[dataset.root] = (dataset.name, [r.id for r in records], masks)
+        ids = [r.id for r in records]
+        if dataset.root in self._all_ids:  # two adapters of one root (raabin, raabin-testb)
+            name, known, known_masks = self._all_ids[dataset.root]
+            ids, masks = sorted(set(known) | set(ids)), known_masks | masks
+        else:
+            name = dataset.name
+        self._all_ids[dataset.root] = (name, ids, masks)
         if dataset.skipped:
             warnings.warn(
                 f"{dataset.root}: skipped {len(dataset.skipped)} non-image file(s): "
