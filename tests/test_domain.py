@@ -314,3 +314,21 @@ def test_raabin_testb_alone_is_an_evaluation_set(raabin_root: Path, cache_dir) -
     sets = image_sets(raabin, {"b": testb})
     assert len(store.view(sets["train"], 8).ids) == len(raabin.splits["train"])
     assert len(store.view(sets["b"], 8).ids) == 10
+
+
+def test_crop_sheet_counts_and_draws_every_set(tmp_path: Path, capsys) -> None:
+    from pipeline.data import cropsheet
+
+    lisc = lisc_frames(tmp_path / "LISC")
+    save(
+        tmp_path / "two" / "neutrophil" / "a.png", draw_frame(nuclei=[(40, 40, 12), (140, 99, 11)])
+    )
+    out = tmp_path / "sheet.png"
+    with pytest.warns(UserWarning):
+        code = cropsheet.main([f"lisc=lisc:{lisc}", f"two={tmp_path / 'two'}", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "lisc (lisc, 10 of 10): 9 found, 1 mask" in printed
+    assert "two (folder, 1 of 1): 1 several cells -> centre crop" in printed
+    with Image.open(out) as sheet:
+        assert sheet.width > 10 * 100 and sheet.height > 2 * 2 * 100

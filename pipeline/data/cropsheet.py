@@ -47,14 +47,16 @@ def spread(records: list[Record], n: int) -> list[Record]:
     by_class: dict[str, list[Record]] = {}
     for r in sorted(records, key=lambda r: r.id):
         by_class.setdefault(r.label, []).append(r)
+    share = max(1, -(-n // max(1, len(by_class))))
+    queues = []
+    for items in by_class.values():
+        step = max(1, len(items) // share)  # every step-th first, then the ones between
+        queues.append([items[k] for k in sorted(range(len(items)), key=lambda k: (k % step, k))])
     picks: list[Record] = []
-    depth = 0
-    while len(picks) < min(n, len(records)):
-        for items in by_class.values():
-            step = max(1, len(items) // max(1, -(-n // len(by_class))))
-            if depth * step < len(items) and len(picks) < n:
-                picks.append(items[depth * step])
-        depth += 1
+    while len(picks) < n and any(queues):
+        for queue in queues:
+            if queue and len(picks) < n:
+                picks.append(queue.pop(0))
     return picks
 
 
@@ -88,8 +90,8 @@ def draw_row(examples: list[Example], title: str, columns: int) -> Image.Image:
         row.paste(source, (x + (SIDE - source.width) // 2, LINE + (SIDE - source.height) // 2))
         row.paste(Image.fromarray(ex.crop).resize((SIDE, SIDE)), (x, LINE + cell))
         if ex.detection.status in FALLBACKS:
-            draw.rectangle((x - 2, LINE + cell - 2, x + SIDE + 1, LINE + cell + SIDE + 1),
-                           outline=FALLBACK_COLOUR, width=2)  # fmt: skip
+            frame = (x - 2, LINE + cell - 2, x + SIDE + 1, LINE + cell + SIDE + 1)
+            draw.rectangle(frame, outline=FALLBACK_COLOUR, width=2)
         caption = f"{ex.record.label} {ex.record.id.rsplit('/', 1)[-1]}"[:18]
         draw.text((x, LINE + 2 * cell), caption, fill=(0, 0, 0), font=font())
     return row
