@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from pipeline import engine
+from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.ensemble import methods
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.train import predict_rows
@@ -33,6 +34,14 @@ class LoadedMember:
     @property
     def image_size(self) -> int:
         return int(self.meta["image_size"])
+
+    @property
+    def crop(self) -> CropSpec:
+        """How its images were cropped in training (centre for members from before crops)."""
+        recipe = self.meta.get("recipe", {})
+        return CropSpec(
+            recipe.get("crop", "centre"), recipe.get("cell_fraction", DEFAULT_CELL_FRACTION)
+        )
 
 
 def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, dict]:

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.data.cache import decode_image
+from pipeline.data.cache import decode
+from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_text
@@ -39,12 +40,15 @@ def list_images(paths: list[Path]) -> list[Path]:
     return found
 
 
-def decode_all(files: list[Path], size: int) -> tuple[np.ndarray, list[Path], dict[Path, str]]:
-    """Decoded images of the readable files; unreadable ones are returned with the reason."""
+def decode_all(
+    files: list[Path], size: int, crop: CropSpec
+) -> tuple[np.ndarray, list[Path], dict[Path, str]]:
+    """Decoded images of the readable files (cropped as the member was trained); unreadable
+    ones are returned with the reason."""
     images, readable, failed = [], [], {}
     for f in tqdm(files, desc=f"decode @{size}px", unit="img", leave=False):
         try:
-            images.append(decode_image(f, size))
+            images.append(decode(f, size, crop)[0])
             readable.append(f)
         except Exception as exc:  # a broken file is reported, never fatal
             failed[f] = f"{type(exc).__name__}: {exc}"
@@ -110,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     files = list_images(args.images)
     decoded = {}
     failed: dict[Path, str] = {}
-    for size in sorted({m.image_size for m in members}):
-        decoded[size] = decode_all(files, size)
-        failed |= decoded[size][2]
+    for size, crop in {(m.image_size, m.crop) for m in members}:
+        decoded[size, crop] = decode_all(files, size, crop)
+        failed |= decoded[size, crop][2]
     readable = [f for f in files if f not in failed]
     probs = []
     for m in members:
-        images, names, _ = decoded[m.image_size]
+        images, names, _ = decoded[m.image_size, m.crop]
         keep = [i for i, f in enumerate(names) if f not in failed]
         probs.append(member_probs(m, images[keep]))
     final = ensemble.combine(probs) if ensemble else probs[0]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.io import write_json
 
 
@@ -38,6 +39,10 @@ class Recipe:
     head_dropout: float = 0.0  # dropout before the classifier
     head_hidden: int = 0  # > 0 adds a dense layer of this width before the classifier
     select_metric: str = "accuracy"  # accuracy | macro_f1: picks the best epoch
+    # how every set (training and evaluation) is cropped to a square before resizing:
+    # centre | cell (the white cell found and centred, its box cell_fraction of the side)
+    crop: str = "centre"
+    cell_fraction: float = DEFAULT_CELL_FRACTION
 
     def __post_init__(self) -> None:
         choices = {
@@ -55,6 +60,11 @@ class Recipe:
         for key in ("mix_prob", "aug_strength", "head_dropout", "label_smoothing"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"{key} must lie in [0, 1], not {getattr(self, key)}")
+        CropSpec(self.crop, self.cell_fraction)  # raises on a bad crop or cell_fraction
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        return CropSpec(self.crop, self.cell_fraction)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -71,11 +81,13 @@ RECIPES: dict[str, Recipe] = {
         gamma=0.1,
         augment=("hflip", "vflip", "rotate60"),
     ),
-    # Tsutsui et al. 2023: AdamW, 10 warm-up + 90 cosine epochs, flips.
+    # Tsutsui et al. 2023: AdamW, 10 warm-up + 90 cosine epochs, flips, batch 128 (the default of
+    # their public code, github.com/apple2373/wbc-benchmark; its random 224 crop of a 256 resize
+    # is left out: images are decoded once at the input size).
     "tsutsui2023": Recipe(
         name="tsutsui2023",
         epochs=100,
-        batch_size=32,
+        batch_size=128,
         optimizer="adamw",
         lr=1e-4,
         weight_decay=0.005,
@@ -98,6 +110,17 @@ RECIPES: dict[str, Recipe] = {
         channels_last=True,
     ),
 }
+
+
+# Across labs: fast's optimiser and schedule (comparable on a CPU at 64 px) with cell-centred
+# crops on every set and stain and colour augmentation, so that a member sees cells at one scale
+# and in many stains.
+RECIPES["robust"] = dataclasses.replace(
+    RECIPES["fast"],
+    name="robust",
+    augment=("hflip", "vflip", "rot90", "hed", "colorjitter", "grayscale"),
+    crop="cell",
+)
 
 
 def get_recipe(name: str) -> Recipe:

@@ -19,6 +19,8 @@ from tqdm import tqdm
 from pipeline import engine, provenance
 from pipeline.balance import balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
+from pipeline.data.cache import CENTRE_CROP
+from pipeline.data.cellcrop import CropSpec
 from pipeline.data.loader import CachedImages, make_loader
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.io import atomic_write, read_json, write_json, write_text
@@ -113,7 +115,8 @@ def train_member(
     paths = MemberPaths.of(out, cfg)
     if is_done(paths) and not force:
         check_same_settings(paths, cfg)
-        return {**read_json(paths.metrics)["summary"], "status": "skipped (done)"}
+        done = {"recipe": cfg.recipe.name, "seed": cfg.seed, **read_json(paths.metrics)["summary"]}
+        return {**done, "status": "skipped (done)"}
     if force:
         shutil.rmtree(paths.root, ignore_errors=True)
         shutil.rmtree(paths.submissions, ignore_errors=True)
@@ -140,7 +143,8 @@ def train_member(
     memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
 
-    train_view = store.view(sets["train"], size)
+    crop = recipe.crop_spec
+    train_view = store.view(sets["train"], size, crop)
     train_labels = label_indices(train_view, classes)
     train_data = CachedImages(
         train_view.images,
@@ -158,7 +162,7 @@ def train_member(
         w = class_weights(train_labels, len(classes), recipe.class_weights, recipe.effective_beta)
         weight = torch.as_tensor(w, dtype=torch.float32, device=device)
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=recipe.label_smoothing)
-    val_view = store.view(sets["val"], size)
+    val_view = store.view(sets["val"], size, crop)
     val_labels = label_indices(val_view, classes)
 
     start, history, best_score, train_time = 0, [], -1.0, 0.0
@@ -247,13 +251,16 @@ def train_member(
 
     best = torch.load(paths.best, map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    metrics = evaluate_sets(model, sets, classes, store, size, precision, workers, paths)
+    metrics = evaluate_sets(model, sets, classes, store, size, precision, workers, paths, crop)
     summary = {
         "member": cfg.member_id,
         "arch": cfg.entry.name,
+        "recipe": recipe.name,
+        "seed": cfg.seed,
         "val_acc": metrics["val"]["accuracy"],
         "test_acc": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
+        **cross_domain_summary(metrics),
         "best_epoch": best["epoch"],
         "train_time_s": round(train_time, 1),
     }
@@ -351,19 +358,36 @@ def evaluate_sets(
     precision: engine.Precision,
     workers: int,
     paths: MemberPaths,
+    crop: CropSpec = CENTRE_CROP,
 ) -> dict[str, dict]:
-    """Write a submission for every set but ``train`` and score it over the shared classes."""
+    """Write a submission for every set but ``train`` and score it over the shared classes.
+
+    Each set's metrics name the classes it was scored over (``classes``), the classes the set
+    holds (``set_classes``) and how its crops were made (``crop``: mode and status counts).
+    """
     results = {}
     for name, image_set in sets.items():
         if name == "train":
             continue
-        view = store.view(image_set, size)
+        view = store.view(image_set, size, crop)
         probs = predict_view(model, view, precision, workers)
         write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))
         results[name] = {
             **score(view.ids, probs, classes, key),
+            "set_classes": list(image_set.classes),
+            "crop": view.crop,
             "dataset": image_set.dataset,
             "source": image_set.source,
         }
     return results
+
+
+def cross_domain_summary(metrics: dict[str, dict]) -> dict[str, float]:
+    """Accuracy and balanced accuracy of every set beyond the training data's own splits."""
+    out = {}
+    for name, m in metrics.items():
+        if name not in ("train", "val", "test"):
+            out[f"{name}_acc"] = m["accuracy"]
+            out[f"{name}_balanced_acc"] = m["balanced_accuracy"]
+    return out

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from pipeline.data import Dataset, list_adapters, load_dataset
 from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.data.registry import parse_source
 from pipeline.data.store import ImageSet, ImageStore, image_sets
 from pipeline.engine import PRECISIONS
 from pipeline.helpformat import HelpFormatter
@@ -20,6 +21,7 @@ from pipeline.io import write_json, write_text
 from pipeline.models import load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
+from pipeline.stats import seed_summary
 from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
@@ -48,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval",
         action="append",
         default=[],
-        metavar="NAME=PATH",
-        help="extra evaluation set, a <class>/<image> folder (repeatable)",
+        metavar="NAME=[ADAPTER:]PATH",
+        help="extra evaluation set, e.g. bccd=/data/bccd (a <class>/<image> folder) or "
+        "lisc=lisc:/data/LISC (any adapter); repeatable",
     )
     p.add_argument(
         "--recipe",
@@ -67,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="override any recipe field, e.g. --set scheduler=cosine (repeatable)",
     )
-    p.add_argument("--seeds", default="0", help="comma-separated seeds; one member per seed")
+    p.add_argument(
+        "--seeds",
+        default="0",
+        help="seeds and ranges, e.g. 0-9 or 0,3,5-7; one member per seed, results with mean "
+        "and 95%% interval over seeds",
+    )
     p.add_argument(
         "--weights",
         choices=WEIGHT_CHOICES,
@@ -99,14 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_eval(specs: list[str]) -> dict[str, Path]:
+def parse_eval(specs: list[str]) -> dict[str, tuple[str, Path]]:
+    """``--eval`` options as name -> (adapter, path)."""
     sets = {}
     for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"--eval takes NAME=PATH, got {spec!r}")
-        sets[name] = Path(path)
+        name, adapter, path = parse_source(spec)
+        sets[name] = (adapter, path)
     return sets
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9``, ``0,3,5-7``: seeds in the order given, each once."""
+    seeds: list[int] = []
+    for part in split_names(text):
+        first, dash, last = part.partition("-")
+        try:
+            span = range(int(first), int(last) + 1) if dash else [int(part)]
+        except ValueError:
+            raise SystemExit(
+                f"--seeds takes numbers and ranges like 0-9,12, got {part!r}"
+            ) from None
+        if dash and not span:
+            raise SystemExit(f"--seeds range {part!r} is empty (write low-high)")
+        seeds += [s for s in span if s not in seeds]
+    if not seeds:
+        raise SystemExit("--seeds needs at least one seed")
+    return seeds
 
 
 def split_names(text: str | None) -> list[str]:
@@ -119,6 +145,7 @@ def print_catalogue() -> None:
             "name": e.name,
             "family": e.family,
             "norm": e.norm,
+            "variant": e.variant,
             "input": e.input_size,
             "params_M": e.params_m,
             "GMACs": e.gmacs,
@@ -157,11 +184,26 @@ def prepare_data(
     if not dataset.trainable:
         raise SystemExit(f"{data_root}: {args.dataset} has no train/val/test split")
     tag = "pbc-sample" if preset else dataset.name
-    extra = {name: load_dataset("folder", path) for name, path in parse_eval(args.eval).items()}
+    extra = {
+        name: load_dataset(adapter, path) for name, (adapter, path) in parse_eval(args.eval).items()
+    }
     store = ImageStore(args.cache_dir, progress=not args.no_progress)
     for ds in (dataset, *extra.values()):
         store.register(ds)
     return dataset, tag, image_sets(dataset, extra), store
+
+
+def format_seed_summary(summary: pd.DataFrame) -> str:
+    """The accuracy columns of ``seed_summary`` as ``mean ± half-width``."""
+    shown = pd.DataFrame({"arch": summary["arch"], "recipe": summary["recipe"], "n": summary["n"]})
+    for col in summary.columns:
+        if col.endswith("acc_mean") or col.endswith("macro_f1_mean"):
+            base = col.removesuffix("_mean")
+            shown[base] = [
+                f"{m:.4f}" + ("" if pd.isna(h) else f" ± {h:.4f}")
+                for m, h in zip(summary[col], summary[f"{base}_ci95"], strict=True)
+            ]
+    return shown.to_string(index=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = recipe_from_args(args, preset)
     weights = args.weights or (PRESET["weights"] if preset else "imagenet")
-    seeds = [int(s) for s in split_names(args.seeds)]
+    seeds = parse_seeds(args.seeds)
     members = select(
         load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
     )
@@ -197,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         + f"; recipe {recipe.name}; weights {weights}; seeds {seeds}; {len(members)} member(s)",
         flush=True,
     )
+    for name, image_set in sets.items():
+        if name not in dataset.splits:  # members are scored over the classes they share
+            print(f"  {name}: {', '.join(image_set.classes)}", flush=True)
 
     rows, failed = [], []
     jobs = [(entry, seed) for seed in seeds for entry in members]
@@ -237,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nresults: {results_file}; submissions: {args.out / 'submissions' / tag}")
+    done = table[table["status"] != "failed"]
+    if len(seeds) > 1 and not done.empty:
+        summary = seed_summary(done)
+        summary_file = args.out / "zoo" / f"results-{tag}-seeds.csv"
+        write_text(summary_file, summary.to_csv(index=False, lineterminator="\n"))
+        print(f"\nmean ± 95% interval over seeds (Student t): {summary_file}")
+        print(format_seed_summary(summary))
     if failed:
         print(f"{len(failed)} member(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -13,7 +13,8 @@ from pipeline.leaderboard import __main__ as cli
 from pipeline.leaderboard import scores as scores_module
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table, mean_ci, to_markdown
+from pipeline.leaderboard.table import leaderboard, long_table, to_markdown
+from pipeline.stats import mean_ci
 
 
 @pytest.fixture

@@ -21,20 +21,66 @@ TORCHVISION_27 = {
     "googlenet", "mobilenet_v2", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
     "wide_resnet101_2",
 }  # fmt: skip
+# by name only: the cross-lab study's members
+ACROSS_LABS = [
+    "resnetv2_50d_gn", "resnet50_gn", "resnet50_frozenbn", "resnet50_last16",
+    "vgg16_bn_frozenbn", "densenet121_frozenbn", "vit_b_16", "convnext_tiny",
+]  # fmt: skip
 
 
 def test_all_is_the_27_of_gavas_and_olpadkar_plus_efficientnetv2_s() -> None:
     assert set(ALL) == TORCHVISION_27 | {"efficientnet_v2_s"}
-    assert {"efficientnet_v2_m", "efficientnet_v2_l"} <= set(CATALOGUE) - set(ALL)
+    by_name = {"efficientnet_v2_m", "efficientnet_v2_l", *ACROSS_LABS}
+    assert by_name == set(CATALOGUE) - set(ALL)
 
 
-@pytest.mark.parametrize("name", [*ALL, "resnetv2_50d_gn"])
+def test_frozen_batchnorm_stays_frozen_across_epochs() -> None:
+    entry = CATALOGUE["resnet50_frozenbn"]
+    model, _ = create_model(entry, 3, "none", 32)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for epoch in range(2):
+        model.train()  # what every epoch starts with
+        assert not any(bn.training for bn in bns) and model.fc.training
+        for _ in range(2):
+            loss = model(torch.rand(4, 3, 32, 32) * (epoch + 2)).logsumexp(1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    after = model.state_dict()
+    bn_keys = [k for k in before if k.startswith(("bn1.", "layer4.2.bn3."))]
+    assert len(bn_keys) == 10  # weight, bias, running mean and var, batches tracked, twice
+    assert all(torch.equal(before[k], after[k]) for k in bn_keys)
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+    assert not torch.equal(before["conv1.weight"], after["conv1.weight"])
+    assert not any(p.requires_grad for bn in bns for p in bn.parameters())
+
+
+def test_last16_trains_what_tsutsui_et_al_train() -> None:
+    model, _ = create_model(CATALOGUE["resnet50_last16"], 5, "none", 32)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert min(trainable, key=list(dict(model.named_parameters())).index) == "layer3.4.conv1.weight"
+    assert {"layer4.0.downsample.0.weight", "layer4.2.bn3.bias", "fc.weight"} <= trainable
+    assert "layer3.3.conv3.weight" not in trainable and "conv1.weight" not in trainable
+    # their code: the last 7 children of the flattened ResNet-50 (16 convolutions)
+    assert sum(p.numel() for n, p in model.named_parameters() if n in trainable) == 17_209_349
+
+
+def test_vit_with_imagenet_weights_needs_its_native_size() -> None:
+    with pytest.raises(ValueError, match="224 px only.*--weights none"):
+        create_model(CATALOGUE["vit_b_16"], 8, "imagenet", 64)
+
+
+@pytest.mark.parametrize("name", [*ALL, *ACROSS_LABS])
 def test_member_builds_with_new_head_and_runs_forward(name: str) -> None:
     entry = CATALOGUE[name]
     torch.manual_seed(0)
     model, used = create_model(entry, 8, "none", entry.input_size)
     assert used == "none"
     assert count_params(model) == pytest.approx(entry.params_m * 1e6, abs=600)
+    if entry.size_kwarg:  # a fixed input size (ViT): built again at its smallest
+        model, _ = create_model(entry, 8, "none", entry.min_size)
     replace_heads(model, entry, 5)
     for path in (entry.head, *entry.aux_heads):
         head = get_module(model, path)

@@ -16,9 +16,12 @@ def test_paper_recipes() -> None:
     )  # fmt: skip
     assert "rotate60" in g.augment and g.image_size is None
     t = get_recipe("tsutsui2023")
-    assert (t.optimizer, t.lr, t.weight_decay, t.warmup_epochs, t.epochs) == (
-        "adamw", 1e-4, 0.005, 10, 100,
+    assert (t.optimizer, t.lr, t.weight_decay, t.warmup_epochs, t.epochs, t.batch_size) == (
+        "adamw", 1e-4, 0.005, 10, 100, 128,
     )  # fmt: skip
+    r = get_recipe("robust")
+    assert r.crop == "cell" and {"hed", "colorjitter", "grayscale"} <= set(r.augment)
+    assert (r.optimizer, r.lr, r.scheduler, r.image_size) == ("adamw", 2e-3, "onecycle", 64)
 
 
 def test_override_parses_strings_by_field_type() -> None:

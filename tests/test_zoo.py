@@ -209,7 +209,7 @@ def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
     assert "--all or --models" in capsys.readouterr().err
     with pytest.raises(KeyError, match="nosuchnet"):
         run_zoo(tmp_path, tiny, "--models", "nosuchnet")
-    with pytest.raises(SystemExit, match="NAME=PATH"):
+    with pytest.raises(SystemExit, match=r"NAME=\[ADAPTER:\]PATH"):
         run_zoo(tmp_path, tiny, "--models", "resnet18", "--eval", "nopath")
     with pytest.raises(KeyError, match="unknown recipe field 'lr_max'"):
         run_zoo(tmp_path, tiny, "--models", "resnet18", "--set", "lr_max=1")

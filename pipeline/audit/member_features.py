@@ -25,16 +25,19 @@ def member_features(
     progress: bool,
 ) -> np.ndarray:
     """Penultimate features ``(len(ids), D)`` of a member for images of ``dataset``, decoded
-    once at the member's own input size."""
+    once at the member's own input size and crop."""
     member = load_member(zoo_out, member_name)
+    records = dataset.records()
     cache = load_or_build(
         dataset.root,
-        [r.id for r in dataset.records()],
+        [r.id for r in records],
         member.image_size,
         dataset.name,
         cache_dir,
         workers,
         progress,
+        member.crop,
+        {r.id: r.mask for r in records if r.mask},
     )
     rows = cache.rows(ids)
     batches = (

@@ -45,7 +45,7 @@ def thumbnail(path: Path, side: int) -> Image.Image:
             im.thumbnail((side, side), Image.Resampling.LANCZOS)
             tile.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
     except Exception:  # the caption already says which file; the sheet must still be drawn
-        ImageDraw.Draw(tile).text((4, side // 2), "unreadable", fill=(120, 0, 0), font=_font())
+        ImageDraw.Draw(tile).text((4, side // 2), "unreadable", fill=(120, 0, 0), font=font())
     return tile
 
 
@@ -56,7 +56,7 @@ def outlier_sheet(tiles: list[Tile], title: str, side: int = 96, columns: int = 
     rows = max(1, -(-len(tiles) // columns))
     sheet = Image.new("RGB", (columns * cell_w, LINE + PAD + rows * cell_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=_font())
+    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=font())
     for n, tile in enumerate(tiles):
         x, y = (n % columns) * cell_w + PAD, LINE + PAD + (n // columns) * cell_h + PAD
         sheet.paste(thumbnail(tile.path, side), (x, y))
@@ -72,7 +72,7 @@ def pair_sheet(pairs: list[PairTile], title: str, side: int = 96, columns: int =
     rows = max(1, -(-len(pairs) // columns))
     sheet = Image.new("RGB", (columns * cell_w, LINE + PAD + rows * cell_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=_font())
+    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=font())
     for n, pair in enumerate(pairs):
         x, y = (n % columns) * cell_w + PAD, LINE + PAD + (n // columns) * cell_h + PAD
         colour = (200, 0, 0) if pair.alarm else (0, 0, 0)
@@ -96,9 +96,9 @@ def _caption(
     width: int,
     colour: tuple[int, int, int],
 ) -> None:
-    font = _font()
+    face = font()
     for k, text in enumerate(lines):
-        draw.text((x, y + k * LINE), _fit(text, width, font), fill=colour, font=font)
+        draw.text((x, y + k * LINE), _fit(text, width, face), fill=colour, font=face)
 
 
 def _fit(text: str, width: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
@@ -111,5 +111,5 @@ def _fit(text: str, width: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFo
 
 
 @cache
-def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=FONT_SIZE)

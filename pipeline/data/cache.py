@@ -1,27 +1,31 @@
 """Decode once: every image is decoded and resized a single time into a uint8 memory map.
 
-The map is keyed by dataset root, file list (with sizes and mtimes) and image size, so every
-member and every epoch of a zoo shares it, and a changed file or size builds a new one. A root
-that is an array file (``.npz``, see ``pipeline.data.npz``) is read from its arrays instead, and
-keyed by the file's size and mtime.
+The map is keyed by dataset root, file list (with sizes and mtimes), image size and crop (centre,
+or cell-centred at a fraction, with any expert masks), so every member and every epoch of a zoo
+shares it, and a changed file, size or crop builds a new one. A root that is an array file
+(``.npz``, see ``pipeline.data.npz``) is read from its arrays instead, and keyed by the file's
+size and mtime. Cell-centred maps remember how each image's cell was found (``crop_status``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from pipeline.data.cellcrop import CENTRE, FOUND, CropSpec, cell_crop
 from pipeline.data.npz import is_array_file, read_images
 from pipeline.io import read_json, write_json
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("WBCZOO_CACHE", Path.home() / ".cache" / "wbczoo"))
+CENTRE_CROP = CropSpec()
 
 
 def decode_image(path: Path, size: int) -> np.ndarray:
@@ -36,6 +40,35 @@ def array_image(pixels: np.ndarray, size: int) -> np.ndarray:
     return square_resize(Image.fromarray(pixels).convert("RGB"), size)
 
 
+def decode(
+    path: Path, size: int, crop: CropSpec = CENTRE_CROP, mask: Path | None = None
+) -> tuple[np.ndarray, str]:
+    """An image file at ``size`` under ``crop``, and how its crop was placed (``cellcrop``)."""
+    if crop.mode == "centre":
+        return decode_image(path, size), CENTRE
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    mask_pixels = None
+    if mask is not None:
+        with Image.open(mask) as m:
+            mask_pixels = np.asarray(m.convert("L"))
+    return crop_array(pixels, size, crop, mask_pixels)
+
+
+def crop_array(
+    pixels: np.ndarray, size: int, crop: CropSpec, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
+    """``decode`` of a uint8 ``(H, W, 3)`` or grayscale ``(H, W)`` array."""
+    if crop.mode == "centre":
+        return array_image(pixels, size), CENTRE
+    rgb = np.asarray(Image.fromarray(pixels).convert("RGB"))
+    square, detection = cell_crop(rgb, crop.fraction, mask)
+    resized = Image.fromarray(np.ascontiguousarray(square)).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
+    return np.asarray(resized, dtype=np.uint8), detection.status
+
+
 def square_resize(im: Image.Image, size: int) -> np.ndarray:
     """RGB uint8 ``(size, size, 3)`` of an RGB image: centre square crop, antialiased resize."""
     w, h = im.size
@@ -46,12 +79,15 @@ def square_resize(im: Image.Image, size: int) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-def _decode_chunk(args: tuple[list[str], int]) -> list[np.ndarray | str]:
-    paths, size = args
-    out: list[np.ndarray | str] = []
-    for p in paths:
+Job = tuple[list[str], list[str | None], int, CropSpec]
+
+
+def _decode_chunk(job: Job) -> list[tuple[np.ndarray, str] | str]:
+    paths, masks, size, crop = job
+    out: list[tuple[np.ndarray, str] | str] = []
+    for p, m in zip(paths, masks, strict=True):
         try:
-            out.append(decode_image(Path(p), size))
+            out.append(decode(Path(p), size, crop, Path(m) if m else None))
         except Exception as exc:  # any unreadable file is reported, never fatal
             out.append(f"{type(exc).__name__}: {exc}")
     return out
@@ -59,21 +95,38 @@ def _decode_chunk(args: tuple[list[str], int]) -> list[np.ndarray | str]:
 
 @dataclass
 class ImageCache:
-    """Decoded images ``(N, S, S, 3)`` with their ids; ``failed`` maps unreadable ids to why."""
+    """Decoded images ``(N, S, S, 3)`` with their ids; ``failed`` maps unreadable ids to why,
+    ``crop_status`` every id whose cell-centred crop was not found by the finder to how it was
+    placed instead (``mask``, or the ``cellcrop.FALLBACKS`` to a centre crop)."""
 
     ids: list[str]
     images: np.ndarray
     failed: dict[str, str]
     path: Path
+    crop: CropSpec = CENTRE_CROP
+    crop_status: dict[str, str] = field(default_factory=dict)
 
     def rows(self, ids: list[str]) -> np.ndarray:
         index = {i: n for n, i in enumerate(self.ids)}
         return np.array([index[i] for i in ids], dtype=np.int64)
 
+    def crop_counts(self, ids: list[str]) -> dict[str, int]:
+        """How the crops of these images were placed: status -> count."""
+        default = CENTRE if self.crop.mode == "centre" else FOUND
+        return dict(sorted(Counter(self.crop_status.get(i, default) for i in ids).items()))
 
-def cache_key(root: Path, ids: list[str], size: int) -> str:
+
+def cache_key(
+    root: Path,
+    ids: list[str],
+    size: int,
+    crop: CropSpec = CENTRE_CROP,
+    masks: dict[str, str] | None = None,
+) -> str:
     h = hashlib.sha1()
     h.update(f"{root.resolve()}|{size}".encode())
+    if crop != CENTRE_CROP:  # centre-crop keys stay as they were before crops had a choice
+        h.update(f"|{crop.tag}".encode())
     if is_array_file(root):  # the ids are rows of this one file
         st = root.stat()
         h.update(f"|{st.st_size}:{st.st_mtime_ns}|{'|'.join(ids)}".encode())
@@ -81,6 +134,10 @@ def cache_key(root: Path, ids: list[str], size: int) -> str:
     for i in ids:
         st = (root / i).stat()
         h.update(f"|{i}:{st.st_size}:{st.st_mtime_ns}".encode())
+    if crop.mode == "cell":
+        for i, m in sorted((masks or {}).items()):
+            st = (root / m).stat()
+            h.update(f"|{i}>{m}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
@@ -92,16 +149,23 @@ def load_or_build(
     cache_dir: Path = DEFAULT_CACHE_DIR,
     workers: int | None = None,
     progress: bool = True,
+    crop: CropSpec = CENTRE_CROP,
+    masks: dict[str, str] | None = None,
 ) -> ImageCache:
-    """Open the cache for these images at this size, building it on first use."""
+    """Open the cache for these images at this size and crop, building it on first use.
+
+    ``masks`` maps ids to expert mask files (relative to ``root``) that place cell crops.
+    """
     ids = sorted(ids)
-    stem = cache_dir / f"{name}-{size}px-{cache_key(root, ids, size)}"
+    masks = {i: m for i, m in (masks or {}).items() if m} if crop.mode == "cell" else {}
+    tag = "" if crop.mode == "centre" else f"-{crop.tag}"
+    stem = cache_dir / f"{name}-{size}px{tag}-{cache_key(root, ids, size, crop, masks)}"
     npy, meta = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if not meta.exists():
-        _build(root, ids, size, npy, meta, workers, progress, name)
+        _build(root, ids, size, npy, meta, workers, progress, name, crop, masks)
     info = read_json(meta)
     images = np.load(npy, mmap_mode="r")
-    return ImageCache(info["ids"], images, info["failed"], npy)
+    return ImageCache(info["ids"], images, info["failed"], npy, crop, info.get("crop_status", {}))
 
 
 def _build(
@@ -113,6 +177,8 @@ def _build(
     workers: int | None,
     progress: bool,
     name: str,
+    crop: CropSpec,
+    masks: dict[str, str],
 ) -> None:
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_name(f".{npy.name}.{os.getpid()}.tmp.npy")
@@ -120,14 +186,15 @@ def _build(
         tmp, mode="w+", dtype=np.uint8, shape=(len(ids), size, size, 3)
     )
     failed: dict[str, str] = {}  # array rows never fail: the adapter checked their shapes
+    status: dict[str, str] = {}
     bar = tqdm(total=len(ids), desc=f"decode {name} @{size}px", unit="img", disable=not progress)
     try:
         if is_array_file(root):  # already decoded: resizing in this process is quick enough
             for position, pixels in read_images(root, ids):
-                array[position] = array_image(pixels, size)
+                array[position], status[ids[position]] = crop_array(pixels, size, crop)
                 bar.update()
         else:
-            failed = _decode_files(root, ids, size, array, workers, bar)
+            failed, status = _decode_files(root, ids, size, array, workers, bar, crop, masks)
         array.flush()
         del array
         os.replace(tmp, npy)
@@ -136,7 +203,12 @@ def _build(
         raise
     finally:
         bar.close()
-    write_json(meta, {"ids": ids, "size": size, "failed": failed})
+    info: dict = {"ids": ids, "size": size, "failed": failed}
+    if crop.mode == "cell":
+        info["crop"] = {"mode": crop.mode, "fraction": crop.fraction}
+        info["crop_counts"] = dict(sorted(Counter(status.values()).items()))
+        info["crop_status"] = {i: s for i, s in status.items() if s != FOUND}
+    write_json(meta, info)
 
 
 def _decode_files(
@@ -146,21 +218,29 @@ def _decode_files(
     array: np.ndarray,
     workers: int | None,
     bar: tqdm,
-) -> dict[str, str]:
+    crop: CropSpec,
+    masks: dict[str, str],
+) -> tuple[dict[str, str], dict[str, str]]:
     """Decode the image files into ``array`` in worker processes; returns id -> why for the
-    unreadable ones."""
+    unreadable ones, and id -> how its crop was placed for the others."""
     failed: dict[str, str] = {}
+    status: dict[str, str] = {}
     chunk = 64
-    jobs = [([str(root / i) for i in ids[s : s + chunk]], size) for s in range(0, len(ids), chunk)]
+    jobs: list[Job] = []
+    for s in range(0, len(ids), chunk):
+        part = ids[s : s + chunk]
+        mask_paths = [str(root / masks[i]) if i in masks else None for i in part]
+        jobs.append(([str(root / i) for i in part], mask_paths, size, crop))
     workers = workers or min(8, os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for start, results in zip(
             range(0, len(ids), chunk), pool.map(_decode_chunk, jobs), strict=True
         ):
             for offset, result in enumerate(results):
+                i = ids[start + offset]
                 if isinstance(result, str):
-                    failed[ids[start + offset]] = result
+                    failed[i] = result
                 else:
-                    array[start + offset] = result
+                    array[start + offset], status[i] = result
             bar.update(len(results))
-    return failed
+    return failed, status

@@ -28,3 +28,14 @@ def load_raabin(root: Path) -> Dataset:
         splits["testb"], more = scan_class_folders(root, root / "TestB", allow_empty=True)
         skipped += more
     return Dataset("raabin", root, classes_of(train), splits, skipped)
+
+
+@register_adapter("raabin-testb")
+def load_raabin_testb(root: Path) -> Dataset:
+    """Raabin's TestB alone (another microscope and camera): an evaluation set for members
+    trained elsewhere, e.g. ``--eval testb=raabin-testb:/data/Raabin-WBC``."""
+    raabin = load_raabin(root)
+    if "testb" not in raabin.splits:
+        raise DatasetLayoutError(f"{root} has no TestB/ folder")
+    testb = raabin.splits["testb"]
+    return Dataset("raabin-testb", root, classes_of(testb), {"testb": testb}, raabin.skipped)

@@ -16,10 +16,12 @@ class DatasetLayoutError(ValueError):
 
 @dataclass(frozen=True)
 class Record:
-    """One image: its id is the POSIX path relative to the dataset root."""
+    """One image: its id is the POSIX path relative to the dataset root; ``mask``, when the
+    dataset ships one, the path of its expert segmentation mask (it places cell-centred crops)."""
 
     id: str
     label: str
+    mask: str | None = None
 
 
 @dataclass

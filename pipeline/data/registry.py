@@ -32,3 +32,15 @@ def load_dataset(adapter: str, root: Path | str) -> Dataset:
     if not root.exists():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
     return dataclasses.replace(_ADAPTERS[adapter](root), adapter=adapter)
+
+
+def parse_source(spec: str, option: str = "--eval") -> tuple[str, str, Path]:
+    """``NAME=[ADAPTER:]PATH`` -> (name, adapter, path); without a known adapter prefix the path
+    is a ``folder`` (so ``NAME=PATH`` keeps its meaning, and ``C:\\data`` stays a path)."""
+    name, sep, rest = spec.partition("=")
+    if not sep or not name or not rest:
+        raise SystemExit(f"{option} takes NAME=[ADAPTER:]PATH, got {spec!r}")
+    adapter, colon, path = rest.partition(":")
+    if colon and adapter in _ADAPTERS and path:
+        return name, adapter, Path(path)
+    return name, "folder", Path(rest)

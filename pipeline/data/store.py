@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from pipeline.data.cache import DEFAULT_CACHE_DIR, ImageCache, load_or_build
+from pipeline.data.cache import CENTRE_CROP, DEFAULT_CACHE_DIR, ImageCache, load_or_build
+from pipeline.data.cellcrop import FALLBACKS, CropSpec
 from pipeline.data.records import Dataset, Record, classes_of
 
 
@@ -48,12 +50,14 @@ def image_sets(dataset: Dataset, extra: dict[str, Dataset] | None = None) -> dic
 
 @dataclass
 class View:
-    """The readable images of a set at one size: array rows, ids and labels, in the set's order."""
+    """The readable images of a set at one size: array rows, ids and labels, in the set's order,
+    and how their crops were made (mode, fraction, status counts)."""
 
     images: np.ndarray
     rows: np.ndarray
     ids: list[str]
     labels: list[str]
+    crop: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -63,13 +67,22 @@ class ImageStore:
     cache_dir: Path = DEFAULT_CACHE_DIR
     workers: int | None = None
     progress: bool = True
-    _caches: dict[tuple[Path, int], ImageCache] = field(default_factory=dict)
-    _all_ids: dict[Path, tuple[str, list[str]]] = field(default_factory=dict)
+    _caches: dict[tuple[Path, int, CropSpec], ImageCache] = field(default_factory=dict)
+    _all_ids: dict[Path, tuple[str, list[str], dict[str, str]]] = field(default_factory=dict)
     _warned: set[Path] = field(default_factory=set)
+    _reported: set[tuple[str, CropSpec]] = field(default_factory=set)
 
     def register(self, dataset: Dataset) -> None:
         """Make every image of a dataset known, so one cache holds all its splits."""
-        self._all_ids[dataset.root] = (dataset.name, [r.id for r in dataset.records()])
+        records = dataset.records()
+        masks = {r.id: r.mask for r in records if r.mask}
+        ids = [r.id for r in records]
+        if dataset.root in self._all_ids:  # two adapters of one root (raabin, raabin-testb)
+            name, known, known_masks = self._all_ids[dataset.root]
+            ids, masks = sorted(set(known) | set(ids)), known_masks | masks
+        else:
+            name = dataset.name
+        self._all_ids[dataset.root] = (name, ids, masks)
         if dataset.skipped:
             warnings.warn(
                 f"{dataset.root}: skipped {len(dataset.skipped)} non-image file(s): "
@@ -77,24 +90,32 @@ class ImageStore:
                 stacklevel=2,
             )
 
-    def view(self, image_set: ImageSet, size: int) -> View:
-        cache = self._cache(image_set.root, size)
+    def view(self, image_set: ImageSet, size: int, crop: CropSpec = CENTRE_CROP) -> View:
+        """The set's images at ``size`` under ``crop``; cell-crop fallbacks are printed once
+        per set."""
+        cache = self._cache(image_set.root, size, crop)
         readable = [r for r in image_set.records if r.id not in cache.failed]
+        ids = [r.id for r in readable]
+        counts = cache.crop_counts(ids)
+        if crop.mode == "cell" and (image_set.name, crop) not in self._reported:
+            self._reported.add((image_set.name, crop))
+            tqdm.write(f"cell crops of {image_set.name}: {crop_summary(counts)}")
         return View(
             cache.images,
-            cache.rows([r.id for r in readable]),
-            [r.id for r in readable],
+            cache.rows(ids),
+            ids,
             [r.label for r in readable],
+            {"mode": crop.mode, "fraction": crop.fraction, "counts": counts},
         )
 
-    def _cache(self, root: Path, size: int) -> ImageCache:
-        key = (root, size)
+    def _cache(self, root: Path, size: int, crop: CropSpec) -> ImageCache:
+        key = (root, size, crop)
         if key not in self._caches:
             if root not in self._all_ids:
                 raise KeyError(f"{root} was not registered with the image store")
-            name, ids = self._all_ids[root]
+            name, ids, masks = self._all_ids[root]
             cache = load_or_build(
-                root, ids, size, name, self.cache_dir, self.workers, self.progress
+                root, ids, size, name, self.cache_dir, self.workers, self.progress, crop, masks
             )
             if cache.failed and root not in self._warned:
                 self._warned.add(root)
@@ -105,3 +126,10 @@ class ImageStore:
                 )
             self._caches[key] = cache
         return self._caches[key]
+
+
+def crop_summary(counts: dict[str, int]) -> str:
+    """``"240 found, 3 no cell -> centre crop"``: fallbacks named as such."""
+    fallback = " -> centre crop"
+    parts = [f"{n} {s}{fallback if s in FALLBACKS else ''}" for s, n in counts.items()]
+    return ", ".join(parts) or "no images"

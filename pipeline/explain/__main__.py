@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from pipeline.answers import AnswerKeys  # noqa: E402
 from pipeline.classes import ordered  # noqa: E402
-from pipeline.data.cache import decode_image  # noqa: E402
+from pipeline.data.cache import decode  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
 from pipeline.helpformat import HelpFormatter
@@ -54,7 +54,7 @@ def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> lis
 
 def gradcam_figure(member: LoadedMember, items: list[dict], layer: str, title: str) -> plt.Figure:
     size = member.image_size
-    inputs = to_batch(member, [decode_image(it["path"], size) for it in items])
+    inputs = to_batch(member, [decode(it["path"], size, member.crop)[0] for it in items])
     cams, logits = grad_cam(member.model, get_module(member.model, layer), inputs)
     probs = torch.softmax(logits.float(), 1)
     cols = min(6, len(items))
@@ -64,7 +64,7 @@ def gradcam_figure(member: LoadedMember, items: list[dict], layer: str, title: s
         ax.axis("off")
     for ax, it, cam, p in zip(axes.flat, items, cams, probs, strict=False):
         shown = F.interpolate(cam[None, None], size=(DISPLAY, DISPLAY), mode="bilinear")[0, 0]
-        ax.imshow(decode_image(it["path"], DISPLAY))
+        ax.imshow(decode(it["path"], DISPLAY, member.crop)[0])
         ax.imshow(shown.cpu().numpy(), cmap="jet", alpha=0.4, vmin=0, vmax=1)
         predicted = member.classes[int(p.argmax())]
         label = f"{it['true']} → {predicted}" if it.get("true") else predicted
@@ -104,7 +104,7 @@ def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> No
         key = keys.key(source)
         ids = sorted(key)
         ids = [ids[i] for i in sorted(rng.choice(len(ids), min(args.per_set, len(ids)), False))]
-        images = [decode_image(Path(source["root"]) / i, member.image_size) for i in ids]
+        images = [decode(Path(source["root"]) / i, member.image_size, member.crop)[0] for i in ids]
         batches = [to_batch(member, images[s : s + 64]) for s in range(0, len(images), 64)]
         feats.append(penultimate(member.model, member.entry, batches))
         rows += [{"set": set_name, "id": i, "label": key[i]} for i in ids]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,12 +24,17 @@ CAM_LAYERS: dict[str, str] = {
     "googlenet": "inception5b",
     "mobilenet": "features",
     "efficientnet": "features",
+    "convnext": "features",
+    # a ViT has no spatial maps: the patch tokens entering the last block stand in for them
+    "vit": "encoder.layers.encoder_layer_11.ln_1",
 }
 # timm builds name their blocks their own way
 TIMM_CAM_LAYERS: dict[str, str] = {"resnet": "stages"}
 
 
 def cam_layer(entry: Entry) -> str:
+    if entry.cam_layer:
+        return entry.cam_layer
     table = TIMM_CAM_LAYERS if entry.library == "timm" else CAM_LAYERS
     if entry.family not in table:
         raise KeyError(f"no Grad-CAM layer is known for family {entry.family!r} ({entry.name})")
@@ -61,12 +68,25 @@ def grad_cam(
             logits.gather(1, target.view(-1, 1)).sum().backward()
     finally:
         handle.remove()
-    weights = store["grad"].mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * store["acts"]).sum(1, keepdim=True)).detach()
+    acts, grads = token_map(store["acts"]), token_map(store["grad"])
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * acts).sum(1, keepdim=True)).detach()
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     flat = cam.flatten(1)
     low, high = flat.min(1).values.view(-1, 1, 1), flat.max(1).values.view(-1, 1, 1)
     return (cam - low) / (high - low).clamp_min(1e-8), logits.detach()
+
+
+def token_map(x: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` maps as they are; transformer tokens ``(N, [1 +] H*W, C)`` laid out on
+    their square patch grid, the class token dropped."""
+    if x.dim() == 4:
+        return x
+    n = x.shape[1]
+    side = math.isqrt(n)
+    if side * side != n:
+        x, side = x[:, 1:], math.isqrt(n - 1)
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], side, side)
 
 
 def member_cam(

@@ -6,10 +6,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from pipeline.leaderboard.collect import Entry
 from pipeline.leaderboard.scores import Scorer
+from pipeline.stats import mean_ci
 
 IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
 WEIGHTS = {"imagenet": "ImageNet", "none": "random"}
@@ -48,18 +48,6 @@ def describe(e: Entry) -> dict:
         "gmacs": m.get("gmacs", np.nan),
         "image_size": m.get("image_size", np.nan),
     }
-
-
-def mean_ci(values: pd.Series) -> tuple[float, float, int]:
-    """Mean, half-width of the Student t 95% interval (NaN for one value), and n."""
-    v = values.dropna().to_numpy(dtype=float)
-    n = len(v)
-    if n == 0:
-        return np.nan, np.nan, 0
-    if n == 1:
-        return float(v[0]), np.nan, 1
-    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / np.sqrt(n)
-    return float(v.mean()), float(half), n
 
 
 def leaderboard(long: pd.DataFrame, dataset: str) -> pd.DataFrame:

@@ -31,6 +31,9 @@ class Entry:
     std: tuple[float, float, float] = IMAGENET_STD
     kwargs: dict[str, Any] = field(default_factory=dict)
     random_kwargs: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""  # "", frozen_bn or last16 (pipeline.models.variants)
+    size_kwarg: str = ""  # builder argument fixing the input size (ViT's image_size)
+    cam_layer: str = ""  # Grad-CAM layer, where the family's default does not apply
 
     @property
     def library(self) -> str:

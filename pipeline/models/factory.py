@@ -9,6 +9,7 @@ from torch import nn
 
 from pipeline.models import weights as weights_api
 from pipeline.models.catalogue import Entry
+from pipeline.models.variants import apply_variant
 
 
 def get_module(model: nn.Module, path: str) -> nn.Module:
@@ -72,13 +73,22 @@ def create_model(
 ) -> tuple[nn.Module, str]:
     """Build a member; returns the model and the weights actually used (``imagenet``/``none``).
 
-    Auxiliary heads that cannot run at ``image_size`` are removed.
+    Auxiliary heads that cannot run at ``image_size`` are removed; the catalogue's variant
+    (frozen BatchNorm, last 16 layers) is applied.
     """
     used = weights_api.resolve(entry, weights)
     pretrained = used == "imagenet"
+    size = image_size or entry.input_size
+    if entry.size_kwarg and pretrained and size != entry.input_size:
+        raise ValueError(
+            f"{entry.name} with ImageNet weights runs at {entry.input_size} px only, not {size}: "
+            f"use --image-size {entry.input_size}, or --weights none"
+        )
     try:
         if entry.library == "torchvision":
             kwargs = dict(entry.kwargs) if pretrained else {**entry.kwargs, **entry.random_kwargs}
+            if entry.size_kwarg and not pretrained:  # the weights fix it themselves
+                kwargs[entry.size_kwarg] = size
             tv_weights = weights_api.torchvision_weights(entry) if pretrained else None
             model = torchvision.models.get_model(entry.fn, weights=tv_weights, **kwargs)
         elif entry.library == "timm":
@@ -90,8 +100,9 @@ def create_model(
             raise weights_api.offline_hint(entry, exc) from exc
         raise
     replace_heads(model, entry, num_classes, head_dropout, head_hidden)
-    if entry.aux_heads and not entry.aux_active(image_size or entry.input_size):
+    if entry.aux_heads and not entry.aux_active(size):
         drop_aux_heads(model, entry)
+    apply_variant(model, entry.variant)
     return model, used
 
 
