@@ -23,7 +23,7 @@ TORCHVISION_27 = {
 }  # fmt: skip
 # by name only: the cross-lab study's members
 ACROSS_LABS = [
-    "resnetv2_50d_gn", "resnet50_gn", "resnet50_frozenbn", "resnet50_last16",
+    "resnetv2_50d_gn", "resnet50_gn", "resnet18_gn", "resnet50_frozenbn", "resnet50_last16",
     "vgg16_bn_frozenbn", "densenet121_frozenbn", "vit_b_16", "convnext_tiny",
 ]  # fmt: skip
 
@@ -154,3 +154,13 @@ def test_failed_download_says_how_to_run_offline(tmp_path, monkeypatch) -> None:
     with pytest.raises(weights_api.WeightsUnavailable, match="--weights none") as err:
         create_model(CATALOGUE["squeezenet1_1"], 8, "imagenet")
     assert "squeezenet1_1" in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_member_without_imagenet_weights_refuses_them_clearly() -> None:
+    entry = CATALOGUE["resnet18_gn"]
+    with pytest.raises(weights_api.WeightsUnavailable, match="no published ImageNet weights.*--weights none"):
+        create_model(entry, 8, "imagenet", 32)
+    model, used = create_model(entry, 8, "auto", 32)
+    assert used == "none"
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())

@@ -34,6 +34,7 @@ class Entry:
     variant: str = ""  # "", frozen_bn or last16 (pipeline.models.variants)
     size_kwarg: str = ""  # builder argument fixing the input size (ViT's image_size)
     cam_layer: str = ""  # Grad-CAM layer, where the family's default does not apply
+    imagenet: bool = True  # False: no published ImageNet weights, random initialisation only
 
     @property
     def library(self) -> str:

@@ -33,6 +33,13 @@ def resolve(entry: Entry, weights: str) -> str:
     """Turn ``auto`` into ``imagenet`` when the weights file is already cached, else ``none``."""
     if weights not in CHOICES:
         raise ValueError(f"--weights must be one of {', '.join(CHOICES)}, not {weights!r}")
+    if not entry.imagenet:
+        if weights == "imagenet":
+            raise WeightsUnavailable(
+                f"{entry.name} has no published ImageNet weights: run it with --weights none "
+                "(or auto), or pick a member that has them (python -m pipeline.zoo --list)"
+            )
+        return "none"
     if weights != "auto":
         return weights
     path = cached_file(entry)
