@@ -158,7 +158,9 @@ def test_failed_download_says_how_to_run_offline(tmp_path, monkeypatch) -> None:
 
 def test_member_without_imagenet_weights_refuses_them_clearly() -> None:
     entry = CATALOGUE["resnet18_gn"]
-    with pytest.raises(weights_api.WeightsUnavailable, match="no published ImageNet weights.*--weights none"):
+    with pytest.raises(
+        weights_api.WeightsUnavailable, match="no published ImageNet weights.*--weights none"
+    ):
         create_model(entry, 8, "imagenet", 32)
     model, used = create_model(entry, 8, "auto", 32)
     assert used == "none"
