@@ -215,10 +215,11 @@ def recipe_from_args(args: argparse.Namespace, preset: bool) -> Recipe:
 
 
 def data_spec(args: argparse.Namespace, data_root: Path, preset: bool) -> DataSpec:
+    # absolute: Ray and Slurm workers start in other folders, on other machines
     return DataSpec(
         args.dataset,
-        data_root,
-        args.cache_dir,
+        data_root.resolve(),
+        args.cache_dir.resolve(),
         "pbc-sample" if preset else None,
         tuple(parse_eval(args.eval).items()),
         not args.no_progress,
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry, recipe, seed, weights, tag, args.device, args.workers, args.precision,
                 args.gpu_augment, args.compile, args.deterministic,
             ),
-            spec, args.out, args.force, not args.no_progress and not executor.parallel,
+            spec, args.out.resolve(), args.force, not args.no_progress and not executor.parallel,
         )
         for seed in seeds
         for entry in members
