@@ -64,8 +64,20 @@ def plan(
         )
     table = pd.DataFrame(rows)
     total = {"member": "TOTAL", **{k: table[k].sum() for k in ("PFLOPs", "floor_s", "estimate_s")}}
-    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
-    return table.astype({"size": "Int64"})  # stays an integer beside the total's blank
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+_FORMATS = {
+    column: lambda v, f=f: "" if pd.isna(v) else f.format(v)
+    for column, f in {
+        "params_M": "{:.3f}",
+        "size": "{:.0f}",
+        "GMACs": "{:.3f}",
+        "PFLOPs": "{:.2f}",
+        "floor_s": "{:.1f}",
+        "estimate_s": "{:.1f}",
+    }.items()
+}
 
 
 def describe(
@@ -77,7 +89,7 @@ def describe(
         [
             f"images: {images}; recipe {recipe.name}, {recipe.epochs} epochs, {seeds} seed(s)",
             f"GPU: {gpu.tflops:g} TFLOPS peak (dense bf16), estimate at {gpu.mfu:.0%} MFU",
-            table.astype(object).fillna("").to_string(index=False),
+            table.to_string(index=False, formatters=_FORMATS, na_rep=""),
             f"floor {total['floor_s'] / 3600:.2f} h, estimate {total['estimate_s'] / 3600:.2f} h "
             "(the floor counts model FLOPs only: no data loading, no kernel overheads)",
         ]

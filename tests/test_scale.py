@@ -273,9 +273,12 @@ def test_ray_backend_on_a_local_cluster(tmp_path, tiny, ray_cluster) -> None:
     assert all(h["pid"] != os.getpid() for h in holders)  # trained in Ray's workers
 
 
-def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, tiny) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, tiny, workers) -> None:
+    """Killed with SIGKILL: no cleanup runs in the driver, and its worker processes (2) die
+    with it, freeing their locks; a next run finishes every member once, from its last epoch."""
     epochs = 8
-    args = zoo_args(tmp_path, tiny, epochs=epochs)
+    args = zoo_args(tmp_path, tiny, "--local-workers", workers, epochs=epochs)
     out = tmp_path / "out"
     driver = subprocess.Popen([sys.executable, "-m", "pipeline.zoo", *args], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -291,6 +294,11 @@ def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, tiny) -
     epoch_reached = torch.load(running[0] / "last.pt", weights_only=False)["epoch"]
     assert epoch_reached < epochs - 1
     (running[0] / ".history.csv.x.tmp").write_text("epoch\n")  # as if killed mid-write
+    locks = list((out / "zoo" / "locks" / "cells").glob("*.lock"))
+    deadline = time.monotonic() + 30
+    while any(MemberLock(lock).is_held() for lock in locks):  # orphaned workers would hold them
+        assert time.monotonic() < deadline, "a worker outlived its driver"
+        time.sleep(0.1)
 
-    assert zoo.main(args) == 0
+    assert zoo.main(zoo_args(tmp_path, tiny, epochs=epochs)) == 0  # one worker: quicker here
     assert_zoo_finished(out, epochs)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -14,13 +17,23 @@ import torch
 from pipeline.executors.base import lost
 from pipeline.jobs import JobSpec, run_job
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
 
 def default_workers() -> int:
     return max(torch.cuda.device_count(), 1)
 
 
-def _claim_gpu(gpus: mp.Queue) -> None:
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the driver dies, so a killed driver leaves no orphan
+    training on (and holding its member's lock) while the next run waits for it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _start_worker(gpus: mp.Queue) -> None:
     """Pin a worker to one GPU before it touches CUDA, so each member sees a single device."""
+    _die_with_parent()
     index = gpus.get()
     if index is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
@@ -46,7 +59,7 @@ class LocalExecutor:
         for i in range(self.workers):
             gpus.put(i % visible if visible else None)
         with ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_claim_gpu, initargs=(gpus,)
+            self.workers, mp_context=context, initializer=_start_worker, initargs=(gpus,)
         ) as pool:
             futures = {pool.submit(run_job, job): job for job in jobs}
             for future in as_completed(futures):
