@@ -277,7 +277,7 @@ def test_ray_backend_on_a_local_cluster(tmp_path, tiny, ray_cluster) -> None:
 def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, tiny, workers) -> None:
     """Killed with SIGKILL: no cleanup runs in the driver, and its worker processes (2) die
     with it, freeing their locks; a next run finishes every member once, from its last epoch."""
-    epochs = 8
+    epochs = 4
     args = zoo_args(tmp_path, tiny, "--local-workers", workers, epochs=epochs)
     out = tmp_path / "out"
     driver = subprocess.Popen([sys.executable, "-m", "pipeline.zoo", *args], cwd=REPO,
