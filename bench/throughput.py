@@ -88,6 +88,7 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--workers", type=int, help="loader workers, both paths (default 2 CPU, 8 GPU)")
     p.add_argument("--gpu-tflops", type=float, default=Gpu.tflops, help="peak, for the MFU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the zoo path's model")
     args = p.parse_args()
 
     device = engine.resolve_device(args.device)
@@ -118,14 +119,16 @@ def main() -> None:
         print(f"{len(ids)} images of {args.data} at {args.size}px (cache built once in "
               f"{build_s:.1f} s); batch {args.batch_size}; {steps * args.batch_size} images "
               f"timed per path after {WARMUP_BATCHES} warm-up batches")  # fmt: skip
-        print(f"zoo path: cache + device flips/turns + {precision.name} + channels_last; "
+        print(f"zoo path: cache + device flips/turns + {precision.name} + channels_last"
+              f"{' + torch.compile' if args.compile else ''}; "
               "baseline: ImageFolder + PIL + fp32")  # fmt: skip
         header = f"{'member':<20}{'baseline img/s':>16}{'zoo img/s':>12}{'ratio':>8}"
         print(header + ("  zoo MFU" if cuda else ""), flush=True)
         for member in args.members.split(","):
             augment = GpuAugment(("hflip", "vflip", "rot90"), seed=0)
+            model = fresh_model(member, args.size, device, True)
             zoo_ips = train_steps(
-                fresh_model(member, args.size, device, True),
+                torch.compile(model) if args.compile else model,
                 make_loader(zoo_data, args.batch_size, False, workers, 0, cuda, True),
                 lambda x, a=augment: precision.to_input(x, a),
                 device,
