@@ -36,8 +36,9 @@ def rot90(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def rotate(limit_deg: float) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """Rotation by a uniform angle in [-limit, limit], corners filled by reflection (as the CPU
-    path's BORDER_REFLECT_101), bilinear; float batches only."""
+    """Rotation by a uniform angle in [-limit, limit], corners filled by reflection (close to the
+    CPU path's BORDER_REFLECT_101, which does not repeat the edge pixel), bilinear; float
+    batches only."""
 
     def op(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         angle = (torch.rand(len(x), generator=g) * 2 - 1) * math.radians(limit_deg)
