@@ -89,8 +89,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, help="loader workers, both paths (default 2 CPU, 8 GPU)")
     p.add_argument("--gpu-tflops", type=float, default=Gpu.tflops, help="peak, for the MFU")
     p.add_argument("--compile", action="store_true", help="torch.compile the zoo path's model")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's); on a shared CPU, 1 avoids OpenMP oversubscription",
+    )
     args = p.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = engine.resolve_device(args.device)
     cuda = device.type == "cuda"
     workers = args.workers if args.workers is not None else (8 if cuda else 2)
