@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from pipeline.jobs import JobSpec
+from pipeline.manifest import Manifest
 
 EXECUTORS = ("local", "ray", "submitit")
 
@@ -19,10 +20,9 @@ class Executor(Protocol):
 
 
 def lost(job: JobSpec, why: str) -> dict:
-    """The row of a job whose worker died: the member resumes from its last epoch next run."""
-    return {
-        "member": job.member_id,
-        "arch": job.cfg.entry.name,
-        "status": "failed",
-        "error": f"worker lost ({why}); run the zoo again to resume it",
-    }
+    """The row of a job whose worker died: the member resumes from its last epoch next run.
+
+    The dead worker could not record its end, so the manifest is corrected here."""
+    error = f"worker lost ({why}); run the zoo again to resume it"
+    Manifest.of(job.out, job.cfg.dataset).update(job.member_id, "failed", error=error)
+    return {"member": job.member_id, "arch": job.cfg.entry.name, "status": "failed", "error": error}
