@@ -39,6 +39,30 @@ def time_epochs(loader: DataLoader, epochs: int, to_input=lambda x: x) -> float:
     return seen / (time.perf_counter() - start)
 
 
+def baseline_folder(root: Path, ids: list[str], size: int) -> Subset:
+    """The images ``ids`` of a PBC folder as a plain torchvision pipeline reads them: ImageFolder,
+    PIL decoding every time, resize, random flips, normalisation on the CPU."""
+    transform = T.Compose(
+        [
+            T.Resize(size),
+            T.CenterCrop(size),
+            T.RandomHorizontalFlip(),
+            T.RandomVerticalFlip(),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    folder = torchvision.datasets.ImageFolder(
+        str(root / "PBC_dataset_normal_DIB"),
+        transform=transform,
+        is_valid_file=lambda path: not Path(path).name.startswith("."),
+    )
+    wanted = {Path(root / i).resolve() for i in ids}
+    return Subset(
+        folder, [n for n, (path, _) in enumerate(folder.samples) if Path(path).resolve() in wanted]
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, default=Path("../shared/data/pbc"), help="a PBC folder")
@@ -70,25 +94,11 @@ def main() -> None:
         precision = Precision(torch.device("cpu"), None, False)
         zoo_ips = time_epochs(loader, args.epochs, precision.to_input)
 
-    baseline_tf = T.Compose(
-        [
-            T.Resize(args.size),
-            T.CenterCrop(args.size),
-            T.RandomHorizontalFlip(),
-            T.RandomVerticalFlip(),
-            T.ToTensor(),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
-    folder = torchvision.datasets.ImageFolder(
-        str(dataset.root / "PBC_dataset_normal_DIB"),
-        transform=baseline_tf,
-        is_valid_file=lambda path: not Path(path).name.startswith("."),
-    )
-    wanted = {Path(dataset.root / i).resolve() for i in ids}
-    indices = [n for n, (path, _) in enumerate(folder.samples) if Path(path).resolve() in wanted]
     base_loader = DataLoader(
-        Subset(folder, indices), batch_size=args.batch_size, shuffle=True, num_workers=args.workers
+        baseline_folder(dataset.root, ids, args.size),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
     )
     base_ips = time_epochs(base_loader, args.epochs)
 

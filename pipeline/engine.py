@@ -25,6 +25,31 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def configure_backends(device: torch.device, deterministic: bool) -> None:
+    """cuDNN autotuning (fastest kernels, run-to-run noise) unless results must repeat exactly."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+
+
+class FixedBatch(nn.Module):
+    """Pads a short evaluation batch to ``batch`` rows, so a compiled model sees one shape and
+    the last batch of a set does not recompile it; training batches are full (drop_last)."""
+
+    def __init__(self, model: nn.Module, batch: int) -> None:
+        super().__init__()
+        self.model, self.batch = model, batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple:
+        n = len(x)
+        if self.training or n >= self.batch:
+            return self.model(x)
+        padded = torch.cat([x, x[:1].expand(self.batch - n, *x.shape[1:])])
+        if x.is_contiguous(memory_format=torch.channels_last):  # same strides, same graph
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        return self.model(padded)[:n]
+
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -57,9 +82,15 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def to_input(self, batch: torch.Tensor) -> torch.Tensor:
-        """uint8 NCHW on the host -> normalised float on the device, in one batched pass."""
+    def to_input(
+        self,
+        batch: torch.Tensor,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """uint8 NCHW on the host -> (augmented,) normalised float on the device, in batch."""
         x = batch.to(self.device, non_blocking=True).float().div_(255)
+        if augment is not None:
+            x = augment(x)
         mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
         x = x.sub_(mean).div_(std)
@@ -95,12 +126,14 @@ def train_one_epoch(
     aux_weight: float,
     progress: Iterator | None = None,
     mixer: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; ``mixer`` (MixUp/CutMix) turns targets into probability rows."""
+    """One pass over ``loader``; ``mixer`` (MixUp/CutMix) turns targets into probability rows;
+    ``augment`` transforms the batch on the device (see ``pipeline.gpu_augment``)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for images, targets in loader:
-        x = precision.to_input(images)
+        x = precision.to_input(images, augment)
         y = targets.to(precision.device, non_blocking=True)
         target = y
         if mixer is not None:

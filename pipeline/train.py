@@ -23,6 +23,7 @@ from pipeline.data.cache import CENTRE_CROP
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.loader import CachedImages, make_loader
 from pipeline.data.store import ImageSet, ImageStore, View
+from pipeline.gpu_augment import GpuAugment, split_augment
 from pipeline.io import atomic_write, read_json, write_json, write_text
 from pipeline.metrics import evaluate
 from pipeline.mixing import Mixer
@@ -45,6 +46,9 @@ class MemberConfig:
     device: str = "auto"
     workers: int | None = None  # data-loader workers; None: 0 on CPU, up to 8 on a GPU
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    gpu_augment: str = "auto"  # auto | on | off: geometric augmentation on the device
+    compile: bool = False  # torch.compile the model
+    deterministic: bool = False  # cuDNN without autotuning, for exactly repeatable runs
 
     @property
     def member_id(self) -> str:
@@ -132,6 +136,7 @@ def train_member(
         cfg.entry.mean,
         cfg.entry.std,
     )
+    engine.configure_backends(device, cfg.deterministic)
     workers = cfg.workers if cfg.workers is not None else (0 if device.type == "cpu" else 8)
     size, recipe = cfg.image_size, cfg.recipe
 
@@ -142,15 +147,20 @@ def train_member(
     params, gmacs = count_params(model), count_gmacs(model, size)
     memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
+    # the compiled wrapper computes; ``model`` keeps plain state_dict keys for checkpoints
+    net = model
+    if cfg.compile:
+        net = engine.FixedBatch(torch.compile(model, dynamic=False), EVAL_BATCH)
 
     crop = recipe.crop_spec
     train_view = store.view(sets["train"], size, crop)
     train_labels = label_indices(train_view, classes)
+    cpu_augment, device_augment = split_augment(recipe.augment, cfg.gpu_augment, device)
     train_data = CachedImages(
         train_view.images,
         train_view.rows,
         train_labels,
-        build_augment(recipe.augment, size, cfg.seed, recipe.aug_strength),
+        build_augment(cpu_augment, size, cfg.seed, recipe.aug_strength) if cpu_augment else None,
     )
     drop_last = len(train_data) > recipe.batch_size  # a batch of one breaks BatchNorm
     steps = len(train_data) // recipe.batch_size if drop_last else 1
@@ -201,7 +211,7 @@ def train_member(
             disable=not progress,
         )
         stats = engine.train_one_epoch(
-            model,
+            net,
             loader,
             optimizer,
             scheduler,
@@ -211,9 +221,10 @@ def train_member(
             cfg.entry.aux_weight,
             bar,
             mixer if mixer.active else None,
+            GpuAugment(device_augment, seed) if device_augment else None,
         )
         bar.close()
-        val_scores = evaluate(val_labels, predict_view(model, val_view, precision, workers),
+        val_scores = evaluate(val_labels, predict_view(net, val_view, precision, workers),
                               classes, auc=False)  # fmt: skip
         train_time += time.perf_counter() - t0
         history.append(
@@ -251,7 +262,7 @@ def train_member(
 
     best = torch.load(paths.best, map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    metrics = evaluate_sets(model, sets, classes, store, size, precision, workers, paths, crop)
+    metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop)
     summary = {
         "member": cfg.member_id,
         "arch": cfg.entry.name,
@@ -290,6 +301,9 @@ def train_member(
             "train_time_s": round(train_time, 1),
             "device": provenance.device_name(device),
             "precision": precision.name,
+            "augment_on_device": list(device_augment),
+            "compiled": cfg.compile,
+            "deterministic": cfg.deterministic,
             "versions": provenance.package_versions(),
             "git_commit": provenance.git_commit(),
             "command": provenance.command_line(),

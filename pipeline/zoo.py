@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm import tqdm
 
-from pipeline.data import Dataset, list_adapters, load_dataset
+from pipeline.data import Dataset, list_adapters
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.registry import parse_source
-from pipeline.data.store import ImageSet, ImageStore, image_sets
+from pipeline.data.store import ImageSet, ImageStore
 from pipeline.engine import PRECISIONS
+from pipeline.executors import EXECUTORS, Executor
+from pipeline.executors.local import LocalExecutor, default_workers
+from pipeline.executors.ray_backend import RayExecutor
+from pipeline.executors.slurm import SubmititExecutor
+from pipeline.gpu_augment import GPU_MODES
 from pipeline.helpformat import HelpFormatter
-from pipeline.io import write_json, write_text
+from pipeline.io import read_json, write_text
+from pipeline.jobs import DataSpec, JobSpec, load_data
+from pipeline.manifest import Manifest, member_lock
 from pipeline.models import load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
+from pipeline.plan import Gpu, describe, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
 from pipeline.stats import seed_summary
-from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
+from pipeline.train import MemberConfig, MemberPaths, is_done
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
 # Without --data the zoo runs on the bundled sample with a preset sized for a 2-core CPU.
@@ -104,6 +110,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="retrain members that are already done")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    speed = p.add_argument_group("speed on one GPU")
+    speed.add_argument(
+        "--gpu-augment",
+        default="auto",
+        choices=GPU_MODES,
+        help="flips, 90 degree turns and rotate60 on the device in batch: auto (on CUDA, when "
+        "every augmentation of the recipe has a device form), on, off",
+    )
+    speed.add_argument("--compile", action="store_true", help="torch.compile each member")
+    speed.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="exactly repeatable cuDNN kernels (default: cudnn.benchmark autotuning on CUDA)",
+    )
+    speed.add_argument(
+        "--plan",
+        action="store_true",
+        help="print each member's FLOPs and the run's time floor and estimate; train nothing",
+    )
+    speed.add_argument(
+        "--gpu-tflops", type=float, default=Gpu.tflops, help="--plan: the GPU's peak bf16 rate"
+    )
+    speed.add_argument(
+        "--mfu", type=float, default=Gpu.mfu, help="--plan: share of the peak training reaches"
+    )
+    fan = p.add_argument_group("many GPUs and machines")
+    fan.add_argument(
+        "--executor",
+        default="local",
+        choices=EXECUTORS,
+        help="local: worker processes on this machine; ray: a Ray task per member; submitit: "
+        "a Slurm job array. Outputs land in --out the same way for all three",
+    )
+    fan.add_argument(
+        "--local-workers",
+        type=int,
+        help="local: worker processes (default: one per visible GPU, one on CPU)",
+    )
+    fan.add_argument("--ray-address", help="ray: an existing cluster, e.g. ray://head:10001")
+    fan.add_argument(
+        "--gpus-per-member",
+        type=float,
+        help="ray: GPUs each member's task holds (default: 1, or 0 with --device cpu)",
+    )
+    fan.add_argument(
+        "--max-retries", type=int, default=3, help="ray: retries of a member on worker loss"
+    )
+    fan.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local", "debug"),
+        help="submitit: where jobs run (default: Slurm when sbatch is found, else local)",
+    )
+    fan.add_argument("--slurm-partition", help="submitit: the Slurm partition")
+    fan.add_argument(
+        "--slurm-gpus-per-node", type=int, default=1, help="submitit: GPUs per member's job"
+    )
+    fan.add_argument(
+        "--timeout-min", type=int, default=24 * 60, help="submitit: time limit per member"
+    )
     return p
 
 
@@ -176,21 +241,68 @@ def recipe_from_args(args: argparse.Namespace, preset: bool) -> Recipe:
     return override(recipe, changes)
 
 
+def data_spec(args: argparse.Namespace, data_root: Path, preset: bool) -> DataSpec:
+    # absolute: Ray and Slurm workers start in other folders, on other machines
+    return DataSpec(
+        args.dataset,
+        data_root.resolve(),
+        args.cache_dir.resolve(),
+        "pbc-sample" if preset else None,
+        tuple(
+            (name, adapter, path.resolve())
+            for name, (adapter, path) in parse_eval(args.eval).items()
+        ),
+        not args.no_progress,
+    )
+
+
 def prepare_data(
     args: argparse.Namespace, data_root: Path, preset: bool
 ) -> tuple[Dataset, str, dict[str, ImageSet], ImageStore]:
     """The training dataset, its output tag, every evaluation set, and the image store."""
-    dataset = load_dataset(args.dataset, data_root)
-    if not dataset.trainable:
-        raise SystemExit(f"{data_root}: {args.dataset} has no train/val/test split")
-    tag = "pbc-sample" if preset else dataset.name
-    extra = {
-        name: load_dataset(adapter, path) for name, (adapter, path) in parse_eval(args.eval).items()
-    }
-    store = ImageStore(args.cache_dir, progress=not args.no_progress)
-    for ds in (dataset, *extra.values()):
-        store.register(ds)
-    return dataset, tag, image_sets(dataset, extra), store
+    load_data.cache_clear()  # the folders may have changed since an earlier run in this process
+    data = load_data(data_spec(args, data_root, preset))
+    return data.dataset, data.tag, data.sets, data.store
+
+
+def make_executor(args: argparse.Namespace) -> Executor:
+    if args.executor == "ray":
+        gpus = args.gpus_per_member
+        if gpus is None:
+            gpus = 0.0 if args.device == "cpu" else 1.0
+        return RayExecutor(args.ray_address, gpus, args.max_retries)
+    if args.executor == "submitit":
+        return SubmititExecutor(
+            args.out / "zoo" / "slurm",
+            args.slurm_cluster,
+            args.slurm_partition,
+            args.slurm_gpus_per_node,
+            args.timeout_min,
+        )
+    return LocalExecutor(args.local_workers or default_workers())
+
+
+def initial_state(job: JobSpec) -> str:
+    """A member's state before this run touches it, from its files and its lock."""
+    paths = MemberPaths.of(job.out, job.cfg)
+    if is_done(paths):
+        return "done"
+    if member_lock(job.out, job.cfg.dataset, job.member_id).is_held():
+        return "running"
+    if paths.state.exists() and read_json(paths.state).get("status") == "failed":
+        return "failed"
+    return "pending"
+
+
+def report(result: dict) -> None:
+    error = result.pop("error", None)
+    if result["status"] in ("failed", "busy"):
+        tqdm.write(f"{result['status'].upper()} {result['member']}: {error}")
+        return
+    tqdm.write(
+        f"{result['member']:<40} val {result['val_acc']:.4f}  test {result['test_acc']:.4f}  "
+        f"F1 {result['test_macro_f1']:.4f}  {result['train_time_s']:.0f}s  {result['status']}"
+    )
 
 
 def format_seed_summary(summary: pd.DataFrame) -> str:
@@ -232,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     members = select(
         load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
     )
-    dataset, tag, sets, store = prepare_data(args, data_root, preset)
+    dataset, tag, sets, _store = prepare_data(args, data_root, preset)
     print(
         f"{tag}: {len(dataset.classes)} classes, "
         + ", ".join(f"{n} {len(s.records)}" for n, s in sets.items())
@@ -242,39 +354,34 @@ def main(argv: list[str] | None = None) -> int:
     for name, image_set in sets.items():
         if name not in dataset.splits:  # members are scored over the classes they share
             print(f"  {name}: {', '.join(image_set.classes)}", flush=True)
+    if args.plan:
+        counts = {name: len(s.records) for name, s in sets.items()}
+        table = plan(members, recipe, len(seeds), counts, Gpu(args.gpu_tflops, args.mfu))
+        print(describe(table, counts, recipe, len(seeds), Gpu(args.gpu_tflops, args.mfu)))
+        return 0
 
-    rows, failed = [], []
-    jobs = [(entry, seed) for seed in seeds for entry in members]
-    overall = tqdm(jobs, desc="zoo", unit="member", disable=args.no_progress)
-    for entry, seed in overall:
-        cfg = MemberConfig(
-            entry, recipe, seed, weights, tag, args.device, args.workers, args.precision
+    executor = make_executor(args)
+    spec = data_spec(args, data_root, preset)
+    jobs = [
+        JobSpec(
+            MemberConfig(
+                entry, recipe, seed, weights, tag, args.device, args.workers, args.precision,
+                args.gpu_augment, args.compile, args.deterministic,
+            ),
+            spec, args.out.resolve(), args.force, not args.no_progress and not executor.parallel,
         )
-        overall.set_postfix_str(cfg.member_id)
-        try:
-            result = train_member(
-                cfg, sets, dataset.classes, store, args.out, args.force, not args.no_progress
-            )
-        except SettingsMismatch as exc:  # the finished member stays exactly as it is
-            failed.append(cfg.member_id)
-            tqdm.write(f"FAILED {cfg.member_id}: {exc}")
-            rows.append({"member": cfg.member_id, "arch": entry.name, "status": "failed"})
-            continue
-        except Exception as exc:  # one broken member must not stop the zoo
-            failed.append(cfg.member_id)
-            paths = MemberPaths.of(args.out, cfg)
-            write_text(paths.error, traceback.format_exc())
-            write_json(paths.state, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
-            tqdm.write(f"FAILED {cfg.member_id}: {type(exc).__name__}: {exc} (see {paths.error})")
-            rows.append({"member": cfg.member_id, "arch": entry.name, "status": "failed"})
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        rows.append(result)
-        tqdm.write(
-            f"{result['member']:<40} val {result['val_acc']:.4f}  test {result['test_acc']:.4f}  "
-            f"F1 {result['test_macro_f1']:.4f}  {result['train_time_s']:.0f}s  {result['status']}"
-        )
+        for seed in seeds
+        for entry in members
+    ]  # fmt: skip
+    Manifest.of(args.out, tag).record({job.member_id: initial_state(job) for job in jobs})
+    results = {}
+    with tqdm(total=len(jobs), desc="zoo", unit="member", disable=args.no_progress) as overall:
+        for result in executor.run(jobs):
+            report(result)
+            results[result["member"]] = result
+            overall.update()
+    rows = [results[job.member_id] for job in jobs if job.member_id in results]  # job order
+    failed = [row["member"] for row in rows if row["status"] == "failed"]
 
     table = pd.DataFrame(rows)
     results_file = args.out / "zoo" / f"results-{tag}.csv"
@@ -282,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nresults: {results_file}; submissions: {args.out / 'submissions' / tag}")
-    done = table[table["status"] != "failed"]
+    done = table[table["status"].isin(["trained", "skipped (done)"])]
     if len(seeds) > 1 and not done.empty:
         summary = seed_summary(done)
         summary_file = args.out / "zoo" / f"results-{tag}-seeds.csv"
