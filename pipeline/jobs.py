@@ -65,6 +65,18 @@ class JobSpec:
     def member_id(self) -> str:
         return self.cfg.member_id
 
+    def run(self) -> dict:
+        return run_job(self)
+
+    def lost(self, why: str) -> dict:
+        """The row of a member whose worker died: it resumes from its last epoch next run.
+
+        The dead worker could not record its end, so the manifest is corrected here."""
+        error = f"worker lost ({why}); run the zoo again to resume it"
+        Manifest.of(self.out, self.cfg.dataset).update(self.member_id, "failed", error=error)
+        return {"member": self.member_id, "arch": self.cfg.entry.name, "status": "failed",
+                "error": error}  # fmt: skip
+
 
 def run_job(spec: JobSpec) -> dict:
     """Train one member under its lock; a failure is returned as a row, never raised.

@@ -1,8 +1,10 @@
 """``python -m pipeline.tune``: tune a member's recipe with Optuna, on validation only.
 
 TPE sampler, median pruner on validation accuracy per epoch, SQLite storage: a study resumes
-from its file and can be shared by several processes. The best trial is written as a recipe
-file that ``python -m pipeline.zoo --recipe FILE.json`` accepts.
+from its file and is shared by several workers (``--workers N``), run by the zoo's executors
+(local processes, Ray tasks or Slurm jobs), which stop together once the study holds
+``--trials`` finished trials. The best trial is written as a recipe file that
+``python -m pipeline.zoo --recipe FILE.json`` accepts.
 """
 
 from __future__ import annotations
@@ -10,17 +12,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.executors.cli import add_executor_args, make_executor
 from pipeline.helpformat import HelpFormatter
+from pipeline.jobs import DataSpec, load_data
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.recipes import Recipe, override, save_recipe
 from pipeline.train import MemberConfig, train_member
-from pipeline.zoo import BUNDLED_SAMPLE, prepare_data, recipe_from_args
+from pipeline.zoo import BUNDLED_SAMPLE, data_spec, prepare_data, recipe_from_args
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def suggest(trial: optuna.Trial, base: Recipe) -> Recipe:
@@ -38,6 +46,81 @@ def suggest(trial: optuna.Trial, base: Recipe) -> Recipe:
             "aug_strength": trial.suggest_float("aug_strength", 0.0, 1.0),
         },
     )
+
+
+@dataclass(frozen=True)
+class TuneWorker:
+    """One worker of a study: trains trials until the study holds ``trials`` finished ones.
+
+    Picklable, so any executor runs it; all workers share the study through its SQLite file.
+    """
+
+    index: int
+    member: str
+    base: Recipe
+    data: DataSpec
+    study: str
+    folder: Path  # OUT/zoo/tuning: the study's database, its trials' members
+    trials: int
+    seed: int = 0
+    weights: str = "none"
+    device: str = "auto"
+    progress: bool = True
+
+    @property
+    def storage(self) -> str:
+        return f"sqlite:///{(self.folder / f'{self.study}.db').resolve()}"
+
+    def open_study(self) -> optuna.Study:
+        return optuna.create_study(
+            study_name=self.study,
+            storage=self.storage,
+            # each worker its own sampler seed, or parallel workers would suggest alike
+            sampler=optuna.samplers.TPESampler(seed=self.seed + self.index),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+            direction="maximize",
+            load_if_exists=True,
+        )
+
+    def run(self) -> dict:
+        entry = load_catalogue()[self.member]
+        data = load_data(self.data)
+        sets = {name: data.sets[name] for name in ("train", "val", "test")}  # never beyond
+
+        def objective(trial: optuna.Trial) -> float:
+            recipe = dataclasses.replace(suggest(trial, self.base), name=f"trial{trial.number}")
+            cfg = MemberConfig(entry, recipe, self.seed, self.weights, data.tag, self.device)
+
+            def report(row: dict) -> None:
+                trial.report(row["val_acc"], row["epoch"])
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+            result = train_member(
+                cfg, sets, data.dataset.classes, data.store, self.folder / self.study,
+                progress=self.progress, on_epoch=report,
+            )  # fmt: skip
+            return result["val_acc"]
+
+        study = self.open_study()
+        left = self.trials - finished(study)
+        try:
+            if left > 0:
+                study.optimize(
+                    objective,
+                    n_trials=left,
+                    callbacks=[optuna.study.MaxTrialsCallback(self.trials, states=FINISHED)],
+                )
+        except Exception as exc:  # the trial is marked failed in the study; say why here
+            return self.lost(f"{type(exc).__name__}: {exc}")
+        return {"worker": self.index, "status": "done", "trials": finished(study)}
+
+    def lost(self, why: str) -> dict:
+        return {"worker": self.index, "status": "failed", "error": why}
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=WEIGHT_CHOICES, default="none")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="sampler and training seed")
+    p.add_argument(
+        "--workers", type=int, default=1, help="trial workers sharing the study, run by --executor"
+    )
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decoded-image cache")
     p.add_argument("--no-progress", action="store_true")
+    add_executor_args(p, "worker")
     return p
 
 
@@ -70,49 +157,39 @@ def main(argv: list[str] | None = None) -> int:
     entry = load_catalogue().get(args.member)
     if entry is None:
         raise SystemExit(f"unknown member {args.member!r}: see python -m pipeline.zoo --list")
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, not {args.workers}")
     preset = args.data is None
+    root = BUNDLED_SAMPLE if preset else args.data
     args.eval, args.batch_size, args.lr = [], None, None  # what prepare_data/recipe_from_args read
     base = recipe_from_args(args, preset=False)
-    dataset, tag, sets, store = prepare_data(args, BUNDLED_SAMPLE if preset else args.data, preset)
-    sets = {name: sets[name] for name in ("train", "val", "test")}  # tuning never looks beyond
+    _, tag, _, _ = prepare_data(args, root, preset)  # builds the image cache once, here
     study_name = args.study or f"{args.member}-{tag}"
-    folder = args.out / "zoo" / "tuning"
+    folder = (args.out / "zoo" / "tuning").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=f"sqlite:///{(folder / f'{study_name}.db').resolve()}",
-        sampler=optuna.samplers.TPESampler(seed=args.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-        direction="maximize",
-        load_if_exists=True,
-    )
+    if args.executor == "local" and args.local_workers is None:
+        args.local_workers = args.workers
+    executor = make_executor(args, folder / "slurm")
+    workers = [
+        TuneWorker(i, args.member, base, data_spec(args, root, preset), study_name, folder,
+                   args.trials, args.seed, args.weights, args.device,
+                   not args.no_progress and not executor.parallel)
+        for i in range(args.workers)
+    ]  # fmt: skip
+    failed = [row for row in executor.run(workers) if row["status"] != "done"]
+    for row in failed:
+        print(f"tuning worker {row['worker']} failed: {row['error']}", file=sys.stderr)
 
-    def objective(trial: optuna.Trial) -> float:
-        recipe = dataclasses.replace(suggest(trial, base), name=f"trial{trial.number}")
-        cfg = MemberConfig(entry, recipe, args.seed, args.weights, tag, args.device)
-
-        def report(row: dict) -> None:
-            trial.report(row["val_acc"], row["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        result = train_member(
-            cfg, sets, dataset.classes, store, folder / study_name, progress=not args.no_progress,
-            on_epoch=report,
-        )  # fmt: skip
-        return result["val_acc"]
-
-    done = [t for t in study.trials if t.state.is_finished()]
-    study.optimize(objective, n_trials=max(0, args.trials - len(done)))
+    study = workers[0].open_study()
     best = study.best_trial
     recipe = dataclasses.replace(suggest(best, base), name=f"tuned-{study_name}")
     recipe_file = folder / f"{study_name}-best.json"
     save_recipe(recipe_file, recipe)
-    print(f"{len(study.trials)} trial(s) in {folder / (study_name + '.db')}; best #{best.number}: "
-          f"validation accuracy {best.value:.4f} with {best.params}")  # fmt: skip
+    print(f"{finished(study)} finished trial(s) in {folder / (study_name + '.db')}; best "
+          f"#{best.number}: validation accuracy {best.value:.4f} with {best.params}")  # fmt: skip
     print(f"recipe: {recipe_file}\n  python -m pipeline.zoo --models {args.member} "
           f"--recipe {recipe_file}" + (f" --data {args.data}" if args.data else ""))  # fmt: skip
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

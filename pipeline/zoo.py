@@ -14,10 +14,7 @@ from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.registry import parse_source
 from pipeline.data.store import ImageSet, ImageStore
 from pipeline.engine import PRECISIONS
-from pipeline.executors import EXECUTORS, Executor
-from pipeline.executors.local import LocalExecutor, default_workers
-from pipeline.executors.ray_backend import RayExecutor
-from pipeline.executors.slurm import SubmititExecutor
+from pipeline.executors.cli import add_executor_args, make_executor
 from pipeline.gpu_augment import GPU_MODES
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import read_json, write_text
@@ -135,40 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--mfu", type=float, default=Gpu.mfu, help="--plan: share of the peak training reaches"
     )
-    fan = p.add_argument_group("many GPUs and machines")
-    fan.add_argument(
-        "--executor",
-        default="local",
-        choices=EXECUTORS,
-        help="local: worker processes on this machine; ray: a Ray task per member; submitit: "
-        "a Slurm job array. Outputs land in --out the same way for all three",
-    )
-    fan.add_argument(
-        "--local-workers",
-        type=int,
-        help="local: worker processes (default: one per visible GPU, one on CPU)",
-    )
-    fan.add_argument("--ray-address", help="ray: an existing cluster, e.g. ray://head:10001")
-    fan.add_argument(
-        "--gpus-per-member",
-        type=float,
-        help="ray: GPUs each member's task holds (default: 1, or 0 with --device cpu)",
-    )
-    fan.add_argument(
-        "--max-retries", type=int, default=3, help="ray: retries of a member on worker loss"
-    )
-    fan.add_argument(
-        "--slurm-cluster",
-        choices=("slurm", "local", "debug"),
-        help="submitit: where jobs run (default: Slurm when sbatch is found, else local)",
-    )
-    fan.add_argument("--slurm-partition", help="submitit: the Slurm partition")
-    fan.add_argument(
-        "--slurm-gpus-per-node", type=int, default=1, help="submitit: GPUs per member's job"
-    )
-    fan.add_argument(
-        "--timeout-min", type=int, default=24 * 60, help="submitit: time limit per member"
-    )
+    add_executor_args(p)
     return p
 
 
@@ -265,23 +229,6 @@ def prepare_data(
     return data.dataset, data.tag, data.sets, data.store
 
 
-def make_executor(args: argparse.Namespace) -> Executor:
-    if args.executor == "ray":
-        gpus = args.gpus_per_member
-        if gpus is None:
-            gpus = 0.0 if args.device == "cpu" else 1.0
-        return RayExecutor(args.ray_address, gpus, args.max_retries)
-    if args.executor == "submitit":
-        return SubmititExecutor(
-            args.out / "zoo" / "slurm",
-            args.slurm_cluster,
-            args.slurm_partition,
-            args.slurm_gpus_per_node,
-            args.timeout_min,
-        )
-    return LocalExecutor(args.local_workers or default_workers())
-
-
 def initial_state(job: JobSpec) -> str:
     """A member's state before this run touches it, from its files and its lock."""
     paths = MemberPaths.of(job.out, job.cfg)
@@ -360,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(table, counts, recipe, len(seeds), Gpu(args.gpu_tflops, args.mfu)))
         return 0
 
-    executor = make_executor(args)
+    executor = make_executor(args, args.out / "zoo" / "slurm")
     spec = data_spec(args, data_root, preset)
     jobs = [
         JobSpec(

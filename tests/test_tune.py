@@ -37,3 +37,23 @@ def test_study_resumes_and_writes_a_recipe_the_zoo_accepts(tmp_path: Path, make_
                      "--no-progress"]) == 0  # fmt: skip
     meta = tmp_path / "zoo" / "submissions" / "cells" / "squeezenet1_1-tuned-s-s0" / "meta.json"
     assert json.loads(meta.read_text())["recipe"]["lr"] == saved["lr"]
+
+
+def test_two_workers_share_one_study_through_the_local_executor(tmp_path: Path, make_tree) -> None:
+    """Two worker processes fill one SQLite study to --trials (one worker may finish a trial
+    more while the other stops it), each trial trained once."""
+    make_tree(tmp_path / "cells", {"lymphocyte": 10, "neutrophil": 10})
+    args = ["--member", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
+            "--epochs", "1", "--image-size", "32", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--study", "p", "--no-progress",
+            "--trials", "3", "--workers", "2", "--device", "cpu"]  # fmt: skip
+    assert tune.main(args) == 0
+    db = tmp_path / "out" / "zoo" / "tuning" / "p.db"
+    trials = optuna.load_study(study_name="p", storage=f"sqlite:///{db}").trials
+    finished = [t for t in trials if t.state.is_finished()]
+    assert 3 <= len(finished) <= 4 and all(t.state != optuna.trial.TrialState.FAIL for t in trials)
+    members = tmp_path / "out" / "zoo" / "tuning" / "p" / "zoo" / "members" / "cells"
+    assert sorted(m.name for m in members.iterdir()) == sorted(
+        f"squeezenet1_1-trial{t.number}-s0" for t in trials
+    )  # every trial trained once, into its own member folder
+    assert (tmp_path / "out" / "zoo" / "tuning" / "p-best.json").exists()

@@ -1,5 +1,5 @@
-"""Engines that run the zoo's jobs: ``local`` processes, ``ray`` tasks, ``submitit`` (Slurm)."""
+"""Engines that run the zoo's tasks: ``local`` processes, ``ray`` tasks, ``submitit`` (Slurm)."""
 
-from pipeline.executors.base import EXECUTORS, Executor, lost
+from pipeline.executors.base import EXECUTORS, Executor, Task, run_task
 
-__all__ = ["EXECUTORS", "Executor", "lost"]
+__all__ = ["EXECUTORS", "Executor", "Task", "run_task"]

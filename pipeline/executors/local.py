@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.executors.base import lost
-from pipeline.jobs import JobSpec, run_job
+from pipeline.executors.base import Task, run_task
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -47,10 +46,10 @@ class LocalExecutor:
     def parallel(self) -> bool:
         return self.workers > 1
 
-    def run(self, jobs: list[JobSpec]) -> Iterator[dict]:
+    def run(self, jobs: list[Task]) -> Iterator[dict]:
         if not self.parallel:  # in this process: the same as a plain loop, debuggable
             for job in jobs:
-                yield run_job(job)
+                yield job.run()
             return
         # spawn, not fork: a forked CUDA context is unusable, and torch threads do not fork well
         context = mp.get_context("spawn")
@@ -61,9 +60,9 @@ class LocalExecutor:
         with ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_start_worker, initargs=(gpus,)
         ) as pool:
-            futures = {pool.submit(run_job, job): job for job in jobs}
+            futures = {pool.submit(run_task, job): job for job in jobs}
             for future in as_completed(futures):
                 try:
                     yield future.result()
                 except BrokenProcessPool as exc:  # a worker was killed: the pool is gone
-                    yield lost(futures[future], str(exc))
+                    yield futures[future].lost(str(exc))

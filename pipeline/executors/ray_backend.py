@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.executors.base import lost
-from pipeline.jobs import JobSpec, run_job
+from pipeline.executors.base import Task, run_task
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +23,7 @@ class RayExecutor:
     max_retries: int = 3  # retries on worker or node loss; exceptions are results, not retried
     parallel: bool = True
 
-    def run(self, jobs: list[JobSpec]) -> Iterator[dict]:
+    def run(self, jobs: list[Task]) -> Iterator[dict]:
         import ray  # only this backend needs it
 
         if not ray.is_initialized():
@@ -35,7 +34,7 @@ class RayExecutor:
             max_retries=self.max_retries,
             retry_exceptions=False,
             max_calls=1,
-        )(run_job)
+        )(run_task)
         pending = {task.remote(job): job for job in jobs}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -43,4 +42,4 @@ class RayExecutor:
             try:
                 yield ray.get(ref)
             except (ray.exceptions.RayError, OSError) as exc:  # retries used up
-                yield lost(job, f"{type(exc).__name__}: {exc}")
+                yield job.lost(f"{type(exc).__name__}: {exc}")

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.executors.base import lost
-from pipeline.jobs import JobSpec, run_job
+from pipeline.executors.base import Task, run_task
 
 
 @dataclass
@@ -21,7 +20,7 @@ class SubmititExecutor:
     poll_s: float = 5.0
     parallel: bool = True
 
-    def run(self, jobs: list[JobSpec]) -> Iterator[dict]:
+    def run(self, jobs: list[Task]) -> Iterator[dict]:
         import submitit  # only this backend needs it
 
         executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
@@ -29,13 +28,13 @@ class SubmititExecutor:
         if self.partition:
             params["slurm_partition"] = self.partition
         executor.update_parameters(**params)
-        pending = dict(zip(executor.map_array(run_job, jobs), jobs, strict=True))
+        pending = dict(zip(executor.map_array(run_task, jobs), jobs, strict=True))
         while pending:
             for handle in [h for h in pending if h.done()]:
                 job = pending.pop(handle)
                 try:
                     yield handle.result()
                 except Exception as exc:  # the job itself died (pre-emption, timeout, node)
-                    yield lost(job, f"{type(exc).__name__}: {exc}")
+                    yield job.lost(f"{type(exc).__name__}: {exc}")
             if pending:
                 time.sleep(self.poll_s)
