@@ -18,14 +18,16 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from pipeline.data.augment import STRENGTH_SCALED
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.executors.cli import add_executor_args, make_executor
 from pipeline.helpformat import HelpFormatter
+from pipeline.io import write_json
 from pipeline.jobs import DataSpec, load_data
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.recipes import Recipe, override, save_recipe
-from pipeline.train import MemberConfig, train_member
+from pipeline.train import MemberConfig, MemberPaths, train_member
 from pipeline.zoo import BUNDLED_SAMPLE, data_spec, prepare_data, recipe_from_args
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -33,19 +35,18 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 def suggest(trial: optuna.Trial, base: Recipe) -> Recipe:
     """The search space: learning rate, batch size, optimiser, weight decay, dropout, label
-    smoothing and augmentation strength."""
-    return override(
-        base,
-        {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
-            "optimizer": trial.suggest_categorical("optimizer", ["sgd", "adamw"]),
-            "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
-            "head_dropout": trial.suggest_float("head_dropout", 0.0, 0.5),
-            "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
-            "aug_strength": trial.suggest_float("aug_strength", 0.0, 1.0),
-        },
-    )
+    smoothing, and augmentation strength where the recipe has augmentations it scales."""
+    space = {
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
+        "optimizer": trial.suggest_categorical("optimizer", ["sgd", "adamw"]),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+        "head_dropout": trial.suggest_float("head_dropout", 0.0, 0.5),
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+    }
+    if set(base.augment) & set(STRENGTH_SCALED):  # else the dimension would be a no-op
+        space["aug_strength"] = trial.suggest_float("aug_strength", 0.0, 1.0)
+    return override(base, space)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class TuneWorker:
             def report(row: dict) -> None:
                 trial.report(row["val_acc"], row["epoch"])
                 if trial.should_prune():
+                    write_json(MemberPaths.of(self.folder / self.study, cfg).state,
+                               {"status": "pruned", "epoch": row["epoch"]})  # fmt: skip
                     raise optuna.TrialPruned()
 
             result = train_member(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -57,3 +58,14 @@ def test_two_workers_share_one_study_through_the_local_executor(tmp_path: Path, 
         f"squeezenet1_1-trial{t.number}-s0" for t in trials
     )  # every trial trained once, into its own member folder
     assert (tmp_path / "out" / "zoo" / "tuning" / "p-best.json").exists()
+
+
+def test_augmentation_strength_is_searched_only_where_it_does_something() -> None:
+    params = {"lr": 1e-3, "batch_size": 32, "optimizer": "adamw", "weight_decay": 1e-3,
+              "head_dropout": 0.1, "label_smoothing": 0.1, "aug_strength": 0.3}  # fmt: skip
+    plain = get_recipe("fast")  # flips and 90 degree turns: nothing that strength scales
+    trial = optuna.trial.FixedTrial(params)
+    assert tune.suggest(trial, plain).aug_strength == plain.aug_strength
+    assert "aug_strength" not in trial.params
+    strong = dataclasses.replace(plain, augment=(*plain.augment, "randaugment"))
+    assert tune.suggest(optuna.trial.FixedTrial(params), strong).aug_strength == 0.3

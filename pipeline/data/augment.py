@@ -38,6 +38,7 @@ _AUGMENTATIONS: dict[str, Callable[[int, float], A.BasicTransform]] = {
     ),
     "grayscale": lambda size, s: A.ToGray(p=0.1),
 }
+STRENGTH_SCALED = ("color", "randaugment", "hestain", "hed", "colorjitter")
 
 AUGMENTATIONS = tuple(_AUGMENTATIONS)
 
