@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tuning worker {row['worker']} failed: {row['error']}", file=sys.stderr)
 
     study = workers[0].open_study()
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        print(f"{folder / (study_name + '.db')}: no trial completed, so no recipe was written",
+              file=sys.stderr)  # fmt: skip
+        return 1
     best = study.best_trial
     recipe = dataclasses.replace(suggest(best, base), name=f"tuned-{study_name}")
     recipe_file = folder / f"{study_name}-best.json"

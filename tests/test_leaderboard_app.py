@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,13 @@ def fabricate_out(root: Path, make_tree) -> Path:
     history.parent.mkdir(parents=True)
     history.write_text("epoch,train_loss,train_acc,val_acc\n1,1.1,0.4,0.3\n2,0.7,0.7,0.6\n")
     return out
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch) -> None:
+    """Streamlit's script runner installs the app as ``sys.modules["__main__"]`` and leaves it
+    there; processes spawned by later tests (the local executor's workers) would run the app."""
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
 @pytest.fixture
