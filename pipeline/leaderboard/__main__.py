@@ -15,9 +15,10 @@ from pipeline.leaderboard.table import leaderboard, long_table, to_markdown
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.leaderboard",
-        description="Rank the zoo's members and ensembles on in-domain test accuracy, with one "
-        "accuracy column per cross-domain set. Seeds of one configuration are one row "
-        "(mean, Student t 95%% interval, n).",
+        description="Rank the zoo's members and ensembles on in-domain test accuracy, with "
+        "accuracy and balanced accuracy per cross-domain set and the rank shift across labs (by "
+        "balanced accuracy). Seeds of one configuration are one row (mean, Student t 95%% "
+        "interval, n).",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
