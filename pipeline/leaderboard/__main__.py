@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pipeline.leaderboard",
         description="Rank the zoo's members and ensembles on in-domain test accuracy, with "
         "accuracy and balanced accuracy per cross-domain set and the rank shift across labs (by "
-        "balanced accuracy). Seeds of one configuration are one row (mean, Student t 95%% "
+        "balanced accuracy). Seeds of one configuration are one row (mean, Student t 95% "
         "interval, n).",
         formatter_class=HelpFormatter,
     )
