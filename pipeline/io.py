@@ -27,6 +27,12 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = Fa
         raise
 
 
+def partial_files(folder: Path, name: str = "*") -> list[Path]:
+    """Temporary files that ``atomic_write`` of ``name`` in ``folder`` left behind when its
+    process was killed mid-write."""
+    return sorted(folder.glob(f".{name}.*.tmp")) if folder.is_dir() else []
+
+
 def write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda f: json.dump(data, f, indent=2, sort_keys=False, default=str))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pipeline.io import read_json, write_json
+from pipeline.io import partial_files, read_json, write_json
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -123,7 +123,7 @@ class Manifest:
         """Set the state of many members at once (a driver, at its start)."""
         with _flocked(self.lock_path):
             # every writer holds the lock, so a temporary file seen now is a killed writer's
-            for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            for tmp in partial_files(self.path.parent, self.path.name):
                 tmp.unlink(missing_ok=True)
             entries = self.read()
             for member, state in states.items():
@@ -140,10 +140,7 @@ def remove_partial_files(*folders: Path) -> list[Path]:
 
     Call it only while holding the member's lock: then nobody else can be writing there.
     """
-    removed = []
-    for folder in folders:
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
+    removed = [tmp for folder in folders for tmp in partial_files(folder)]
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
     return removed

@@ -303,8 +303,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name}: {', '.join(image_set.classes)}", flush=True)
     if args.plan:
         counts = {name: len(s.records) for name, s in sets.items()}
-        table = plan(members, recipe, len(seeds), counts, Gpu(args.gpu_tflops, args.mfu))
-        print(describe(table, counts, recipe, len(seeds), Gpu(args.gpu_tflops, args.mfu)))
+        gpu = Gpu(args.gpu_tflops, args.mfu)
+        print(
+            describe(
+                plan(members, recipe, len(seeds), counts, gpu), counts, recipe, len(seeds), gpu
+            )
+        )
         return 0
 
     executor = make_executor(args, args.out / "zoo" / "slurm")

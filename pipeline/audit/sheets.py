@@ -49,16 +49,27 @@ def thumbnail(path: Path, side: int) -> Image.Image:
     return tile
 
 
+def _titled_grid(
+    title: str, cells: int, columns: int, cell_w: int, cell_h: int
+) -> tuple[Image.Image, ImageDraw.ImageDraw, list[tuple[int, int]]]:
+    """A blank sheet with ``title`` on top, its drawer, and the top-left corner of each cell."""
+    rows = max(1, -(-cells // columns))
+    sheet = Image.new("RGB", (columns * cell_w, LINE + PAD + rows * cell_h), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=font())
+    corners = [
+        ((n % columns) * cell_w + PAD, LINE + PAD + (n // columns) * cell_h + PAD)
+        for n in range(cells)
+    ]
+    return sheet, draw, corners
+
+
 def outlier_sheet(tiles: list[Tile], title: str, side: int = 96, columns: int = 8) -> Image.Image:
     """A grid of captioned thumbnails under a title."""
     lines = max((len(t.caption) for t in tiles), default=0)
     cell_w, cell_h = side + 2 * PAD, side + PAD + lines * LINE + PAD
-    rows = max(1, -(-len(tiles) // columns))
-    sheet = Image.new("RGB", (columns * cell_w, LINE + PAD + rows * cell_h), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=font())
-    for n, tile in enumerate(tiles):
-        x, y = (n % columns) * cell_w + PAD, LINE + PAD + (n // columns) * cell_h + PAD
+    sheet, draw, corners = _titled_grid(title, len(tiles), columns, cell_w, cell_h)
+    for tile, (x, y) in zip(tiles, corners, strict=True):
         sheet.paste(thumbnail(tile.path, side), (x, y))
         _caption(draw, tile.caption, x, y + side + 2, side, (0, 0, 0))
     return sheet
@@ -69,12 +80,8 @@ def pair_sheet(pairs: list[PairTile], title: str, side: int = 96, columns: int =
     lines = max((len(t.caption) for p in pairs for t in (p.left, p.right)), default=0)
     cell_w = 2 * side + 4 * PAD
     cell_h = LINE + side + PAD + lines * LINE + PAD
-    rows = max(1, -(-len(pairs) // columns))
-    sheet = Image.new("RGB", (columns * cell_w, LINE + PAD + rows * cell_h), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, PAD // 2), title, fill=(0, 0, 0), font=font())
-    for n, pair in enumerate(pairs):
-        x, y = (n % columns) * cell_w + PAD, LINE + PAD + (n // columns) * cell_h + PAD
+    sheet, draw, corners = _titled_grid(title, len(pairs), columns, cell_w, cell_h)
+    for pair, (x, y) in zip(pairs, corners, strict=True):
         colour = (200, 0, 0) if pair.alarm else (0, 0, 0)
         _caption(draw, (pair.header,), x, y, 2 * side + PAD, colour)
         for k, tile in enumerate((pair.left, pair.right)):

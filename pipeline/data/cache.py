@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.data.cellcrop import CENTRE, FOUND, CropSpec, cell_crop
+from pipeline.data.cellcrop import CENTRE, FOUND, CropSpec, cell_crop, status_counts
 from pipeline.data.npz import is_array_file, read_images
 from pipeline.io import read_json, write_json
 
@@ -46,13 +45,18 @@ def decode(
     """An image file at ``size`` under ``crop``, and how its crop was placed (``cellcrop``)."""
     if crop.mode == "centre":
         return decode_image(path, size), CENTRE
+    pixels, mask_pixels = read_with_mask(path, mask)
+    return crop_array(pixels, size, crop, mask_pixels)
+
+
+def read_with_mask(path: Path, mask: Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image file as RGB uint8 at full size, and its expert mask as grayscale (or None)."""
     with Image.open(path) as im:
         pixels = np.asarray(im.convert("RGB"))
-    mask_pixels = None
-    if mask is not None:
-        with Image.open(mask) as m:
-            mask_pixels = np.asarray(m.convert("L"))
-    return crop_array(pixels, size, crop, mask_pixels)
+    if mask is None:
+        return pixels, None
+    with Image.open(mask) as m:
+        return pixels, np.asarray(m.convert("L"))
 
 
 def crop_array(
@@ -113,7 +117,7 @@ class ImageCache:
     def crop_counts(self, ids: list[str]) -> dict[str, int]:
         """How the crops of these images were placed: status -> count."""
         default = CENTRE if self.crop.mode == "centre" else FOUND
-        return dict(sorted(Counter(self.crop_status.get(i, default) for i in ids).items()))
+        return status_counts(self.crop_status.get(i, default) for i in ids)
 
 
 def cache_key(
@@ -206,7 +210,7 @@ def _build(
     info: dict = {"ids": ids, "size": size, "failed": failed}
     if crop.mode == "cell":
         info["crop"] = {"mode": crop.mode, "fraction": crop.fraction}
-        info["crop_counts"] = dict(sorted(Counter(status.values()).items()))
+        info["crop_counts"] = status_counts(status.values())
         info["crop_status"] = {i: s for i, s in status.items() if s != FOUND}
     write_json(meta, info)
 

@@ -9,6 +9,8 @@ A frame with no cell, or with several, falls back to today's centre crop and say
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -157,6 +159,11 @@ def cell_crop(
     """``crop_square`` of ``find_cell``: the crop and how its cell was found."""
     detection = find_cell(rgb, mask)
     return crop_square(rgb, detection, fraction), detection
+
+
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """How many crops were placed each way, by status name."""
+    return dict(sorted(Counter(statuses).items()))
 
 
 def _border(rgb: np.ndarray) -> np.ndarray:

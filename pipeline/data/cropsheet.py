@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,15 @@ from PIL import Image, ImageDraw
 
 from pipeline.audit.sheets import font, save_png
 from pipeline.data import load_dataset
-from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, FALLBACKS, FOUND, Detection, cell_crop
+from pipeline.data.cache import read_with_mask
+from pipeline.data.cellcrop import (
+    DEFAULT_CELL_FRACTION,
+    FALLBACKS,
+    FOUND,
+    Detection,
+    cell_crop,
+    status_counts,
+)
 from pipeline.data.records import Record
 from pipeline.data.registry import parse_source
 from pipeline.data.store import crop_summary
@@ -61,12 +68,7 @@ def spread(records: list[Record], n: int) -> list[Record]:
 
 
 def examine(root: Path, record: Record, fraction: float) -> Example:
-    with Image.open(root / record.id) as im:
-        source = np.asarray(im.convert("RGB"))
-    mask = None
-    if record.mask:
-        with Image.open(root / record.mask) as m:
-            mask = np.asarray(m.convert("L"))
+    source, mask = read_with_mask(root / record.id, root / record.mask if record.mask else None)
     crop, detection = cell_crop(source, fraction, mask)
     return Example(record, source, detection, np.ascontiguousarray(crop))
 
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         records = dataset.records()
         counted = spread(records, args.limit) if args.limit else records
         examples = [examine(dataset.root, r, args.fraction) for r in counted]
-        counts = dict(sorted(Counter(ex.detection.status for ex in examples).items()))
+        counts = status_counts(ex.detection.status for ex in examples)
         line = f"{name} ({adapter}, {len(counted)} of {len(records)}): {crop_summary(counts)}"
         if args.measure:
             sides = [_relative_side(ex) for ex in examples if ex.detection.status == FOUND]
