@@ -179,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                    not args.no_progress and not executor.parallel)
         for i in range(args.workers)
     ]  # fmt: skip
+    # created here, once: workers that race to create a new SQLite study's tables collide
+    study = workers[0].open_study()
     failed = [row for row in executor.run(workers) if row["status"] != "done"]
     for row in failed:
         print(f"tuning worker {row['worker']} failed: {row['error']}", file=sys.stderr)
 
-    study = workers[0].open_study()
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         print(f"{folder / (study_name + '.db')}: no trial completed, so no recipe was written",
               file=sys.stderr)  # fmt: skip
