@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import engine, provenance
-from pipeline.balance import balanced_sampler, class_weights
+from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
 from pipeline.data.cellcrop import CropSpec
@@ -171,7 +171,7 @@ def train_member(
     if recipe.class_weights != "none":
         w = class_weights(train_labels, len(classes), recipe.class_weights, recipe.effective_beta)
         weight = torch.as_tensor(w, dtype=torch.float32, device=device)
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=recipe.label_smoothing)
+    criterion = WeightedCrossEntropy(weight, recipe.label_smoothing)
     val_view = store.view(sets["val"], size, crop)
     val_labels = label_indices(val_view, classes)
 

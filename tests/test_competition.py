@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pipeline import zoo
-from pipeline.balance import balanced_sampler, class_weights
+from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.members import load_member, member_probs
 from pipeline.mixing import Mixer
 from pipeline.models import create_model, load_catalogue
@@ -65,6 +65,31 @@ def test_no_mixing_gives_one_hot_targets() -> None:
     x, y = torch.rand(4, 3, 4, 4), torch.tensor([0, 1, 2, 1])
     mixed, targets = mixer(x, y)
     assert not mixer.active and torch.equal(mixed, x) and torch.equal(targets.argmax(1), y)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_mixed_and_plain_batches_are_one_weighted_mean(smoothing: float) -> None:
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 0, 1, 2])
+    weight = torch.tensor([0.2, 1.4, 1.4])
+    loss = WeightedCrossEntropy(weight, smoothing)
+    plain = nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing)(logits, y)
+    one_hot = nn.functional.one_hot(y, 3).float()
+    # an unmixed batch as probability rows (a Mixer with mix_prob < 1) scores as class indices
+    torch.testing.assert_close(loss(logits, y), plain)
+    torch.testing.assert_close(loss(logits, one_hot), plain)
+    # a mixed batch: each image's two losses weighed by its share of each class weight
+    perm, lam = torch.tensor([5, 4, 3, 2, 1, 0]), 0.7
+    mixed = lam * one_hot + (1 - lam) * one_hot[perm]
+    per_image = nn.CrossEntropyLoss(weight=weight, reduction="none", label_smoothing=smoothing)
+    numerator = (lam * per_image(logits, y) + (1 - lam) * per_image(logits, y[perm])).sum()
+    denominator = (lam * weight[y] + (1 - lam) * weight[y[perm]]).sum()
+    torch.testing.assert_close(loss(logits, mixed), numerator / denominator)
+    # without weights, the plain mean over images
+    torch.testing.assert_close(
+        WeightedCrossEntropy(None, smoothing)(logits, mixed),
+        nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, mixed),
+    )
 
 
 def test_head_options() -> None:
