@@ -121,11 +121,12 @@ def test_zoo_trains_with_every_option_and_the_member_reloads(tmp_path: Path, mak
     for option in options:
         args += ["--set", option]
     assert zoo.main(args) == 0
-    member = tmp_path / "out" / "zoo" / "members" / "cells" / "resnet18-fast-s0"
+    name = f"resnet18-{zoo.recipe_from_args(zoo.build_parser().parse_args(args), False).name}-s0"
+    member = tmp_path / "out" / "zoo" / "members" / "cells" / name
     history = pd.read_csv(member / "history.csv")
     assert "val_macro_f1" in history.columns and len(history) == 2
-    meta = json.loads((tmp_path / "out/submissions/cells/resnet18-fast-s0/meta.json").read_text())
+    meta = json.loads((tmp_path / "out/submissions/cells" / name / "meta.json").read_text())
     assert meta["recipe"]["sampler"] == "balanced" and meta["recipe"]["head_hidden"] == 16
-    loaded = load_member(tmp_path / "out", "resnet18-fast-s0")
+    loaded = load_member(tmp_path / "out", name)
     probs = member_probs(loaded, np.zeros((2, 32, 32, 3), dtype=np.uint8))
     np.testing.assert_allclose(probs.sum(1), 1)

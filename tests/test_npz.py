@@ -207,15 +207,14 @@ def test_zoo_trains_on_an_npz_file_and_scores_by_row_ids(tmp_path: Path, cache_d
     path = tmp_path / "bloodmnist.npz"
     write_medmnist(path)
     out = tmp_path / "out"
-    code = zoo.main(
-        [
-            "--dataset", "npz", "--data", str(path), "--models", "squeezenet1_1", "--epochs", "1",
-            "--image-size", "32", "--weights", "none", "--recipe", "fast", "--batch-size", "8",
-            "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress",
-        ]
-    )  # fmt: skip
-    assert code == 0
-    subs = out / "submissions" / "bloodmnist" / "squeezenet1_1-fast-s0"
+    args = [
+        "--dataset", "npz", "--data", str(path), "--models", "squeezenet1_1", "--epochs", "1",
+        "--image-size", "32", "--weights", "none", "--recipe", "fast", "--batch-size", "8",
+        "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress",
+    ]  # fmt: skip
+    assert zoo.main(args) == 0
+    recipe = zoo.recipe_from_args(zoo.build_parser().parse_args(args), False)
+    subs = out / "submissions" / "bloodmnist" / f"squeezenet1_1-{recipe.name}-s0"
     for split in ("val", "test"):
         submission = read_submission(subs / f"{split}.csv")
         assert submission.ids == [f"{split}/{row:06d}" for row in range(6)]

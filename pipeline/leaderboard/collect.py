@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from pipeline.recipes import settings_fingerprint
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class Entry:
     name: str
     folder: Path
     meta: dict
+    variant: str = ""  # set when seeds of one name were trained otherwise: their fingerprint
 
     @property
     def kind(self) -> str:
@@ -24,8 +27,14 @@ class Entry:
 
     @property
     def config(self) -> str:
-        """The name without its seed: seeds of one configuration share a leaderboard row."""
-        return re.sub(r"-s\d+$", "", self.name) if self.kind == "member" else self.name
+        """The name without its seed: seeds of one configuration share a leaderboard row.
+
+        Names carry the fingerprint of their recipe's overrides; seeds of one name trained
+        otherwise all the same (other weights, a named recipe since changed) get ``~<settings
+        fingerprint>`` each, so no row averages unlike runs."""
+        if self.kind != "member":
+            return self.name
+        return re.sub(r"-s\d+$", "", self.name) + self.variant
 
     @property
     def files(self) -> dict[str, Path]:
@@ -47,4 +56,26 @@ def find_entries(out: Path) -> list[Entry]:
             continue
         folder = meta_file.parent
         entries.append(Entry(folder.parent.name, folder.name, folder, meta))
-    return entries
+    return split_unlike_seeds(entries)
+
+
+def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
+    """Members of one configuration whose ``meta.json`` settings differ, told apart (with a
+    warning) by their settings fingerprint."""
+    settings: dict[tuple[str, str], set[str]] = {}
+    for e in entries:
+        if e.kind == "member":
+            settings.setdefault((e.dataset, e.config), set()).add(settings_fingerprint(e.meta))
+    unlike = {key for key, prints in settings.items() if len(prints) > 1}
+    for dataset, config in sorted(unlike):
+        warnings.warn(
+            f"{dataset}/{config}: its seeds were trained with different settings (recipe, "
+            "weights or data); shown as one row per setting, never averaged",
+            stacklevel=3,
+        )
+    return [
+        replace(e, variant=f"~{settings_fingerprint(e.meta)}")
+        if e.kind == "member" and (e.dataset, e.config) in unlike
+        else e
+        for e in entries
+    ]
