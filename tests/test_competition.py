@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import zoo
+from pipeline import engine, zoo
 from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.members import load_member, member_probs
 from pipeline.mixing import Mixer
@@ -108,7 +108,16 @@ def test_recipe_rejects_unknown_choices() -> None:
         override(get_recipe("fast"), {"mix_prob": "1.5"})
 
 
-def test_zoo_trains_with_every_option_and_the_member_reloads(tmp_path: Path, make_tree) -> None:
+def test_zoo_trains_with_every_option_and_the_member_reloads(
+    tmp_path: Path, make_tree, monkeypatch
+) -> None:
+    real, criteria = engine.train_one_epoch, []
+
+    def spy(*args, **kwargs):
+        criteria.append(args[5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", spy)
     make_tree(tmp_path / "cells", {"basophil": 8, "lymphocyte": 20, "neutrophil": 30})
     options = ["class_weights=effective", "sampler=balanced", "mixup_alpha=0.2",
                "cutmix_alpha=1.0", "augment=hflip,randaugment,color", "aug_strength=0.5",
@@ -121,6 +130,10 @@ def test_zoo_trains_with_every_option_and_the_member_reloads(tmp_path: Path, mak
     for option in options:
         args += ["--set", option]
     assert zoo.main(args) == 0
+    # the class-weighted loss of a mixed batch is the weighted mean of a plain one's
+    logits, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 2, 2])
+    one_hot = nn.functional.one_hot(y, 3).float()
+    torch.testing.assert_close(criteria[0](logits, one_hot), criteria[0](logits, y))
     name = f"resnet18-{zoo.recipe_from_args(zoo.build_parser().parse_args(args), False).name}-s0"
     member = tmp_path / "out" / "zoo" / "members" / "cells" / name
     history = pd.read_csv(member / "history.csv")
