@@ -192,8 +192,9 @@ def stored_recipe(fields: dict) -> dict:
 
 def settings_fingerprint(meta: dict) -> str:
     """The fingerprint of what a member's ``meta.json`` says it was trained with, seed aside:
-    seeds of one name pool only when these agree."""
-    keys = ("arch", "weights", "image_size", "data_fingerprint")
+    seeds of one name pool only when these agree. Not its ``data_fingerprint``, which older
+    members lack: the training data is the dataset the member is filed under."""
+    keys = ("arch", "weights", "image_size")
     values = {k: meta.get(k) for k in keys} | {"recipe": stored_recipe(meta.get("recipe", {}))}
     return fingerprint(values)
 

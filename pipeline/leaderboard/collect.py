@@ -70,7 +70,7 @@ def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
     for dataset, config in sorted(unlike):
         warnings.warn(
             f"{dataset}/{config}: its seeds were trained with different settings (recipe, "
-            "weights or data); shown as one row per setting, never averaged",
+            "weights or image size); shown as one row per setting, never averaged",
             stacklevel=3,
         )
     return [
