@@ -111,7 +111,11 @@ def test_cache_reads_arrays_and_is_reused(
     assert again.path == first.path
     np.testing.assert_array_equal(again.images, first.images)
     mtime = path.stat().st_mtime_ns + 10**9
-    os.utime(path, ns=(mtime, mtime))  # a rewritten file is a new cache
+    os.utime(path, ns=(mtime, mtime))  # touched, the same bytes: the same cache
+    assert load_or_build(path, ids, 16, "bm", cache_dir, 1, False).path == first.path
+    stat = path.stat()
+    write_medmnist(path, side=27)  # rewritten, its mtime put back: a new cache
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(AssertionError, match="rebuilt"):
         load_or_build(path, ids, 16, "bm", cache_dir, 1, False)
 
