@@ -388,7 +388,7 @@ def evaluate_sets(
         write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))
         results[name] = {
-            **score(view.ids, probs, classes, key),
+            **score(view.ids, probs, classes, key, image_set.vocabulary),
             "set_classes": list(image_set.classes),
             "crop": view.crop,
             "dataset": image_set.dataset,

@@ -166,11 +166,12 @@ def report(
     best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
+    test_vocabulary = keys.vocabulary(candidates[0].meta["sets"]["test"]) if has_test else ()
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}
         if test is not None:
-            m = score(candidates[0].sets["test"].ids, test, classes, test_key)
+            m = score(candidates[0].sets["test"].ids, test, classes, test_key, test_vocabulary)
             out |= {"test_acc": m["accuracy"], "test_macro_f1": m["macro_f1"]}
         return out
 
