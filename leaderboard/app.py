@@ -26,7 +26,7 @@ import streamlit as st  # noqa: E402
 from pipeline.leaderboard.collect import Entry, find_entries  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
-from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table  # noqa: E402
+from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table, ranked_test_sets  # noqa: E402
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
 from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
@@ -77,8 +77,8 @@ def load(out: str, version: str) -> tuple[list[Entry], pd.DataFrame]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def board(out: str, version: str, dataset: str) -> pd.DataFrame:
-    return leaderboard(load(out, version)[1], dataset)
+def board(out: str, version: str, dataset: str, test_set: str | None) -> pd.DataFrame:
+    return leaderboard(load(out, version)[1], dataset, test_set)
 
 
 def find_entry(out: str, version: str, dataset: str, name: str) -> Entry:
@@ -94,10 +94,12 @@ def full_scores(out: str, version: str, dataset: str, name: str, set_name: str) 
 
 
 @st.cache_data(show_spinner=False)
-def answer_key(out: str, source_json: str) -> dict[str, str]:
+def answer_key(out: str, source_json: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The set's answer key (id -> label) and its declared class vocabulary."""
     scorer, lock = shared_scorer(out)
+    source = json.loads(source_json)
     with lock:
-        return scorer.keys.key(json.loads(source_json))
+        return scorer.keys.key(source), scorer.keys.vocabulary(source)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -106,9 +108,10 @@ def misclassified(
 ) -> list[tuple[str, str, str]]:
     """(id, true class, predicted class) of every wrong prediction, over the shared classes."""
     entry = find_entry(out, version, dataset, name)
-    key = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
+    key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     sub = read_submission(entry.files[set_name])
-    return [(m.id, m.true, m.pred) for m in mistakes(sub.ids, sub.probs, sub.classes, key)]
+    wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
+    return [(m.id, m.true, m.pred) for m in wrong]
 
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
@@ -401,13 +404,14 @@ def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) ->
     if uploaded is None:
         return
     try:
-        key = answer_key(out, json.dumps(source, sort_keys=True))
-        result = check_upload(uploaded.getvalue(), key, uploaded.name)
+        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
+        result = check_upload(uploaded.getvalue(), key, uploaded.name, vocabulary=vocabulary)
     except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
         st.error(str(exc))
         return
     s = result.scores
     others = long[(long["dataset"] == dataset) & (long["set"] == set_name)]
+    others = others[others["unscored"] == 0]  # entries that leave images unscored never rank
     others = others.groupby("name")["accuracy"].mean()
     rank = int((others > s["accuracy"]).sum()) + 1
     st.success(f"{uploaded.name}: valid, {s['n']} images scored.")
@@ -431,6 +435,24 @@ def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) ->
             st.caption(f"It will be saved as {dataset}/{sanitise_name(name)}.")
 
 
+def choose_test_set(long: pd.DataFrame, dataset: str) -> str | None:
+    """The test set whose entries are ranked: a sidebar choice when entries of ``dataset`` were
+    scored on several (another split file, a partial copy of the data)."""
+    fingerprints = ranked_test_sets(long, dataset)
+    if len(fingerprints) < 2:
+        return None
+    data = long[long["dataset"] == dataset]
+    counts = {t: data[data["test_set"] == t]["entry"].nunique() for t in fingerprints}
+    st.warning(
+        f"The entries of {dataset} were scored on {len(fingerprints)} different test sets "
+        f"({', '.join(f'{t}: {n} entries' for t, n in counts.items())}, by fingerprint of the "
+        "test ids); only entries of one test set are ranked together. Choose it in the sidebar."
+    )
+    return st.sidebar.selectbox(
+        "Test set", fingerprints, key="test_set", format_func=lambda t: f"{t} ({counts[t]})"
+    )
+
+
 def main() -> None:
     st.set_page_config(page_title="WBC Zoo leaderboard", layout="wide")
     out = out_folder()
@@ -451,7 +473,7 @@ def main() -> None:
     dataset = st.sidebar.selectbox(
         "Training dataset", sorted(long["dataset"].unique()), key="dataset"
     )
-    table = board(str(out), version, dataset)
+    table = board(str(out), version, dataset, choose_test_set(long, dataset))
     view = sidebar_filters(table)
     tabs = st.tabs(["Leaderboard", "Details", "Competition"])
     with tabs[0]:
