@@ -48,3 +48,8 @@ def find_entries(out: Path) -> list[Entry]:
         folder = meta_file.parent
         entries.append(Entry(folder.parent.name, folder.name, folder, meta))
     return entries
+
+
+def in_domain_test_source(entries: list[Entry], dataset: str) -> dict | None:
+    """Where the test answers of a training dataset come from, per its entries' ``meta.json``."""
+    return next((s for e in entries if e.dataset == dataset and (s := e.source("test"))), None)
