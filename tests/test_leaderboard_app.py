@@ -351,3 +351,28 @@ def test_out_folder_comes_from_the_command_line(out: Path, monkeypatch: pytest.M
     monkeypatch.setattr("sys.argv", ["app.py", "--out", str(out)])
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert table(at)["name"].tolist()[0] == "ens-soft-top2"
+
+
+def test_entries_of_another_test_set_are_ranked_apart(out: Path, monkeypatch) -> None:
+    """An entry scored on a copy of the data with more images has another test set: the app
+    says so and ranks one test set at a time, chosen in the sidebar."""
+    import shutil
+
+    copy = out.parent / "cells-copy"
+    shutil.copytree(out.parent / "cells", copy)
+    for c in CLASSES:
+        shutil.copy(copy / c / "img_000.jpg", copy / c / "img_099.jpg")
+    records = sorted(load_dataset("folder", copy).splits["test"], key=lambda r: r.id)
+    folder = out / "submissions" / "cells" / "gamma-fast-s0"
+    write_submission(folder / "test.csv", [r.id for r in records],
+                     onehot([r.label for r in records]), CLASSES)  # fmt: skip
+    source = {"adapter": "folder", "root": str(copy), "split": "test"}
+    (folder / "meta.json").write_text(
+        json.dumps({"member": "gamma-fast-s0", "sets": {"test": source}})
+    )
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "scored on 2 different test sets" in at.warning[0].value
+    assert "gamma-fast" not in table(at)["name"].tolist()
+    at.sidebar.selectbox(key="test_set").select_index(1).run()
+    assert table(at)["name"].tolist() == ["gamma-fast"]
