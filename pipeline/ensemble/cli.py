@@ -137,6 +137,7 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
         "params": sum(int(m.get("params", 0)) for m in metas),
         "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
         "sets": ens.members[0].meta.get("sets", {}),
+        "test_set": ens.members[0].meta.get("test_set"),
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
         "command": provenance.command_line("pipeline.ensemble"),

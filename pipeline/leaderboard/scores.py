@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from pipeline import classes, metrics, scoring
-from pipeline.answers import AnswerKeys
+from pipeline.answers import AnswerKeys, fingerprint
 from pipeline.io import write_json
 from pipeline.leaderboard.collect import Entry
 from pipeline.scoring import score
@@ -69,7 +69,7 @@ class Scorer:
     def test_set(self, source: dict) -> str:
         """The identity of a set: a fingerprint of its ids (12 hex digits). Entries ranked
         together must share the fingerprint of their test set."""
-        return ids_fingerprint(self.keys.key(source))
+        return fingerprint(self.keys.key(source))
 
     def save(self) -> None:
         if self.cache_file is not None and self._dirty:
@@ -83,11 +83,6 @@ class Scorer:
         sub = read_submission(entry.files[set_name])
         key, vocabulary = self.keys.key(source), self.keys.vocabulary(source)
         return score(sub.ids, sub.probs, sub.classes, key, vocabulary, auc=auc)
-
-
-def ids_fingerprint(ids: dict[str, str] | list[str]) -> str:
-    """12 hex digits of the SHA-256 of the sorted ids, one a line."""
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]
 
 
 def file_digest(path: Path) -> str:
