@@ -166,7 +166,7 @@ def test_sanitise_name() -> None:
 
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
     key = answer_key(out)
-    upload = check_upload(perfect(key), key)
+    upload = check_upload(perfect(key), key, vocabulary=CLASSES)
     source = {"adapter": "folder", "root": "cells", "split": "test"}
     folder = save_upload(out, "cells", "test", "../../x", upload, source)
     assert folder == (out / "submissions" / "cells" / "x").resolve()
@@ -189,7 +189,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
 def test_check_upload_scores_a_valid_file(out: Path) -> None:
     key = answer_key(out)
     ids = list(key)[::-1]  # any row order is accepted
-    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), key)
+    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), key, vocabulary=CLASSES)
     assert result.scores["accuracy"] == 1.0 and result.scores["n"] == len(key)
 
 
@@ -310,6 +310,12 @@ def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
             csv(unsummed),
             f"bad.csv: probabilities of {ids[0]} sum to 1.500000, not 1 (tolerance 0.0001)",
         ),
+        "partial": (
+            csv(pd.DataFrame({"id": ids, "neutrophil": 1.0})),
+            "bad.csv: no probability column for eosinophil, lymphocyte; a submission needs one "
+            "for every class of the set (eosinophil, lymphocyte, neutrophil), extra classes "
+            "allowed",
+        ),
         "too large": (b"x" * (MAX_BYTES + 1), "bad.csv: 20.0 MB, over the 20 MB limit"),
         "not text": (b"\xff\xfe\x00id", "bad.csv: not UTF-8 text (invalid start byte)"),
     }
@@ -327,7 +333,7 @@ def test_malformed_uploads_raise_value_errors(out: Path) -> None:
     key = answer_key(out)
     for case, (data, message) in malformed(key).items():
         with pytest.raises(ValueError) as info:
-            check_upload(data, key, "bad.csv")
+            check_upload(data, key, "bad.csv", vocabulary=CLASSES)
         assert str(info.value) == message, case
 
 
@@ -345,3 +351,28 @@ def test_out_folder_comes_from_the_command_line(out: Path, monkeypatch: pytest.M
     monkeypatch.setattr("sys.argv", ["app.py", "--out", str(out)])
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert table(at)["name"].tolist()[0] == "ens-soft-top2"
+
+
+def test_entries_of_another_test_set_are_ranked_apart(out: Path, monkeypatch) -> None:
+    """An entry scored on a copy of the data with more images has another test set: the app
+    says so and ranks one test set at a time, chosen in the sidebar."""
+    import shutil
+
+    copy = out.parent / "cells-copy"
+    shutil.copytree(out.parent / "cells", copy)
+    for c in CLASSES:
+        shutil.copy(copy / c / "img_000.jpg", copy / c / "img_099.jpg")
+    records = sorted(load_dataset("folder", copy).splits["test"], key=lambda r: r.id)
+    folder = out / "submissions" / "cells" / "gamma-fast-s0"
+    write_submission(folder / "test.csv", [r.id for r in records],
+                     onehot([r.label for r in records]), CLASSES)  # fmt: skip
+    source = {"adapter": "folder", "root": str(copy), "split": "test"}
+    (folder / "meta.json").write_text(
+        json.dumps({"member": "gamma-fast-s0", "sets": {"test": source}})
+    )
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "scored on 2 different test sets" in at.warning[0].value
+    assert "gamma-fast" not in table(at)["name"].tolist()
+    at.sidebar.selectbox(key="test_set").select_index(1).run()
+    assert table(at)["name"].tolist() == ["gamma-fast"]

@@ -137,6 +137,7 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
         "params": sum(int(m.get("params", 0)) for m in metas),
         "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
         "sets": ens.members[0].meta.get("sets", {}),
+        "test_set": ens.members[0].meta.get("test_set"),
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
         "command": provenance.command_line("pipeline.ensemble"),
@@ -166,11 +167,12 @@ def report(
     best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
+    test_vocabulary = keys.vocabulary(candidates[0].meta["sets"]["test"]) if has_test else ()
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}
         if test is not None:
-            m = score(candidates[0].sets["test"].ids, test, classes, test_key)
+            m = score(candidates[0].sets["test"].ids, test, classes, test_key, test_vocabulary)
             out |= {"test_acc": m["accuracy"], "test_macro_f1": m["macro_f1"]}
         return out
 

@@ -46,9 +46,11 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
     """The member's most confident mistakes on a set, from its own submission file."""
     source = member.meta["sets"][set_name]
-    key = AnswerKeys().key(source)
+    keys = AnswerKeys()
+    key, vocabulary = keys.key(source), keys.vocabulary(source)
     sub = read_submission(out / "submissions" / member.dataset / member.name / f"{set_name}.csv")
-    wrong = sorted(mistakes(sub.ids, sub.probs, sub.classes, key), key=lambda m: -m.confidence)
+    wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
+    wrong.sort(key=lambda m: -m.confidence)
     return [{"path": Path(source["root"]) / m.id, "id": m.id, "true": m.true} for m in wrong[:n]]
 
 

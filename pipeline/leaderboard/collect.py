@@ -79,3 +79,8 @@ def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
         else e
         for e in entries
     ]
+
+
+def in_domain_test_source(entries: list[Entry], dataset: str) -> dict | None:
+    """Where the test answers of a training dataset come from, per its entries' ``meta.json``."""
+    return next((s for e in entries if e.dataset == dataset and (s := e.source("test"))), None)

@@ -8,13 +8,15 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.classes import ordered
 from pipeline.io import write_json
-from pipeline.scoring import score
+from pipeline.scoring import missing_classes, score
 from pipeline.submissions import Submission, read_submission, write_submission
 
 MAX_BYTES = 20 * 2**20
@@ -31,13 +33,23 @@ class Upload:
     scores: dict
 
 
-def check_upload(data: bytes, key: dict[str, str], filename: str = "upload.csv") -> Upload:
-    """Validate an uploaded CSV (size, format, ids against ``key``: id -> label) and score it."""
+def check_upload(
+    data: bytes, key: dict[str, str], filename: str = "upload.csv", *, vocabulary: Sequence[str]
+) -> Upload:
+    """Validate an uploaded CSV (size, format, a column for every class of the set's
+    ``vocabulary``, ids against ``key``: id -> label) and score it."""
     if len(data) > MAX_BYTES:
         raise ValueError(
             f"{filename}: {len(data) / 2**20:.1f} MB, over the {MAX_BYTES // 2**20} MB limit"
         )
     sub = read_submission(io.BytesIO(data), name=filename)
+    absent = missing_classes(sub.classes, vocabulary)
+    if absent:  # its images would go unscored, and the rest score as if the set were easier
+        raise ValueError(
+            f"{filename}: no probability column for {', '.join(absent)}; a submission needs one "
+            f"for every class of the set ({', '.join(ordered(vocabulary))}), extra classes "
+            "allowed"
+        )
     ids = set(sub.ids)
     missing, unknown = sorted(set(key) - ids), sorted(ids - set(key))
     problems = []
@@ -51,7 +63,7 @@ def check_upload(data: bytes, key: dict[str, str], filename: str = "upload.csv")
             "listed once)"
         )
     try:
-        scores = score(sub.ids, sub.probs, sub.classes, key, auc=False)
+        scores = score(sub.ids, sub.probs, sub.classes, key, vocabulary, auc=False)
     except ValueError as exc:  # no class in common with the set
         raise ValueError(f"{filename}: {exc}") from exc
     return Upload(sub, scores)
