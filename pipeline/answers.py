@@ -37,7 +37,7 @@ class AnswerKeys:
         return self._datasets[ident]
 
 
-def fingerprint(ids: Iterable[str]) -> str:
+def ids_fingerprint(ids: Iterable[str]) -> str:
     """The identity of a set of images: 12 hex digits of the SHA-256 of its sorted ids, one a
     line. Scores are comparable only between submissions for sets of one fingerprint."""
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]

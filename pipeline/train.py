@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import engine, provenance
-from pipeline.answers import fingerprint
+from pipeline.answers import ids_fingerprint
 from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
@@ -318,7 +318,7 @@ def train_member(
             "command": provenance.command_line(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "sets": {name: sets[name].source for name in metrics},
-            "test_set": fingerprint(r.id for r in sets["test"].records),
+            "test_set": ids_fingerprint(r.id for r in sets["test"].records),
         },
     )
     paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipeline import engine, zoo
-from pipeline.answers import fingerprint
+from pipeline.answers import ids_fingerprint
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
 from pipeline.models import load_catalogue
@@ -70,7 +70,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         assert meta["weights"] == "none" and meta["image_size"] == 32 and meta["seed"] == 0
         assert meta["params"] > 0 and meta["gmacs"] > 0 and meta["recipe"]["epochs"] == 1
         assert {"torch", "torchvision", "timm", "albumentations"} <= set(meta["versions"])
-        assert meta["test_set"] == fingerprint(test.ids)  # the identity of its test set
+        assert meta["test_set"] == ids_fingerprint(test.ids)  # the identity of its test set
         metrics = json.loads((member / "metrics.json").read_text())["sets"]
         assert set(metrics) == {"val", "test", "other"}
         # the member knows no monocytes: the 2 are left out, the rest scored over shared classes

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.answers import fingerprint
+from pipeline.answers import ids_fingerprint
 from pipeline.io import read_json, write_json
 from pipeline.leaderboard.scores import SUMMARY
 from pipeline.leaderboard.upload import Upload, sanitise_name
@@ -88,7 +88,7 @@ def _draw(image_id: str) -> str:
 
 def public_set(key: dict[str, str], share: float) -> str:
     """The fingerprint of the public part: the identity of the public board."""
-    return fingerprint(divide(key, share)[0])
+    return ids_fingerprint(divide(key, share)[0])
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from pipeline import classes, metrics, scoring
-from pipeline.answers import AnswerKeys, fingerprint
+from pipeline.answers import AnswerKeys, ids_fingerprint
 from pipeline.io import write_json
 from pipeline.leaderboard.collect import Entry
 from pipeline.scoring import score
@@ -69,7 +69,7 @@ class Scorer:
     def test_set(self, source: dict) -> str:
         """The identity of a set: a fingerprint of its ids (12 hex digits). Entries ranked
         together must share the fingerprint of their test set."""
-        return fingerprint(self.keys.key(source))
+        return ids_fingerprint(self.keys.key(source))
 
     def save(self) -> None:
         if self.cache_file is not None and self._dirty:
