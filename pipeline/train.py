@@ -31,7 +31,7 @@ from pipeline.models import Entry, count_gmacs, count_params, create_model
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import Recipe
 from pipeline.scoring import score
-from pipeline.submissions import write_submission
+from pipeline.submissions import check_kind, write_submission
 
 EVAL_BATCH = 128
 
@@ -117,6 +117,7 @@ def train_member(
     ``on_epoch`` sees each epoch's history row once it is saved (the tuner prunes from it).
     """
     paths = MemberPaths.of(out, cfg)
+    check_kind(paths.submissions, "member")  # e.g. an upload saved under this member's name
     if is_done(paths) and not force:
         check_same_settings(paths, cfg)
         done = {"recipe": cfg.recipe.name, "seed": cfg.seed, **read_json(paths.metrics)["summary"]}

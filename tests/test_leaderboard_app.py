@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from pipeline.data import load_dataset
 from pipeline.leaderboard.pareto import pareto_front
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+from pipeline.names import BadName
 from pipeline.submissions import to_frame, write_submission
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
@@ -164,6 +165,20 @@ def test_sanitise_name() -> None:
             sanitise_name(bad)
 
 
+def test_uploads_never_take_a_name_of_the_zoo(out: Path) -> None:
+    """A saved upload used to be overwritten by a later zoo member of the same name."""
+    for name in ("resnet18-fast-s0", "Resnet18-Fast-S12", "ens-soft-top4", "ENS-x"):
+        with pytest.raises(BadName, match="is a name of the zoo's"):
+            sanitise_name(name)
+    member = out / "submissions" / "cells" / "alpha-fast-s0"
+    before = {p.name: p.read_bytes() for p in member.iterdir()}
+    key = answer_key(out)
+    with pytest.raises(BadName):
+        save_upload(out, "cells", "test", "alpha-fast-s0", check_upload(perfect(key), key), {})
+    assert {p.name: p.read_bytes() for p in member.iterdir()} == before
+    assert sanitise_name("resnet18-fast-s0-mine") == "resnet18-fast-s0-mine"
+
+
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
     key = answer_key(out)
     upload = check_upload(perfect(key), key)
@@ -177,7 +192,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
         save_upload(out, "cells", "test", "x", upload, source)
     assert (folder / "test.csv").read_bytes() == saved
     for dataset, set_name in (("../evil", "test"), ("..", "test"), ("cells", "../test")):
-        with pytest.raises(ValueError, match="is not a plain folder or file name"):
+        with pytest.raises(BadName, match="is not a plain name"):
             save_upload(out, dataset, set_name, "y", upload, source)
     (tmp_path / "elsewhere").mkdir()
     (out / "submissions" / "linked").symlink_to(tmp_path / "elsewhere")

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.submissions import SubmissionError, read_submission, write_submission
+from pipeline.submissions import (
+    KindClash,
+    SubmissionError,
+    check_kind,
+    read_submission,
+    write_submission,
+)
 
 CLASSES = ("lymphocyte", "neutrophil", "platelet")
 
@@ -53,3 +59,20 @@ def test_bytes_are_read_under_their_display_name() -> None:
         read_submission(io.BytesIO(b"id,lymphocyte\n\xff\xfe,1\n"), name="mine.csv")
     sub = read_submission(io.BytesIO(b"id,lymphocyte\nx,1\n"), name="mine.csv")
     assert sub.ids == ["x"] and sub.classes == ("lymphocyte",)
+
+
+def test_an_entry_is_never_written_over_one_of_another_kind(tmp_path: Path) -> None:
+    folder = tmp_path / "resnet18-fast-s0"
+    check_kind(folder, "member")  # nothing there yet
+    folder.mkdir()
+    (folder / "meta.json").write_text('{"member": "resnet18-fast-s0"}')  # old members: no kind
+    check_kind(folder, "member")
+    unreadable = "an unreadable meta.json"
+    for meta, held in (
+        ('{"kind": "upload"}', "an entry of kind 'upload'"),
+        ("{broken", unreadable),
+        ("[1]", unreadable),
+    ):
+        (folder / "meta.json").write_text(meta)
+        with pytest.raises(KindClash, match=f"{folder} holds {held}: refusing to write member"):
+            check_kind(folder, "member")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io import write_json
+from pipeline.names import BadName, plain_name, quote
 from pipeline.scoring import score
 from pipeline.submissions import Submission, read_submission, write_submission
 
@@ -21,6 +22,9 @@ MAX_BYTES = 20 * 2**20
 NAME_MAX = 64
 EXAMPLES = 3  # ids quoted in a mismatch message
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# the zoo's own names (members <arch>-<recipe>-s<seed>, ensembles ens-...), in any case: a
+# case-insensitive file system would put Resnet18-Fast-S0 in the member's folder
+_ZOOS = re.compile(r"ens-.*|.*-s\d+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,23 @@ def _ids(n: int) -> str:
 
 def sanitise_name(name: str) -> str:
     """``name`` as a folder name: runs of characters outside ``[A-Za-z0-9._-]`` become ``-``,
-    dots and dashes at either end go (no hidden folders, no ``..``), at most 64 characters."""
+    dots and dashes at either end go (no hidden folders, no ``..``), at most 64 characters.
+
+    Names of the zoo's own members and ensembles are refused: an upload never shares a folder
+    with them.
+    """
     safe = _UNSAFE.sub("-", name).strip(".-")[:NAME_MAX].rstrip(".-")
     if not safe:
-        raise ValueError(
-            f"{name!r} is not a usable name: use letters, digits, '.', '_' or '-' "
+        raise BadName(
+            f"{quote(name)} is not a usable name: use letters, digits, '.', '_' or '-' "
             f"(at most {NAME_MAX} characters)"
         )
-    return safe
+    if _ZOOS.fullmatch(safe):
+        raise BadName(
+            f"{quote(safe)} is a name of the zoo's (members end in -s<seed>, ensembles start "
+            "with ens-): choose another name"
+        )
+    return plain_name(safe, "upload name")
 
 
 def save_upload(
@@ -82,9 +95,8 @@ def save_upload(
     Never overwrites: an existing folder of that name is an error.
     """
     safe = sanitise_name(name)
-    for what, part in (("dataset", dataset), ("set", set_name)):
-        if _UNSAFE.search(part) or part.strip(".") == "":
-            raise ValueError(f"{what} {part!r} is not a plain folder or file name")
+    plain_name(dataset, "dataset")
+    plain_name(set_name, "set")
     root = (out / "submissions").resolve()
     folder = (root / dataset / safe).resolve()
     # resolving follows symbolic links: a linked dataset folder must not lead outside OUT
