@@ -18,7 +18,7 @@ from pipeline.data import load_dataset
 from pipeline.leaderboard.pareto import pareto_front
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
 from pipeline.names import BadName
-from pipeline.submissions import to_frame, write_submission
+from pipeline.submissions import SubmissionError, to_frame, write_submission
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
@@ -179,6 +179,17 @@ def test_uploads_never_take_a_name_of_the_zoo(out: Path) -> None:
     assert sanitise_name("resnet18-fast-s0-mine") == "resnet18-fast-s0-mine"
 
 
+def test_na_like_ids_are_ids(out: Path) -> None:
+    """Ids such as NA or null became floats and crashed the check with a TypeError."""
+    nas = ["", "NA", "nan", "null", "None", "#N/A"]
+    key = {na or "x": "lymphocyte" for na in nas}
+    data = perfect(key)
+    assert check_upload(data, key).scores["accuracy"] == 1.0
+    empty = data.replace(b"\nx,", b"\n,")
+    with pytest.raises(SubmissionError, match=r"^bad.csv: line \d+ has an empty id$"):
+        check_upload(empty, key, "bad.csv")
+
+
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
     key = answer_key(out)
     upload = check_upload(perfect(key), key)
@@ -309,21 +320,21 @@ def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
         ),
         "duplicate": (
             csv(pd.concat([good, good.iloc[[1]]])),
-            f"bad.csv: id(s) listed more than once, e.g. {ids[1]}",
+            f"bad.csv: id(s) listed more than once, e.g. {ids[1]!r}",
         ),
         "missing": (
             csv(good.iloc[3:]),
-            f"bad.csv: 3 ids missing, e.g. {', '.join(ids[:3])} (the set has {n} ids, each must "
-            "be listed once)",
+            f"bad.csv: 3 ids missing, e.g. {', '.join(map(repr, ids[:3]))} (the set has {n} ids, "
+            "each must be listed once)",
         ),
         "unknown": (
             csv(extra),
-            f"bad.csv: 2 ids unknown, e.g. zz/a.jpg, zz/b.jpg (the set has {n} ids, each must be "
-            "listed once)",
+            f"bad.csv: 2 ids unknown, e.g. 'zz/a.jpg', 'zz/b.jpg' (the set has {n} ids, each must "
+            "be listed once)",
         ),
         "sum": (
             csv(unsummed),
-            f"bad.csv: probabilities of {ids[0]} sum to 1.500000, not 1 (tolerance 0.0001)",
+            f"bad.csv: probabilities of {ids[0]!r} sum to 1.500000, not 1 (tolerance 0.0001)",
         ),
         "too large": (b"x" * (MAX_BYTES + 1), "bad.csv: 20.0 MB, over the 20 MB limit"),
         "not text": (b"\xff\xfe\x00id", "bad.csv: not UTF-8 text (invalid start byte)"),
@@ -336,6 +347,13 @@ def test_malformed_uploads_say_what_is_wrong(app: AppTest, out: Path) -> None:
         app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
         assert [e.value for e in app.error] == [message], case
         assert not app.metric or "would rank" not in app.metric[-1].label, case
+
+
+def test_an_empty_id_is_an_error_message_not_a_traceback(app: AppTest, out: Path) -> None:
+    data = perfect(answer_key(out)).replace(b"\n", b"\n,1,0,0,eosinophil\n", 1)
+    app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["bad.csv: line 2 has an empty id"]
 
 
 def test_malformed_uploads_raise_value_errors(out: Path) -> None:

@@ -1,6 +1,8 @@
 """Uploaded submissions: checked against an answer key, scored, and saved like any other entry.
 
 Every problem is a ``ValueError`` whose message says what is wrong; the app only displays it.
+A file that breaks the format or the answer key raises ``SubmissionError``; a name that cannot
+be saved, ``BadName``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from pipeline.io import write_json
 from pipeline.names import BadName, plain_name, quote
 from pipeline.scoring import score
-from pipeline.submissions import Submission, read_submission, write_submission
+from pipeline.submissions import Submission, SubmissionError, read_submission, write_submission
 
 MAX_BYTES = 20 * 2**20
 NAME_MAX = 64
@@ -38,31 +40,35 @@ class Upload:
 def check_upload(data: bytes, key: dict[str, str], filename: str = "upload.csv") -> Upload:
     """Validate an uploaded CSV (size, format, ids against ``key``: id -> label) and score it."""
     if len(data) > MAX_BYTES:
-        raise ValueError(
+        raise SubmissionError(
             f"{filename}: {len(data) / 2**20:.1f} MB, over the {MAX_BYTES // 2**20} MB limit"
         )
-    sub = read_submission(io.BytesIO(data), name=filename)
+    sub = read_submission(io.BytesIO(data), filename, ids_expected=len(key))
     ids = set(sub.ids)
     missing, unknown = sorted(set(key) - ids), sorted(ids - set(key))
     problems = []
     if missing:
-        problems.append(f"{_ids(len(missing))} missing, e.g. {', '.join(missing[:EXAMPLES])}")
+        problems.append(f"{_ids(len(missing))} missing, e.g. {_examples(missing)}")
     if unknown:
-        problems.append(f"{_ids(len(unknown))} unknown, e.g. {', '.join(unknown[:EXAMPLES])}")
+        problems.append(f"{_ids(len(unknown))} unknown, e.g. {_examples(unknown)}")
     if problems:
-        raise ValueError(
+        raise SubmissionError(
             f"{filename}: {'; '.join(problems)} (the set has {_ids(len(key))}, each must be "
             "listed once)"
         )
     try:
         scores = score(sub.ids, sub.probs, sub.classes, key, auc=False)
     except ValueError as exc:  # no class in common with the set
-        raise ValueError(f"{filename}: {exc}") from exc
+        raise SubmissionError(f"{filename}: {exc}") from exc
     return Upload(sub, scores)
 
 
 def _ids(n: int) -> str:
     return f"{n} id" if n == 1 else f"{n} ids"
+
+
+def _examples(ids: list[str]) -> str:
+    return ", ".join(quote(i) for i in ids[:EXAMPLES])
 
 
 def sanitise_name(name: str) -> str:
