@@ -15,6 +15,7 @@ from pipeline import engine
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.ensemble import methods
 from pipeline.models import Entry, create_model, load_catalogue
+from pipeline.names import plain_name
 from pipeline.train import predict_rows
 
 
@@ -46,6 +47,9 @@ class LoadedMember:
 
 def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, dict]:
     """The training dataset and meta.json of a member or ensemble, by name."""
+    plain_name(name, "member or ensemble name")
+    if dataset is not None:
+        plain_name(dataset, "--dataset")
     pattern = f"{dataset or '*'}/{name}/meta.json"
     found = sorted((out / "submissions").glob(pattern))
     if not found:

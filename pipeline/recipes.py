@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.io import write_json
+from pipeline.names import plain_name
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def load_recipe(path: Path) -> Recipe:
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"{path}: unknown recipe field(s) {unknown}")
+    plain_name(str(fields.get("name", "")), f"{path}: recipe name")  # members are named by it
     fields["augment"] = tuple(fields.get("augment", ()))
     return Recipe(**fields)
 

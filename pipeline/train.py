@@ -32,7 +32,7 @@ from pipeline.models import Entry, count_gmacs, count_params, create_model
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import Recipe, fingerprint, stored_recipe
 from pipeline.scoring import score
-from pipeline.submissions import write_submission
+from pipeline.submissions import check_kind, write_submission
 
 EVAL_BATCH = 128
 
@@ -120,6 +120,7 @@ def train_member(
     ``on_epoch`` sees each epoch's history row once it is saved (the tuner prunes from it).
     """
     paths = MemberPaths.of(out, cfg)
+    check_kind(paths.submissions, "member")  # e.g. an upload saved under this member's name
     settings = member_settings(cfg, sets, classes)
     if is_done(paths) and not force:
         check_same_settings(read_json(paths.meta), settings, cfg, paths, "trained")

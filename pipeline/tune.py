@@ -26,6 +26,7 @@ from pipeline.io import write_json
 from pipeline.jobs import DataSpec, load_data
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
+from pipeline.names import plain_name
 from pipeline.recipes import Recipe, override, save_recipe
 from pipeline.train import MemberConfig, MemberPaths, train_member
 from pipeline.zoo import BUNDLED_SAMPLE, data_spec, prepare_data, recipe_from_args
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args.eval, args.batch_size, args.lr = [], None, None  # what prepare_data/recipe_from_args read
     base = recipe_from_args(args, preset=False)
     _, tag, _, _ = prepare_data(args, root, preset)  # builds the image cache once, here
-    study_name = args.study or f"{args.member}-{tag}"
+    study_name = plain_name(args.study or f"{args.member}-{tag}", "--study")
     folder = (args.out / "zoo" / "tuning").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     if args.executor == "local" and args.local_workers is None:

@@ -15,7 +15,7 @@ from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
 from pipeline.ensemble.members import MemberMismatchError, load_candidates, pool_seeds
 from pipeline.stats import paired_bootstrap
-from pipeline.submissions import read_submission, write_submission
+from pipeline.submissions import KindClash, read_submission, write_submission
 
 
 def onehot(pred: list[int], n: int = 3, p: float = 0.6) -> np.ndarray:
@@ -223,6 +223,16 @@ def test_uploads_and_ensembles_are_not_candidates(zoo: Path) -> None:
     (upload / "val.csv").write_text("id,lymphocyte\nnot-an-id,1\n")
     (upload / "meta.json").write_text(json.dumps({"kind": "upload"}))
     assert len(load_candidates(zoo / "submissions" / "cells")) == 5
+
+
+def test_an_ensemble_never_overwrites_an_entry_of_another_kind(zoo: Path) -> None:
+    upload = zoo / "submissions" / "cells" / "ens-soft-top2"
+    upload.mkdir()
+    (upload / "meta.json").write_text(json.dumps({"kind": "upload"}))
+    with pytest.raises(KindClash, match="ens-soft-top2 holds an entry of kind 'upload'"):
+        run(zoo, "--top", "2")
+    assert [p.name for p in upload.iterdir()] == ["meta.json"]
+    assert not (zoo / "submissions" / "cells" / "ens-vote-top2").exists()  # none is written
 
 
 def test_member_without_validation_is_skipped_with_a_warning(zoo: Path) -> None:

@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 from pipeline.data import load_dataset
 from pipeline.leaderboard.pareto import pareto_front
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
-from pipeline.submissions import to_frame, write_submission
+from pipeline.names import BadName
+from pipeline.submissions import SubmissionError, to_frame, write_submission
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
@@ -164,6 +165,31 @@ def test_sanitise_name() -> None:
             sanitise_name(bad)
 
 
+def test_uploads_never_take_a_name_of_the_zoo(out: Path) -> None:
+    """A saved upload used to be overwritten by a later zoo member of the same name."""
+    for name in ("resnet18-fast-s0", "Resnet18-Fast-S12", "ens-soft-top4", "ENS-x"):
+        with pytest.raises(BadName, match="is a name of the zoo's"):
+            sanitise_name(name)
+    member = out / "submissions" / "cells" / "alpha-fast-s0"
+    before = {p.name: p.read_bytes() for p in member.iterdir()}
+    key = answer_key(out)
+    with pytest.raises(BadName):
+        save_upload(out, "cells", "test", "alpha-fast-s0", check_upload(perfect(key), key), {})
+    assert {p.name: p.read_bytes() for p in member.iterdir()} == before
+    assert sanitise_name("resnet18-fast-s0-mine") == "resnet18-fast-s0-mine"
+
+
+def test_na_like_ids_are_ids(out: Path) -> None:
+    """Ids such as NA or null became floats and crashed the check with a TypeError."""
+    nas = ["", "NA", "nan", "null", "None", "#N/A"]
+    key = {na or "x": "lymphocyte" for na in nas}
+    data = perfect(key)
+    assert check_upload(data, key).scores["accuracy"] == 1.0
+    empty = data.replace(b"\nx,", b"\n,")
+    with pytest.raises(SubmissionError, match=r"^bad.csv: line \d+ has an empty id$"):
+        check_upload(empty, key, "bad.csv")
+
+
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
     key = answer_key(out)
     upload = check_upload(perfect(key), key, vocabulary=CLASSES)
@@ -177,7 +203,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
         save_upload(out, "cells", "test", "x", upload, source)
     assert (folder / "test.csv").read_bytes() == saved
     for dataset, set_name in (("../evil", "test"), ("..", "test"), ("cells", "../test")):
-        with pytest.raises(ValueError, match="is not a plain folder or file name"):
+        with pytest.raises(BadName, match="is not a plain name"):
             save_upload(out, dataset, set_name, "y", upload, source)
     (tmp_path / "elsewhere").mkdir()
     (out / "submissions" / "linked").symlink_to(tmp_path / "elsewhere")
@@ -294,21 +320,21 @@ def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
         ),
         "duplicate": (
             csv(pd.concat([good, good.iloc[[1]]])),
-            f"bad.csv: id(s) listed more than once, e.g. {ids[1]}",
+            f"bad.csv: id(s) listed more than once, e.g. {ids[1]!r}",
         ),
         "missing": (
             csv(good.iloc[3:]),
-            f"bad.csv: 3 ids missing, e.g. {', '.join(ids[:3])} (the set has {n} ids, each must "
-            "be listed once)",
+            f"bad.csv: 3 ids missing, e.g. {', '.join(map(repr, ids[:3]))} (the set has {n} ids, "
+            "each must be listed once)",
         ),
         "unknown": (
             csv(extra),
-            f"bad.csv: 2 ids unknown, e.g. zz/a.jpg, zz/b.jpg (the set has {n} ids, each must be "
-            "listed once)",
+            f"bad.csv: 2 ids unknown, e.g. 'zz/a.jpg', 'zz/b.jpg' (the set has {n} ids, each must "
+            "be listed once)",
         ),
         "sum": (
             csv(unsummed),
-            f"bad.csv: probabilities of {ids[0]} sum to 1.500000, not 1 (tolerance 0.0001)",
+            f"bad.csv: probabilities of {ids[0]!r} sum to 1.500000, not 1 (tolerance 0.0001)",
         ),
         "partial": (
             csv(pd.DataFrame({"id": ids, "neutrophil": 1.0})),
@@ -327,6 +353,13 @@ def test_malformed_uploads_say_what_is_wrong(app: AppTest, out: Path) -> None:
         app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
         assert [e.value for e in app.error] == [message], case
         assert not app.metric or "would rank" not in app.metric[-1].label, case
+
+
+def test_an_empty_id_is_an_error_message_not_a_traceback(app: AppTest, out: Path) -> None:
+    data = perfect(answer_key(out)).replace(b"\n", b"\n,1,0,0,eosinophil\n", 1)
+    app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["bad.csv: line 2 has an empty id"]
 
 
 def test_malformed_uploads_raise_value_errors(out: Path) -> None:

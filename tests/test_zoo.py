@@ -147,6 +147,20 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     assert f"1 member(s) failed: squeezenet1_0-{FAST}-s0" in captured.err
 
 
+def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, capsys) -> None:
+    """An upload saved as squeezenet1_1-fast-s0 used to become a member (files replaced)."""
+    upload = tmp_path / "out" / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    upload.mkdir(parents=True)
+    (upload / "test.csv").write_text("id,lymphocyte\na.jpg,1\n")
+    (upload / "meta.json").write_text(json.dumps({"kind": "upload", "name": upload.name}))
+    before = {p.name: p.read_bytes() for p in upload.iterdir()}
+    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--force") == 1
+    assert f"{upload} holds an entry of kind 'upload': refusing to write member files" in (
+        capsys.readouterr().out
+    )
+    assert {p.name: p.read_bytes() for p in upload.iterdir()} == before
+
+
 def _config(epochs: int) -> MemberConfig:
     recipe = override(get_recipe("fast"), {"epochs": epochs, "batch_size": 8, "image_size": 32})
     return MemberConfig(load_catalogue()["resnet18"], recipe, 0, "none", "cells", "cpu")

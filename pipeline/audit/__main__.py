@@ -15,6 +15,7 @@ from pipeline.audit.report import write_outputs
 from pipeline.data import list_adapters
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.helpformat import HelpFormatter
+from pipeline.names import plain_name
 
 SHOWN_LEAKS = 10  # leak pairs echoed on stderr; the report lists them all
 
@@ -74,6 +75,7 @@ def parse_also(values: list[str]) -> dict[str, Path]:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"--also takes NAME=PATH, got {value!r}")
+        plain_name(name, "--also name")
         if name in also:
             raise SystemExit(f"--also name {name!r} given twice")
         also[name] = Path(path)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.data.records import Dataset
+from pipeline.names import plain_name
 
 Loader = Callable[[Path], Dataset]
 _ADAPTERS: dict[str, Loader] = {}
@@ -40,6 +41,7 @@ def parse_source(spec: str, option: str = "--eval") -> tuple[str, str, Path]:
     name, sep, rest = spec.partition("=")
     if not sep or not name or not rest:
         raise SystemExit(f"{option} takes NAME=[ADAPTER:]PATH, got {spec!r}")
+    plain_name(name, f"{option} name")  # the set's submission file is <NAME>.csv
     adapter, colon, path = rest.partition(":")
     if colon and adapter in _ADAPTERS and path:
         return name, adapter, Path(path)

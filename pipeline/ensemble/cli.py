@@ -17,9 +17,10 @@ from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json, write_text
+from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
-from pipeline.submissions import write_submission
+from pipeline.submissions import check_kind, write_submission
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def find_dataset(root: Path, tag: str | None) -> str:
     if tag:
-        return tag
+        return plain_name(tag, "--dataset")
     tags = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(tags) != 1:
         raise SystemExit(
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
         for m in (METHODS if args.method == "all" else [args.method])
     ]
+    for ens in ensembles:  # every name is checked before any is written
+        check_kind(args.out / "submissions" / tag / ens.name, "ensemble")
     for ens in ensembles:
         save(ens, args, tag, classes, scope)
 

@@ -26,6 +26,7 @@ from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
 from pipeline.members import LoadedMember, load_member  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
+from pipeline.names import plain_name
 from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
 
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--per-set", type=int, default=300, help="images drawn from each set")
     t.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    asked = [args.set] if args.what == "gradcam" else args.sets.split(",") if args.sets else []
+    for set_name in asked:  # gradcam-<set>.png
+        plain_name(set_name, "set name")
     member = load_member(args.out, args.member, args.dataset, args.device)
     folder = args.out / "zoo" / "explain" / member.dataset / member.name
     (run_gradcam if args.what == "gradcam" else run_tsne)(args, member, folder)
