@@ -174,7 +174,14 @@ def test_uploads_never_take_a_name_of_the_zoo(out: Path) -> None:
     before = {p.name: p.read_bytes() for p in member.iterdir()}
     key = answer_key(out)
     with pytest.raises(BadName):
-        save_upload(out, "cells", "test", "alpha-fast-s0", check_upload(perfect(key), key), {})
+        save_upload(
+            out,
+            "cells",
+            "test",
+            "alpha-fast-s0",
+            check_upload(perfect(key), key, vocabulary=CLASSES),
+            {},
+        )
     assert {p.name: p.read_bytes() for p in member.iterdir()} == before
     assert sanitise_name("resnet18-fast-s0-mine") == "resnet18-fast-s0-mine"
 
@@ -184,10 +191,10 @@ def test_na_like_ids_are_ids(out: Path) -> None:
     nas = ["", "NA", "nan", "null", "None", "#N/A"]
     key = {na or "x": "lymphocyte" for na in nas}
     data = perfect(key)
-    assert check_upload(data, key).scores["accuracy"] == 1.0
+    assert check_upload(data, key, vocabulary=CLASSES).scores["accuracy"] == 1.0
     empty = data.replace(b"\nx,", b"\n,")
     with pytest.raises(SubmissionError, match=r"^bad.csv: line \d+ has an empty id$"):
-        check_upload(empty, key, "bad.csv")
+        check_upload(empty, key, "bad.csv", vocabulary=CLASSES)
 
 
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def assert_clean(data: bytes) -> None:
     """Each of the reader and the checker accepts ``data`` or says, in one short line, why not."""
     for check in (
         lambda: read_submission(io.BytesIO(data), name="fuzz.csv"),
-        lambda: check_upload(data, KEY, "fuzz.csv"),
+        lambda: check_upload(data, KEY, "fuzz.csv", vocabulary=USED),
     ):
         try:
             check()
@@ -121,5 +121,5 @@ def test_any_spelling_of_a_valid_file_is_accepted(
     writer = csv.writer(buf, quoting=quoting, lineterminator=newline)
     writer.writerow(["id", *USED])
     writer.writerows([i, *(0.9 if c == KEY[i] else 0.05 for c in USED)] for i in order)
-    upload = check_upload(("\ufeff" * bom + buf.getvalue()).encode(), KEY)
+    upload = check_upload(("\ufeff" * bom + buf.getvalue()).encode(), KEY, vocabulary=USED)
     assert upload.submission.ids == order and upload.scores["accuracy"] == 1.0

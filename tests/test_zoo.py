@@ -148,8 +148,8 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
 
 
 def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, capsys) -> None:
-    """An upload saved as squeezenet1_1-fast-s0 used to become a member (files replaced)."""
-    upload = tmp_path / "out" / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    """An upload saved under a member's name used to become that member (files replaced)."""
+    upload = tmp_path / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
     upload.mkdir(parents=True)
     (upload / "test.csv").write_text("id,lymphocyte\na.jpg,1\n")
     (upload / "meta.json").write_text(json.dumps({"kind": "upload", "name": upload.name}))
