@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.errors import UserError
+
 
 def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
@@ -25,6 +27,18 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = Fa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Fail before any work unless ``folder`` is, or can be made, a folder this process may
+    write in; nothing is created."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{option} {folder}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {folder}: {probe} is not writable; choose another {option}")
 
 
 def partial_files(folder: Path, name: str = "*") -> list[Path]:

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.classes import CLASSES
+from pipeline.errors import UserError
 from pipeline.io import atomic_write
 
 PROB_TOLERANCE = 1e-4
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A submission file that breaks the format."""
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 from pipeline.answers import AnswerKeys  # noqa: E402
 from pipeline.classes import ordered  # noqa: E402
 from pipeline.data.cache import decode  # noqa: E402
+from pipeline.errors import add_debug_flag, user_errors  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
 from pipeline.helpformat import HelpFormatter
@@ -129,6 +130,7 @@ def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> No
     print(f"t-SNE of {len(table)} images from {', '.join(sets)}: {folder / 'tsne.png'}, tsne.csv")
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.explain",
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sets", help="comma-separated sets of the member (default: all but val)")
     t.add_argument("--per-set", type=int, default=300, help="images drawn from each set")
     t.add_argument("--seed", type=int, default=0)
+    add_debug_flag(p)
     args = p.parse_args(argv)
     member = load_member(args.out, args.member, args.dataset, args.device)
     folder = args.out / "zoo" / "explain" / member.dataset / member.name

@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table, to_markdown
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.leaderboard",
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
     p.add_argument("--dataset", help="training dataset (default: every one, a table each)")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     entries = find_entries(args.out)
     if not entries:
