@@ -224,3 +224,30 @@ def test_member_without_validation_is_skipped_with_a_warning(zoo: Path) -> None:
     with pytest.warns(UserWarning, match="bad-fast-s0: no val.csv"):
         candidates = load_candidates(zoo / "submissions" / "cells")
     assert len(candidates) == 4
+
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    last = text.rstrip("\n").rfind("\n") + 1
+    path.write_text(text[: text.index(",", last) + 3])  # the last row ends after "id,0."
+
+
+DAMAGE = {
+    "truncated": ("val.csv", _truncate),
+    "garbled": ("val.csv", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00garbage")),
+    "empty": ("test.csv", lambda p: p.write_bytes(b"")),
+    "header only": ("val.csv", lambda p: p.write_text(p.read_text().splitlines()[0] + "\n")),
+    "meta not JSON": ("meta.json", lambda p: p.write_text('{"kind": "member", ')),
+    "meta sets null": ("meta.json", lambda p: p.write_text('{"kind": "member", "sets": null}')),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_member_is_skipped_with_a_warning_naming_its_file(zoo: Path, damage) -> None:
+    name, spoil = DAMAGE[damage]
+    path = zoo / "submissions" / "cells" / "good-fast-s0" / name
+    spoil(path)
+    with pytest.warns(UserWarning, match=f"good-fast-s0/{name}.*member skipped"):
+        assert run(zoo, "--top", "3", "--method", "soft") == 0
+    meta = json.loads((zoo / "submissions" / "cells" / "ens-soft-top3" / "meta.json").read_text())
+    assert meta["members"] == ["fair-fast-s0", "fair2-fast-s0", "poor-fast-s0"]

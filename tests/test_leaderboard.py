@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -138,3 +139,22 @@ def test_cli_without_submissions_says_what_to_do(tmp_path: Path, capsys) -> None
 def test_to_markdown_leaves_missing_values_blank() -> None:
     table = pd.DataFrame({"name": ["x"], "acc": [float("nan")], "shift": pd.array([None], "Int64")})
     assert to_markdown(table).splitlines()[-1] == "| x |  |  |"
+
+
+BAD_META = {
+    "not UTF-8": b'{"kind": "member", "arch": "\xff\xfe"}',
+    "not an object": b'["kind", "member"]',
+    "sets null": b'{"kind": "member", "sets": null}',
+    "sets of strings": b'{"kind": "member", "sets": {"test": "cells"}}',
+    "params a string": b'{"kind": "member", "params": "11M", "sets": {}}',
+}
+
+
+@pytest.mark.parametrize("damage", BAD_META)
+def test_a_damaged_meta_json_is_skipped_with_a_warning(board: Path, damage, capsys) -> None:
+    meta = board / "submissions" / "cells" / "b-fast-s0" / "meta.json"
+    meta.write_bytes(BAD_META[damage])
+    with pytest.warns(UserWarning, match="b-fast-s0/meta.json.*skipped"):
+        assert cli.main(["--out", str(board), "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["name"].tolist() == ["a-fast"] and table["n"].item() == 2
