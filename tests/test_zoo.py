@@ -12,6 +12,9 @@ import torch
 from pipeline import engine, zoo
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
+from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.scores import Scorer
+from pipeline.leaderboard.table import long_table
 from pipeline.models import load_catalogue
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
@@ -216,6 +219,27 @@ def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
         zoo.main(["--out", str(tmp_path)])
     assert "--all or --models" in capsys.readouterr().err
     # every other bad input: tests/test_cli_errors.py
+
+
+def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(tmp_path, tiny) -> None:
+    broken = sorted(r.id for r in load_dataset("folder", tiny).splits["test"])[0]
+    (tiny / broken).write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match=f"unreadable image.*{broken}"):
+        assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
+    subs = tmp_path / "out" / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    meta = json.loads((subs / "meta.json").read_text())
+    assert (
+        meta["sets"]["test"]["unreadable"] == [broken] and "unreadable" not in meta["sets"]["val"]
+    )
+    test = read_submission(subs / "test.csv")
+    assert broken not in test.ids
+    # the leaderboard scores the member on the images it could read
+    long = long_table(find_entries(tmp_path / "out"), Scorer())
+    row = long[long["set"] == "test"].iloc[0]
+    assert row["n"] == len(test.ids)
+    metrics = json.loads((tmp_path / "out" / "zoo" / "members" / "cells" / subs.name /
+                          "metrics.json").read_text())  # fmt: skip
+    assert row["accuracy"] == pytest.approx(metrics["sets"]["test"]["accuracy"])
 
 
 def test_list_prints_the_catalogue(capsys) -> None:
