@@ -29,16 +29,17 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = Fa
         raise
 
 
-def check_writable(folder: Path, option: str = "--out") -> None:
-    """Fail before any work unless ``folder`` is, or can be made, a folder this process may
-    write in; nothing is created."""
-    probe = Path(folder).absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"{option} {folder}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {folder}: {probe} is not writable; choose another {option}")
+def check_writable(out: Path, *subfolders: str, option: str = "--out") -> None:
+    """Fail before any work unless ``out`` and its ``subfolders`` are, or can be made, folders
+    this process may write in; nothing is created."""
+    for folder in [Path(out)] + [Path(out) / s for s in subfolders]:
+        probe = folder.absolute()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UserError(f"{option} {out}: {probe} is a file, not a folder")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise UserError(f"{option} {out}: {probe} is not writable; choose another {option}")
 
 
 def partial_files(folder: Path, name: str = "*") -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -288,10 +289,7 @@ def record_results(path: Path, rows: list[dict], out: Path, tag: str) -> list[di
     keeps that run's row; without one it is described from its own files once done.
     """
     with flocked(path.with_name(f".{path.name}.lock")):
-        merged: dict[str, dict] = {}
-        if path.exists():
-            old = pd.read_csv(path, dtype={"member": str})
-            merged = {r["member"]: r for r in old.to_dict("records")}
+        merged = read_results(path)
         recorded = []
         for row in rows:
             if row["status"] == "busy":
@@ -301,6 +299,18 @@ def record_results(path: Path, rows: list[dict], out: Path, tag: str) -> list[di
         table = int_columns(pd.DataFrame(list(merged.values())))
         write_text(path, table.to_csv(index=False, lineterminator="\n"))
     return recorded
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    """Rows of an earlier results file by member; a damaged file is replaced, with a warning."""
+    if not path.exists():
+        return {}
+    try:
+        old = pd.read_csv(path, dtype={"member": str})
+        return {r["member"]: r for r in old.to_dict("records")}
+    except (ValueError, KeyError) as exc:  # not CSV, not UTF-8, no member column
+        warnings.warn(f"{path}: unreadable ({exc}); rewritten with this run's rows", stacklevel=2)
+        return {}
 
 
 def finished_row(out: Path, tag: str, busy: dict) -> dict:
@@ -364,8 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
     )
     if not args.plan:
-        check_writable(args.out / "zoo")
-        check_writable(args.out / "submissions")
+        check_writable(args.out, "zoo", "submissions")
     if preset:
         print(
             f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "

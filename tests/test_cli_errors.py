@@ -230,3 +230,21 @@ def test_a_busy_member_finished_meanwhile_is_read_from_its_files(tmp_path) -> No
     path = out / "zoo" / f"results-{tag}.csv"
     (row,) = zoo.record_results(path, [busy], out, tag)
     assert row["status"] == "done (other run)" and row["val_acc"] == 0.9
+
+
+def test_a_damaged_results_file_is_replaced_with_a_warning(tmp_path) -> None:
+    out, tag = tmp_path / "out", "cells"
+    path = out / "zoo" / f"results-{tag}.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    row = {"member": "a-fast-s0", "arch": "a", "recipe": "fast", "seed": 0, "status": "trained"}
+    with pytest.warns(UserWarning, match="results-cells.csv: unreadable"):
+        zoo.record_results(path, [row], out, tag)
+    assert pd.read_csv(path)["member"].tolist() == ["a-fast-s0"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_gpu_index_beyond_the_visible_ones_is_one_line(tmp_path, cells, capsys) -> None:
+    code = zoo.main(zoo_args(tmp_path, cells, "--device", "cuda:99"))
+    assert_one_line(capsys, code, "--device cuda:99: only")
+    assert not (tmp_path / "out").exists()
