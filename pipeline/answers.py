@@ -17,13 +17,15 @@ class AnswerKeys:
     _datasets: dict[tuple[str, str], Dataset] = field(default_factory=dict)
 
     def key(self, source: dict) -> dict[str, str]:
-        """id -> label for a set described as ``{"adapter", "root", "split"}`` (see meta.json)."""
+        """id -> label for a set described as ``{"adapter", "root", "split"}`` (see meta.json);
+        the images it lists as ``unreadable`` (no member could decode them) are left out."""
         dataset = self._dataset(source)
         split = source.get("split")
         if split is not None and split not in dataset.splits:
             raise KeyError(f"{dataset.root} has no split {split!r}: {', '.join(dataset.splits)}")
         records = dataset.splits[split] if split is not None else dataset.records()
-        return {r.id: r.label for r in records}
+        unreadable = set(source.get("unreadable", ()))
+        return {r.id: r.label for r in records if r.id not in unreadable}
 
     def vocabulary(self, source: dict) -> tuple[str, ...]:
         """The classes the set is scored over: its adapter's declared vocabulary, which may hold

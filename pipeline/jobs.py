@@ -89,7 +89,8 @@ def run_job(spec: JobSpec) -> dict:
     cfg, out = spec.cfg, spec.out
     paths = MemberPaths.of(out, cfg)
     manifest = Manifest.of(out, cfg.dataset)
-    failed = {"member": cfg.member_id, "arch": cfg.entry.name, "status": "failed"}
+    failed = {"member": cfg.member_id, "arch": cfg.entry.name, "recipe": cfg.recipe.name,
+              "seed": cfg.seed, "status": "failed"}  # fmt: skip
     lock = member_lock(out, cfg.dataset, cfg.member_id)
     try:
         lock.acquire()

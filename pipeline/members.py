@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from torch import nn
 from pipeline import engine
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.ensemble import methods
+from pipeline.errors import UserError
+from pipeline.metadata import read_meta
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.names import plain_name
 from pipeline.train import predict_rows
@@ -60,8 +61,8 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, di
         )
     if len(found) > 1:
         datasets = ", ".join(p.parent.parent.name for p in found)
-        raise ValueError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
-    return found[0].parent.parent.name, json.loads(found[0].read_text())
+        raise UserError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
+    return found[0].parent.parent.name, read_meta(found[0])
 
 
 def load_member(out: Path, name: str, dataset: str | None = None, device: str = "auto"):

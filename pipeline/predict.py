@@ -15,6 +15,7 @@ from tqdm import tqdm
 from pipeline.data.cache import decode
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_text
 from pipeline.members import load_ensemble, load_member, member_probs
@@ -87,6 +88,7 @@ def differential(predicted: list[str], classes: tuple[str, ...]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", help="the training dataset, where a name exists for several")
     p.add_argument("--csv", type=Path, default=Path("predictions.csv"), help="per-image output")
     p.add_argument("--device", default="auto")
+    add_debug_flag(p)
     args = p.parse_args(argv)
 
     if args.member:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.classes import CLASSES
+from pipeline.errors import UserError
 from pipeline.io import atomic_write, read_json
 from pipeline.names import quote
 
@@ -27,7 +28,7 @@ HEADER_MAX = 1024
 EXTRA_ROWS = 1000  # lines read beyond the expected ids, to name surplus ids in the message
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A submission file that breaks the format."""
 
 

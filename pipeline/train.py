@@ -318,8 +318,11 @@ def train_member(
             "git_commit": provenance.git_commit(),
             "command": provenance.command_line(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "sets": {name: sets[name].source for name in metrics},
-            "test_set": ids_fingerprint(r.id for r in sets["test"].records),
+            "sets": {name: m["source"] for name, m in metrics.items()},
+            "test_set": ids_fingerprint(
+                {r.id for r in sets["test"].records}
+                - set(metrics["test"]["source"].get("unreadable", ()))
+            ),
         },
     )
     paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member
@@ -403,7 +406,8 @@ def evaluate_sets(
     """Write a submission for every set but ``train`` and score it over the shared classes.
 
     Each set's metrics name the classes it was scored over (``classes``), the classes the set
-    holds (``set_classes``) and how its crops were made (``crop``: mode and status counts).
+    holds (``set_classes``), how its crops were made (``crop``: mode and status counts) and
+    where its answer key comes from (``source``), less the images that could not be read.
     """
     results = {}
     for name, image_set in sets.items():
@@ -413,12 +417,13 @@ def evaluate_sets(
         probs = predict_view(model, view, precision, workers)
         write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))
+        unreadable = sorted({r.id for r in image_set.records} - set(view.ids))
         results[name] = {
             **score(view.ids, probs, classes, key, image_set.vocabulary),
             "set_classes": list(image_set.classes),
             "crop": view.crop,
             "dataset": image_set.dataset,
-            "source": image_set.source,
+            "source": image_set.source | ({"unreadable": unreadable} if unreadable else {}),
         }
     return results
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -243,3 +244,22 @@ def test_entries_of_different_test_sets_are_ranked_apart(board: Path, fake_membe
     captured = capsys.readouterr()
     assert "cells: entries were scored on 2 different test sets" in captured.err
     assert f"### cells (test set {fingerprints[1]})\n\n| rank | name" in captured.out
+
+
+BAD_META = {
+    "not UTF-8": b'{"kind": "member", "arch": "\xff\xfe"}',
+    "not an object": b'["kind", "member"]',
+    "sets null": b'{"kind": "member", "sets": null}',
+    "sets of strings": b'{"kind": "member", "sets": {"test": "cells"}}',
+    "params a string": b'{"kind": "member", "params": "11M", "sets": {}}',
+}
+
+
+@pytest.mark.parametrize("damage", BAD_META)
+def test_a_damaged_meta_json_is_skipped_with_a_warning(board: Path, damage, capsys) -> None:
+    meta = board / "submissions" / "cells" / "b-fast-s0" / "meta.json"
+    meta.write_bytes(BAD_META[damage])
+    with pytest.warns(UserWarning, match="b-fast-s0/meta.json.*skipped"):
+        assert cli.main(["--out", str(board), "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["name"].tolist() == ["a-fast"] and table["n"].item() == 2

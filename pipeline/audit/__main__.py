@@ -14,6 +14,7 @@ from pipeline.audit.hashing import HASH_BITS
 from pipeline.audit.report import write_outputs
 from pipeline.data import list_adapters
 from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.names import plain_name
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo-out", type=Path, default=Path("."), help="the zoo's --out (for --member)")
     p.add_argument("--fail-on-leakage", action="store_true", help="exit 1 if any pair leaks")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_debug_flag(p)
     return p
 
 
@@ -82,6 +84,7 @@ def parse_also(values: list[str]) -> dict[str, Path]:
     return also
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from pipeline.data.cache import CENTRE_CROP, DEFAULT_CACHE_DIR, ImageCache, load_or_build
 from pipeline.data.cellcrop import FALLBACKS, CropSpec
-from pipeline.data.records import Dataset, Record, classes_of
+from pipeline.data.records import Dataset, DatasetLayoutError, Record, classes_of
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,9 @@ def image_sets(dataset: Dataset, extra: dict[str, Dataset] | None = None) -> dic
     }
     for name, ds in (extra or {}).items():
         if name in sets:
-            raise ValueError(f"evaluation set name {name!r} clashes with a split of {dataset.name}")
+            raise DatasetLayoutError(
+                f"evaluation set name {name!r} clashes with a split of {dataset.name}"
+            )
         sets[name] = ImageSet(
             name, ds.name, ds.root, tuple(ds.records()), ds.adapter, vocabulary=ds.classes
         )

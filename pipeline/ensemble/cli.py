@@ -15,6 +15,7 @@ from pipeline import provenance
 from pipeline.answers import AnswerKeys
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.names import plain_name
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy-size", type=int, default=10, help="greedy: picks (with replacement)")
     p.add_argument("--seed", type=int, default=0, help="stacking folds and bootstrap")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    add_debug_flag(p)
     return p
 
 
@@ -77,6 +79,7 @@ def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, s
     return keys.key(source)
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()

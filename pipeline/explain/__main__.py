@@ -20,6 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 from pipeline.answers import AnswerKeys  # noqa: E402
 from pipeline.classes import ordered  # noqa: E402
 from pipeline.data.cache import decode  # noqa: E402
+from pipeline.errors import add_debug_flag, user_errors  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
 from pipeline.helpformat import HelpFormatter
@@ -132,6 +133,7 @@ def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> No
     print(f"t-SNE of {len(table)} images from {', '.join(sets)}: {folder / 'tsne.png'}, tsne.csv")
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.explain",
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sets", help="comma-separated sets of the member (default: all but val)")
     t.add_argument("--per-set", type=int, default=300, help="images drawn from each set")
     t.add_argument("--seed", type=int, default=0)
+    add_debug_flag(p)
     args = p.parse_args(argv)
     asked = [args.set] if args.what == "gradcam" else args.sets.split(",") if args.sets else []
     for set_name in asked:  # gradcam-<set>.png

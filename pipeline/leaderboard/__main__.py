@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.leaderboard.collect import Entry, find_entries, in_domain_test_source
 from pipeline.leaderboard.competition import (
@@ -21,6 +22,7 @@ from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.leaderboard",
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="show the private scores and the shake-up from now on, and exit",
     )
-    args = p.parse_args(argv)  # fmt: skip
+    add_debug_flag(p)
+    args = p.parse_args(argv)
     if args.competition or args.reveal:
         return organise(p, args)
     entries = find_entries(args.out)

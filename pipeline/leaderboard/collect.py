@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.metadata import MetaError, read_meta
 from pipeline.recipes import settings_fingerprint
 
 
@@ -50,9 +50,9 @@ def find_entries(out: Path) -> list[Entry]:
     entries = []
     for meta_file in sorted(root.glob("*/*/meta.json")):
         try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            warnings.warn(f"{meta_file}: unreadable ({exc}), skipped", stacklevel=2)
+            meta = read_meta(meta_file)
+        except MetaError as exc:  # one damaged entry spoils no table
+            warnings.warn(f"{exc}; skipped", stacklevel=2)
             continue
         folder = meta_file.parent
         entries.append(Entry(folder.parent.name, folder.name, folder, meta))
