@@ -68,7 +68,7 @@ def test_explain_writes_gradcam_and_tsne(trained: Path, capsys) -> None:
     assert coords[["x", "y"]].notna().all().all() and (folder / "tsne.png").exists()
     capsys.readouterr()
     assert explain.main([*base, "tsne", "--sets", "nope"]) == 2
-    assert "error: resnet18-fast-s0 has no set 'nope'" in capsys.readouterr().err
+    assert f"error: resnet18-{FAST}-s0 has no set 'nope'" in capsys.readouterr().err
 
 
 def test_predict_a_folder_with_a_corrupt_file(trained: Path, tmp_path: Path, capsys) -> None:

@@ -289,7 +289,7 @@ def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(tmp_path, ti
     (tiny / broken).write_bytes(b"not a jpeg")
     with pytest.warns(UserWarning, match=f"unreadable image.*{broken}"):
         assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
-    subs = tmp_path / "out" / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    subs = tmp_path / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
     meta = json.loads((subs / "meta.json").read_text())
     assert (
         meta["sets"]["test"]["unreadable"] == [broken] and "unreadable" not in meta["sets"]["val"]
