@@ -8,6 +8,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+_SEED = re.compile(r"-s\d+(?=(\+[A-Za-z0-9]+)*$)")  # before an adaptation's suffix, if any
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -24,8 +26,9 @@ class Entry:
 
     @property
     def config(self) -> str:
-        """The name without its seed: seeds of one configuration share a leaderboard row."""
-        return re.sub(r"-s\d+$", "", self.name) if self.kind == "member" else self.name
+        """The name without its seed: seeds of one configuration share a leaderboard row
+        (``resnet18-fast-s0+adabn`` pools as ``resnet18-fast+adabn``)."""
+        return _SEED.sub("", self.name) if self.kind in ("member", "adapted") else self.name
 
     @property
     def files(self) -> dict[str, Path]:
