@@ -18,7 +18,7 @@ from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_text
-from pipeline.members import load_ensemble, load_member, member_probs
+from pipeline.members import load_ensemble, load_member, member_input, member_probs
 
 RARE_SHARE = 0.02  # below this share, or with fewer than RARE_COUNT cells, a percentage is shaky
 RARE_COUNT = 5
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         images, names, _ = decoded[m.image_size, m.crop]
         keep = [i for i, f in enumerate(names) if f not in failed]
         if adaptation.active:
-            kept = images[keep]
+            kept = member_input(m, images[keep])
             rows = np.arange(len(kept))
             probs.append(adapted_probabilities(m.model, kept, rows, m.precision, adaptation))
         else:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from pipeline import predict, zoo
 from pipeline.data.stain import StainReference, fit_reference, normalise_all, normalised
 
 HE = np.array([[0.65, 0.07], [0.70, 0.99], [0.29, 0.11]])  # haematoxylin, eosin (RGB OD)
@@ -58,3 +61,28 @@ def test_normalised_arrays_are_cached_by_content(tmp_path: Path) -> None:
     changed[0, 0, 0, 0] ^= 1  # one value differs: another cache entry, never the old pixels
     normalised(changed, ref, tmp_path)
     assert len(list((tmp_path / "stain").glob("*.npy"))) == 2
+
+
+def test_a_stain_normalised_member_predicts_new_images_as_it_was_scored(
+    tmp_path: Path, make_tree
+) -> None:
+    make_tree(
+        tmp_path / "cells", {"eosinophil": 8, "lymphocyte": 8, "neutrophil": 8}, size=(36, 36)
+    )
+    out = tmp_path / "out"
+    args = ["--dataset", "folder", "--data", str(tmp_path / "cells"), "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
+            "--set", "stain_norm=reinhard", "--out", str(out), "--cache-dir",
+            str(tmp_path / "cache"), "--no-progress", "--models", "squeezenet1_1"]  # fmt: skip
+    assert zoo.main(args) == 0
+    folder = out / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["stain_norm"]["method"] == "reinhard" and len(meta["stain_norm"]["values"]) == 6
+    val = pd.read_csv(folder / "val.csv")
+    files = [str(tmp_path / "cells" / i) for i in val["id"]]
+    csv = tmp_path / "p.csv"
+    assert predict.main(["--member", "squeezenet1_1-fast-s0", "--out", str(out), "--csv",
+                         str(csv), "--device", "cpu", *files]) == 0  # fmt: skip
+    again = pd.read_csv(csv).set_index("file").loc[files]
+    classes = ["eosinophil", "lymphocyte", "neutrophil"]
+    np.testing.assert_allclose(again[classes].to_numpy(), val[classes].to_numpy(), atol=1e-5)

@@ -50,7 +50,7 @@ def member_views(member: LoadedMember, store: ImageStore) -> dict[str, View]:
         split = source.get("split")
         records = ds.splits[split] if split is not None else ds.records()
         image_set = ImageSet(set_name, ds.name, ds.root, tuple(records), ds.adapter, split)
-        views[set_name] = store.view(image_set, member.image_size, member.crop)
+        views[set_name] = store.view(image_set, member.image_size, member.crop, member.stain)
     return views
 
 
