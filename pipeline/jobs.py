@@ -100,7 +100,7 @@ def run_job(spec: JobSpec) -> dict:
         result = train_member(
             cfg, data.sets, data.dataset.classes, data.store, out, spec.force, spec.progress
         )
-    except SettingsMismatch as exc:  # the finished member stays exactly as it is
+    except SettingsMismatch as exc:  # the finished or partly trained member stays as it is
         manifest.update(cfg.member_id, "failed", error=str(exc))
         return {**failed, "error": str(exc)}
     except Exception as exc:  # one broken member must not stop the zoo

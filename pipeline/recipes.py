@@ -1,8 +1,13 @@
-"""Training recipes as named, frozen configs; every field can be overridden from the CLI."""
+"""Training recipes as named, frozen configs; every field can be overridden from the CLI.
+
+An overridden recipe is named after the one it came from plus a fingerprint of the values that
+changed (``fast+1a2b3c``), so members trained otherwise never share a name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,14 +159,48 @@ def save_recipe(path: Path, recipe: Recipe) -> None:
 
 
 def override(recipe: Recipe, changes: dict[str, str | int | float | None]) -> Recipe:
-    """A copy with fields replaced; string values (from ``--set k=v``) are parsed by field type."""
+    """A copy with fields replaced; string values (from ``--set k=v``) are parsed by field type.
+
+    The copy is named ``<name>+<fingerprint of the fields whose values changed>``; changes that
+    keep every value leave the recipe (and its name) as it was.
+    """
     fields = {f.name: f for f in dataclasses.fields(Recipe)}
     parsed = {}
     for key, value in changes.items():
         if key not in fields or key == "name":
             raise KeyError(f"unknown recipe field {key!r}; fields: {', '.join(list(fields)[1:])}")
         parsed[key] = _parse(key, value, getattr(recipe, key)) if isinstance(value, str) else value
-    return dataclasses.replace(recipe, **parsed)
+    changed = {k: v for k, v in parsed.items() if v != getattr(recipe, k)}
+    if not changed:
+        return recipe
+    return dataclasses.replace(recipe, name=f"{recipe.name}+{fingerprint(changed)}", **changed)
+
+
+def fingerprint(values: dict) -> str:
+    """Six hex digits that name these values (JSON-able), whatever the order of their keys."""
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=3).hexdigest()
+
+
+def stored_recipe(fields: dict) -> dict:
+    """A recipe as a member's files store it (JSON), in ``asdict`` form: fields added to
+    ``Recipe`` after it was trained count as their defaults, ``augment`` is a tuple."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(Recipe)
+        if f.default is not dataclasses.MISSING
+    }
+    recipe = defaults | fields
+    return recipe | {"augment": tuple(recipe["augment"])}
+
+
+def settings_fingerprint(meta: dict) -> str:
+    """The fingerprint of what a member's ``meta.json`` says it was trained with, seed aside:
+    seeds of one name pool only when these agree. Not its ``data_fingerprint``, which older
+    members lack: the training data is the dataset the member is filed under."""
+    keys = ("arch", "weights", "image_size")
+    values = {k: meta.get(k) for k in keys} | {"recipe": stored_recipe(meta.get("recipe", {}))}
+    return fingerprint(values)
 
 
 def _parse(key: str, text: str, current: object) -> object:

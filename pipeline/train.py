@@ -7,7 +7,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import engine, provenance
-from pipeline.balance import balanced_sampler, class_weights
+from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
 from pipeline.data.cellcrop import CropSpec
@@ -30,7 +30,7 @@ from pipeline.metrics import evaluate
 from pipeline.mixing import Mixer
 from pipeline.models import Entry, count_gmacs, count_params, create_model
 from pipeline.optim import make_optimizer, make_scheduler
-from pipeline.recipes import Recipe
+from pipeline.recipes import Recipe, fingerprint, stored_recipe
 from pipeline.scoring import score
 from pipeline.submissions import write_submission
 
@@ -53,6 +53,8 @@ class MemberConfig:
 
     @property
     def member_id(self) -> str:
+        """``<arch>-<recipe>-s<seed>``; an overridden recipe's name carries the fingerprint of
+        its changes (``resnet18-fast+1a2b3c-s0``, see ``recipes.override``)."""
         return f"{self.entry.name}-{self.recipe.name}-s{self.seed}"
 
     @property
@@ -118,10 +120,15 @@ def train_member(
     ``on_epoch`` sees each epoch's history row once it is saved (the tuner prunes from it).
     """
     paths = MemberPaths.of(out, cfg)
+    settings = member_settings(cfg, sets, classes)
     if is_done(paths) and not force:
-        check_same_settings(paths, cfg)
+        check_same_settings(read_json(paths.meta), settings, cfg, paths, "trained")
         done = {"recipe": cfg.recipe.name, "seed": cfg.seed, **read_json(paths.metrics)["summary"]}
         return {**done, "status": "skipped (done)"}
+    resume = None
+    if paths.last.exists() and not force:  # checked before this run touches any file
+        resume = torch.load(paths.last, map_location="cpu", weights_only=False)
+        check_same_settings(resume.get("settings", {}), settings, cfg, paths, "partly trained")
     if force:
         shutil.rmtree(paths.root, ignore_errors=True)
         shutil.rmtree(paths.submissions, ignore_errors=True)
@@ -176,21 +183,20 @@ def train_member(
     if recipe.class_weights != "none":
         w = class_weights(train_labels, len(classes), recipe.class_weights, recipe.effective_beta)
         weight = torch.as_tensor(w, dtype=torch.float32, device=device)
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=recipe.label_smoothing)
+    criterion = WeightedCrossEntropy(weight, recipe.label_smoothing)
     val_view = store.view(sets["val"], size, crop, stain)
     val_labels = label_indices(val_view, classes)
 
     start, history, best_score, train_time = 0, [], -1.0, 0.0
-    if paths.last.exists():
-        ckpt = torch.load(paths.last, map_location=device, weights_only=False)
-        if "optimizer" in ckpt:  # absent after the last epoch: only evaluation is left
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
-            torch.set_rng_state(ckpt["rng"])
-        start, history = ckpt["epoch"] + 1, ckpt["history"]
-        best_score, train_time = ckpt["best_score"], ckpt["train_time"]
+    if resume is not None:
+        if "optimizer" in resume:  # absent after the last epoch: only evaluation is left
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+            scaler.load_state_dict(resume["scaler"])
+            torch.set_rng_state(resume["rng"])
+        start, history = resume["epoch"] + 1, resume["history"]
+        best_score, train_time = resume["best_score"], resume["train_time"]
 
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
@@ -247,6 +253,7 @@ def train_member(
             best_score = selected
             save_torch(paths.best, {"model": model.state_dict(), "epoch": epoch + 1})
         progress_state = {
+            "settings": settings,
             "epoch": epoch,
             "history": history,
             "best_score": best_score,
@@ -296,6 +303,7 @@ def train_member(
             "recipe": asdict(recipe),
             "weights": weights_used,
             "weights_requested": cfg.weights,
+            "data_fingerprint": settings["data_fingerprint"],
             "image_size": size,
             "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
             "stain_norm": stain.to_dict() if stain else None,
@@ -323,25 +331,40 @@ def train_member(
 
 
 class SettingsMismatch(RuntimeError):
-    """A finished member of this name was trained with other settings."""
+    """A finished or partly trained member of this name was trained with other settings."""
 
 
-def check_same_settings(paths: MemberPaths, cfg: MemberConfig) -> None:
-    """Skipping a finished member is only right if it was trained the way we are asked to."""
-    meta = read_json(paths.meta)
-    asked = {"recipe": asdict(cfg.recipe), "weights_requested": cfg.weights}
-    # fields added to Recipe after a member was trained count as their defaults
-    defaults = {f.name: f.default for f in fields(Recipe) if f.default is not MISSING}
-    recipe = defaults | meta["recipe"]
-    stored = {
-        "recipe": recipe | {"augment": tuple(recipe["augment"])},
-        "weights_requested": meta["weights_requested"],
+def member_settings(cfg: MemberConfig, sets: dict[str, ImageSet], classes: tuple[str, ...]) -> dict:
+    """What a member's training depends on beside its seed, stored in its resume state and its
+    ``meta.json``: the resolved recipe, the weights asked for, and a fingerprint of the classes
+    and the images and labels of the sets that train it and select its epoch."""
+    data = {name: sorted((r.id, r.label) for r in sets[name].records) for name in ("train", "val")}
+    return {
+        "recipe": asdict(cfg.recipe),
+        "weights_requested": cfg.weights,
+        "data_fingerprint": fingerprint({"classes": list(classes), **data}),
     }
-    changed = [k for k in asked if asked[k] != stored[k]]
-    if changed:
+
+
+def check_same_settings(
+    stored: dict, asked: dict, cfg: MemberConfig, paths: MemberPaths, state: str
+) -> None:
+    """Skipping or resuming a member is only right if it was trained the way we are asked to.
+    Settings that the version which trained it did not store are not compared."""
+    before = {k: stored[k] for k in asked if k in stored}
+    if "recipe" in before:
+        before["recipe"] = stored_recipe(before["recipe"])
+    changes = []
+    for key, was in before.items():
+        now = asked[key]
+        if key == "recipe":
+            changes += [f"{k} {was.get(k)!r}, now {v!r}" for k, v in now.items() if was.get(k) != v]
+        elif was != now:
+            changes.append(f"{key} {was!r}, now {now!r}")
+    if changes:
         raise SettingsMismatch(
-            f"{cfg.member_id} in {paths.root} was trained with other {' and '.join(changed)} "
-            f"({stored} vs {asked}); use --force to retrain it, or another --out"
+            f"{cfg.member_id} in {paths.root} was {state} with other settings "
+            f"({'; '.join(changes)}); use --force to retrain it from scratch, or another --out"
         )
 
 

@@ -22,6 +22,10 @@ from pipeline.adapt.methods import (
     reestimate,
 )
 from pipeline.leaderboard.collect import find_entries
+from pipeline.recipes import get_recipe, override
+
+FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
+MEMBER = f"resnet18-{FAST}-s0"
 
 CPU = engine.Precision(torch.device("cpu"), None, False, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
@@ -130,26 +134,26 @@ def zoo_out(tmp_path_factory, make_tree) -> Path:
 
 def test_adapt_writes_transductive_entries_beside_the_member(zoo_out: Path, capsys) -> None:
     out = zoo_out / "out"
-    args = ["--members", "resnet18-fast-s0", "--adapt", "adabn,tta", "--out", str(out),
+    args = ["--members", MEMBER, "--adapt", "adabn,tta", "--out", str(out),
             "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
     assert adapt_cli.main(args) == 0
     printed = capsys.readouterr().out
-    assert "resnet18-fast-s0+adabn" in printed and "lab2_bacc" in printed
+    assert f"{MEMBER}+adabn" in printed and "lab2_bacc" in printed
     entries = {e.name: e for e in find_entries(out)}
-    member, adabn = entries["resnet18-fast-s0"], entries["resnet18-fast-s0+adabn"]
+    member, adabn = entries[MEMBER], entries[f"{MEMBER}+adabn"]
     assert adabn.kind == "adapted" and adabn.meta["transductive"] is True
-    assert entries["resnet18-fast-s0+tta"].meta["transductive"] is False
+    assert entries[f"{MEMBER}+tta"].meta["transductive"] is False
     assert sorted(adabn.files) == sorted(member.files)
-    assert adabn.config == "resnet18-fast+adabn"  # seeds of one adaptation pool together
+    assert adabn.config == f"resnet18-{FAST}+adabn"  # seeds of one adaptation pool together
     assert adapt_cli.main(args) == 0  # an adaptation of the same member may be redone
 
 
 def test_adapt_never_replaces_another_entry(zoo_out: Path) -> None:
     out = zoo_out / "out"
-    other = out / "submissions" / "cells" / "resnet18-fast-s0+tent"
+    other = out / "submissions" / "cells" / f"{MEMBER}+tent"
     other.mkdir(parents=True)
     (other / "meta.json").write_text(json.dumps({"kind": "upload"}))
-    args = ["--members", "resnet18-fast-s0", "--adapt", "tent", "--out", str(out),
+    args = ["--members", MEMBER, "--adapt", "tent", "--out", str(out),
             "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
     with pytest.raises(ValueError, match="not an adaptation"):
         adapt_cli.main(args)
@@ -163,13 +167,13 @@ def test_zoo_adapts_its_members_after_training(zoo_out: Path, capsys) -> None:
             "--models", "resnet18", "--eval", f"lab2={zoo_out / 'lab2'}",
             "--adapt", "adabn+tta"]  # fmt: skip
     assert zoo.main(args) == 0
-    assert "resnet18-fast-s0+adabn+tta lab2" in " ".join(capsys.readouterr().out.split())
-    meta = zoo_out / "out" / "submissions" / "cells" / "resnet18-fast-s0+adabn+tta" / "meta.json"
+    assert f"{MEMBER}+adabn+tta lab2" in " ".join(capsys.readouterr().out.split())
+    meta = zoo_out / "out" / "submissions" / "cells" / f"{MEMBER}+adabn+tta" / "meta.json"
     assert json.loads(meta.read_text())["adaptation"]["tta"] is True
 
 
 def test_predict_adapts_to_the_given_cells(zoo_out: Path, tmp_path: Path) -> None:
-    base = ["--member", "resnet18-fast-s0", "--out", str(zoo_out / "out"), "--device", "cpu"]
+    base = ["--member", MEMBER, "--out", str(zoo_out / "out"), "--device", "cpu"]
     plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
     assert predict.main([*base, "--csv", str(plain), str(zoo_out / "lab2")]) == 0
     assert predict.main([*base, "--csv", str(adapted), "--adapt", "adabn", "--tta",

@@ -193,16 +193,19 @@ def test_outliers_in_a_zoo_members_feature_space(cells: Path, tmp_path: Path, ca
     from pipeline import zoo
 
     zoo_out = tmp_path / "zoo"
-    assert zoo.main(["--dataset", "folder", "--data", str(cells), "--weights", "none",
-                     "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-                     "--recipe", "fast", "--models", "resnet18", "--out", str(zoo_out),
-                     "--cache-dir", str(cache_dir), "--no-progress"]) == 0  # fmt: skip
+    zoo_args = ["--dataset", "folder", "--data", str(cells), "--weights", "none",
+                "--image-size", "32", "--epochs", "1", "--batch-size", "8",
+                "--recipe", "fast", "--models", "resnet18", "--out", str(zoo_out),
+                "--cache-dir", str(cache_dir), "--no-progress"]  # fmt: skip
+    assert zoo.main(zoo_args) == 0
+    recipe = zoo.recipe_from_args(zoo.build_parser().parse_args(zoo_args), False)
+    member = f"resnet18-{recipe.name}-s0"
     out = tmp_path / "out"
     args = ["--dataset", "folder", "--data", str(cells), "--out", str(out),
-            "--member", "resnet18-fast-s0", "--zoo-out", str(zoo_out)]  # fmt: skip
+            "--member", member, "--zoo-out", str(zoo_out)]  # fmt: skip
     assert run(args, cache_dir) == 0
     report = (out / "audit-cells" / "report.md").read_text()
-    assert "512 penultimate features of the zoo member `resnet18-fast-s0`" in report
+    assert f"512 penultimate features of the zoo member `{member}`" in report
     scores = pd.read_csv(out / "audit-cells" / "outliers.csv")
     assert scores["score"].notna().sum() == sum(COUNTS.values())
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import zoo
-from pipeline.balance import balanced_sampler, class_weights
+from pipeline import engine, zoo
+from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.members import load_member, member_probs
 from pipeline.mixing import Mixer
 from pipeline.models import create_model, load_catalogue
@@ -67,6 +67,31 @@ def test_no_mixing_gives_one_hot_targets() -> None:
     assert not mixer.active and torch.equal(mixed, x) and torch.equal(targets.argmax(1), y)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_mixed_and_plain_batches_are_one_weighted_mean(smoothing: float) -> None:
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 0, 1, 2])
+    weight = torch.tensor([0.2, 1.4, 1.4])
+    loss = WeightedCrossEntropy(weight, smoothing)
+    plain = nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing)(logits, y)
+    one_hot = nn.functional.one_hot(y, 3).float()
+    # an unmixed batch as probability rows (a Mixer with mix_prob < 1) scores as class indices
+    torch.testing.assert_close(loss(logits, y), plain)
+    torch.testing.assert_close(loss(logits, one_hot), plain)
+    # a mixed batch: each image's two losses weighed by its share of each class weight
+    perm, lam = torch.tensor([5, 4, 3, 2, 1, 0]), 0.7
+    mixed = lam * one_hot + (1 - lam) * one_hot[perm]
+    per_image = nn.CrossEntropyLoss(weight=weight, reduction="none", label_smoothing=smoothing)
+    numerator = (lam * per_image(logits, y) + (1 - lam) * per_image(logits, y[perm])).sum()
+    denominator = (lam * weight[y] + (1 - lam) * weight[y[perm]]).sum()
+    torch.testing.assert_close(loss(logits, mixed), numerator / denominator)
+    # without weights, the plain mean over images
+    torch.testing.assert_close(
+        WeightedCrossEntropy(None, smoothing)(logits, mixed),
+        nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, mixed),
+    )
+
+
 def test_head_options() -> None:
     entry = load_catalogue()["resnet18"]
     model, _ = create_model(entry, 4, "none", 32, head_dropout=0.3, head_hidden=16)
@@ -83,7 +108,16 @@ def test_recipe_rejects_unknown_choices() -> None:
         override(get_recipe("fast"), {"mix_prob": "1.5"})
 
 
-def test_zoo_trains_with_every_option_and_the_member_reloads(tmp_path: Path, make_tree) -> None:
+def test_zoo_trains_with_every_option_and_the_member_reloads(
+    tmp_path: Path, make_tree, monkeypatch
+) -> None:
+    real, criteria = engine.train_one_epoch, []
+
+    def spy(*args, **kwargs):
+        criteria.append(args[5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", spy)
     make_tree(tmp_path / "cells", {"basophil": 8, "lymphocyte": 20, "neutrophil": 30})
     options = ["class_weights=effective", "sampler=balanced", "mixup_alpha=0.2",
                "cutmix_alpha=1.0", "augment=hflip,randaugment,color", "aug_strength=0.5",
@@ -96,11 +130,16 @@ def test_zoo_trains_with_every_option_and_the_member_reloads(tmp_path: Path, mak
     for option in options:
         args += ["--set", option]
     assert zoo.main(args) == 0
-    member = tmp_path / "out" / "zoo" / "members" / "cells" / "resnet18-fast-s0"
+    # the class-weighted loss of a mixed batch is the weighted mean of a plain one's
+    logits, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 2, 2])
+    one_hot = nn.functional.one_hot(y, 3).float()
+    torch.testing.assert_close(criteria[0](logits, one_hot), criteria[0](logits, y))
+    name = f"resnet18-{zoo.recipe_from_args(zoo.build_parser().parse_args(args), False).name}-s0"
+    member = tmp_path / "out" / "zoo" / "members" / "cells" / name
     history = pd.read_csv(member / "history.csv")
     assert "val_macro_f1" in history.columns and len(history) == 2
-    meta = json.loads((tmp_path / "out/submissions/cells/resnet18-fast-s0/meta.json").read_text())
+    meta = json.loads((tmp_path / "out/submissions/cells" / name / "meta.json").read_text())
     assert meta["recipe"]["sampler"] == "balanced" and meta["recipe"]["head_hidden"] == 16
-    loaded = load_member(tmp_path / "out", "resnet18-fast-s0")
+    loaded = load_member(tmp_path / "out", name)
     probs = member_probs(loaded, np.zeros((2, 32, 32, 3), dtype=np.uint8))
     np.testing.assert_allclose(probs.sum(1), 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import os
 import shutil
 import warnings
@@ -471,6 +472,46 @@ def test_cache_key_follows_file_changes(
     assert after.path != before.path
     assert tuple(after.images[0, 0, 0]) == (200, 100, 0)
     assert tuple(before.images[0, 0, 0]) == (10, 20, 30)
+
+
+def test_cache_never_serves_a_file_rewritten_with_its_mtime_restored(
+    tmp_path: Path, write_image: WriteImage, cache_dir: Path
+) -> None:
+    ids = ["ig/a.bmp"]  # BMP: same size; the mtime is put back as it was
+    path = write_image(tmp_path / ids[0], (8, 8), color=(10, 20, 30))
+    stat = path.stat()
+    before = load_or_build(tmp_path, ids, 4, "ds", cache_dir, 1, False)
+    write_image(path, (8, 8), color=(200, 100, 0))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    after = load_or_build(tmp_path, ids, 4, "ds", cache_dir, 1, False)
+    assert after.path != before.path
+    assert tuple(after.images[0, 0, 0]) == (200, 100, 0)
+
+
+def test_cache_key_follows_the_decoder_code(
+    tmp_path: Path, write_image: WriteImage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.data.cellcrop import CropSpec, find_cell
+
+    write_image(tmp_path / "ig" / "a.png", (8, 8))
+    cell = CropSpec("cell", 0.5)
+    key = cache_key(tmp_path, ["ig/a.png"], 4, cell)
+    source = cache_module.decoder_source()
+    assert inspect.getsource(find_cell) in source  # the cell finder is part of the key
+    monkeypatch.setattr(cache_module, "decoder_source", lambda: source + "# a finder edit\n")
+    assert cache_key(tmp_path, ["ig/a.png"], 4, cell) != key
+
+
+def test_cache_key_takes_the_exact_cell_fraction(tmp_path: Path, write_image: WriteImage) -> None:
+    from pipeline.data.cellcrop import CropSpec
+
+    write_image(tmp_path / "ig" / "a.png", (8, 8))
+    near = [cache_key(tmp_path, ["ig/a.png"], 4, CropSpec("cell", f)) for f in (0.42, 0.4200001)]
+    assert near[0] != near[1]
+    # a centre crop has no fraction: recipes that differ only there share one cache
+    centre = [cache_key(tmp_path, ["ig/a.png"], 4, CropSpec("centre", f)) for f in (0.3, 0.42)]
+    assert centre[0] == centre[1]
 
 
 def test_cache_records_corrupt_images(tmp_path: Path, make_tree: MakeTree, cache_dir: Path) -> None:

@@ -25,6 +25,7 @@ from pipeline.data.cellcrop import (
     find_cell,
 )
 from pipeline.data.registry import parse_source
+from pipeline.recipes import get_recipe, override
 from pipeline.scoring import score
 from pipeline.stats import mean_ci, seed_summary
 
@@ -280,7 +281,8 @@ def test_zoo_trains_with_cell_crops_evaluates_lisc_and_summarises_seeds(tmp_path
     assert list(results["seed"]) == [0, 1] and "lisc_acc" in results
     seeds = pd.read_csv(tmp_path / "out" / "zoo" / "results-cells-seeds.csv")
     assert seeds.loc[0, "n"] == 2 and "lisc_acc_ci95" in seeds
-    member = tmp_path / "out" / "zoo" / "members" / "cells" / "resnet18-robust-s0"
+    robust = override(get_recipe("robust"), {"image_size": 32, "epochs": 1, "batch_size": 8})
+    member = tmp_path / "out" / "zoo" / "members" / "cells" / f"resnet18-{robust.name}-s0"
     sets = json.loads((member / "metrics.json").read_text())["sets"]
     assert sets["lisc"]["set_classes"] == [
         "basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import joblib
@@ -193,6 +194,12 @@ def test_explicit_members_and_pooled_seeds(zoo: Path) -> None:
     np.testing.assert_allclose(
         pooled[0].probs("val"), np.mean([c.probs("val") for c in candidates], axis=0)
     )
+    # members trained otherwise (here: other weights) under one name are never pooled together
+    for c in candidates[:2]:
+        c.meta["weights"] = "imagenet"
+    pooled = pool_seeds(candidates)
+    assert len(pooled) == 2 and all(re.fullmatch(r"same-fast~\w{6}-pooled", c.name) for c in pooled)
+    assert sorted(len(c.meta["pooled_from"]) for c in pooled) == [2, 3]
     with pytest.raises(SystemExit, match="unknown member"):
         run(zoo, "--members", "nobody")
 

@@ -14,8 +14,11 @@ from pipeline.ensemble import cli as ensemble_cli
 from pipeline.explain import __main__ as explain
 from pipeline.explain.gradcam import member_cam
 from pipeline.models import create_model, load_catalogue
+from pipeline.recipes import get_recipe, override
 
 COUNTS = {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
+# the recipe of the trained fixture's flags: fast, named with the fingerprint of its changes
+FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +54,9 @@ def test_gradcam_maps_have_the_input_size_and_are_not_constant(name: str) -> Non
 
 def test_explain_writes_gradcam_and_tsne(trained: Path, capsys) -> None:
     out = trained / "out"
-    base = ["--member", "resnet18-fast-s0", "--out", str(out)]
+    base = ["--member", f"resnet18-{FAST}-s0", "--out", str(out)]
     assert explain.main([*base, "gradcam", "--set", "val", "-n", "4"]) == 0
-    folder = out / "zoo" / "explain" / "cells" / "resnet18-fast-s0"
+    folder = out / "zoo" / "explain" / "cells" / f"resnet18-{FAST}-s0"
     if "makes no mistake" not in capsys.readouterr().out:
         assert (folder / "gradcam-val.png").stat().st_size > 1000
     image = next((trained / "cells" / "lymphocyte").iterdir())
@@ -72,7 +75,14 @@ def test_predict_a_folder_with_a_corrupt_file(trained: Path, tmp_path: Path, cap
     shutil.copytree(trained / "cells" / "eosinophil", images)
     (images / "broken.jpg").write_bytes(b"not a jpeg")
     csv = tmp_path / "pred.csv"
-    args = ["--member", "squeezenet1_1-fast-s0", "--out", str(trained / "out"), "--csv", str(csv)]
+    args = [
+        "--member",
+        f"squeezenet1_1-{FAST}-s0",
+        "--out",
+        str(trained / "out"),
+        "--csv",
+        str(csv),
+    ]
     assert predict.main([*args, str(images)]) == 0
     rows = pd.read_csv(csv)
     assert len(rows) == 12 and "broken.jpg" not in " ".join(rows["file"])

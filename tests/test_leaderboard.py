@@ -56,6 +56,23 @@ def test_leaderboard_pools_seeds_and_ranks_across_labs(board: Path) -> None:
     assert (b["kind"], b["weights"], b["norm"]) == ("single", "random", "bn")
 
 
+def test_seeds_trained_otherwise_never_share_a_row(tmp_path: Path, make_tree, fake_member):
+    make_tree(tmp_path / "cells", {"lymphocyte": 20, "neutrophil": 20})
+    sets = {"val": (tmp_path / "cells", "val"), "test": (tmp_path / "cells", "test")}
+    out = tmp_path / "out"
+    fake_member(out, "cells", "a-fast-s0", sets, 0.5, seed=0)
+    fake_member(out, "cells", "a-fast-s1", sets, 0.9, seed=1, meta={"weights": "imagenet"})
+    fake_member(out, "cells", "a-fast-s2", sets, 0.9, seed=2, meta={"weights": "imagenet"})
+    with pytest.warns(UserWarning, match="cells/a-fast: its seeds were trained with different"):
+        entries = find_entries(out)
+    table = leaderboard(long_table(entries, Scorer()), "cells")
+    assert len(table) == 2 and all(name.startswith("a-fast~") for name in table["name"])
+    assert sorted(zip(table["weights"], table["n"], strict=True)) == [
+        ("ImageNet", 2),
+        ("random", 1),
+    ]
+
+
 def test_cross_domain_rank_uses_balanced_accuracy(tmp_path: Path, make_tree, fake_member) -> None:
     """A member that always answers neutrophil wins on plain accuracy on a mostly-neutrophil
     lab, but its balanced accuracy is chance, and the cross-domain rank follows the latter."""

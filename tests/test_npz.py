@@ -111,7 +111,11 @@ def test_cache_reads_arrays_and_is_reused(
     assert again.path == first.path
     np.testing.assert_array_equal(again.images, first.images)
     mtime = path.stat().st_mtime_ns + 10**9
-    os.utime(path, ns=(mtime, mtime))  # a rewritten file is a new cache
+    os.utime(path, ns=(mtime, mtime))  # touched, the same bytes: the same cache
+    assert load_or_build(path, ids, 16, "bm", cache_dir, 1, False).path == first.path
+    stat = path.stat()
+    write_medmnist(path, side=27)  # rewritten, its mtime put back: a new cache
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(AssertionError, match="rebuilt"):
         load_or_build(path, ids, 16, "bm", cache_dir, 1, False)
 
@@ -207,15 +211,14 @@ def test_zoo_trains_on_an_npz_file_and_scores_by_row_ids(tmp_path: Path, cache_d
     path = tmp_path / "bloodmnist.npz"
     write_medmnist(path)
     out = tmp_path / "out"
-    code = zoo.main(
-        [
-            "--dataset", "npz", "--data", str(path), "--models", "squeezenet1_1", "--epochs", "1",
-            "--image-size", "32", "--weights", "none", "--recipe", "fast", "--batch-size", "8",
-            "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress",
-        ]
-    )  # fmt: skip
-    assert code == 0
-    subs = out / "submissions" / "bloodmnist" / "squeezenet1_1-fast-s0"
+    args = [
+        "--dataset", "npz", "--data", str(path), "--models", "squeezenet1_1", "--epochs", "1",
+        "--image-size", "32", "--weights", "none", "--recipe", "fast", "--batch-size", "8",
+        "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress",
+    ]  # fmt: skip
+    assert zoo.main(args) == 0
+    recipe = zoo.recipe_from_args(zoo.build_parser().parse_args(args), False)
+    subs = out / "submissions" / "bloodmnist" / f"squeezenet1_1-{recipe.name}-s0"
     for split in ("val", "test"):
         submission = read_submission(subs / f"{split}.csv")
         assert submission.ids == [f"{split}/{row:06d}" for row in range(6)]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import asdict
+
 import pytest
 import torch
 
 from pipeline.optim import make_optimizer, make_scheduler
-from pipeline.recipes import get_recipe, override
+from pipeline.recipes import get_recipe, override, settings_fingerprint
 
 
 def test_paper_recipes() -> None:
@@ -39,6 +43,22 @@ def test_override_parses_strings_by_field_type() -> None:
         override(r, {"channels_last": "maybe"})
     with pytest.raises(KeyError, match="unknown recipe"):
         get_recipe("nope")
+
+
+def test_an_overridden_recipe_is_named_by_the_fingerprint_of_its_changes() -> None:
+    fast = get_recipe("fast")
+    a = override(fast, {"lr": "0.01", "epochs": 3})
+    b = override(fast, {"epochs": "3", "lr": 1e-2})  # other order and spelling, same values
+    c = override(fast, {"lr": 0.02, "epochs": 3})
+    assert a.name == b.name and re.fullmatch(r"fast\+[0-9a-f]{6}", a.name)
+    assert len({a.name, c.name, override(fast, {"augment": "hflip"}).name}) == 3
+    assert override(fast, {"lr": fast.lr, "epochs": "15"}) == fast  # nothing changed
+    # seeds of one name pool only when their members were trained alike
+    meta = {"arch": "resnet18", "weights": "none", "image_size": 64, "recipe": asdict(a)}
+    assert settings_fingerprint(meta) == settings_fingerprint(json.loads(json.dumps(meta)))
+    assert settings_fingerprint(meta) != settings_fingerprint(meta | {"weights": "imagenet"})
+    older = {**meta, "recipe": {k: v for k, v in asdict(a).items() if k != "cell_fraction"}}
+    assert settings_fingerprint(older) == settings_fingerprint(meta)  # defaults fill in
 
 
 def lrs(recipe_name: str, steps_per_epoch: int, **changes) -> list[float]:

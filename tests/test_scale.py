@@ -43,12 +43,17 @@ def zoo_args(tmp_path: Path, data: Path, *extra: str, epochs: int = 1) -> list[s
     ]  # fmt: skip
 
 
+def recipe_name(epochs: int = 1) -> str:
+    """The name zoo_args' flags give the recipe: fast plus the fingerprint of their changes."""
+    return override(get_recipe("fast"), {"image_size": 32, "epochs": epochs, "batch_size": 8}).name
+
+
 def assert_zoo_finished(out: Path, epochs: int = 1) -> None:
     """Every member done once, its submissions readable, no temporary file anywhere."""
     members = out / "zoo" / "members" / "cells"
     done = {p.parent.name for p in members.glob("*/state.json")
             if json.loads(p.read_text())["status"] == "done"}  # fmt: skip
-    assert done == {f"{m}-fast-s0" for m in MEMBERS}
+    assert done == {f"{m}-{recipe_name(epochs)}-s0" for m in MEMBERS}
     for member in done:
         assert len(pd.read_csv(members / member / "history.csv")) == epochs
         for name in ("val", "test"):
@@ -146,7 +151,7 @@ def test_training_with_device_augmentation_and_compile_flag(tmp_path, tiny, monk
     args[args.index("--models") + 1] = "squeezenet1_1"
     assert zoo.main(args) == 0
     meta = json.loads(
-        (tmp_path / "out/submissions/cells/squeezenet1_1-fast-s0/meta.json").read_text()
+        (tmp_path / f"out/submissions/cells/squeezenet1_1-{recipe_name()}-s0/meta.json").read_text()
     )
     assert meta["augment_on_device"] == ["hflip", "vflip", "rot90"]
     assert meta["compiled"] is True and meta["deterministic"] is True
@@ -228,13 +233,14 @@ def test_manifest_updates_and_leftovers(tmp_path) -> None:
 def test_a_member_locked_by_another_run_is_left_to_it(tmp_path, tiny, capsys) -> None:
     args = zoo_args(tmp_path, tiny)
     args[args.index("--models") + 1] = "squeezenet1_1"
-    lock = tmp_path / "out/zoo/locks/cells/squeezenet1_1-fast-s0.lock"
+    name = f"squeezenet1_1-{recipe_name()}-s0"
+    lock = tmp_path / f"out/zoo/locks/cells/{name}.lock"
     with MemberLock(lock):
         assert zoo.main(args) == 0  # not a failure: the other run trains it
-    assert "BUSY squeezenet1_1-fast-s0" in capsys.readouterr().out
-    assert not (tmp_path / "out/zoo/members/cells/squeezenet1_1-fast-s0").exists()
+    assert f"BUSY {name}" in capsys.readouterr().out
+    assert not (tmp_path / f"out/zoo/members/cells/{name}").exists()
     state = json.loads((tmp_path / "out/zoo/manifest-cells.json").read_text())
-    assert state["squeezenet1_1-fast-s0"]["state"] == "running"
+    assert state[name]["state"] == "running"
 
 
 # --- executors ---------------------------------------------------------------------------

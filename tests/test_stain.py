@@ -75,13 +75,16 @@ def test_a_stain_normalised_member_predicts_new_images_as_it_was_scored(
             "--set", "stain_norm=reinhard", "--out", str(out), "--cache-dir",
             str(tmp_path / "cache"), "--no-progress", "--models", "squeezenet1_1"]  # fmt: skip
     assert zoo.main(args) == 0
-    folder = out / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    member = (
+        f"squeezenet1_1-{zoo.recipe_from_args(zoo.build_parser().parse_args(args), False).name}-s0"
+    )
+    folder = out / "submissions" / "cells" / member
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["stain_norm"]["method"] == "reinhard" and len(meta["stain_norm"]["values"]) == 6
     val = pd.read_csv(folder / "val.csv")
     files = [str(tmp_path / "cells" / i) for i in val["id"]]
     csv = tmp_path / "p.csv"
-    assert predict.main(["--member", "squeezenet1_1-fast-s0", "--out", str(out), "--csv",
+    assert predict.main(["--member", member, "--out", str(out), "--csv",
                          str(csv), "--device", "cpu", *files]) == 0  # fmt: skip
     again = pd.read_csv(csv).set_index("file").loc[files]
     classes = ["eosinophil", "lymphocyte", "neutrophil"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,9 +17,11 @@ from pipeline.data.store import ImageStore, image_sets
 from pipeline.models import load_catalogue
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
-from pipeline.train import MemberConfig, MemberPaths, train_member
+from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
 
 COUNTS = {"basophil": 16, "lymphocyte": 16, "neutrophil": 16}
+# the recipe run_zoo's flags make, named with the fingerprint of their changes
+FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 
 
 @pytest.fixture
@@ -47,8 +51,8 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
     assert code == 0
     dataset = load_dataset("folder", tiny)
     for arch in ("resnet18", "squeezenet1_1", "googlenet"):
-        member = tmp_path / "out" / "zoo" / "members" / "cells" / f"{arch}-fast-s0"
-        subs = tmp_path / "out" / "submissions" / "cells" / f"{arch}-fast-s0"
+        member = tmp_path / "out" / "zoo" / "members" / "cells" / f"{arch}-{FAST}-s0"
+        subs = tmp_path / "out" / "submissions" / "cells" / f"{arch}-{FAST}-s0"
         assert {p.name for p in member.iterdir()} == {
             "best.pt", "history.csv", "metrics.json", "state.json",
         }  # fmt: skip
@@ -73,12 +77,12 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         assert len(pd.read_csv(member / "history.csv")) == 1
     results = pd.read_csv(tmp_path / "out" / "zoo" / "results-cells.csv")
     assert list(results["arch"]) == ["resnet18", "squeezenet1_1", "googlenet"]
-    assert "resnet18-fast-s0" in capsys.readouterr().out
+    assert f"resnet18-{FAST}-s0" in capsys.readouterr().out
 
 
 def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> None:
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
-    best = tmp_path / "out" / "zoo" / "members" / "cells" / "squeezenet1_1-fast-s0" / "best.pt"
+    best = tmp_path / "out" / "zoo" / "members" / "cells" / f"squeezenet1_1-{FAST}-s0" / "best.pt"
     stamp = best.stat().st_mtime_ns
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
     assert best.stat().st_mtime_ns == stamp
@@ -87,9 +91,17 @@ def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> N
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--force") == 0
     assert best.stat().st_mtime_ns != stamp
     stamp = best.stat().st_mtime_ns
+    # other recipe values make another member, named by their fingerprint, beside the first
+    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--set", "lr=0.1") == 0
+    fast = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8, "lr": 0.1})
+    assert fast.name not in (FAST, "fast")
+    assert (best.parents[1] / f"squeezenet1_1-{fast.name}-s0" / "best.pt").exists()
+    assert best.stat().st_mtime_ns == stamp
     # same name, other settings: an error, never a silent skip of the wrong member
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--lr", "0.1") == 1
-    assert "trained with other recipe" in capsys.readouterr().out
+    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--weights", "auto") == 1
+    out = capsys.readouterr().out
+    assert "was trained with other settings (weights_requested 'none', now 'auto')" in out
+    assert "--force" in out
     assert best.stat().st_mtime_ns == stamp
     state = best.parent / "state.json"
     assert (
@@ -102,11 +114,11 @@ def test_seeds_train_one_member_each(tmp_path, tiny) -> None:
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--seeds", "0,1") == 0
     subs = tmp_path / "out" / "submissions" / "cells"
     assert sorted(p.name for p in subs.iterdir()) == [
-        "squeezenet1_1-fast-s0",
-        "squeezenet1_1-fast-s1",
+        f"squeezenet1_1-{FAST}-s0",
+        f"squeezenet1_1-{FAST}-s1",
     ]
-    p0 = read_submission(subs / "squeezenet1_1-fast-s0" / "test.csv").probs
-    p1 = read_submission(subs / "squeezenet1_1-fast-s1" / "test.csv").probs
+    p0 = read_submission(subs / f"squeezenet1_1-{FAST}-s0" / "test.csv").probs
+    p1 = read_submission(subs / f"squeezenet1_1-{FAST}-s1" / "test.csv").probs
     assert not (p0 == p1).all()
 
 
@@ -123,14 +135,14 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     monkeypatch.setattr(train_module, "create_model", broken)
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_0,squeezenet1_1") == 1
     members = tmp_path / "out" / "zoo" / "members" / "cells"
-    assert "out of memory" in (members / "squeezenet1_0-fast-s0" / "error.txt").read_text()
-    assert json.loads((members / "squeezenet1_0-fast-s0" / "state.json").read_text())["status"] == (
-        "failed"
-    )
-    assert (members / "squeezenet1_1-fast-s0" / "best.pt").exists()
+    assert "out of memory" in (members / f"squeezenet1_0-{FAST}-s0" / "error.txt").read_text()
+    assert json.loads((members / f"squeezenet1_0-{FAST}-s0" / "state.json").read_text())[
+        "status"
+    ] == ("failed")
+    assert (members / f"squeezenet1_1-{FAST}-s0" / "best.pt").exists()
     captured = capsys.readouterr()
-    assert "FAILED squeezenet1_0-fast-s0" in captured.out
-    assert "1 member(s) failed: squeezenet1_0-fast-s0" in captured.err
+    assert f"FAILED squeezenet1_0-{FAST}-s0" in captured.out
+    assert f"1 member(s) failed: squeezenet1_0-{FAST}-s0" in captured.err
 
 
 def _config(epochs: int) -> MemberConfig:
@@ -138,18 +150,27 @@ def _config(epochs: int) -> MemberConfig:
     return MemberConfig(load_catalogue()["resnet18"], recipe, 0, "none", "cells", "cpu")
 
 
-def _train(tmp_path: Path, data: Path, out: str) -> dict:
+def _train(
+    tmp_path: Path,
+    data: Path,
+    out: str,
+    cfg: MemberConfig | None = None,
+    train_from: int = 0,
+    force: bool = False,
+) -> dict:
+    """Train ``cfg`` (default: 3 epochs of resnet18), its training images from ``train_from``."""
     dataset = load_dataset("folder", data)
     store = ImageStore(tmp_path / "cache", workers=1, progress=False)
     store.register(dataset)
+    sets = image_sets(dataset)
+    sets["train"] = replace(sets["train"], records=sets["train"].records[train_from:])
     return train_member(
-        _config(3), image_sets(dataset), dataset.classes, store, tmp_path / out, progress=False
+        cfg or _config(3), sets, dataset.classes, store, tmp_path / out, force, progress=False
     )
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch) -> None:
-    _train(tmp_path, tiny, "straight")
-
+def _kill_in_epoch_two(tmp_path: Path, data: Path, out: str, monkeypatch) -> MemberPaths:
+    """A 3-epoch member killed in its second epoch; its paths."""
     real, calls = engine.train_one_epoch, []
 
     def dies_in_epoch_two(*args, **kwargs):
@@ -160,12 +181,17 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
 
     monkeypatch.setattr(engine, "train_one_epoch", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path, tiny, "resumed")
-    paths = MemberPaths.of(tmp_path / "resumed", _config(3))
+        _train(tmp_path, data, out)
+    monkeypatch.setattr(engine, "train_one_epoch", real)
+    return MemberPaths.of(tmp_path / out, _config(3))
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch) -> None:
+    _train(tmp_path, tiny, "straight")
+    paths = _kill_in_epoch_two(tmp_path, tiny, "resumed", monkeypatch)
     assert torch.load(paths.last, weights_only=False)["epoch"] == 0
     assert json.loads(paths.state.read_text())["status"] == "running"
 
-    monkeypatch.setattr(engine, "train_one_epoch", real)
     _train(tmp_path, tiny, "resumed")
     straight = MemberPaths.of(tmp_path / "straight", _config(3))
     assert not paths.last.exists()  # only kept while a member is unfinished
@@ -178,6 +204,27 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     assert (paths.submissions / "test.csv").read_text() == (
         straight.submissions / "test.csv"
     ).read_text()
+
+
+def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkeypatch) -> None:
+    paths = _kill_in_epoch_two(tmp_path, tiny, "out", monkeypatch)
+    resume_state = paths.last.read_bytes()
+    # one name, another learning rate (an edited recipe file, a changed named recipe): the old
+    # optimiser and schedule would go on under the new settings' name
+    cfg = _config(3)
+    faster = replace(cfg, recipe=replace(cfg.recipe, lr=0.5))
+    with pytest.raises(SettingsMismatch, match=r"partly trained with other settings \(lr 0.002, "
+                       r"now 0.5\); use --force"):  # fmt: skip
+        _train(tmp_path, tiny, "out", faster)
+    with pytest.raises(SettingsMismatch, match="data_fingerprint"):  # other training images
+        _train(tmp_path, tiny, "out", train_from=1)
+    assert paths.last.read_bytes() == resume_state  # untouched
+    assert json.loads(paths.state.read_text())["status"] == "running"
+    # --force starts again at the new rate
+    assert _train(tmp_path, tiny, "out", faster, force=True)["status"] == "trained"
+    killed = torch.load(io.BytesIO(resume_state), weights_only=False)["history"][0]["lr"]
+    assert pd.read_csv(paths.history)["lr"][0] == pytest.approx(killed * 0.5 / 0.002)
+    assert json.loads(paths.meta.read_text())["recipe"]["lr"] == 0.5
 
 
 def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkeypatch) -> None:

@@ -1,24 +1,31 @@
 """Decode once: every image is decoded and resized a single time into a uint8 memory map.
 
-The map is keyed by dataset root, file list (with sizes and mtimes), image size and crop (centre,
-or cell-centred at a fraction, with any expert masks), so every member and every epoch of a zoo
-shares it, and a changed file, size or crop builds a new one. A root that is an array file
-(``.npz``, see ``pipeline.data.npz``) is read from its arrays instead, and keyed by the file's
-size and mtime. Cell-centred maps remember how each image's cell was found (``crop_status``).
+The map is keyed by dataset root, file list with every file's bytes, image size, crop (centre,
+or cell-centred at the exact fraction, with any expert masks) and the version of the code that
+decodes and crops, so every member and every epoch of a zoo shares it, and a changed file, size,
+crop or decoder builds a new one. Bytes, not sizes and mtimes: a file rewritten in place with its
+mtime restored would otherwise return its old pixels (digesting all of PBC's 17,092 files, 162 MB,
+takes ~0.3 s warm). A root that is an array file (``.npz``, see ``pipeline.data.npz``) is read
+from its arrays instead, and keyed by its bytes. Cell-centred maps remember how each image's cell
+was found (``crop_status``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import PIL
 from PIL import Image
 from tqdm import tqdm
 
+from pipeline.data import cellcrop
 from pipeline.data.cellcrop import CENTRE, FOUND, CropSpec, cell_crop, status_counts
 from pipeline.data.npz import is_array_file, read_images
 from pipeline.io import read_json, write_json
@@ -120,6 +127,26 @@ class ImageCache:
         return status_counts(self.crop_status.get(i, default) for i in ids)
 
 
+def decoder_source() -> str:
+    """Everything that turns a file into cached pixels: the decode and crop code of this module,
+    the array reader, the cell finder, and the Pillow and OpenCV versions; any edit keys anew."""
+    code = [decode, decode_image, read_with_mask, crop_array, array_image, square_resize]
+    text = "".join(inspect.getsource(f) for f in [*code, read_images, cellcrop])
+    return text + f"|Pillow {PIL.__version__}|OpenCV {cv2.__version__}"
+
+
+def _update_with_file(h: hashlib.blake2b, path: Path) -> None:
+    """Feed a file's bytes to ``h``; a file that cannot be read keys as such (the build then
+    records why)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        h.update(f"!{type(exc).__name__}".encode())
+        return
+    h.update(f"{len(data)}:".encode())
+    h.update(data)
+
+
 def cache_key(
     root: Path,
     ids: list[str],
@@ -127,22 +154,22 @@ def cache_key(
     crop: CropSpec = CENTRE_CROP,
     masks: dict[str, str] | None = None,
 ) -> str:
-    h = hashlib.sha1()
-    h.update(f"{root.resolve()}|{size}".encode())
-    if crop != CENTRE_CROP:  # centre-crop keys stay as they were before crops had a choice
-        h.update(f"|{crop.tag}".encode())
+    h = hashlib.blake2b(digest_size=8)
+    # repr: the exact fraction, which the file name's tag rounds; a centre crop has none
+    placed = "centre" if crop.mode == "centre" else f"cell:{crop.fraction!r}"
+    h.update(f"{root.resolve()}|{size}|{placed}|{decoder_source()}".encode())
     if is_array_file(root):  # the ids are rows of this one file
-        st = root.stat()
-        h.update(f"|{st.st_size}:{st.st_mtime_ns}|{'|'.join(ids)}".encode())
-        return h.hexdigest()[:16]
+        _update_with_file(h, root)
+        h.update(f"|{'|'.join(ids)}".encode())
+        return h.hexdigest()
     for i in ids:
-        st = (root / i).stat()
-        h.update(f"|{i}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(f"|{i}:".encode())
+        _update_with_file(h, root / i)
     if crop.mode == "cell":
         for i, m in sorted((masks or {}).items()):
-            st = (root / m).stat()
-            h.update(f"|{i}>{m}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
+            h.update(f"|{i}>{m}:".encode())
+            _update_with_file(h, root / m)
+    return h.hexdigest()
 
 
 def load_or_build(

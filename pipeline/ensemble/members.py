@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.recipes import settings_fingerprint
 from pipeline.submissions import Submission, read_submission
 
 
@@ -77,13 +79,18 @@ def check_compatible(candidates: list[Candidate]) -> None:
 
 
 def pool_seeds(candidates: list[Candidate]) -> list[Candidate]:
-    """One candidate per architecture and recipe: the mean of its seeds' probabilities."""
-    groups: dict[tuple[str, str], list[Candidate]] = {}
+    """One candidate per architecture and recipe: the mean of its seeds' probabilities.
+
+    Seeds are pooled only with seeds trained alike (``recipes.settings_fingerprint``); where one
+    architecture and recipe name was trained several ways, each way is its own candidate,
+    named with its fingerprint."""
+    groups: dict[tuple[str, str, str], list[Candidate]] = {}
     for c in candidates:
         key = (c.meta.get("arch", c.name), c.meta.get("recipe", {}).get("name", ""))
-        groups.setdefault(key, []).append(c)
+        groups.setdefault((*key, settings_fingerprint(c.meta)), []).append(c)
+    ways = Counter((arch, recipe) for arch, recipe, _ in groups)
     pooled = []
-    for (arch, recipe), members in groups.items():
+    for (arch, recipe, settings), members in groups.items():
         if len(members) == 1:
             pooled.append(members[0])
             continue
@@ -98,5 +105,6 @@ def pool_seeds(candidates: list[Candidate]) -> list[Candidate]:
         }
         meta = {**members[0].meta, "seeds": [m.meta.get("seed") for m in members]}
         meta["pooled_from"] = [m.name for m in members]
-        pooled.append(Candidate(f"{arch}-{recipe}-pooled", meta, sets, members[0].folder))
+        variant = f"~{settings}" if ways[arch, recipe] > 1 else ""
+        pooled.append(Candidate(f"{arch}-{recipe}{variant}-pooled", meta, sets, members[0].folder))
     return pooled

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.recipes import settings_fingerprint
+
+SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
 _SEED = re.compile(r"-s\d+(?=(\+[A-Za-z0-9]+)*$)")  # before an adaptation's suffix, if any
 
 
@@ -19,6 +22,7 @@ class Entry:
     name: str
     folder: Path
     meta: dict
+    variant: str = ""  # set when seeds of one name were trained otherwise: their fingerprint
 
     @property
     def kind(self) -> str:
@@ -27,8 +31,14 @@ class Entry:
     @property
     def config(self) -> str:
         """The name without its seed: seeds of one configuration share a leaderboard row
-        (``resnet18-fast-s0+adabn`` pools as ``resnet18-fast+adabn``)."""
-        return _SEED.sub("", self.name) if self.kind in ("member", "adapted") else self.name
+        (``resnet18-fast-s0+adabn`` pools as ``resnet18-fast+adabn``).
+
+        Names carry the fingerprint of their recipe's overrides; seeds of one name trained
+        otherwise all the same (other weights, a named recipe since changed) get ``~<settings
+        fingerprint>`` each, so no row averages unlike runs."""
+        if self.kind not in SEEDED:
+            return self.name
+        return _SEED.sub("", self.name) + self.variant
 
     @property
     def files(self) -> dict[str, Path]:
@@ -50,4 +60,26 @@ def find_entries(out: Path) -> list[Entry]:
             continue
         folder = meta_file.parent
         entries.append(Entry(folder.parent.name, folder.name, folder, meta))
-    return entries
+    return split_unlike_seeds(entries)
+
+
+def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
+    """Members of one configuration whose ``meta.json`` settings differ, told apart (with a
+    warning) by their settings fingerprint."""
+    settings: dict[tuple[str, str], set[str]] = {}
+    for e in entries:
+        if e.kind in SEEDED:
+            settings.setdefault((e.dataset, e.config), set()).add(settings_fingerprint(e.meta))
+    unlike = {key for key, prints in settings.items() if len(prints) > 1}
+    for dataset, config in sorted(unlike):
+        warnings.warn(
+            f"{dataset}/{config}: its seeds were trained with different settings (recipe, "
+            "weights or image size); shown as one row per setting, never averaged",
+            stacklevel=3,
+        )
+    return [
+        replace(e, variant=f"~{settings_fingerprint(e.meta)}")
+        if e.kind in SEEDED and (e.dataset, e.config) in unlike
+        else e
+        for e in entries
+    ]
