@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 # `streamlit run` puts this script's folder on the path, not the project, which is not installed
@@ -22,11 +23,13 @@ import altair as alt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
+from streamlit.runtime.uploaded_file_manager import UploadedFile  # noqa: E402
 
+from pipeline.leaderboard import competition  # noqa: E402
 from pipeline.leaderboard.collect import Entry, find_entries  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
-from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table  # noqa: E402
+from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table, ranked_test_sets  # noqa: E402
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
 from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
@@ -77,8 +80,8 @@ def load(out: str, version: str) -> tuple[list[Entry], pd.DataFrame]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def board(out: str, version: str, dataset: str) -> pd.DataFrame:
-    return leaderboard(load(out, version)[1], dataset)
+def board(out: str, version: str, dataset: str, test_set: str | None) -> pd.DataFrame:
+    return leaderboard(load(out, version)[1], dataset, test_set)
 
 
 def find_entry(out: str, version: str, dataset: str, name: str) -> Entry:
@@ -94,10 +97,12 @@ def full_scores(out: str, version: str, dataset: str, name: str, set_name: str) 
 
 
 @st.cache_data(show_spinner=False)
-def answer_key(out: str, source_json: str) -> dict[str, str]:
+def answer_key(out: str, source_json: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The set's answer key (id -> label) and its declared class vocabulary."""
     scorer, lock = shared_scorer(out)
+    source = json.loads(source_json)
     with lock:
-        return scorer.keys.key(json.loads(source_json))
+        return scorer.keys.key(source), scorer.keys.vocabulary(source)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -106,9 +111,10 @@ def misclassified(
 ) -> list[tuple[str, str, str]]:
     """(id, true class, predicted class) of every wrong prediction, over the shared classes."""
     entry = find_entry(out, version, dataset, name)
-    key = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
+    key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     sub = read_submission(entry.files[set_name])
-    return [(m.id, m.true, m.pred) for m in mistakes(sub.ids, sub.probs, sub.classes, key)]
+    wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
+    return [(m.id, m.true, m.pred) for m in wrong]
 
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
@@ -381,6 +387,16 @@ def eval_sets(entries: list[Entry], dataset: str) -> dict[str, dict]:
     return dict(sorted(sets.items(), key=lambda kv: (kv[0] != "test", kv[0])))
 
 
+def submission_uploader(set_name: str) -> UploadedFile | None:
+    return st.file_uploader(
+        f"A submission CSV for {set_name} (format: submissions/README.md; at most "
+        f"{MAX_BYTES // 2**20} MB)",
+        type=["csv"],
+        key="upload",
+        max_upload_size=MAX_BYTES // 2**20,
+    )
+
+
 def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) -> None:
     if "saved" in st.session_state:
         st.success(st.session_state.pop("saved"))
@@ -388,26 +404,29 @@ def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) ->
     if not sets:
         st.info(f"No entry of {dataset} says where its answer keys come from.")
         return
+    try:
+        settings = competition.load_settings(Path(out))
+    except (OSError, ValueError) as exc:  # a hand-edited settings file
+        st.error(f"Competition settings: {exc}")
+        return
+    if settings is not None:
+        contest(out, dataset, sets, settings)
+        return
     set_name = st.selectbox(f"Evaluation set of {dataset}", list(sets), key="eval_set")
     source = sets[set_name]
     st.caption(f"Answer key: {json.dumps(source)}")
-    uploaded = st.file_uploader(
-        f"A submission CSV for {set_name} (format: submissions/README.md; at most "
-        f"{MAX_BYTES // 2**20} MB)",
-        type=["csv"],
-        key="upload",
-        max_upload_size=MAX_BYTES // 2**20,
-    )
+    uploaded = submission_uploader(set_name)
     if uploaded is None:
         return
     try:
-        key = answer_key(out, json.dumps(source, sort_keys=True))
-        result = check_upload(uploaded.getvalue(), key, uploaded.name)
+        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
+        result = check_upload(uploaded.getvalue(), key, uploaded.name, vocabulary=vocabulary)
     except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
         st.error(str(exc))
         return
     s = result.scores
     others = long[(long["dataset"] == dataset) & (long["set"] == set_name)]
+    others = others[others["unscored"] == 0]  # entries that leave images unscored never rank
     others = others.groupby("name")["accuracy"].mean()
     rank = int((others > s["accuracy"]).sum()) + 1
     st.success(f"{uploaded.name}: valid, {s['n']} images scored.")
@@ -431,6 +450,133 @@ def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) ->
             st.caption(f"It will be saved as {dataset}/{sanitise_name(name)}.")
 
 
+def choose_test_set(long: pd.DataFrame, dataset: str) -> str | None:
+    """The test set whose entries are ranked: a sidebar choice when entries of ``dataset`` were
+    scored on several (another split file, a partial copy of the data)."""
+    fingerprints = ranked_test_sets(long, dataset)
+    if len(fingerprints) < 2:
+        return None
+    data = long[long["dataset"] == dataset]
+    counts = {t: data[data["test_set"] == t]["entry"].nunique() for t in fingerprints}
+    st.warning(
+        f"The entries of {dataset} were scored on {len(fingerprints)} different test sets "
+        f"({', '.join(f'{t}: {n} entries' for t, n in counts.items())}, by fingerprint of the "
+        "test ids); only entries of one test set are ranked together. Choose it in the sidebar."
+    )
+    return st.sidebar.selectbox(
+        "Test set", fingerprints, key="test_set", format_func=lambda t: f"{t} ({counts[t]})"
+    )
+
+
+def contest(out: str, dataset: str, sets: dict[str, dict], settings: competition.Settings) -> None:
+    """Competition mode: teams submit for the test set and are ranked on its public part."""
+    source = sets.get(competition.SET)
+    if source is None:
+        st.info(f"No entry of {dataset} has a {competition.SET} set to compete on.")
+        return
+    try:
+        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
+    except (OSError, KeyError, ValueError) as exc:
+        st.error(str(exc))
+        return
+    public, _ = competition.divide(key, settings.public_share)
+    hidden = "revealed" if settings.revealed else "hidden until the organiser reveals them"
+    st.markdown(
+        f"**Competition** on the {dataset} test set: ranked on its public part ({len(public)} of "
+        f"{len(key)} images, stratified); private scores {hidden}. At most "
+        f"{settings.daily_limit} submissions per team and UTC day."
+    )
+    table = competition.board(
+        Path(out), dataset, settings, competition.public_set(key, settings.public_share)
+    )
+    if table.empty:
+        st.info("No submission yet.")
+    else:
+        st.dataframe(table, hide_index=True, key="competition_board")
+    if settings.revealed:
+        st.caption(
+            "Final ranking on the private part, by each team's selected submission; public "
+            "rank by best public accuracy; shake-up = public rank − private rank."
+        )
+    team = st.text_input("Team", key="team").strip()
+    uploaded = submission_uploader(competition.SET)
+    if uploaded is not None:
+        submit_form(out, dataset, team, uploaded, key, vocabulary, settings)
+    if team:
+        team_history(out, dataset, team, settings)
+
+
+def submit_form(
+    out: str,
+    dataset: str,
+    team: str,
+    uploaded: UploadedFile,
+    key: dict[str, str],
+    vocabulary: tuple[str, ...],
+    settings: competition.Settings,
+) -> None:
+    """Check an uploaded file; on Submit, score and store it for ``team``. Scores show only once
+    submitted, and only the public one: checking a file is no free probe of the test set."""
+    try:
+        result = check_upload(uploaded.getvalue(), key, uploaded.name, vocabulary=vocabulary)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    then = "Submit it" if team else "Give your team's name, then submit it"
+    st.caption(f"{uploaded.name} is valid. {then} to see its public score.")
+    if st.button("Submit", key="submit", disabled=not team):
+        _, lock = shared_scorer(out)
+        try:
+            with lock:  # the daily limit holds across sessions
+                record = competition.submit(
+                    Path(out), dataset, team, result, uploaded.name, key, vocabulary, settings
+                )
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["saved"] = (
+            f"{uploaded.name}: submission {record.id} of team {record.team}, public "
+            f"accuracy {record.public['accuracy']:.4f}."
+        )
+        st.rerun()
+
+
+def team_history(out: str, dataset: str, team: str, settings: competition.Settings) -> None:
+    """A team's submissions, today's count, and its choice for the final ranking."""
+    try:
+        records = competition.history(Path(out), dataset, team)
+    except ValueError as exc:  # an unusable team name, or a damaged record
+        st.error(str(exc))
+        return
+    if not records:
+        st.caption(f"No submission by {team} yet.")
+        return
+    chosen = competition.selected(Path(out), dataset, team, records)
+    rows = []
+    for r in records:
+        row = {"submission": r.id, "file": r.file, "created": r.created}
+        row |= {"public_acc": r.public["accuracy"], "public_bacc": r.public["balanced_accuracy"]}
+        if settings.revealed:
+            row["private_acc"] = r.private["accuracy"]
+        rows.append(row | {"selected": r.id == chosen.id})
+    st.subheader(f"Submissions of {records[0].team}")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="history")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    used = sum(r.day == today for r in records)
+    st.caption(f"{used} of {settings.daily_limit} submissions used today (UTC).")
+    ids = [r.id for r in records]
+    pick = st.selectbox(
+        "Selected for the final ranking (default: the best public score)",
+        ids,
+        index=ids.index(chosen.id),
+        key=f"final-{records[0].team}",
+        disabled=settings.revealed,
+    )
+    if pick != chosen.id:
+        competition.select(Path(out), dataset, team, pick)
+        st.rerun()
+
+
 def main() -> None:
     st.set_page_config(page_title="WBC Zoo leaderboard", layout="wide")
     out = out_folder()
@@ -451,7 +597,7 @@ def main() -> None:
     dataset = st.sidebar.selectbox(
         "Training dataset", sorted(long["dataset"].unique()), key="dataset"
     )
-    table = board(str(out), version, dataset)
+    table = board(str(out), version, dataset, choose_test_set(long, dataset))
     view = sidebar_filters(table)
     tabs = st.tabs(["Leaderboard", "Details", "Competition"])
     with tabs[0]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,13 +17,29 @@ class AnswerKeys:
     _datasets: dict[tuple[str, str], Dataset] = field(default_factory=dict)
 
     def key(self, source: dict) -> dict[str, str]:
-        """id -> label for a set described as ``{"adapter", "root", "split"}`` (see meta.json)."""
-        ident = (source["adapter"], str(Path(source["root"])))
-        if ident not in self._datasets:
-            self._datasets[ident] = load_dataset(*ident)
-        dataset = self._datasets[ident]
+        """id -> label for a set described as ``{"adapter", "root", "split"}`` (see meta.json);
+        the images it lists as ``unreadable`` (no member could decode them) are left out."""
+        dataset = self._dataset(source)
         split = source.get("split")
         if split is not None and split not in dataset.splits:
             raise KeyError(f"{dataset.root} has no split {split!r}: {', '.join(dataset.splits)}")
         records = dataset.splits[split] if split is not None else dataset.records()
-        return {r.id: r.label for r in records}
+        unreadable = set(source.get("unreadable", ()))
+        return {r.id: r.label for r in records if r.id not in unreadable}
+
+    def vocabulary(self, source: dict) -> tuple[str, ...]:
+        """The classes the set is scored over: its adapter's declared vocabulary, which may hold
+        classes no image of the set has (Raabin's TestB: five classes, two present)."""
+        return self._dataset(source).classes
+
+    def _dataset(self, source: dict) -> Dataset:
+        ident = (source["adapter"], str(Path(source["root"])))
+        if ident not in self._datasets:
+            self._datasets[ident] = load_dataset(*ident)
+        return self._datasets[ident]
+
+
+def ids_fingerprint(ids: Iterable[str]) -> str:
+    """The identity of a set of images: 12 hex digits of the SHA-256 of its sorted ids, one a
+    line. Scores are comparable only between submissions for sets of one fingerprint."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.errors import UserError
+
 CLASSES: tuple[str, ...] = (
     "basophil",
     "eosinophil",
@@ -31,7 +33,7 @@ _ALIASES: dict[str, str] = {
 }
 
 
-class UnknownClassError(ValueError):
+class UnknownClassError(UserError, ValueError):
     """A class name that maps to no canonical class."""
 
 

@@ -11,16 +11,43 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pipeline.errors import UserError
 from pipeline.models.catalogue import IMAGENET_MEAN, IMAGENET_STD
 
 
-def resolve_device(name: str) -> torch.device:
+class DeviceError(UserError, RuntimeError):
+    """A --device that is malformed or not on this machine."""
+
+
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def parse_device(name: str) -> torch.device | None:
+    """The device ``--device`` names (None for auto), checked for its form only: a driver may
+    send members to machines with other GPUs."""
     if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in DEVICE_TYPES or (device.index or 0) < 0:
+        raise DeviceError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device to run on here; a GPU that is not visible is an error."""
+    device = parse_device(name)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+        raise DeviceError(
+            f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(
+            f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible"
         )
     return device
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.errors import UserError
+
 
 def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
@@ -25,6 +27,19 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = Fa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(out: Path, *subfolders: str, option: str = "--out") -> None:
+    """Fail before any work unless ``out`` and its ``subfolders`` are, or can be made, folders
+    this process may write in; nothing is created."""
+    for folder in [Path(out)] + [Path(out) / s for s in subfolders]:
+        probe = folder.absolute()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UserError(f"{option} {out}: {probe} is a file, not a folder")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise UserError(f"{option} {out}: {probe} is not writable; choose another {option}")
 
 
 def partial_files(folder: Path, name: str = "*") -> list[Path]:

@@ -17,6 +17,7 @@ from pipeline.data import Dataset, load_dataset
 from pipeline.data.store import ImageSet, ImageStore, image_sets
 from pipeline.io import write_json, write_text
 from pipeline.manifest import Manifest, MemberBusy, member_lock, remove_partial_files
+from pipeline.names import plain_name
 from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
 
 
@@ -50,7 +51,8 @@ def load_data(spec: DataSpec) -> Data:
     store = ImageStore(spec.cache_dir, progress=spec.progress)
     for ds in (dataset, *extra.values()):
         store.register(ds)
-    return Data(dataset, spec.tag or dataset.name, image_sets(dataset, extra), store)
+    tag = plain_name(spec.tag or dataset.name, f"the dataset name of {spec.root}")
+    return Data(dataset, tag, image_sets(dataset, extra), store)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def run_job(spec: JobSpec) -> dict:
     cfg, out = spec.cfg, spec.out
     paths = MemberPaths.of(out, cfg)
     manifest = Manifest.of(out, cfg.dataset)
-    failed = {"member": cfg.member_id, "arch": cfg.entry.name, "status": "failed"}
+    failed = {"member": cfg.member_id, "arch": cfg.entry.name, "recipe": cfg.recipe.name,
+              "seed": cfg.seed, "status": "failed"}  # fmt: skip
     lock = member_lock(out, cfg.dataset, cfg.member_id)
     try:
         lock.acquire()

@@ -28,7 +28,7 @@ def holder() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[IO[str]]:
+def flocked(path: Path) -> Iterator[IO[str]]:
     """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as f:
@@ -114,14 +114,14 @@ class Manifest:
     def update(self, member: str, state: str, **info: object) -> None:
         if state not in STATES:
             raise ValueError(f"manifest state must be one of {', '.join(STATES)}, not {state!r}")
-        with _flocked(self.lock_path):
+        with flocked(self.lock_path):
             entries = self.read()
             entries[member] = {"state": state, **holder(), **info}
             write_json(self.path, entries)
 
     def record(self, states: dict[str, str]) -> None:
         """Set the state of many members at once (a driver, at its start)."""
-        with _flocked(self.lock_path):
+        with flocked(self.lock_path):
             # every writer holds the lock, so a temporary file seen now is a killed writer's
             for tmp in partial_files(self.path.parent, self.path.name):
                 tmp.unlink(missing_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,10 @@ from pipeline import engine
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensemble import methods
+from pipeline.errors import UserError
+from pipeline.metadata import read_meta
 from pipeline.models import Entry, create_model, load_catalogue
+from pipeline.names import plain_name
 from pipeline.train import predict_rows
 
 
@@ -53,6 +55,9 @@ class LoadedMember:
 
 def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, dict]:
     """The training dataset and meta.json of a member or ensemble, by name."""
+    plain_name(name, "member or ensemble name")
+    if dataset is not None:
+        plain_name(dataset, "--dataset")
     pattern = f"{dataset or '*'}/{name}/meta.json"
     found = sorted((out / "submissions").glob(pattern))
     if not found:
@@ -63,8 +68,8 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, di
         )
     if len(found) > 1:
         datasets = ", ".join(p.parent.parent.name for p in found)
-        raise ValueError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
-    return found[0].parent.parent.name, json.loads(found[0].read_text())
+        raise UserError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
+    return found[0].parent.parent.name, read_meta(found[0])
 
 
 def load_member(out: Path, name: str, dataset: str | None = None, device: str = "auto"):

@@ -16,6 +16,7 @@ from pipeline.adapt.methods import METHODS, Adaptation, adapted_probabilities
 from pipeline.data.cache import decode
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_text
 from pipeline.members import load_ensemble, load_member, member_input, member_probs
@@ -88,6 +89,7 @@ def differential(predicted: list[str], classes: tuple[str, ...]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "tent (also entropy minimisation); for a batch of cells from one new lab or scanner",
     )
     p.add_argument("--tta", action="store_true", help="average the 8 flips and 90 degree turns")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     adaptation = Adaptation(args.adapt, args.tta)
 

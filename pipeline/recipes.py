@@ -9,12 +9,38 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.data.augment import AUGMENTATIONS
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import STAIN_METHODS
+from pipeline.errors import UnknownNameError, UserError
 from pipeline.io import write_json
+from pipeline.names import plain_name
+
+
+class RecipeError(UserError, ValueError):
+    """A recipe field with a value training cannot use."""
+
+
+# the smallest value of each numeric field, and whether that value itself is allowed (every float
+# must also be finite): a typo fails when the recipe is made, not in the middle of training
+_BOUNDS: dict[str, tuple[float, bool]] = {
+    "epochs": (1, True),
+    "batch_size": (1, True),
+    "lr": (0, False),
+    "momentum": (0, True),
+    "weight_decay": (0, True),
+    "step_size": (1, True),
+    "gamma": (0, False),
+    "warmup_epochs": (0, True),
+    "effective_beta": (0, False),
+    "mixup_alpha": (0, True),
+    "cutmix_alpha": (0, True),
+    "head_hidden": (0, True),
+}
 
 
 @dataclass(frozen=True)
@@ -63,13 +89,34 @@ class Recipe:
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise ValueError(
+                raise RecipeError(
                     f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}"
                 )
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RecipeError(f"{f.name} must be a finite number, not {value}")
+        for key, (low, inclusive) in _BOUNDS.items():
+            value = getattr(self, key)
+            if value < low or (value == low and not inclusive):
+                bound = "at least" if inclusive else "above"
+                raise RecipeError(f"{key} must be {bound} {low}, not {value}")
         for key in ("mix_prob", "aug_strength", "head_dropout", "label_smoothing"):
             if not 0 <= getattr(self, key) <= 1:
-                raise ValueError(f"{key} must lie in [0, 1], not {getattr(self, key)}")
-        CropSpec(self.crop, self.cell_fraction)  # raises on a bad crop or cell_fraction
+                raise RecipeError(f"{key} must lie in [0, 1], not {getattr(self, key)}")
+        if self.image_size is not None and self.image_size < 1:
+            raise RecipeError(
+                f"image_size must be a positive number of pixels (or native), not {self.image_size}"
+            )
+        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise RecipeError(
+                f"unknown augmentation(s) {', '.join(unknown)}; known: {', '.join(AUGMENTATIONS)}"
+            )
+        try:
+            CropSpec(self.crop, self.cell_fraction)
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
 
     @property
     def crop_spec(self) -> CropSpec:
@@ -137,21 +184,29 @@ def get_recipe(name: str) -> Recipe:
     if name.endswith(".json"):
         return load_recipe(Path(name))
     if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)} or a .json file")
+        raise UnknownNameError(
+            f"unknown recipe {name!r}; known: {', '.join(RECIPES)} or a .json file"
+        )
     return RECIPES[name]
 
 
 def load_recipe(path: Path) -> Recipe:
     try:
-        fields = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable recipe file ({exc})") from exc
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecipeError(f"{path}: not a readable recipe file ({exc})") from exc
+    if not isinstance(fields, dict):
+        raise RecipeError(f"{path}: a recipe file holds one JSON object of recipe fields")
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown recipe field(s) {unknown}")
+        raise RecipeError(f"{path}: unknown recipe field(s) {unknown}")
+    plain_name(str(fields.get("name", "")), f"{path}: recipe name")  # members are named by it
     fields["augment"] = tuple(fields.get("augment", ()))
-    return Recipe(**fields)
+    try:
+        return Recipe(**fields)
+    except (TypeError, RecipeError) as exc:  # a missing field, or a value out of range
+        raise RecipeError(f"{path}: {exc}") from None
 
 
 def save_recipe(path: Path, recipe: Recipe) -> None:
@@ -168,8 +223,19 @@ def override(recipe: Recipe, changes: dict[str, str | int | float | None]) -> Re
     parsed = {}
     for key, value in changes.items():
         if key not in fields or key == "name":
-            raise KeyError(f"unknown recipe field {key!r}; fields: {', '.join(list(fields)[1:])}")
-        parsed[key] = _parse(key, value, getattr(recipe, key)) if isinstance(value, str) else value
+            raise UnknownNameError(
+                f"unknown recipe field {key!r}; fields: {', '.join(list(fields)[1:])}"
+            )
+        if not isinstance(value, str):
+            parsed[key] = value
+            continue
+        try:
+            parsed[key] = _parse(key, value, getattr(recipe, key))
+        except RecipeError:
+            raise
+        except ValueError:  # int("x"), float("x")
+            kind = "a number" if isinstance(getattr(recipe, key), float) else "a whole number"
+            raise RecipeError(f"{key}={value!r}: {key} takes {kind}") from None
     changed = {k: v for k, v in parsed.items() if v != getattr(recipe, k)}
     if not changed:
         return recipe
@@ -210,7 +276,7 @@ def _parse(key: str, text: str, current: object) -> object:
         return None if text.lower() in ("", "none", "native") else int(text)
     if isinstance(current, bool):
         if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{key} takes true or false, not {text!r}")
+            raise RecipeError(f"{key} takes true or false, not {text!r}")
         return text.lower() in ("true", "1", "yes")
     if isinstance(current, int):
         return int(text)

@@ -1,4 +1,4 @@
-"""Scoring predictions against an answer key, over the classes member and set share."""
+"""Scoring predictions against an answer key, over the classes member and set vocabulary share."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ def score(
     probs: np.ndarray,
     classes: Sequence[str],
     key: dict[str, str],
+    vocabulary: Sequence[str],
     auc: bool = True,
 ) -> dict:
-    """Metrics of predictions for every id of ``key`` (id -> label).
+    """Metrics of predictions for every id of ``key`` (id -> label), over the classes the member
+    (``classes``) and the set's declared ``vocabulary`` share.
 
+    The vocabulary, not the labels that happen to occur, decides what a prediction may be: on a
+    set of lymphocytes and neutrophils whose vocabulary has five classes, "monocyte" is wrong.
     Images of classes the member was never trained on are left out and counted as ``unscored``.
     """
     missing = set(key) - set(ids)
@@ -31,11 +35,26 @@ def score(
             f"(e.g. {min(unknown, default='-')})"
         )
     labels = [key[i] for i in ids]
-    aligned, shared = align_probabilities(probs, classes, ordered(set(key.values())))
+    aligned, shared = align_probabilities(probs, classes, _vocabulary(vocabulary, key))
     index = {c: i for i, c in enumerate(shared)}
     scored = np.array([label in index for label in labels], dtype=bool)
     y = np.array([index[label] for label in labels if label in index], dtype=np.int64)
     return {**evaluate(y, aligned[scored], shared, auc), "unscored": int((~scored).sum())}
+
+
+def missing_classes(classes: Sequence[str], vocabulary: Sequence[str]) -> tuple[str, ...]:
+    """The classes of the set's vocabulary a submission has no probability column for."""
+    return tuple(c for c in ordered(vocabulary) if c not in set(classes))
+
+
+def _vocabulary(vocabulary: Sequence[str], key: dict[str, str]) -> tuple[str, ...]:
+    """The declared vocabulary, checked to hold every label of the answer key."""
+    outside = sorted(set(key.values()) - set(vocabulary))
+    if outside:
+        raise ValueError(
+            f"the answer key has labels {outside} outside the set's vocabulary {list(vocabulary)}"
+        )
+    return ordered(vocabulary)
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
@@ -51,14 +70,18 @@ class Mistake:
 
 
 def mistakes(
-    ids: Sequence[str], probs: np.ndarray, classes: Sequence[str], key: dict[str, str]
+    ids: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    key: dict[str, str],
+    vocabulary: Sequence[str],
 ) -> list[Mistake]:
-    """Wrong predictions over the classes member and set share, in submission order.
+    """Wrong predictions over the classes member and set vocabulary share, in submission order.
 
     Only ids of the answer key count: they come from the dataset's own listing, so a caller that
     opens the images never opens a path a submission file made up.
     """
-    aligned, shared = align_probabilities(probs, classes, ordered(set(key.values())))
+    aligned, shared = align_probabilities(probs, classes, _vocabulary(vocabulary, key))
     out = []
     for i, p in zip(ids, aligned, strict=True):
         pred = shared[int(p.argmax())]

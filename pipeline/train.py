@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import engine, provenance
+from pipeline.answers import ids_fingerprint
 from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
@@ -32,7 +33,7 @@ from pipeline.models import Entry, count_gmacs, count_params, create_model
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import Recipe, fingerprint, stored_recipe
 from pipeline.scoring import score
-from pipeline.submissions import write_submission
+from pipeline.submissions import check_kind, write_submission
 
 EVAL_BATCH = 128
 
@@ -120,6 +121,7 @@ def train_member(
     ``on_epoch`` sees each epoch's history row once it is saved (the tuner prunes from it).
     """
     paths = MemberPaths.of(out, cfg)
+    check_kind(paths.submissions, "member")  # e.g. an upload saved under this member's name
     settings = member_settings(cfg, sets, classes)
     if is_done(paths) and not force:
         check_same_settings(read_json(paths.meta), settings, cfg, paths, "trained")
@@ -322,7 +324,11 @@ def train_member(
             "git_commit": provenance.git_commit(),
             "command": provenance.command_line(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "sets": {name: sets[name].source for name in metrics},
+            "sets": {name: m["source"] for name, m in metrics.items()},
+            "test_set": ids_fingerprint(
+                {r.id for r in sets["test"].records}
+                - set(metrics["test"]["source"].get("unreadable", ()))
+            ),
         },
     )
     paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member
@@ -407,7 +413,8 @@ def evaluate_sets(
     """Write a submission for every set but ``train`` and score it over the shared classes.
 
     Each set's metrics name the classes it was scored over (``classes``), the classes the set
-    holds (``set_classes``) and how its crops were made (``crop``: mode and status counts).
+    holds (``set_classes``), how its crops were made (``crop``: mode and status counts) and
+    where its answer key comes from (``source``), less the images that could not be read.
     """
     results = {}
     for name, image_set in sets.items():
@@ -417,12 +424,13 @@ def evaluate_sets(
         probs = predict_view(model, view, precision, workers)
         write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))
+        unreadable = sorted({r.id for r in image_set.records} - set(view.ids))
         results[name] = {
-            **score(view.ids, probs, classes, key),
+            **score(view.ids, probs, classes, key, image_set.vocabulary),
             "set_classes": list(image_set.classes),
             "crop": view.crop,
             "dataset": image_set.dataset,
-            "source": image_set.source,
+            "source": image_set.source | ({"unreadable": unreadable} if unreadable else {}),
         }
     return results
 

@@ -20,12 +20,14 @@ from optuna.trial import TrialState
 
 from pipeline.data.augment import STRENGTH_SCALED
 from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.executors.cli import add_executor_args, make_executor
+from pipeline.errors import add_debug_flag, user_errors
+from pipeline.executors.cli import add_executor_args, check_executor_args, make_executor
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_json
 from pipeline.jobs import DataSpec, load_data
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
+from pipeline.names import plain_name
 from pipeline.recipes import Recipe, override, save_recipe
 from pipeline.train import MemberConfig, MemberPaths, train_member
 from pipeline.zoo import BUNDLED_SAMPLE, data_spec, prepare_data, recipe_from_args
@@ -152,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decoded-image cache")
     p.add_argument("--no-progress", action="store_true")
     add_executor_args(p, "worker")
+    add_debug_flag(p)
     return p
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     entry = load_catalogue().get(args.member)
@@ -162,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown member {args.member!r}: see python -m pipeline.zoo --list")
     if args.workers < 1:
         raise SystemExit(f"--workers must be at least 1, not {args.workers}")
+    check_executor_args(args)
     preset = args.data is None
     root = BUNDLED_SAMPLE if preset else args.data
     args.eval, args.batch_size, args.lr = [], None, None  # what prepare_data/recipe_from_args read
     base = recipe_from_args(args, preset=False)
     _, tag, _, _ = prepare_data(args, root, preset)  # builds the image cache once, here
-    study_name = args.study or f"{args.member}-{tag}"
+    study_name = plain_name(args.study or f"{args.member}-{tag}", "--study")
     folder = (args.out / "zoo" / "tuning").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     if args.executor == "local" and args.local_workers is None:

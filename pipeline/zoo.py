@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -15,19 +17,22 @@ from pipeline.data import Dataset, list_adapters
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.registry import parse_source
 from pipeline.data.store import ImageSet, ImageStore
-from pipeline.engine import PRECISIONS
-from pipeline.executors.cli import add_executor_args, make_executor
+from pipeline.engine import PRECISIONS, parse_device, resolve_device
+from pipeline.errors import UserError, add_debug_flag, user_errors
+from pipeline.executors.cli import add_executor_args, check_executor_args, make_executor
 from pipeline.gpu_augment import GPU_MODES
 from pipeline.helpformat import HelpFormatter
-from pipeline.io import read_json, write_text
+from pipeline.io import check_writable, read_json, write_text
 from pipeline.jobs import DataSpec, JobSpec, load_data
-from pipeline.manifest import Manifest, member_lock
-from pipeline.models import load_catalogue, select
+from pipeline.manifest import Manifest, flocked, member_lock
+from pipeline.models import Entry, load_catalogue, select
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
 from pipeline.stats import seed_summary
 from pipeline.train import MemberConfig, MemberPaths, is_done
+
+RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats
 
 BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
 # Without --data the zoo runs on the bundled sample with a preset sized for a 2-core CPU.
@@ -140,7 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--mfu", type=float, default=Gpu.mfu, help="--plan: share of the peak training reaches"
     )
     add_executor_args(p)
+    add_debug_flag(p)
     return p
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """The options that need no data, checked before any work starts (recipe fields are
+    checked by ``Recipe``)."""
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, not {args.workers}")
+    if not (math.isfinite(args.gpu_tflops) and args.gpu_tflops > 0):
+        raise UserError(f"--gpu-tflops must be a positive number, not {args.gpu_tflops}")
+    if not (math.isfinite(args.mfu) and 0 < args.mfu <= 1):
+        raise UserError(f"--mfu must lie in (0, 1], not {args.mfu}")
+    parse_device(args.device)
+    if args.executor == "local" and not args.plan:  # elsewhere members run on other machines
+        resolve_device(args.device)
+    check_executor_args(args)
+    parse_eval(args.eval)
 
 
 def parse_eval(specs: list[str]) -> dict[str, tuple[str, Path]]:
@@ -148,6 +170,8 @@ def parse_eval(specs: list[str]) -> dict[str, tuple[str, Path]]:
     sets = {}
     for spec in specs:
         name, adapter, path = parse_source(spec)
+        if name in sets:
+            raise UserError(f"--eval {name} is given twice")
         sets[name] = (adapter, path)
     return sets
 
@@ -212,6 +236,23 @@ def recipe_from_args(args: argparse.Namespace, preset: bool) -> Recipe:
     return override(recipe, changes)
 
 
+def size_notes(recipe: Recipe, members: list[Entry]) -> list[str]:
+    """Members that cannot train at the size asked for: each trains at its smallest input, and
+    its meta.json records that size as ``image_size``."""
+    asked = recipe.image_size
+    if asked is None:
+        return []
+    raised: dict[int, list[str]] = {}
+    for entry in members:
+        if entry.image_size(asked) != asked:
+            raised.setdefault(entry.image_size(asked), []).append(entry.name)
+    return [
+        f"image size {asked} is below the smallest input of {', '.join(names)}: "
+        f"trained at {size} px"
+        for size, names in sorted(raised.items())
+    ]
+
+
 def data_spec(args: argparse.Namespace, data_root: Path, preset: bool) -> DataSpec:
     # absolute: Ray and Slurm workers start in other folders, on other machines
     return DataSpec(
@@ -248,6 +289,53 @@ def initial_state(job: JobSpec) -> str:
     return "pending"
 
 
+def record_results(path: Path, rows: list[dict], out: Path, tag: str) -> list[dict]:
+    """Merge this run's rows into the results file, under a lock, and return them as recorded.
+
+    Rows of members this run did not touch stay. A member another run was training (``busy``)
+    keeps that run's row; without one it is described from its own files once done.
+    """
+    with flocked(path.with_name(f".{path.name}.lock")):
+        merged = read_results(path)
+        recorded = []
+        for row in rows:
+            if row["status"] == "busy":
+                row = merged.get(row["member"]) or finished_row(out, tag, row)
+            merged[row["member"]] = row
+            recorded.append(row)
+        table = int_columns(pd.DataFrame(list(merged.values())))
+        write_text(path, table.to_csv(index=False, lineterminator="\n"))
+    return recorded
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    """Rows of an earlier results file by member; a damaged file is replaced, with a warning."""
+    if not path.exists():
+        return {}
+    try:
+        old = pd.read_csv(path, dtype={"member": str})
+        return {r["member"]: r for r in old.to_dict("records")}
+    except (ValueError, KeyError) as exc:  # not CSV, not UTF-8, no member column
+        warnings.warn(f"{path}: unreadable ({exc}); rewritten with this run's rows", stacklevel=2)
+        return {}
+
+
+def finished_row(out: Path, tag: str, busy: dict) -> dict:
+    """A busy member's row from its own files, if another run has finished it by now."""
+    metrics = out / "zoo" / "members" / tag / busy["member"] / "metrics.json"
+    state = metrics.with_name("state.json")
+    try:
+        if read_json(state).get("status") == "done":
+            return {**read_json(metrics)["summary"], "status": "done (other run)"}
+    except (OSError, ValueError, KeyError, AttributeError):  # still training, or damaged
+        pass
+    return busy
+
+
+def int_columns(table: pd.DataFrame) -> pd.DataFrame:
+    return table.astype({c: "Int64" for c in RESULT_INTS if c in table.columns})
+
+
 def report(result: dict) -> None:
     error = result.pop("error", None)
     if result["status"] in ("failed", "busy"):
@@ -272,6 +360,7 @@ def format_seed_summary(summary: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
@@ -282,16 +371,9 @@ def main(argv: list[str] | None = None) -> int:
 
     preset = args.data is None
     data_root = BUNDLED_SAMPLE if preset else args.data
-    if preset:
-        if args.dataset != "pbc":
-            raise SystemExit(f"--dataset {args.dataset} needs --data PATH")
-        print(
-            f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "
-            f"recipe {PRESET['recipe']}, {PRESET['epochs']} epochs, small images, ImageNet weights "
-            "only if already cached (else random init). Pass --data for real training.",
-            flush=True,
-        )
-
+    if preset and args.dataset != "pbc":
+        raise UserError(f"--dataset {args.dataset} needs --data PATH")
+    check_options(args)
     recipe = recipe_from_args(args, preset)
     weights = args.weights or (PRESET["weights"] if preset else "imagenet")
     seeds = parse_seeds(args.seeds)
@@ -302,6 +384,17 @@ def main(argv: list[str] | None = None) -> int:
     members = select(
         load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
     )
+    if not args.plan:
+        check_writable(args.out, "zoo", "submissions")
+    if preset:
+        print(
+            f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "
+            f"recipe {recipe.name}, {recipe.epochs} epochs, small images, ImageNet weights "
+            "only if already cached (else random init). Pass --data for real training.",
+            flush=True,
+        )
+    for note in size_notes(recipe, members):
+        print(note, flush=True)
     dataset, tag, sets, store = prepare_data(args, data_root, preset)
     print(
         f"{tag}: {len(dataset.classes)} classes, "
@@ -345,13 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [results[job.member_id] for job in jobs if job.member_id in results]  # job order
     failed = [row["member"] for row in rows if row["status"] == "failed"]
 
-    table = pd.DataFrame(rows)
     results_file = args.out / "zoo" / f"results-{tag}.csv"
-    write_text(results_file, table.to_csv(index=False, lineterminator="\n"))
+    table = int_columns(pd.DataFrame(record_results(results_file, rows, args.out, tag)))
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nresults: {results_file}; submissions: {args.out / 'submissions' / tag}")
-    done = table[table["status"].isin(["trained", "skipped (done)"])]
+    done = table[table["status"].isin(["trained", "skipped (done)", "done (other run)"])]
     if len(seeds) > 1 and not done.empty:
         summary = seed_summary(done)
         summary_file = args.out / "zoo" / f"results-{tag}-seeds.csv"

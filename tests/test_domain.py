@@ -204,7 +204,7 @@ def test_members_are_scored_over_the_classes_they_share_with_a_set() -> None:
     member = ("basophil", "lymphocyte", "neutrophil", "platelet")
     key = {"a": "lymphocyte", "b": "neutrophil", "c": "monocyte", "d": "neutrophil"}
     probs = np.array([[0.1, 0.5, 0.1, 0.3], [0.6, 0.1, 0.3, 0.0], [0, 1, 0, 0], [0, 0, 1, 0]])
-    result = score(list(key), probs, member, key)
+    result = score(list(key), probs, member, key, ("lymphocyte", "monocyte", "neutrophil"))
     assert result["classes"] == ["lymphocyte", "neutrophil"]  # basophil, platelet not in the set
     assert result["unscored"] == 1  # the monocyte: the member never learnt it
     assert result["n"] == 3 and result["accuracy"] == pytest.approx(1.0)  # b: 0.3 vs 0.1

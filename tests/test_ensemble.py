@@ -15,7 +15,7 @@ from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
 from pipeline.ensemble.members import MemberMismatchError, load_candidates, pool_seeds
 from pipeline.stats import paired_bootstrap
-from pipeline.submissions import read_submission, write_submission
+from pipeline.submissions import KindClash, read_submission, write_submission
 
 
 def onehot(pred: list[int], n: int = 3, p: float = 0.6) -> np.ndarray:
@@ -182,7 +182,7 @@ def test_test_predictions_never_influence_the_choice(zoo: Path) -> None:
     assert (before["members"], before["weights"]) == (after["members"], after["weights"])
 
 
-def test_explicit_members_and_pooled_seeds(zoo: Path) -> None:
+def test_explicit_members_and_pooled_seeds(zoo: Path, capsys) -> None:
     assert run(zoo, "--members", "poor-fast-s0,bad-fast-s0", "--method", "soft") == 0
     meta = json.loads((zoo / "submissions" / "cells" / "ens-soft-custom" / "meta.json").read_text())
     assert meta["members"] == ["poor-fast-s0", "bad-fast-s0"]
@@ -200,8 +200,9 @@ def test_explicit_members_and_pooled_seeds(zoo: Path) -> None:
     pooled = pool_seeds(candidates)
     assert len(pooled) == 2 and all(re.fullmatch(r"same-fast~\w{6}-pooled", c.name) for c in pooled)
     assert sorted(len(c.meta["pooled_from"]) for c in pooled) == [2, 3]
-    with pytest.raises(SystemExit, match="unknown member"):
-        run(zoo, "--members", "nobody")
+    capsys.readouterr()
+    assert run(zoo, "--members", "nobody") == 2
+    assert capsys.readouterr().err.startswith("error: unknown member(s) ['nobody']; known: ")
 
 
 def test_mismatched_members_are_errors_naming_files(zoo: Path) -> None:
@@ -225,8 +226,45 @@ def test_uploads_and_ensembles_are_not_candidates(zoo: Path) -> None:
     assert len(load_candidates(zoo / "submissions" / "cells")) == 5
 
 
+def test_an_ensemble_never_overwrites_an_entry_of_another_kind(zoo: Path) -> None:
+    upload = zoo / "submissions" / "cells" / "ens-soft-top2"
+    upload.mkdir()
+    (upload / "meta.json").write_text(json.dumps({"kind": "upload"}))
+    with pytest.raises(KindClash, match="ens-soft-top2 holds an entry of kind 'upload'"):
+        run(zoo, "--top", "2")
+    assert [p.name for p in upload.iterdir()] == ["meta.json"]
+    assert not (zoo / "submissions" / "cells" / "ens-vote-top2").exists()  # none is written
+
+
 def test_member_without_validation_is_skipped_with_a_warning(zoo: Path) -> None:
     (zoo / "submissions" / "cells" / "bad-fast-s0" / "val.csv").unlink()
     with pytest.warns(UserWarning, match="bad-fast-s0: no val.csv"):
         candidates = load_candidates(zoo / "submissions" / "cells")
     assert len(candidates) == 4
+
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    last = text.rstrip("\n").rfind("\n") + 1
+    path.write_text(text[: text.index(",", last) + 3])  # the last row ends after "id,0."
+
+
+DAMAGE = {
+    "truncated": ("val.csv", _truncate),
+    "garbled": ("val.csv", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00garbage")),
+    "empty": ("test.csv", lambda p: p.write_bytes(b"")),
+    "header only": ("val.csv", lambda p: p.write_text(p.read_text().splitlines()[0] + "\n")),
+    "meta not JSON": ("meta.json", lambda p: p.write_text('{"kind": "member", ')),
+    "meta sets null": ("meta.json", lambda p: p.write_text('{"kind": "member", "sets": null}')),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_member_is_skipped_with_a_warning_naming_its_file(zoo: Path, damage) -> None:
+    name, spoil = DAMAGE[damage]
+    path = zoo / "submissions" / "cells" / "good-fast-s0" / name
+    spoil(path)
+    with pytest.warns(UserWarning, match=f"good-fast-s0/{name}.*member skipped"):
+        assert run(zoo, "--top", "3", "--method", "soft") == 0
+    meta = json.loads((zoo / "submissions" / "cells" / "ens-soft-top3" / "meta.json").read_text())
+    assert meta["members"] == ["fair-fast-s0", "fair2-fast-s0", "poor-fast-s0"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from pipeline.leaderboard import __main__ as cli
 from pipeline.leaderboard import scores as scores_module
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table, to_markdown
+from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
 from pipeline.stats import mean_ci
 
 
@@ -110,7 +112,7 @@ def test_cross_domain_sets_are_scored_over_shared_classes(board: Path) -> None:
     assert lab2["n"] == 20 and lab2["unscored"] == 0  # 8-class member, 2-class set
 
 
-def test_scores_are_cached_by_file_stamp(board: Path, monkeypatch) -> None:
+def test_scores_are_cached_until_file_key_or_code_change(board: Path, monkeypatch) -> None:
     cache = board / "zoo" / "leaderboard-cache.json"
     first = long_table(find_entries(board), Scorer(cache))
     assert cache.exists()
@@ -119,12 +121,47 @@ def test_scores_are_cached_by_file_stamp(board: Path, monkeypatch) -> None:
         raise AssertionError(f"{path} was read again")
 
     monkeypatch.setattr(scores_module, "read_submission", no_reading)
-    again = long_table(find_entries(board), Scorer(cache))
-    pd.testing.assert_frame_equal(first, again)
     test_csv = board / "submissions" / "cells" / "a-fast-s0" / "test.csv"
-    test_csv.write_text(test_csv.read_text())  # a new stamp: scored afresh
-    with pytest.raises(AssertionError, match="test.csv was read again"):
-        long_table(find_entries(board), Scorer(cache))
+    test_csv.write_text(test_csv.read_text())  # a new mtime, the same content: still cached
+    pd.testing.assert_frame_equal(first, long_table(find_entries(board), Scorer(cache)))
+    monkeypatch.undo()
+
+    # another answer in place, same size and modification time: scored afresh
+    stat = test_csv.stat()
+    header, *lines = test_csv.read_text().splitlines()
+    classes = header.split(",")[1:-1]
+    right = []
+    for line in lines:  # every probability row moved onto the true class, `pred` left as it was
+        cells = line.split(",")
+        probs = sorted(cells[1:-1], key=float)
+        true = classes.index(cells[0].split("/")[0])
+        right.append(",".join([cells[0], *probs[:true], probs[-1], *probs[true:-1], cells[-1]]))
+    test_csv.write_text("\n".join([header, *right]) + "\n")
+    os.utime(test_csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert test_csv.stat().st_size == stat.st_size
+    again = long_table(find_entries(board), Scorer(cache))
+    was = first[(first["entry"] == "a-fast-s0") & (first["set"] == "test")]["accuracy"].item()
+    now = again[(again["entry"] == "a-fast-s0") & (again["set"] == "test")]["accuracy"].item()
+    assert was < 1 and now == 1
+
+    # a new metric list (or scoring code) rescores everything
+    calls = []
+    monkeypatch.setattr(scores_module, "SUMMARY", (*scores_module.SUMMARY, "macro_auc"))
+    scores_module.code_version.cache_clear()
+    real = scores_module.read_submission
+    monkeypatch.setattr(scores_module, "read_submission", lambda p: calls.append(p) or real(p))
+    assert "macro_auc" in long_table(find_entries(board), Scorer(cache)).columns
+    assert len(calls) == len(first)
+    scores_module.code_version.cache_clear()
+
+
+def test_a_changed_answer_key_is_never_served_from_the_cache(board: Path, make_tree) -> None:
+    cache = board / "zoo" / "leaderboard-cache.json"
+    long_table(find_entries(board), Scorer(cache))
+    make_tree(board.parent / "lab2", {"Monocyte": 3}, seed=500)  # lab2 gains a class
+    with pytest.warns(UserWarning, match="lab2.csv: not scored"):
+        long = long_table(find_entries(board), Scorer(cache))
+    assert "lab2" not in set(long["set"])
 
 
 def test_an_entry_whose_dataset_moved_is_skipped_with_a_warning(board: Path) -> None:
@@ -155,3 +192,74 @@ def test_cli_without_submissions_says_what_to_do(tmp_path: Path, capsys) -> None
 def test_to_markdown_leaves_missing_values_blank() -> None:
     table = pd.DataFrame({"name": ["x"], "acc": [float("nan")], "shift": pd.array([None], "Int64")})
     assert to_markdown(table).splitlines()[-1] == "| x |  |  |"
+
+
+def partial_upload(out: Path, tag: str, name: str, source_of: Path) -> Path:
+    """An upload with only a neutrophil column, 1.0 on every row, for the test set of the
+    member at ``source_of``."""
+    from pipeline.submissions import read_submission, write_submission
+
+    meta = json.loads((source_of / "meta.json").read_text())
+    ids = read_submission(source_of / "test.csv").ids
+    folder = out / "submissions" / tag / name
+    write_submission(folder / "test.csv", ids, np.ones((len(ids), 1)), ("neutrophil",))
+    upload = {"member": name, "kind": "upload", "sets": {"test": meta["sets"]["test"]}}
+    (folder / "meta.json").write_text(json.dumps(upload))
+    return folder
+
+
+def test_an_entry_that_leaves_images_unscored_never_ranks(board: Path) -> None:
+    partial_upload(board, "cells", "a-partial", board / "submissions" / "cells" / "b-fast-s0")
+    table = leaderboard(long_table(find_entries(board), Scorer()), "cells")
+    assert table["name"].tolist() == ["b-fast", "a-fast", "a-partial"]
+    assert table["rank"].tolist()[:2] == [1, 2] and table["rank"].isna().tolist()[2]
+    assert table["rank_shift"].isna().tolist() == [False, False, True]
+
+
+def test_rank_shift_ranks_both_over_the_same_rows(board: Path, fake_member) -> None:
+    """An upload scored in-domain only moves nobody's shift."""
+    cells = board.parent / "cells"
+    fake_member(board, "cells", "up", {"test": (cells, "test")}, 1.0, meta={"kind": "upload"})
+    table = leaderboard(long_table(find_entries(board), Scorer()), "cells").set_index("name")
+    assert table.loc["up", "rank"] == 2 and pd.isna(table.loc["up", "rank_shift"])
+    assert (table.loc["b-fast", "rank_shift"], table.loc["a-fast", "rank_shift"]) == (-1, 1)
+
+
+def test_entries_of_different_test_sets_are_ranked_apart(board: Path, fake_member, capsys):
+    """A copy of the data with one more image per class has another test set: its entry is
+    ranked on its own board, and the CLI says so."""
+    import shutil
+
+    other = board.parent / "cells-copy"
+    shutil.copytree(board.parent / "cells", other)
+    for c in ("lymphocyte", "neutrophil", "platelet"):
+        shutil.copy(other / c / "img_000.jpg", other / c / "img_999.jpg")
+    fake_member(board, "cells", "c-fast-s0", {"test": (other, "test")}, 1.0)
+    long = long_table(find_entries(board), Scorer())
+    fingerprints = ranked_test_sets(long, "cells")
+    assert len(fingerprints) == 2
+    assert leaderboard(long, "cells")["name"].tolist() == ["b-fast", "a-fast"]
+    assert leaderboard(long, "cells", fingerprints[1])["name"].tolist() == ["c-fast"]
+    assert cli.main(["--out", str(board)]) == 0
+    captured = capsys.readouterr()
+    assert "cells: entries were scored on 2 different test sets" in captured.err
+    assert f"### cells (test set {fingerprints[1]})\n\n| rank | name" in captured.out
+
+
+BAD_META = {
+    "not UTF-8": b'{"kind": "member", "arch": "\xff\xfe"}',
+    "not an object": b'["kind", "member"]',
+    "sets null": b'{"kind": "member", "sets": null}',
+    "sets of strings": b'{"kind": "member", "sets": {"test": "cells"}}',
+    "params a string": b'{"kind": "member", "params": "11M", "sets": {}}',
+}
+
+
+@pytest.mark.parametrize("damage", BAD_META)
+def test_a_damaged_meta_json_is_skipped_with_a_warning(board: Path, damage, capsys) -> None:
+    meta = board / "submissions" / "cells" / "b-fast-s0" / "meta.json"
+    meta.write_bytes(BAD_META[damage])
+    with pytest.warns(UserWarning, match="b-fast-s0/meta.json.*skipped"):
+        assert cli.main(["--out", str(board), "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["name"].tolist() == ["a-fast"] and table["n"].item() == 2

@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 from pipeline.data import load_dataset
 from pipeline.leaderboard.pareto import pareto_front
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
-from pipeline.submissions import to_frame, write_submission
+from pipeline.names import BadName
+from pipeline.submissions import SubmissionError, to_frame, write_submission
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
@@ -164,9 +165,41 @@ def test_sanitise_name() -> None:
             sanitise_name(bad)
 
 
+def test_uploads_never_take_a_name_of_the_zoo(out: Path) -> None:
+    """A saved upload used to be overwritten by a later zoo member of the same name."""
+    for name in ("resnet18-fast-s0", "Resnet18-Fast-S12", "ens-soft-top4", "ENS-x"):
+        with pytest.raises(BadName, match="is a name of the zoo's"):
+            sanitise_name(name)
+    member = out / "submissions" / "cells" / "alpha-fast-s0"
+    before = {p.name: p.read_bytes() for p in member.iterdir()}
+    key = answer_key(out)
+    with pytest.raises(BadName):
+        save_upload(
+            out,
+            "cells",
+            "test",
+            "alpha-fast-s0",
+            check_upload(perfect(key), key, vocabulary=CLASSES),
+            {},
+        )
+    assert {p.name: p.read_bytes() for p in member.iterdir()} == before
+    assert sanitise_name("resnet18-fast-s0-mine") == "resnet18-fast-s0-mine"
+
+
+def test_na_like_ids_are_ids(out: Path) -> None:
+    """Ids such as NA or null became floats and crashed the check with a TypeError."""
+    nas = ["", "NA", "nan", "null", "None", "#N/A"]
+    key = {na or "x": "lymphocyte" for na in nas}
+    data = perfect(key)
+    assert check_upload(data, key, vocabulary=CLASSES).scores["accuracy"] == 1.0
+    empty = data.replace(b"\nx,", b"\n,")
+    with pytest.raises(SubmissionError, match=r"^bad.csv: line \d+ has an empty id$"):
+        check_upload(empty, key, "bad.csv", vocabulary=CLASSES)
+
+
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
     key = answer_key(out)
-    upload = check_upload(perfect(key), key)
+    upload = check_upload(perfect(key), key, vocabulary=CLASSES)
     source = {"adapter": "folder", "root": "cells", "split": "test"}
     folder = save_upload(out, "cells", "test", "../../x", upload, source)
     assert folder == (out / "submissions" / "cells" / "x").resolve()
@@ -177,7 +210,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
         save_upload(out, "cells", "test", "x", upload, source)
     assert (folder / "test.csv").read_bytes() == saved
     for dataset, set_name in (("../evil", "test"), ("..", "test"), ("cells", "../test")):
-        with pytest.raises(ValueError, match="is not a plain folder or file name"):
+        with pytest.raises(BadName, match="is not a plain name"):
             save_upload(out, dataset, set_name, "y", upload, source)
     (tmp_path / "elsewhere").mkdir()
     (out / "submissions" / "linked").symlink_to(tmp_path / "elsewhere")
@@ -189,7 +222,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
 def test_check_upload_scores_a_valid_file(out: Path) -> None:
     key = answer_key(out)
     ids = list(key)[::-1]  # any row order is accepted
-    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), key)
+    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), key, vocabulary=CLASSES)
     assert result.scores["accuracy"] == 1.0 and result.scores["n"] == len(key)
 
 
@@ -294,21 +327,27 @@ def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
         ),
         "duplicate": (
             csv(pd.concat([good, good.iloc[[1]]])),
-            f"bad.csv: id(s) listed more than once, e.g. {ids[1]}",
+            f"bad.csv: id(s) listed more than once, e.g. {ids[1]!r}",
         ),
         "missing": (
             csv(good.iloc[3:]),
-            f"bad.csv: 3 ids missing, e.g. {', '.join(ids[:3])} (the set has {n} ids, each must "
-            "be listed once)",
+            f"bad.csv: 3 ids missing, e.g. {', '.join(map(repr, ids[:3]))} (the set has {n} ids, "
+            "each must be listed once)",
         ),
         "unknown": (
             csv(extra),
-            f"bad.csv: 2 ids unknown, e.g. zz/a.jpg, zz/b.jpg (the set has {n} ids, each must be "
-            "listed once)",
+            f"bad.csv: 2 ids unknown, e.g. 'zz/a.jpg', 'zz/b.jpg' (the set has {n} ids, each must "
+            "be listed once)",
         ),
         "sum": (
             csv(unsummed),
-            f"bad.csv: probabilities of {ids[0]} sum to 1.500000, not 1 (tolerance 0.0001)",
+            f"bad.csv: probabilities of {ids[0]!r} sum to 1.500000, not 1 (tolerance 0.0001)",
+        ),
+        "partial": (
+            csv(pd.DataFrame({"id": ids, "neutrophil": 1.0})),
+            "bad.csv: no probability column for eosinophil, lymphocyte; a submission needs one "
+            "for every class of the set (eosinophil, lymphocyte, neutrophil), extra classes "
+            "allowed",
         ),
         "too large": (b"x" * (MAX_BYTES + 1), "bad.csv: 20.0 MB, over the 20 MB limit"),
         "not text": (b"\xff\xfe\x00id", "bad.csv: not UTF-8 text (invalid start byte)"),
@@ -323,11 +362,18 @@ def test_malformed_uploads_say_what_is_wrong(app: AppTest, out: Path) -> None:
         assert not app.metric or "would rank" not in app.metric[-1].label, case
 
 
+def test_an_empty_id_is_an_error_message_not_a_traceback(app: AppTest, out: Path) -> None:
+    data = perfect(answer_key(out)).replace(b"\n", b"\n,1,0,0,eosinophil\n", 1)
+    app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["bad.csv: line 2 has an empty id"]
+
+
 def test_malformed_uploads_raise_value_errors(out: Path) -> None:
     key = answer_key(out)
     for case, (data, message) in malformed(key).items():
         with pytest.raises(ValueError) as info:
-            check_upload(data, key, "bad.csv")
+            check_upload(data, key, "bad.csv", vocabulary=CLASSES)
         assert str(info.value) == message, case
 
 
@@ -345,3 +391,28 @@ def test_out_folder_comes_from_the_command_line(out: Path, monkeypatch: pytest.M
     monkeypatch.setattr("sys.argv", ["app.py", "--out", str(out)])
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert table(at)["name"].tolist()[0] == "ens-soft-top2"
+
+
+def test_entries_of_another_test_set_are_ranked_apart(out: Path, monkeypatch) -> None:
+    """An entry scored on a copy of the data with more images has another test set: the app
+    says so and ranks one test set at a time, chosen in the sidebar."""
+    import shutil
+
+    copy = out.parent / "cells-copy"
+    shutil.copytree(out.parent / "cells", copy)
+    for c in CLASSES:
+        shutil.copy(copy / c / "img_000.jpg", copy / c / "img_099.jpg")
+    records = sorted(load_dataset("folder", copy).splits["test"], key=lambda r: r.id)
+    folder = out / "submissions" / "cells" / "gamma-fast-s0"
+    write_submission(folder / "test.csv", [r.id for r in records],
+                     onehot([r.label for r in records]), CLASSES)  # fmt: skip
+    source = {"adapter": "folder", "root": str(copy), "split": "test"}
+    (folder / "meta.json").write_text(
+        json.dumps({"member": "gamma-fast-s0", "sets": {"test": source}})
+    )
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "scored on 2 different test sets" in at.warning[0].value
+    assert "gamma-fast" not in table(at)["name"].tolist()
+    at.sidebar.selectbox(key="test_set").select_index(1).run()
+    assert table(at)["name"].tolist() == ["gamma-fast"]

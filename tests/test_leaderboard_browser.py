@@ -7,17 +7,20 @@ checkpoints). ``WBCZOO_SCREENSHOT=1`` saves the screenshot as docs/leaderboard.p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_leaderboard_app import fabricate_out
+from test_leaderboard_app import answer_key, fabricate_out, perfect
 
+from pipeline.leaderboard import competition
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table
@@ -64,14 +67,12 @@ def out(tmp_path: Path, make_tree) -> Path:
     return Path(shutil.copytree(source, tmp_path / "out", ignore=shutil.ignore_patterns("*.pt")))
 
 
-def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def served_page(out: Path, tmp_path: Path) -> Iterator:
+    """A Chromium page on ``streamlit run leaderboard/app.py`` serving ``out``."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    long = long_table(find_entries(out), Scorer())
-    table = leaderboard(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
-    expected = f"{len(table)} of {len(table)} rows · top: {table['name'][0]}"
-
     port = free_port()
     log = tmp_path / "streamlit.log"
     command = [sys.executable, "-m", "streamlit", "run", "leaderboard/app.py",
@@ -93,18 +94,7 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(f"http://127.0.0.1:{port}", timeout=PAGE_MS)
-                summary = page.locator(
-                    '[data-testid="stMarkdownContainer"]', has_text="rows · top:"
-                )
-                summary.wait_for(timeout=PAGE_MS)
-                assert expected in summary.inner_text()
-                page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=PAGE_MS)
-                page.wait_for_timeout(1500)  # the table's canvas paints after it is attached
-                shot = tmp_path / "leaderboard.png"
-                if os.environ.get("WBCZOO_SCREENSHOT") == "1":
-                    shot = ROOT / "docs" / "leaderboard.png"
-                page.screenshot(path=str(shot))
-                assert shot.stat().st_size > 10_000
+                yield page
             finally:
                 browser.close()
     finally:
@@ -114,3 +104,43 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
+    long = long_table(find_entries(out), Scorer())
+    table = leaderboard(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
+    expected = f"{len(table)} of {len(table)} rows · top: {table['name'][0]}"
+    with served_page(out, tmp_path) as page:
+        summary = page.locator('[data-testid="stMarkdownContainer"]', has_text="rows · top:")
+        summary.wait_for(timeout=PAGE_MS)
+        assert expected in summary.inner_text()
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=PAGE_MS)
+        page.wait_for_timeout(1500)  # the table's canvas paints after it is attached
+        shot = tmp_path / "leaderboard.png"
+        if os.environ.get("WBCZOO_SCREENSHOT") == "1":
+            shot = ROOT / "docs" / "leaderboard.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+
+
+def test_competition_submission_in_chromium(tmp_path: Path, make_tree) -> None:
+    """A team submits a file in competition mode and sees its public score, never the
+    private one."""
+    out = fabricate_out(tmp_path, make_tree)
+    competition.save_settings(out, competition.Settings(public_share=0.5, daily_limit=2))
+    key = answer_key(out)
+    upload = tmp_path / "mine.csv"
+    upload.write_bytes(perfect(key))
+    with served_page(out, tmp_path) as page:
+        page.get_by_role("tab", name="Competition").click()
+        page.get_by_text("ranked on its public part").wait_for(timeout=PAGE_MS)
+        page.get_by_label("Team").fill("Browsers")
+        page.get_by_label("Team").press("Enter")
+        page.locator('input[type="file"]').set_input_files(str(upload))
+        page.get_by_text("mine.csv is valid").wait_for(timeout=PAGE_MS)
+        page.get_by_role("button", name="Submit").click()
+        page.get_by_text("of team Browsers, public accuracy 1.0000.").wait_for(timeout=PAGE_MS)
+        page.get_by_text("1 of 2 submissions used today (UTC).").wait_for(timeout=PAGE_MS)
+        shown = page.locator('[data-testid="stAlert"]', has_text="of team Browsers").inner_text()
+        assert "private" not in shown
+    assert len(competition.history(out, "cells", "Browsers")) == 1

@@ -66,9 +66,9 @@ def test_mistakes_over_shared_classes_and_known_ids_only() -> None:
     classes = ("lymphocyte", "neutrophil", "platelet")
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05]])
     key = {"a": "neutrophil", "b": "lymphocyte", "c": "neutrophil", "x": "lymphocyte"}
-    # "b": platelet is not in the key's classes, so its prediction falls back to the shared two
-    # "d" is not in the answer key: a made-up id never counts
-    found = mistakes(["a", "b", "c", "d"], probs, classes, key)
+    # "b": platelet is not in the set's vocabulary, so its prediction falls back to the shared
+    # two; "d" is not in the answer key: a made-up id never counts
+    found = mistakes(["a", "b", "c", "d"], probs, classes, key, ("lymphocyte", "neutrophil"))
     assert found == [
         Mistake("a", "neutrophil", "lymphocyte", pytest.approx(0.7 / 0.9)),
         Mistake("b", "lymphocyte", "neutrophil", pytest.approx(0.3 / 0.4)),

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pipeline.optim import make_optimizer, make_scheduler
-from pipeline.recipes import get_recipe, override, settings_fingerprint
+from pipeline.recipes import RecipeError, get_recipe, override, settings_fingerprint
 
 
 def test_paper_recipes() -> None:
@@ -102,3 +102,42 @@ def test_recipe_files_round_trip_and_reject_unknown_fields(tmp_path) -> None:
                     '"lr_max": 3}')  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown recipe field\(s\) \['lr_max'\]"):
         get_recipe(str(path))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("epochs", 0, "epochs must be at least 1, not 0"),
+        ("epochs", -1, "epochs must be at least 1"),
+        ("batch_size", 0, "batch_size must be at least 1"),
+        ("lr", float("nan"), "lr must be a finite number"),
+        ("lr", float("inf"), "lr must be a finite number"),
+        ("lr", -0.1, "lr must be above 0"),
+        ("gamma", 0.0, "gamma must be above 0"),
+        ("weight_decay", -1.0, "weight_decay must be at least 0"),
+        ("image_size", 0, "image_size must be a positive number of pixels"),
+        ("image_size", "0", "image_size must be a positive number of pixels"),
+        ("augment", "hflip,nosuchaug", "unknown augmentation(s) nosuchaug"),
+        ("step_size", "x", "step_size='x': step_size takes a whole number"),
+        ("lr", "fast", "lr='fast': lr takes a number"),
+    ],
+)
+def test_a_bad_field_fails_when_the_recipe_is_made(field, value, message) -> None:
+    with pytest.raises(RecipeError) as info:
+        override(get_recipe("fast"), {field: value})
+    assert str(info.value) == message or message in str(info.value)
+
+
+def test_a_bad_recipe_file_names_the_file(tmp_path) -> None:
+    path = tmp_path / "r.json"
+    for text, message in (
+        ('["epochs", 3]', "one JSON object"),
+        ('{"name": "x", "epochs": 0, "batch_size": 2, "optimizer": "sgd", "lr": 1}', "epochs"),
+        ('{"name": "x"}', "missing"),
+        ("\xff", "not a readable recipe file"),
+    ):
+        path.write_text(text, encoding="latin-1")
+        with pytest.raises(RecipeError, match=f"{path}: .*{message}"):
+            get_recipe(str(path))
+    with pytest.raises(RecipeError, match="not a readable recipe file"):
+        get_recipe(str(tmp_path / "missing.json"))

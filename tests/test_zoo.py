@@ -12,8 +12,12 @@ import pytest
 import torch
 
 from pipeline import engine, zoo
+from pipeline.answers import ids_fingerprint
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
+from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.scores import Scorer
+from pipeline.leaderboard.table import long_table
 from pipeline.models import load_catalogue
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
@@ -69,6 +73,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         assert meta["weights"] == "none" and meta["image_size"] == 32 and meta["seed"] == 0
         assert meta["params"] > 0 and meta["gmacs"] > 0 and meta["recipe"]["epochs"] == 1
         assert {"torch", "torchvision", "timm", "albumentations"} <= set(meta["versions"])
+        assert meta["test_set"] == ids_fingerprint(test.ids)  # the identity of its test set
         metrics = json.loads((member / "metrics.json").read_text())["sets"]
         assert set(metrics) == {"val", "test", "other"}
         # the member knows no monocytes: the 2 are left out, the rest scored over shared classes
@@ -143,6 +148,28 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     captured = capsys.readouterr()
     assert f"FAILED squeezenet1_0-{FAST}-s0" in captured.out
     assert f"1 member(s) failed: squeezenet1_0-{FAST}-s0" in captured.err
+    # the failed row's empty scores leave the seed a whole number, printed and saved as 0
+    results = pd.read_csv(tmp_path / "out" / "zoo" / "results-cells.csv")
+    assert results["seed"].tolist() == [0, 0] and results["seed"].dtype == "int64"
+    lines = [line.split() for line in captured.out.splitlines()]
+    header = next(words for words in lines if words[:1] == ["member"])
+    rows = [words for words in lines if words[:1] and words[0].startswith("squeezenet")]
+    seed_at = header.index("seed")
+    assert [row[seed_at] for row in rows[-2:]] == ["0", "0"]
+
+
+def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, capsys) -> None:
+    """An upload saved under a member's name used to become that member (files replaced)."""
+    upload = tmp_path / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
+    upload.mkdir(parents=True)
+    (upload / "test.csv").write_text("id,lymphocyte\na.jpg,1\n")
+    (upload / "meta.json").write_text(json.dumps({"kind": "upload", "name": upload.name}))
+    before = {p.name: p.read_bytes() for p in upload.iterdir()}
+    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--force") == 1
+    assert f"{upload} holds an entry of kind 'upload': refusing to write member files" in (
+        capsys.readouterr().out
+    )
+    assert {p.name: p.read_bytes() for p in upload.iterdir()} == before
 
 
 def _config(epochs: int) -> MemberConfig:
@@ -254,12 +281,28 @@ def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
     with pytest.raises(SystemExit):
         zoo.main(["--out", str(tmp_path)])
     assert "--all or --models" in capsys.readouterr().err
-    with pytest.raises(KeyError, match="nosuchnet"):
-        run_zoo(tmp_path, tiny, "--models", "nosuchnet")
-    with pytest.raises(SystemExit, match=r"NAME=\[ADAPTER:\]PATH"):
-        run_zoo(tmp_path, tiny, "--models", "resnet18", "--eval", "nopath")
-    with pytest.raises(KeyError, match="unknown recipe field 'lr_max'"):
-        run_zoo(tmp_path, tiny, "--models", "resnet18", "--set", "lr_max=1")
+    # every other bad input: tests/test_cli_errors.py
+
+
+def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(tmp_path, tiny) -> None:
+    broken = sorted(r.id for r in load_dataset("folder", tiny).splits["test"])[0]
+    (tiny / broken).write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match=f"unreadable image.*{broken}"):
+        assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
+    subs = tmp_path / "out" / "submissions" / "cells" / "squeezenet1_1-fast-s0"
+    meta = json.loads((subs / "meta.json").read_text())
+    assert (
+        meta["sets"]["test"]["unreadable"] == [broken] and "unreadable" not in meta["sets"]["val"]
+    )
+    test = read_submission(subs / "test.csv")
+    assert broken not in test.ids
+    # the leaderboard scores the member on the images it could read
+    long = long_table(find_entries(tmp_path / "out"), Scorer())
+    row = long[long["set"] == "test"].iloc[0]
+    assert row["n"] == len(test.ids)
+    metrics = json.loads((tmp_path / "out" / "zoo" / "members" / "cells" / subs.name /
+                          "metrics.json").read_text())  # fmt: skip
+    assert row["accuracy"] == pytest.approx(metrics["sets"]["test"]["accuracy"])
 
 
 def test_list_prints_the_catalogue(capsys) -> None:

@@ -12,6 +12,7 @@ from pipeline.adapt.entries import adapt_member
 from pipeline.adapt.methods import parse_adaptations
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.store import ImageStore
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 
 
@@ -35,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="the training dataset, where a name exists for several")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decode cache")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_debug_flag(p)
     return p
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -15,6 +15,7 @@ from pipeline import provenance
 from pipeline.adapt.methods import Adaptation, adapted_probabilities
 from pipeline.data import Dataset, load_dataset
 from pipeline.data.store import ImageSet, ImageStore, View
+from pipeline.errors import UserError
 from pipeline.io import read_json, write_json
 from pipeline.members import LoadedMember, load_member
 from pipeline.scoring import score
@@ -23,7 +24,7 @@ from pipeline.submissions import write_submission
 KIND = "adapted"
 
 
-class EntryClash(ValueError):
+class EntryClash(UserError, ValueError):
     """The adapted entry's folder belongs to something else."""
 
 

@@ -14,7 +14,9 @@ from pipeline.audit.hashing import HASH_BITS
 from pipeline.audit.report import write_outputs
 from pipeline.data import list_adapters
 from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
+from pipeline.names import plain_name
 
 SHOWN_LEAKS = 10  # leak pairs echoed on stderr; the report lists them all
 
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoo-out", type=Path, default=Path("."), help="the zoo's --out (for --member)")
     p.add_argument("--fail-on-leakage", action="store_true", help="exit 1 if any pair leaks")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_debug_flag(p)
     return p
 
 
@@ -74,12 +77,14 @@ def parse_also(values: list[str]) -> dict[str, Path]:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"--also takes NAME=PATH, got {value!r}")
+        plain_name(name, "--also name")
         if name in also:
             raise SystemExit(f"--also name {name!r} given twice")
         also[name] = Path(path)
     return also
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)

@@ -8,6 +8,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from pipeline.errors import UnknownNameError
+
 # Cells have no orientation, so flips and rotations are label-preserving. Reflection fills the
 # corners that a rotation exposes with plausible background instead of black. ``strength`` (0..1)
 # scales the photometric and affine magnitudes of ``color``, ``randaugment`` and the stain and
@@ -107,5 +109,7 @@ def build_augment(
 ) -> A.Compose:
     unknown = [n for n in names if n not in _AUGMENTATIONS]
     if unknown:
-        raise KeyError(f"unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATIONS)}")
+        raise UnknownNameError(
+            f"unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATIONS)}"
+        )
     return A.Compose([_AUGMENTATIONS[n](size, strength) for n in names], seed=seed)

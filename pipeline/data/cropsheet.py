@@ -30,6 +30,7 @@ from pipeline.data.cellcrop import (
 from pipeline.data.records import Record
 from pipeline.data.registry import parse_source
 from pipeline.data.store import crop_summary
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 
 SIDE = 112  # thumbnail side on the sheet
@@ -126,9 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--measure", action="store_true", help="print the cell box side / image side quartiles"
     )
+    add_debug_flag(p)
     return p
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rows = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+from pipeline.classes import ordered
 from pipeline.data.records import Dataset, DatasetLayoutError, classes_of, scan_class_folders
 from pipeline.data.registry import register_adapter
 from pipeline.data.splits import apply_split_file, read_split_file
@@ -34,8 +36,30 @@ def load_pbc(path: Path, split_file: Path | None = None) -> Dataset:
     if split_file is None:
         split_file = root / "split.csv" if (root / "split.csv").is_file() else SPLIT_FILE
     records, skipped = scan_class_folders(root, root / FOLDER)
-    splits = apply_split_file(records, read_split_file(split_file), split_file)
-    return Dataset("pbc", root, classes_of(records), splits, skipped)
+    rows = read_split_file(split_file)
+    if split_file == root / "split.csv":
+        _warn_if_it_departs(rows, split_file)
+    splits = apply_split_file(records, rows, split_file)
+    # the vocabulary is the split file's: every split is scored over all of its classes
+    classes = ordered([*(label for label, _ in rows.values()), *classes_of(records)])
+    return Dataset("pbc", root, classes, splits, skipped)
+
+
+def _warn_if_it_departs(rows: dict[str, tuple[str, str]], split_file: Path) -> None:
+    """A ``split.csv`` that puts any image elsewhere than the versioned split (or lists images
+    it does not know) replaces it under the same ``pbc`` tag: say so. A subset that keeps every
+    image's split, like the bundled sample, is quiet."""
+    versioned = read_split_file(SPLIT_FILE)
+    departs = sorted(i for i, (_, split) in rows.items() if versioned.get(i, ("", ""))[1] != split)
+    if departs:
+        warnings.warn(
+            f"{split_file} replaces the versioned PBC split {SPLIT_FILE}: {len(departs)} of its "
+            f"{len(rows)} images (e.g. {departs[0]}) are in another split or not in the versioned "
+            "one, so its test set is another one and its scores are not comparable with the "
+            "versioned split's (the leaderboard ranks them apart by test-set fingerprint); "
+            "delete it to use the versioned split",
+            stacklevel=3,
+        )
 
 
 def make_split_file(path: Path, out: Path = SPLIT_FILE) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.classes import ordered
 from pipeline.data.records import Dataset, DatasetLayoutError, classes_of, scan_class_folders
 from pipeline.data.registry import register_adapter
 from pipeline.data.splits import stratified_split
@@ -27,6 +28,7 @@ def load_raabin(root: Path) -> Dataset:
         # TestB holds lymphocytes and neutrophils only; empty folders of other classes are fine
         splits["testb"], more = scan_class_folders(root, root / "TestB", allow_empty=True)
         skipped += more
+    # the vocabulary is Train's class folders, so TestA and TestB are scored over all of them
     return Dataset("raabin", root, classes_of(train), splits, skipped)
 
 
@@ -38,4 +40,7 @@ def load_raabin_testb(root: Path) -> Dataset:
     if "testb" not in raabin.splits:
         raise DatasetLayoutError(f"{root} has no TestB/ folder")
     testb = raabin.splits["testb"]
-    return Dataset("raabin-testb", root, classes_of(testb), {"testb": testb}, raabin.skipped)
+    # TestB holds lymphocytes and neutrophils only, but its vocabulary is Raabin's: a member that
+    # answers "monocyte" there is wrong, not unscored
+    classes = ordered([*raabin.classes, *classes_of(testb)])
+    return Dataset("raabin-testb", root, classes, {"testb": testb}, raabin.skipped)

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.classes import canonical_class, ordered
+from pipeline.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError, ValueError):
     """The folder does not have the layout the adapter expects."""
 
 
@@ -27,6 +28,10 @@ class Record:
 @dataclass
 class Dataset:
     """A dataset as the zoo sees it: named record lists over one canonical class list.
+
+    ``classes`` is the vocabulary the adapter declares (PBC: its split file's classes; Raabin:
+    its Train folders; a folder tree: its class folders): every split is scored over all of
+    them, whether or not the split holds images of each (Raabin's TestB has two of five).
 
     ``splits`` holds ``train``/``val``/``test`` for training sets; every other entry (and every
     split of an evaluation-only set) is an extra evaluation set.

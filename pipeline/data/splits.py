@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.records import Record
+from pipeline.data.records import DatasetLayoutError, Record
 from pipeline.io import write_text
 
 
@@ -60,7 +60,7 @@ def balanced_test_split(
     smallest = min(by_label, key=lambda label: (len(by_label[label]), label))
     per_class = round(fractions["test"] * len(by_label[smallest]))
     if per_class == 0:
-        raise ValueError(
+        raise DatasetLayoutError(
             f"class {smallest!r} has {len(by_label[smallest])} images: too few for a balanced "
             f"test split with a test fraction of {fractions['test']}"
         )
@@ -92,7 +92,7 @@ def read_split_file(path: Path) -> dict[str, tuple[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"id", "label", "split"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: a split file needs the columns id,label,split")
+            raise DatasetLayoutError(f"{path}: a split file needs the columns id,label,split")
         return {row["id"]: (row["label"], row["split"]) for row in reader}
 
 
@@ -105,13 +105,15 @@ def apply_split_file(
     assignment = {i: split for i, (_, split) in rows.items()}
     unknown = [r.id for r in records if r.id not in assignment]
     if unknown:
-        raise ValueError(
+        raise DatasetLayoutError(
             f"{len(unknown)} images are not in the split file {source} (first: {unknown[0]}); "
             "is this the PBC release the split was made for?"
         )
     mislabelled = [r.id for r in records if labels.get(r.id, r.label) != r.label]
     if mislabelled:
-        raise ValueError(f"{source}: {mislabelled[0]} is labelled differently from its folder")
+        raise DatasetLayoutError(
+            f"{source}: {mislabelled[0]} is labelled differently from its folder"
+        )
     absent = set(assignment) - {r.id for r in records}
     if absent:
         warnings.warn(

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from pipeline.data.cache import CENTRE_CROP, DEFAULT_CACHE_DIR, ImageCache, load_or_build
 from pipeline.data.cellcrop import FALLBACKS, CropSpec
-from pipeline.data.records import Dataset, Record, classes_of
+from pipeline.data.records import Dataset, DatasetLayoutError, Record, classes_of
 from pipeline.data.stain import StainReference, normalised
 
 
@@ -25,6 +25,7 @@ class ImageSet:
     records: tuple[Record, ...]
     adapter: str = ""
     split: str | None = None  # the dataset split it is; None: the whole dataset
+    vocabulary: tuple[str, ...] = ()  # the classes it is scored over: its dataset's ``classes``
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -39,13 +40,19 @@ class ImageSet:
 def image_sets(dataset: Dataset, extra: dict[str, Dataset] | None = None) -> dict[str, ImageSet]:
     """The sets of a training dataset (its splits) plus whole extra datasets, by name."""
     sets = {
-        name: ImageSet(name, dataset.name, dataset.root, tuple(records), dataset.adapter, name)
+        name: ImageSet(
+            name, dataset.name, dataset.root, tuple(records), dataset.adapter, name, dataset.classes
+        )
         for name, records in dataset.splits.items()
     }
     for name, ds in (extra or {}).items():
         if name in sets:
-            raise ValueError(f"evaluation set name {name!r} clashes with a split of {dataset.name}")
-        sets[name] = ImageSet(name, ds.name, ds.root, tuple(ds.records()), ds.adapter)
+            raise DatasetLayoutError(
+                f"evaluation set name {name!r} clashes with a split of {dataset.name}"
+            )
+        sets[name] = ImageSet(
+            name, ds.name, ds.root, tuple(ds.records()), ds.adapter, vocabulary=ds.classes
+        )
     return sets
 
 

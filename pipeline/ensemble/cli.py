@@ -15,11 +15,13 @@ from pipeline import provenance
 from pipeline.answers import AnswerKeys
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json, write_text
+from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
-from pipeline.submissions import write_submission
+from pipeline.submissions import check_kind, write_submission
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,12 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy-size", type=int, default=10, help="greedy: picks (with replacement)")
     p.add_argument("--seed", type=int, default=0, help="stacking folds and bootstrap")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    add_debug_flag(p)
     return p
 
 
 def find_dataset(root: Path, tag: str | None) -> str:
     if tag:
-        return tag
+        return plain_name(tag, "--dataset")
     tags = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(tags) != 1:
         raise SystemExit(
@@ -76,6 +79,7 @@ def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, s
     return keys.key(source)
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
         for m in (METHODS if args.method == "all" else [args.method])
     ]
+    for ens in ensembles:  # every name is checked before any is written
+        check_kind(args.out / "submissions" / tag / ens.name, "ensemble")
     for ens in ensembles:
         save(ens, args, tag, classes, scope)
 
@@ -137,6 +143,7 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
         "params": sum(int(m.get("params", 0)) for m in metas),
         "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
         "sets": ens.members[0].meta.get("sets", {}),
+        "test_set": ens.members[0].meta.get("test_set"),
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
         "command": provenance.command_line("pipeline.ensemble"),
@@ -166,11 +173,12 @@ def report(
     best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
+    test_vocabulary = keys.vocabulary(candidates[0].meta["sets"]["test"]) if has_test else ()
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}
         if test is not None:
-            m = score(candidates[0].sets["test"].ids, test, classes, test_key)
+            m = score(candidates[0].sets["test"].ids, test, classes, test_key, test_vocabulary)
             out |= {"test_acc": m["accuracy"], "test_macro_f1": m["macro_f1"]}
         return out
 

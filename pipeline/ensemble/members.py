@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -10,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import UserError
+from pipeline.metadata import MetaError, read_meta
 from pipeline.recipes import settings_fingerprint
-from pipeline.submissions import Submission, read_submission
+from pipeline.submissions import Submission, SubmissionError, read_submission
 
 
-class MemberMismatchError(ValueError):
+class MemberMismatchError(UserError, ValueError):
     """Members that cannot be ensembled together (ids, classes or datasets differ)."""
 
 
@@ -39,18 +40,32 @@ def load_candidates(folder: Path) -> list[Candidate]:
         if not meta_file.exists():
             warnings.warn(f"{member}: no meta.json, skipped", stacklevel=2)
             continue
-        meta = json.loads(meta_file.read_text())
-        if meta.get("kind", "member") != "member":  # ensembles and uploads are not candidates
+        try:
+            meta = read_meta(meta_file)
+            if meta.get("kind", "member") != "member":  # ensembles and uploads are not candidates
+                continue
+            if not (member / "val.csv").exists():
+                warnings.warn(
+                    f"{member}: no val.csv (validation submission), skipped", stacklevel=2
+                )
+                continue
+            sets = {csv.stem: read_filled(csv) for csv in sorted(member.glob("*.csv"))}
+        except (MetaError, SubmissionError) as exc:  # one damaged member spoils no ensemble
+            warnings.warn(f"{exc}; member skipped", stacklevel=2)
             continue
-        if not (member / "val.csv").exists():
-            warnings.warn(f"{member}: no val.csv (validation submission), skipped", stacklevel=2)
-            continue
-        sets = {csv.stem: read_submission(csv) for csv in sorted(member.glob("*.csv"))}
         found.append(Candidate(member.name, meta, sets, member))
     if not found:
         raise FileNotFoundError(f"{folder} holds no member with a validation submission")
     check_compatible(found)
     return found
+
+
+def read_filled(path: Path) -> Submission:
+    """A submission with at least one row (a header alone is a damaged file)."""
+    sub = read_submission(path)
+    if not sub.ids:
+        raise SubmissionError(f"{path}: no rows, only a header")
+    return sub
 
 
 def check_compatible(candidates: list[Candidate]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.executors.base import EXECUTORS, Executor
 from pipeline.executors.local import LocalExecutor, default_workers
 from pipeline.executors.ray_backend import RayExecutor
@@ -48,6 +50,22 @@ def add_executor_args(p: argparse.ArgumentParser, what: str = "member") -> None:
     fan.add_argument(
         "--timeout-min", type=int, default=24 * 60, help=f"submitit: time limit per {what}"
     )
+
+
+def check_executor_args(args: argparse.Namespace) -> None:
+    """Counts that must be positive (or not negative), checked before any work starts."""
+    least = {
+        "--local-workers": (args.local_workers, 1),
+        "--max-retries": (args.max_retries, 0),
+        "--slurm-gpus-per-node": (args.slurm_gpus_per_node, 0),
+        "--timeout-min": (args.timeout_min, 1),
+    }
+    for option, (value, low) in least.items():
+        if value is not None and value < low:
+            raise UserError(f"{option} must be at least {low}, not {value}")
+    gpus = args.gpus_per_task
+    if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+        raise UserError(f"--gpus-per-member (--gpus-per-worker) must be 0 or more, not {gpus}")
 
 
 def make_executor(args: argparse.Namespace, slurm_folder: Path) -> Executor:

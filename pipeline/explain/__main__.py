@@ -20,12 +20,14 @@ import torch.nn.functional as F  # noqa: E402
 from pipeline.answers import AnswerKeys  # noqa: E402
 from pipeline.classes import ordered  # noqa: E402
 from pipeline.data.cache import decode  # noqa: E402
+from pipeline.errors import add_debug_flag, user_errors  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
 from pipeline.members import LoadedMember, load_member, member_input  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
+from pipeline.names import plain_name
 from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
 
@@ -47,9 +49,11 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
     """The member's most confident mistakes on a set, from its own submission file."""
     source = member.meta["sets"][set_name]
-    key = AnswerKeys().key(source)
+    keys = AnswerKeys()
+    key, vocabulary = keys.key(source), keys.vocabulary(source)
     sub = read_submission(out / "submissions" / member.dataset / member.name / f"{set_name}.csv")
-    wrong = sorted(mistakes(sub.ids, sub.probs, sub.classes, key), key=lambda m: -m.confidence)
+    wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
+    wrong.sort(key=lambda m: -m.confidence)
     return [{"path": Path(source["root"]) / m.id, "id": m.id, "true": m.true} for m in wrong[:n]]
 
 
@@ -130,6 +134,7 @@ def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> No
     print(f"t-SNE of {len(table)} images from {', '.join(sets)}: {folder / 'tsne.png'}, tsne.csv")
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.explain",
@@ -155,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sets", help="comma-separated sets of the member (default: all but val)")
     t.add_argument("--per-set", type=int, default=300, help="images drawn from each set")
     t.add_argument("--seed", type=int, default=0)
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    asked = [args.set] if args.what == "gradcam" else args.sets.split(",") if args.sets else []
+    for set_name in asked:  # gradcam-<set>.png
+        plain_name(set_name, "set name")
     member = load_member(args.out, args.member, args.dataset, args.device)
     folder = args.out / "zoo" / "explain" / member.dataset / member.name
     (run_gradcam if args.what == "gradcam" else run_tsne)(args, member, folder)

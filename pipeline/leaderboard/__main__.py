@@ -3,43 +3,134 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
-from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.collect import Entry, find_entries, in_domain_test_source
+from pipeline.leaderboard.competition import (
+    Settings,
+    board,
+    load_settings,
+    public_set,
+    save_settings,
+    settings_file,
+)
 from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table, to_markdown
+from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.leaderboard",
         description="Rank the zoo's members and ensembles on in-domain test accuracy, with "
         "accuracy and balanced accuracy per cross-domain set and the rank shift across labs (by "
         "balanced accuracy). Seeds of one configuration are one row (mean, Student t 95% "
-        "interval, n).",
+        "interval, n). Entries scored on different test sets are ranked apart.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
     p.add_argument("--dataset", help="training dataset (default: every one, a table each)")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    c = p.add_argument_group("competition mode (leaderboard/README.md)")
+    c.add_argument(
+        "--competition",
+        action="store_true",
+        help="turn competition mode on, or change its settings, and exit",
+    )
+    c.add_argument(
+        "--public-share",
+        type=float,
+        help="share of each class's test images on the public board (default "
+        f"{Settings.public_share})",
+    )
+    c.add_argument(
+        "--daily-limit",
+        type=int,
+        help=f"submissions per team and UTC day (default {Settings.daily_limit})",
+    )
+    c.add_argument(
+        "--reveal",
+        action="store_true",
+        help="show the private scores and the shake-up from now on, and exit",
+    )
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    if args.competition or args.reveal:
+        return organise(p, args)
     entries = find_entries(args.out)
     if not entries:
         print(f"no submissions under {args.out / 'submissions'}: run pipeline.zoo first",
               file=sys.stderr)  # fmt: skip
         return 1
-    long = long_table(entries, Scorer(args.out / "zoo" / "leaderboard-cache.json"))
+    scorer = Scorer(args.out / "zoo" / "leaderboard-cache.json")
+    long = long_table(entries, scorer)
     datasets = [args.dataset] if args.dataset else sorted(long["dataset"].unique())
-    for i, dataset in enumerate(datasets):
-        table = leaderboard(long, dataset)
+    boards = []
+    for dataset in datasets:
+        fingerprints = ranked_test_sets(long, dataset)
+        split = len(fingerprints) > 1
+        if split:
+            note = f"{len(fingerprints)} different test sets ({', '.join(fingerprints)})"
+            print(f"{dataset}: entries were scored on {note}; each is ranked apart",
+                  file=sys.stderr)  # fmt: skip
+        boards += [(dataset, t, split) for t in (fingerprints if split else [None])]
+    for i, (dataset, test_set, split) in enumerate(boards):
+        table = leaderboard(long, dataset, test_set)
         if args.format == "csv":
             table.insert(0, "dataset", dataset)
+            table.insert(1, "test_set", test_set or "")
             print(table.to_csv(index=False, header=i == 0), end="")
         else:
-            print(f"{'' if i == 0 else chr(10)}### {dataset}\n\n{to_markdown(table)}")
+            title = f"{dataset} (test set {test_set})" if split else dataset
+            print(f"{'' if i == 0 else chr(10)}### {title}\n\n{to_markdown(table)}")
+    settings = load_settings(args.out)
+    if settings is not None and args.format == "markdown":
+        print_competition(args.out, entries, scorer, settings, datasets)
     return 0
+
+
+def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--competition`` (with its settings) and ``--reveal``."""
+    try:
+        settings = load_settings(args.out)
+        if settings is None and not args.competition:
+            print(f"{args.out}: competition mode is off; turn it on with --competition",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        changes: dict = {"public_share": args.public_share, "daily_limit": args.daily_limit}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if args.reveal:
+            changes["revealed"] = True
+        settings = dataclasses.replace(settings or Settings(), **changes)
+    except ValueError as exc:  # a bad setting, on the command line or in the file
+        p.error(str(exc))
+    save_settings(args.out, settings)
+    print(f"competition mode: {dataclasses.asdict(settings)} ({settings_file(args.out)})")
+    if args.reveal:
+        print_competition(args.out, find_entries(args.out), Scorer(), settings, None)
+    return 0
+
+
+def print_competition(
+    out: Path, entries: list[Entry], scorer: Scorer, settings: Settings, datasets: list | None
+) -> None:
+    """The competition board of every dataset with competition submissions."""
+    for folder in sorted(p for p in (out / "competition").glob("*") if p.is_dir()):
+        if datasets is not None and folder.name not in datasets:
+            continue
+        source = in_domain_test_source(entries, folder.name)
+        if source is None:
+            print(f"{folder.name}: no entry says where its test answers come from",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        key = scorer.keys.key(source)
+        table = board(out, folder.name, settings, public_set(key, settings.public_share))
+        what = "final board (private scores)" if settings.revealed else "public board"
+        print(f"\n### {folder.name}: competition, {what}\n\n{to_markdown(table)}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.metadata import MetaError, read_meta
 from pipeline.recipes import settings_fingerprint
 
 SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
@@ -54,9 +54,9 @@ def find_entries(out: Path) -> list[Entry]:
     entries = []
     for meta_file in sorted(root.glob("*/*/meta.json")):
         try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            warnings.warn(f"{meta_file}: unreadable ({exc}), skipped", stacklevel=2)
+            meta = read_meta(meta_file)
+        except MetaError as exc:  # one damaged entry spoils no table
+            warnings.warn(f"{exc}; skipped", stacklevel=2)
             continue
         folder = meta_file.parent
         entries.append(Entry(folder.parent.name, folder.name, folder, meta))
@@ -83,3 +83,8 @@ def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
         else e
         for e in entries
     ]
+
+
+def in_domain_test_source(entries: list[Entry], dataset: str) -> dict | None:
+    """Where the test answers of a training dataset come from, per its entries' ``meta.json``."""
+    return next((s for e in entries if e.dataset == dataset and (s := e.source("test"))), None)

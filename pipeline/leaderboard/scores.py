@@ -1,12 +1,15 @@
-"""Scores of submission files against answer keys, remembered on disk by file stamp."""
+"""Scores of submission files against answer keys, remembered on disk by what they depend on."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
-from pipeline.answers import AnswerKeys
+from pipeline import classes, metrics, scoring
+from pipeline.answers import AnswerKeys, ids_fingerprint
 from pipeline.io import write_json
 from pipeline.leaderboard.collect import Entry
 from pipeline.scoring import score
@@ -17,12 +20,15 @@ SUMMARY = ("accuracy", "balanced_accuracy", "macro_f1", "n", "unscored")
 
 @dataclass
 class Scorer:
-    """Scores entries; summaries are cached in ``cache_file`` keyed by path, size and mtime."""
+    """Scores entries; summaries are cached in ``cache_file`` by path, and used only while the
+    file's content, the answer key (ids, labels, vocabulary) and the scoring code are all the
+    ones they were computed from."""
 
     cache_file: Path | None = None
     keys: AnswerKeys = field(default_factory=AnswerKeys)
     _cache: dict[str, dict] = field(default_factory=dict)
     _dirty: bool = False
+    _key_digests: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.cache_file is not None and self.cache_file.exists():
@@ -37,19 +43,33 @@ class Scorer:
 
     def summary(self, entry: Entry, set_name: str) -> dict | None:
         """Accuracy, balanced accuracy, macro-F1 and counts; None without an answer key."""
-        path = entry.files[set_name]
-        stat = path.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-        cached = self._cache.get(str(path))
-        if cached is not None and cached["stamp"] == stamp:
-            return cached["scores"]
-        if entry.source(set_name) is None:
+        source = entry.source(set_name)
+        if source is None:
             return None
+        path = entry.files[set_name]
+        stamp = ":".join((file_digest(path), self.key_digest(source), code_version()))
+        cached = self._cache.get(str(path))
+        if isinstance(cached, dict) and cached.get("stamp") == stamp:
+            return cached["scores"]
         full = self._score(entry, set_name, auc=False)
         scores = {k: full[k] for k in SUMMARY}
         self._cache[str(path)] = {"stamp": stamp, "scores": scores}
         self._dirty = True
         return scores
+
+    def key_digest(self, source: dict) -> str:
+        """A digest of a set's answer key: its ids, labels and vocabulary."""
+        ident = json.dumps(source, sort_keys=True)
+        if ident not in self._key_digests:
+            key = self.keys.key(source)
+            text = json.dumps([sorted(key.items()), self.keys.vocabulary(source)])
+            self._key_digests[ident] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._key_digests[ident]
+
+    def test_set(self, source: dict) -> str:
+        """The identity of a set: a fingerprint of its ids (12 hex digits). Entries ranked
+        together must share the fingerprint of their test set."""
+        return ids_fingerprint(self.keys.key(source))
 
     def save(self) -> None:
         if self.cache_file is not None and self._dirty:
@@ -61,4 +81,16 @@ class Scorer:
         if source is None:
             raise KeyError(f"{entry.folder / 'meta.json'} gives no answer key for {set_name!r}")
         sub = read_submission(entry.files[set_name])
-        return score(sub.ids, sub.probs, sub.classes, self.keys.key(source), auc=auc)
+        key, vocabulary = self.keys.key(source), self.keys.vocabulary(source)
+        return score(sub.ids, sub.probs, sub.classes, key, vocabulary, auc=auc)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@cache
+def code_version() -> str:
+    """A digest of the scoring code and the summary's metric list: changing either rescores."""
+    sources = [Path(m.__file__).read_bytes() for m in (scoring, metrics, classes)]
+    return hashlib.sha256(b"\0".join([*sources, repr(SUMMARY).encode()])).hexdigest()[:16]

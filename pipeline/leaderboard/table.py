@@ -19,7 +19,7 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
     """One row per entry and evaluation set, with the entry's description and its scores."""
     rows = []
     for e in entries:
-        described = describe(e)
+        described = describe(e) | {"test_set": _test_set(e, scorer)}
         for set_name in e.files:
             try:
                 scores = scorer.summary(e, set_name)
@@ -30,6 +30,25 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
                 rows.append({**described, "set": set_name, **scores})
     scorer.save()
     return pd.DataFrame(rows)
+
+
+def _test_set(e: Entry, scorer: Scorer) -> str:
+    """The fingerprint of the entry's in-domain test set; empty without one."""
+    source = e.source("test")
+    if source is None:
+        return ""
+    try:
+        return scorer.test_set(source)
+    except (OSError, KeyError, ValueError):  # reported when its scores fail the same way
+        return ""
+
+
+def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
+    """The test-set fingerprints of a dataset's entries, the most used first: entries scored on
+    different test sets (another split file, a partial copy) are ranked apart."""
+    data = long[(long["dataset"] == dataset) & (long["test_set"] != "")]
+    counts = data.groupby("test_set")["entry"].nunique()
+    return sorted(counts.index, key=lambda t: (-counts[t], t))
 
 
 def describe(e: Entry) -> dict:
@@ -52,18 +71,27 @@ def describe(e: Entry) -> dict:
     }
 
 
-def leaderboard(long: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -> pd.DataFrame:
     """Rank, description, in-domain test accuracy (mean ± CI over seeds, n) and macro-F1,
     accuracy and balanced accuracy per cross-domain set, and the rank shift from in-domain to
     cross-domain.
 
+    Only entries scored on one test set are ranked together: ``test_set`` (a fingerprint from
+    ``ranked_test_sets``; default the most used one). A row that leaves any test image unscored (a
+    class of the set's vocabulary it has no column for) is listed last, without a rank.
+
     The cross-domain rank uses balanced accuracy: other labs' sets are imbalanced (BCCD and
     Tecom are ~60% neutrophils), so plain accuracy would reward a model that collapsed onto the
-    majority class.
+    majority class. Both ranks of the shift are taken over the same rows: those with a rank and
+    every cross-domain set scored in full.
     """
     data = long[long["dataset"] == dataset]
     if data.empty:
         return pd.DataFrame()
+    fingerprints = ranked_test_sets(long, dataset)
+    if fingerprints:
+        chosen = fingerprints[0] if test_set is None else test_set
+        data = data[data["test_set"] == chosen]
     cross_sets = sorted(s for s in data["set"].unique() if s not in IN_DOMAIN)
     rows = []
     for _, group in data.groupby("name", sort=False):
@@ -74,18 +102,29 @@ def leaderboard(long: pd.DataFrame, dataset: str) -> pd.DataFrame:
         row["test_acc"], row["test_acc_ci95"], row["n"] = mean_ci(test["accuracy"])
         row["test_macro_f1"] = mean_ci(test["macro_f1"])[0]
         row["val_acc"] = mean_ci(group[group["set"] == "val"]["accuracy"])[0]
+        row["_complete"] = len(test) > 0 and test["unscored"].sum() == 0
+        row["_cross_complete"] = True
         for s in cross_sets:
             scores = group[group["set"] == s]
             row[f"{s}_acc"] = mean_ci(scores["accuracy"])[0]
             row[f"{s}_bacc"] = mean_ci(scores["balanced_accuracy"])[0]
+            row["_cross_complete"] &= len(scores) > 0 and scores["unscored"].sum() == 0
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(["test_acc", "name"], ascending=[False, True])
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table = pd.DataFrame(rows)
+    table["_unranked"] = ~table["_complete"]
+    table = table.sort_values(["_unranked", "test_acc", "name"], ascending=[True, False, True])
+    ranked = table["_complete"].to_numpy()
+    rank = pd.array([pd.NA] * len(table), dtype="Int64")
+    rank[ranked] = np.arange(1, ranked.sum() + 1)
+    table.insert(0, "rank", rank)
     if cross_sets:
         table["cross_acc"] = table[[f"{s}_acc" for s in cross_sets]].mean(axis=1)
         table["cross_bacc"] = table[[f"{s}_bacc" for s in cross_sets]].mean(axis=1)
-        cross_rank = table["cross_bacc"].rank(ascending=False, method="min")
-        table["rank_shift"] = (table["rank"] - cross_rank).astype("Int64")
+        both = table["_complete"] & table["_cross_complete"]
+        in_rank = both.cumsum().where(both)  # the table is in in-domain order
+        cross_rank = table["cross_bacc"].where(both).rank(ascending=False, method="min")
+        table["rank_shift"] = (in_rank - cross_rank).astype("Int64")
+    table = table.drop(columns=["_complete", "_cross_complete", "_unranked"])
     return table.reset_index(drop=True)
 
 

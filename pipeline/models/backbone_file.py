@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.errors import UserError
 from pipeline.io import atomic_write
 from pipeline.models.catalogue import Entry
 
 FORMAT = "wbczoo-backbone/1"
 
 
-class BackboneFileError(ValueError):
+class BackboneFileError(UserError, ValueError):
     """A weights file that does not fit the member it is loaded into."""
 
 

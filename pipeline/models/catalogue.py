@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UnknownNameError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CATALOGUE_FILE = Path(__file__).resolve().parents[2] / "zoo" / "catalogue.toml"
@@ -71,7 +73,7 @@ def select(
     """The members a zoo run trains, in catalogue order; unknown names are an error."""
     unknown = [n for n in (names or []) + exclude if n not in catalogue]
     if unknown:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown member(s) {', '.join(unknown)}; "
             "`python -m pipeline.zoo --list` shows the catalogue"
         )

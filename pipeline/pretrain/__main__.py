@@ -20,6 +20,7 @@ from pipeline.data.cache import DEFAULT_CACHE_DIR, load_or_build
 from pipeline.data.records import IMAGE_SUFFIXES
 from pipeline.data.registry import parse_source
 from pipeline.data.store import ImageStore, View, image_sets
+from pipeline.errors import add_debug_flag, user_errors
 from pipeline.explain.embedding import penultimate
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_json
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decode cache")
     p.add_argument("--no-progress", action="store_true")
+    add_debug_flag(p)
     return p
 
 
@@ -101,6 +103,7 @@ def features(model: torch.nn.Module, entry: Entry, view: View, rows: np.ndarray,
     return penultimate(model, entry, batches(view.images, rows, precision, 128))
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     catalogue = load_catalogue()

@@ -1,0 +1,87 @@
+"""Names that become paths are plain names wherever they enter; user text in messages is cut."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import tune, zoo
+from pipeline.audit.__main__ import parse_also
+from pipeline.data.registry import parse_source
+from pipeline.ensemble import cli as ensemble_cli
+from pipeline.explain.__main__ import main as explain_main
+from pipeline.jobs import DataSpec, load_data
+from pipeline.members import find_meta
+from pipeline.names import BadName, plain_name, quote
+from pipeline.recipes import get_recipe
+
+HOSTILE = ["../../../../escape", "..", ".", ".hidden", "a/b", "a\\b", "-rf", "*", "a b", "",
+           "x" * 129, "é", "+x"]  # fmt: skip
+
+
+def test_plain_names() -> None:
+    good_names = ("bccd", "resnet18-fast-s0", "resnet18-fast+4fc3f4-s0+adabn", "ens-soft-top4",
+                  "_x", "a.b_c-9", "x" * 128)  # fmt: skip
+    for good in good_names:
+        assert plain_name(good, "name") == good
+    for bad in HOSTILE:
+        with pytest.raises(BadName, match=r"^set name .* is not a plain name: use at most 128 "):
+            plain_name(bad, "set name")
+    assert issubclass(BadName, ValueError)
+
+
+def test_quote_cuts_long_text_to_one_short_line() -> None:
+    assert quote("a.jpg") == "'a.jpg'"
+    assert quote("a\nb") == "'a\\nb'"
+    long = quote("x" * 5_000_000)
+    assert long == repr("x" * 60) + "... (5000000 characters)"
+    message = str(pytest.raises(BadName, plain_name, "y" * 1_000_000, "--eval name").value)
+    assert len(message) < 250 and "(1000000 characters)" in message
+
+
+def test_eval_name_never_becomes_a_path_outside_out(tmp_path: Path, make_tree) -> None:
+    """``--eval ../../../../escape=DIR`` used to write escape.csv outside --out."""
+    make_tree(tmp_path / "cells", {"basophil": 8, "lymphocyte": 8}, size=(36, 36))
+    out = tmp_path / "a" / "b" / "c" / "out"
+    with pytest.raises(BadName, match=r"--eval name '\.\./\.\./\.\./\.\./escape' is not a plain"):
+        zoo.main(["--dataset", "folder", "--data", str(tmp_path / "cells"), "--models",
+                  "squeezenet1_1", "--epochs", "1", "--image-size", "32", "--weights", "none",
+                  "--eval", f"../../../../escape={tmp_path / 'cells'}", "--out", str(out),
+                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"])  # fmt: skip
+    assert not out.exists() and not list(tmp_path.rglob("escape*"))
+
+
+@pytest.mark.parametrize("name", ["../../../../escape", "..", ".hidden", "a/b", "*", "-rf"])
+def test_every_entry_point_refuses_a_hostile_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(BadName):
+        parse_source(f"{name}=/data/bccd")
+    with pytest.raises(BadName):
+        parse_also([f"{name}=/data/bccd"])
+    with pytest.raises(BadName):
+        find_meta(tmp_path, name)
+    with pytest.raises(BadName):
+        find_meta(tmp_path, "resnet18-fast-s0", name)
+    with pytest.raises(BadName):
+        ensemble_cli.main(["--out", str(tmp_path), f"--dataset={name}"])
+    with pytest.raises(BadName):
+        explain_main(["--member", "m", "--out", str(tmp_path), "gradcam", f"--set={name}"])
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"name": name}))
+    with pytest.raises(BadName, match="recipe name"):
+        get_recipe(str(recipe))
+
+
+def test_dataset_folder_and_study_names_are_plain(tmp_path: Path, make_tree) -> None:
+    make_tree(tmp_path / "my cells", {"basophil": 8, "lymphocyte": 8}, size=(36, 36))
+    spec = DataSpec("folder", tmp_path / "my cells", tmp_path / "cache", progress=False)
+    with pytest.raises(BadName, match=r"the dataset name of .*my cells 'my cells' is not a plain"):
+        load_data(spec)
+    (tmp_path / "my cells").rename(tmp_path / "cells")
+    with pytest.raises(BadName, match=r"--study '\.\./x' is not a plain name"):
+        tune.main(["--member", "squeezenet1_1", "--study", "../x", "--dataset", "folder",
+                   "--data", str(tmp_path / "cells"), "--out", str(tmp_path / "out"),
+                   "--cache-dir", str(tmp_path / "cache"), "--no-progress"])  # fmt: skip
+    assert not (tmp_path / "out" / "zoo" / "x.db").exists() and not (tmp_path / "x.db").exists()
+    load_data.cache_clear()
