@@ -37,9 +37,11 @@ class SetResult:
     balanced_accuracy: float
 
 
-def member_views(member: LoadedMember, store: ImageStore) -> dict[str, View]:
-    """Every set the member was scored on, decoded at its size and crop, from its answer-key
-    sources (the same images its own submissions hold)."""
+def member_views(
+    member: LoadedMember, store: ImageStore
+) -> dict[str, tuple[View, tuple[str, ...]]]:
+    """Every set the member was scored on, decoded at its size, crop and stain, from its
+    answer-key sources (the same images its own submissions hold), with the set's vocabulary."""
     datasets: dict[tuple[str, str], Dataset] = {}
     views = {}
     for set_name, source in member.meta.get("sets", {}).items():
@@ -51,7 +53,8 @@ def member_views(member: LoadedMember, store: ImageStore) -> dict[str, View]:
         split = source.get("split")
         records = ds.splits[split] if split is not None else ds.records()
         image_set = ImageSet(set_name, ds.name, ds.root, tuple(records), ds.adapter, split)
-        views[set_name] = store.view(image_set, member.image_size, member.crop, member.stain)
+        view = store.view(image_set, member.image_size, member.crop, member.stain)
+        views[set_name] = (view, ds.classes)
     return views
 
 
@@ -104,7 +107,7 @@ def adapt_member(
     results = []
     for adaptation in [Adaptation(), *adaptations]:
         entry = member.name + adaptation.suffix
-        for set_name, view in views.items():
+        for set_name, (view, vocabulary) in views.items():
             probs = adapted_probabilities(
                 member.model, view.images, view.rows, member.precision, adaptation
             )
@@ -112,7 +115,7 @@ def adapt_member(
                 write_submission(folders[adaptation] / f"{set_name}.csv", view.ids, probs,
                                  member.classes)  # fmt: skip
             key = dict(zip(view.ids, view.labels, strict=True))
-            s = score(view.ids, probs, member.classes, key, auc=False)
+            s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
             results.append(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )
