@@ -12,6 +12,7 @@ from torch import nn
 
 from pipeline import engine
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
+from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensemble import methods
 from pipeline.errors import UserError
 from pipeline.metadata import read_meta
@@ -36,6 +37,12 @@ class LoadedMember:
     @property
     def image_size(self) -> int:
         return int(self.meta["image_size"])
+
+    @property
+    def stain(self) -> StainReference | None:
+        """The training split's stain that every image is mapped onto, if the recipe said so."""
+        ref = self.meta.get("stain_norm")
+        return StainReference.from_dict(ref) if ref else None
 
     @property
     def crop(self) -> CropSpec:
@@ -95,10 +102,17 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
 
 
 def member_probs(member: LoadedMember, images: np.ndarray) -> np.ndarray:
-    """Softmax probabilities for uint8 ``(N, S, S, 3)`` images at the member's size."""
+    """Softmax probabilities for uint8 ``(N, S, S, 3)`` images at the member's size (mapped onto
+    its training stain here, when it was trained so)."""
     if len(images) == 0:
         return np.zeros((0, len(member.classes)))
+    images = member_input(member, images)
     return predict_rows(member.model, images, np.arange(len(images)), member.precision)
+
+
+def member_input(member: LoadedMember, images: np.ndarray) -> np.ndarray:
+    """Decoded images as the member saw its training images: in its stain, if it had one."""
+    return images if member.stain is None else normalise_all(images, member.stain)
 
 
 @dataclass

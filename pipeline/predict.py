@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.adapt.methods import METHODS, Adaptation, adapted_probabilities
 from pipeline.data.cache import decode
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
 from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_text
-from pipeline.members import load_ensemble, load_member, member_probs
+from pipeline.members import load_ensemble, load_member, member_input, member_probs
 
 RARE_SHARE = 0.02  # below this share, or with fewer than RARE_COUNT cells, a percentage is shaky
 RARE_COUNT = 5
@@ -104,8 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", help="the training dataset, where a name exists for several")
     p.add_argument("--csv", type=Path, default=Path("predictions.csv"), help="per-image output")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--adapt",
+        choices=METHODS,
+        default="none",
+        help="adapt to these images first: adabn (BatchNorm statistics of the given images) or "
+        "tent (also entropy minimisation); for a batch of cells from one new lab or scanner",
+    )
+    p.add_argument("--tta", action="store_true", help="average the 8 flips and 90 degree turns")
     add_debug_flag(p)
     args = p.parse_args(argv)
+    adaptation = Adaptation(args.adapt, args.tta)
 
     if args.member:
         members = [load_member(args.out, args.member, args.dataset, args.device)]
@@ -125,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     for m in members:
         images, names, _ = decoded[m.image_size, m.crop]
         keep = [i for i, f in enumerate(names) if f not in failed]
-        probs.append(member_probs(m, images[keep]))
+        if adaptation.active:
+            kept = member_input(m, images[keep])
+            rows = np.arange(len(kept))
+            probs.append(adapted_probabilities(m.model, kept, rows, m.precision, adaptation))
+        else:
+            probs.append(member_probs(m, images[keep]))
     final = ensemble.combine(probs) if ensemble else probs[0]
 
     predicted = [classes[i] for i in final.argmax(axis=1)] if len(final) else []

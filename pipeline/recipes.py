@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.data.augment import AUGMENTATIONS
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
+from pipeline.data.stain import STAIN_METHODS
 from pipeline.errors import UnknownNameError, UserError
 from pipeline.io import write_json
 from pipeline.names import plain_name
@@ -74,6 +75,8 @@ class Recipe:
     # centre | cell (the white cell found and centred, its box cell_fraction of the side)
     crop: str = "centre"
     cell_fraction: float = DEFAULT_CELL_FRACTION
+    # none | reinhard | macenko: every set mapped onto the training split's stain at decode time
+    stain_norm: str = "none"
 
     def __post_init__(self) -> None:
         choices = {
@@ -82,6 +85,7 @@ class Recipe:
             "class_weights": ("none", "inverse", "effective"),
             "sampler": ("shuffle", "balanced"),
             "select_metric": ("accuracy", "macro_f1"),
+            "stain_norm": STAIN_METHODS,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

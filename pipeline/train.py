@@ -23,6 +23,7 @@ from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.loader import CachedImages, make_loader
+from pipeline.data.stain import StainReference, fit_reference
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.gpu_augment import GpuAugment, split_augment
 from pipeline.io import atomic_write, read_json, write_json, write_text
@@ -163,6 +164,10 @@ def train_member(
 
     crop = recipe.crop_spec
     train_view = store.view(sets["train"], size, crop)
+    stain = None
+    if recipe.stain_norm != "none":  # the reference is the training split's own stain
+        stain = fit_reference(recipe.stain_norm, train_view.images, train_view.rows, cfg.seed)
+        train_view = store.view(sets["train"], size, crop, stain)
     train_labels = label_indices(train_view, classes)
     cpu_augment, device_augment = split_augment(recipe.augment, cfg.gpu_augment, device)
     train_data = CachedImages(
@@ -181,7 +186,7 @@ def train_member(
         w = class_weights(train_labels, len(classes), recipe.class_weights, recipe.effective_beta)
         weight = torch.as_tensor(w, dtype=torch.float32, device=device)
     criterion = WeightedCrossEntropy(weight, recipe.label_smoothing)
-    val_view = store.view(sets["val"], size, crop)
+    val_view = store.view(sets["val"], size, crop, stain)
     val_labels = label_indices(val_view, classes)
 
     start, history, best_score, train_time = 0, [], -1.0, 0.0
@@ -271,7 +276,7 @@ def train_member(
 
     best = torch.load(paths.best, map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop)
+    metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop, stain)
     summary = {
         "member": cfg.member_id,
         "arch": cfg.entry.name,
@@ -303,6 +308,7 @@ def train_member(
             "data_fingerprint": settings["data_fingerprint"],
             "image_size": size,
             "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
+            "stain_norm": stain.to_dict() if stain else None,
             "aux_heads": list(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else [],
             "params": params,
             "gmacs": round(gmacs, 4),
@@ -402,6 +408,7 @@ def evaluate_sets(
     workers: int,
     paths: MemberPaths,
     crop: CropSpec = CENTRE_CROP,
+    stain: StainReference | None = None,
 ) -> dict[str, dict]:
     """Write a submission for every set but ``train`` and score it over the shared classes.
 
@@ -413,7 +420,7 @@ def evaluate_sets(
     for name, image_set in sets.items():
         if name == "train":
             continue
-        view = store.view(image_set, size, crop)
+        view = store.view(image_set, size, crop, stain)
         probs = predict_view(model, view, precision, workers)
         write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))

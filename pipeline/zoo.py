@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.adapt.entries import adapt_member
+from pipeline.adapt.methods import parse_adaptations
 from pipeline.data import Dataset, list_adapters
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.registry import parse_source
@@ -111,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="decoded-image cache (env WBCZOO_CACHE)",
     )
     p.add_argument("--force", action="store_true", help="retrain members that are already done")
+    p.add_argument(
+        "--adapt",
+        help="after training, also write test-time adapted entries of each member, e.g. "
+        "adabn,adabn+tta (adabn, tent, tta; see python -m pipeline.adapt)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     speed = p.add_argument_group("speed on one GPU")
     speed.add_argument(
@@ -370,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     recipe = recipe_from_args(args, preset)
     weights = args.weights or (PRESET["weights"] if preset else "imagenet")
     seeds = parse_seeds(args.seeds)
+    try:
+        adaptations = parse_adaptations(args.adapt) if args.adapt else []
+    except ValueError as exc:
+        raise SystemExit(f"--adapt: {exc}") from None
     members = select(
         load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
     )
@@ -384,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for note in size_notes(recipe, members):
         print(note, flush=True)
-    dataset, tag, sets, _store = prepare_data(args, data_root, preset)
+    dataset, tag, sets, store = prepare_data(args, data_root, preset)
     print(
         f"{tag}: {len(dataset.classes)} classes, "
         + ", ".join(f"{n} {len(s.records)}" for n, s in sets.items())
@@ -439,6 +450,14 @@ def main(argv: list[str] | None = None) -> int:
         write_text(summary_file, summary.to_csv(index=False, lineterminator="\n"))
         print(f"\nmean ± 95% interval over seeds (Student t): {summary_file}")
         print(format_seed_summary(summary))
+    if adaptations and not done.empty:
+        print("\ntest-time adaptation (each set adapted on its own images; see pipeline.adapt):")
+        for member in done["member"]:
+            for r in adapt_member(
+                args.out, member, adaptations, store, tag, args.device, "pipeline.zoo"
+            ):
+                print(f"  {r.entry:<44} {r.set_name:<10} acc {r.accuracy:.4f}  "
+                      f"bal. acc {r.balanced_accuracy:.4f}")  # fmt: skip
     if failed:
         print(f"{len(failed)} member(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

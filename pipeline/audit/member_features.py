@@ -10,7 +10,7 @@ import torch
 from pipeline.data.cache import load_or_build
 from pipeline.data.records import Dataset
 from pipeline.explain.embedding import penultimate
-from pipeline.members import load_member
+from pipeline.members import load_member, member_input
 
 BATCH = 128
 
@@ -42,7 +42,9 @@ def member_features(
     rows = cache.rows(ids)
     batches = (
         member.precision.to_input(
-            torch.from_numpy(np.asarray(cache.images[rows[s : s + BATCH]])).permute(0, 3, 1, 2)
+            torch.from_numpy(
+                member_input(member, np.asarray(cache.images[rows[s : s + BATCH]]))
+            ).permute(0, 3, 1, 2)
         )
         for s in range(0, len(rows), BATCH)
     )

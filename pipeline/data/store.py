@@ -12,6 +12,7 @@ from tqdm import tqdm
 from pipeline.data.cache import CENTRE_CROP, DEFAULT_CACHE_DIR, ImageCache, load_or_build
 from pipeline.data.cellcrop import FALLBACKS, CropSpec
 from pipeline.data.records import Dataset, DatasetLayoutError, Record, classes_of
+from pipeline.data.stain import StainReference, normalised
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,15 @@ class ImageStore:
                 stacklevel=2,
             )
 
-    def view(self, image_set: ImageSet, size: int, crop: CropSpec = CENTRE_CROP) -> View:
-        """The set's images at ``size`` under ``crop``; cell-crop fallbacks are printed once
-        per set."""
+    def view(
+        self,
+        image_set: ImageSet,
+        size: int,
+        crop: CropSpec = CENTRE_CROP,
+        stain: StainReference | None = None,
+    ) -> View:
+        """The set's images at ``size`` under ``crop``, in the ``stain`` of a reference if one is
+        given; cell-crop fallbacks are printed once per set."""
         cache = self._cache(image_set.root, size, crop)
         readable = [r for r in image_set.records if r.id not in cache.failed]
         ids = [r.id for r in readable]
@@ -108,7 +115,7 @@ class ImageStore:
             self._reported.add((image_set.name, crop))
             tqdm.write(f"cell crops of {image_set.name}: {crop_summary(counts)}")
         return View(
-            cache.images,
+            cache.images if stain is None else normalised(cache.images, stain, self.cache_dir),
             cache.rows(ids),
             ids,
             [r.label for r in readable],

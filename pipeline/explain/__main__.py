@@ -25,7 +25,7 @@ from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
-from pipeline.members import LoadedMember, load_member  # noqa: E402
+from pipeline.members import LoadedMember, load_member, member_input  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
 from pipeline.names import plain_name
 from pipeline.scoring import mistakes  # noqa: E402
@@ -35,7 +35,8 @@ DISPLAY = 160  # pixels per panel: members often train at 64 px, too small to se
 
 
 def to_batch(member: LoadedMember, images: list[np.ndarray]) -> torch.Tensor:
-    return member.precision.to_input(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
+    pixels = member_input(member, np.stack(images))
+    return member.precision.to_input(torch.from_numpy(pixels).permute(0, 3, 1, 2))
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:

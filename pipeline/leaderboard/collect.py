@@ -10,6 +10,9 @@ from pathlib import Path
 from pipeline.metadata import MetaError, read_meta
 from pipeline.recipes import settings_fingerprint
 
+SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
+_SEED = re.compile(r"-s\d+(?=(\+[A-Za-z0-9]+)*$)")  # before an adaptation's suffix, if any
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -27,14 +30,15 @@ class Entry:
 
     @property
     def config(self) -> str:
-        """The name without its seed: seeds of one configuration share a leaderboard row.
+        """The name without its seed: seeds of one configuration share a leaderboard row
+        (``resnet18-fast-s0+adabn`` pools as ``resnet18-fast+adabn``).
 
         Names carry the fingerprint of their recipe's overrides; seeds of one name trained
         otherwise all the same (other weights, a named recipe since changed) get ``~<settings
         fingerprint>`` each, so no row averages unlike runs."""
-        if self.kind != "member":
+        if self.kind not in SEEDED:
             return self.name
-        return re.sub(r"-s\d+$", "", self.name) + self.variant
+        return _SEED.sub("", self.name) + self.variant
 
     @property
     def files(self) -> dict[str, Path]:
@@ -64,7 +68,7 @@ def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
     warning) by their settings fingerprint."""
     settings: dict[tuple[str, str], set[str]] = {}
     for e in entries:
-        if e.kind == "member":
+        if e.kind in SEEDED:
             settings.setdefault((e.dataset, e.config), set()).add(settings_fingerprint(e.meta))
     unlike = {key for key, prints in settings.items() if len(prints) > 1}
     for dataset, config in sorted(unlike):
@@ -75,7 +79,7 @@ def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
         )
     return [
         replace(e, variant=f"~{settings_fingerprint(e.meta)}")
-        if e.kind == "member" and (e.dataset, e.config) in unlike
+        if e.kind in SEEDED and (e.dataset, e.config) in unlike
         else e
         for e in entries
     ]

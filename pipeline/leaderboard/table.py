@@ -53,8 +53,9 @@ def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
 
 def describe(e: Entry) -> dict:
     m = e.meta
-    weights = m.get("weights") if e.kind == "member" else "+".join(m.get("weights_init", []))
-    norm = m.get("norm") if e.kind == "member" else "+".join(m.get("norm", []))
+    single = e.kind in ("member", "adapted")
+    weights = m.get("weights") if single else "+".join(m.get("weights_init", []))
+    norm = m.get("norm") if single else "+".join(m.get("norm", []))
     return {
         "dataset": e.dataset,
         "name": e.config,
@@ -66,6 +67,7 @@ def describe(e: Entry) -> dict:
         "params_m": m.get("params", 0) / 1e6,
         "gmacs": m.get("gmacs", np.nan),
         "image_size": m.get("image_size", np.nan),
+        "transductive": bool(m.get("transductive", False)),
     }
 
 
@@ -94,7 +96,7 @@ def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -
     rows = []
     for _, group in data.groupby("name", sort=False):
         first = group.iloc[0]
-        row = {c: first[c] for c in ("name", "kind", "family", "norm", "weights")}
+        row = {c: first[c] for c in ("name", "kind", "family", "norm", "weights", "transductive")}
         row |= {"params_m": first["params_m"], "gmacs": first["gmacs"]}
         test = group[group["set"] == "test"]
         row["test_acc"], row["test_acc_ci95"], row["n"] = mean_ci(test["accuracy"])

@@ -1,0 +1,124 @@
+"""Adapted entries: a trained member's predictions after test-time adaptation, one entry each.
+
+``<member><suffix>`` (e.g. ``resnet18-fast-s0+adabn``) is a leaderboard entry of kind
+``adapted`` beside its member, with a submission file for every set the member was scored on and
+the member's metadata plus ``adapted_from``, ``adaptation`` and ``transductive``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline import provenance
+from pipeline.adapt.methods import Adaptation, adapted_probabilities
+from pipeline.data import Dataset, load_dataset
+from pipeline.data.store import ImageSet, ImageStore, View
+from pipeline.errors import UserError
+from pipeline.io import read_json, write_json
+from pipeline.members import LoadedMember, load_member
+from pipeline.scoring import score
+from pipeline.submissions import write_submission
+
+KIND = "adapted"
+
+
+class EntryClash(UserError, ValueError):
+    """The adapted entry's folder belongs to something else."""
+
+
+@dataclass(frozen=True)
+class SetResult:
+    entry: str
+    set_name: str
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+
+
+def member_views(
+    member: LoadedMember, store: ImageStore
+) -> dict[str, tuple[View, tuple[str, ...]]]:
+    """Every set the member was scored on, decoded at its size, crop and stain, from its
+    answer-key sources (the same images its own submissions hold), with the set's vocabulary."""
+    datasets: dict[tuple[str, str], Dataset] = {}
+    views = {}
+    for set_name, source in member.meta.get("sets", {}).items():
+        ident = (source["adapter"], source["root"])
+        if ident not in datasets:
+            datasets[ident] = load_dataset(*ident)
+            store.register(datasets[ident])
+        ds = datasets[ident]
+        split = source.get("split")
+        records = ds.splits[split] if split is not None else ds.records()
+        image_set = ImageSet(set_name, ds.name, ds.root, tuple(records), ds.adapter, split)
+        view = store.view(image_set, member.image_size, member.crop, member.stain)
+        views[set_name] = (view, ds.classes)
+    return views
+
+
+def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> dict:
+    return {
+        **member.meta,
+        "member": member.name + adaptation.suffix,
+        "kind": KIND,
+        "adapted_from": member.name,
+        "adaptation": asdict(adaptation),
+        "transductive": adaptation.transductive,
+        "command": provenance.command_line(module),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def entry_folder(out: Path, member: LoadedMember, adaptation: Adaptation) -> Path:
+    """The adapted entry's folder; only an earlier adaptation of the same member may be
+    replaced there, never an entry of another kind."""
+    folder = out / "submissions" / member.dataset / (member.name + adaptation.suffix)
+    meta_file = folder / "meta.json"
+    if folder.exists():
+        try:
+            meta = read_json(meta_file)
+        except (OSError, ValueError):
+            meta = None
+        if not (isinstance(meta, dict) and meta.get("kind") == KIND
+                and meta.get("adapted_from") == member.name):  # fmt: skip
+            raise EntryClash(
+                f"{folder} exists and is not an adaptation of {member.name}: "
+                "move it away (nothing was written)"
+            )
+    return folder
+
+
+def adapt_member(
+    out: Path,
+    name: str,
+    adaptations: list[Adaptation],
+    store: ImageStore,
+    dataset: str | None = None,
+    device: str = "auto",
+    module: str = "pipeline.adapt",
+) -> list[SetResult]:
+    """Write one adapted entry per adaptation of member ``name``; return the scores of the
+    member itself (adaptation ``none``) and of each adapted entry on every set."""
+    member = load_member(out, name, dataset, device)
+    folders = {a: entry_folder(out, member, a) for a in adaptations}
+    views = member_views(member, store)
+    results = []
+    for adaptation in [Adaptation(), *adaptations]:
+        entry = member.name + adaptation.suffix
+        for set_name, (view, vocabulary) in views.items():
+            probs = adapted_probabilities(
+                member.model, view.images, view.rows, member.precision, adaptation
+            )
+            if adaptation.active:
+                write_submission(folders[adaptation] / f"{set_name}.csv", view.ids, probs,
+                                 member.classes)  # fmt: skip
+            key = dict(zip(view.ids, view.labels, strict=True))
+            s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
+            results.append(
+                SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
+            )
+        if adaptation.active:  # meta.json last: the folder is an entry once it is complete
+            write_json(folders[adaptation] / "meta.json", adapted_meta(member, adaptation, module))
+    return results

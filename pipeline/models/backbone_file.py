@@ -1,0 +1,66 @@
+"""Backbone weights files (``--weights FILE``): a member architecture's parameters without its
+classifier, as ``pipeline.pretrain`` writes them, checked against the member they go into."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.errors import UserError
+from pipeline.io import atomic_write
+from pipeline.models.catalogue import Entry
+
+FORMAT = "wbczoo-backbone/1"
+
+
+class BackboneFileError(UserError, ValueError):
+    """A weights file that does not fit the member it is loaded into."""
+
+
+def save_backbone(path: Path, entry: Entry, state: dict[str, torch.Tensor], info: dict) -> None:
+    """Write ``state`` with what made it (``info``: method, images, epochs, ...)."""
+    data = {"format": FORMAT, "arch": entry.name, "info": info, "state_dict": state}
+    atomic_write(path, lambda f: torch.save(data, f), binary=True)
+
+
+def read_backbone(path: Path) -> dict:
+    """The file's contents; tensors and plain values only (never pickled code)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BackboneFileError(f"{path}: no such weights file") from None
+    except Exception as exc:  # torch raises many kinds for a file that is not its own
+        raise BackboneFileError(f"{path}: not a weights file ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BackboneFileError(
+            f"{path}: not a backbone file written by python -m pipeline.pretrain"
+        )
+    return data
+
+
+def load_backbone(model: nn.Module, entry: Entry, path: Path) -> dict:
+    """Load the file's backbone into ``model`` (a fresh ``entry`` member); returns its info.
+
+    Every backbone parameter must match by name and shape; only the classifier heads are left
+    as they were built."""
+    data = read_backbone(path)
+    if data["arch"] != entry.name:
+        raise BackboneFileError(
+            f"{path} holds a {data['arch']} backbone, not {entry.name}: pretrain this "
+            f"architecture (python -m pipeline.pretrain --arch {entry.name}) or pick a member "
+            f"of {data['arch']}"
+        )
+    heads = tuple(f"{h}." for h in (entry.head, *entry.aux_heads))
+    expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(heads)}
+    state = data["state_dict"]
+    wrong = [k for k in expected if k not in state or state[k].shape != expected[k]]
+    if wrong or set(state) - set(expected):
+        raise BackboneFileError(
+            f"{path}: its {entry.name} parameters do not fit this member (e.g. "
+            f"{(wrong or sorted(set(state) - set(expected)))[0]}); was it made by another "
+            "version of the architecture?"
+        )
+    model.load_state_dict(state, strict=False)
+    return data["info"]

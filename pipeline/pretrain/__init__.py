@@ -1,0 +1,1 @@
+"""Self-supervised pretraining of a member's backbone on unlabelled cell images."""

@@ -1,0 +1,187 @@
+"""``python -m pipeline.pretrain``: learn a member's backbone from unlabelled cell images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from pipeline import engine
+from pipeline.adapt.methods import batches
+from pipeline.data import list_adapters, load_dataset
+from pipeline.data.cache import DEFAULT_CACHE_DIR, load_or_build
+from pipeline.data.records import IMAGE_SUFFIXES
+from pipeline.data.registry import parse_source
+from pipeline.data.store import ImageStore, View, image_sets
+from pipeline.errors import add_debug_flag, user_errors
+from pipeline.explain.embedding import penultimate
+from pipeline.helpformat import HelpFormatter
+from pipeline.io import write_json
+from pipeline.models import Entry, create_model, load_catalogue
+from pipeline.models.backbone_file import save_backbone
+from pipeline.pretrain.probe import knn_scores
+from pipeline.pretrain.simclr import HIDDEN, PROJECTION, SimCLRConfig, backbone_state, pretrain
+
+PROBE_TRAIN = 3000  # labelled training images the k-NN probe votes with
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = SimCLRConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.pretrain",
+        description="Self-supervised pretraining (SimCLR) of a member's architecture on cell "
+        "images, labels ignored: by default the training split of --data, plus any --extra "
+        "folders. Writes a weights file for `python -m pipeline.zoo --weights FILE` and a k-NN "
+        "probe of the features (against a random backbone) on validation and --eval sets.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--arch", required=True, help="a catalogue member, e.g. resnet18")
+    p.add_argument("--dataset", default="pbc", choices=list_adapters(), help="dataset adapter")
+    p.add_argument("--data", type=Path, required=True, help="the training dataset's folder")
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        type=Path,
+        help="a folder of more unlabelled images (searched recursively); repeatable. A folder "
+        "that holds evaluation images makes the weights transductive",
+    )
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="NAME=[ADAPTER:]PATH",
+        help="another lab's set to probe the features on; repeatable",
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", type=Path, default=Path("."), help="output root")
+    p.add_argument(
+        "--output", type=Path, help="weights file (default: OUT/zoo/pretrained/<name>.pt)"
+    )
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decode cache")
+    p.add_argument("--no-progress", action="store_true")
+    add_debug_flag(p)
+    return p
+
+
+def folder_images(folder: Path, size: int, cache_dir: Path, progress: bool) -> View:
+    """Every image file below ``folder``, decoded at ``size`` (unreadable ones left out)."""
+    if not folder.is_dir():
+        raise SystemExit(f"--extra {folder}: not a folder")
+    ids = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+    if not ids:
+        raise SystemExit(f"--extra {folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    cache = load_or_build(folder, ids, size, folder.name, cache_dir, progress=progress)
+    readable = [i for i in ids if i not in cache.failed]
+    return View(cache.images, cache.rows(readable), readable, [""] * len(readable))
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def features(model: torch.nn.Module, entry: Entry, view: View, rows: np.ndarray,
+             precision: engine.Precision) -> np.ndarray:  # fmt: skip
+    return penultimate(model, entry, batches(view.images, rows, precision, 128))
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    catalogue = load_catalogue()
+    if args.arch not in catalogue:
+        raise SystemExit(f"--arch {args.arch!r} is not in the catalogue (python -m pipeline.zoo "
+                         "--list names them)")  # fmt: skip
+    entry = catalogue[args.arch]
+    try:
+        config = SimCLRConfig(args.epochs, args.batch_size, args.lr, 1e-4, args.temperature,
+                              args.image_size, args.seed)  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"pipeline.pretrain: {exc}") from None
+    progress = not args.no_progress
+    dataset = load_dataset(args.dataset, args.data)
+    if "train" not in dataset.splits:
+        raise SystemExit(f"{args.data}: {args.dataset} has no train split to pretrain on")
+    evals = {}
+    for spec in args.eval:
+        name, adapter, path = parse_source(spec)
+        evals[name] = load_dataset(adapter, path)
+    transductive = any(overlaps(x, ds.root) for x in args.extra for ds in evals.values())
+    store = ImageStore(args.cache_dir, progress=progress)
+    for ds in (dataset, *evals.values()):
+        store.register(ds)
+    sets = image_sets(dataset, evals)
+    views = {name: store.view(s, config.image_size) for name, s in sets.items()}
+
+    train = views["train"]
+    pools = [(train.images, train.rows)]
+    for folder in args.extra:
+        extra = folder_images(folder, config.image_size, args.cache_dir, progress)
+        pools.append((extra.images, extra.rows))
+    images = np.concatenate([np.asarray(im)[rows] for im, rows in pools])
+    n = len(images)
+    print(f"SimCLR on {n} unlabelled images of {entry.name} at {config.image_size} px, "
+          f"{config.epochs} epochs" + (" (transductive: --extra holds evaluation images)"
+                                       if transductive else ""), flush=True)  # fmt: skip
+    device = engine.resolve_device(args.device)
+    bar = tqdm(total=config.epochs, desc="pretrain", unit="epoch", disable=not progress)
+
+    def report(epoch: int, loss: float) -> None:
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    t0 = time.perf_counter()
+    model, losses = pretrain(entry, images, np.arange(n), config, device, report)
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    name = f"{entry.name}-simclr-{dataset.name}-s{config.seed}"
+    output = args.output or args.out / "zoo" / "pretrained" / f"{name}.pt"
+    info = {"method": "simclr", "config": asdict(config), "images": n, "dataset": dataset.name,
+            "extra": [str(p.resolve()) for p in args.extra], "transductive": transductive,
+            "losses": losses, "train_time_s": round(seconds, 1)}  # fmt: skip
+    save_backbone(output, entry, backbone_state(model, entry), info)
+
+    precision = engine.Precision(device, None, False, tuple(entry.mean), tuple(entry.std))
+    torch.manual_seed(config.seed)
+    random_model, _ = create_model(entry, PROJECTION, "none", config.image_size, head_hidden=HIDDEN)
+    probe_rows = np.random.default_rng(0).permutation(len(train.rows))[:PROBE_TRAIN]
+    rows = []
+    for label, backbone in (("random init", random_model.to(device)), ("SimCLR", model)):
+        fit = features(backbone, entry, train, train.rows[probe_rows], precision)
+        fit_labels = [train.labels[i] for i in probe_rows]
+        for set_name, view in views.items():
+            if set_name in ("train", "test"):  # the test split stays unseen, as everywhere
+                continue
+            feats = features(backbone, entry, view, view.rows, precision)
+            s = knn_scores(fit, fit_labels, feats, view.labels)
+            rows.append({"backbone": label, "set": set_name, **s})
+    probe = pd.DataFrame(rows)
+    write_json(output.with_suffix(".json"), {**info, "probe": probe.to_dict("records")})
+    print(f"\nk-NN probe (k=20, cosine; {len(probe_rows)} labelled training images vote):")
+    print(probe.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\nweights: {output} ({seconds:.0f} s); train members from them with "
+          f"python -m pipeline.zoo --models {entry.name} --weights {output}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

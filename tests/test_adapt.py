@@ -1,0 +1,184 @@
+"""Test-time adaptation: AdaBN, TENT, TTA, and adapted entries of a tiny trained member."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from pipeline import engine, predict, zoo
+from pipeline.adapt import __main__ as adapt_cli
+from pipeline.adapt.methods import (
+    Adaptation,
+    adapted_probabilities,
+    dihedral,
+    parse_adaptations,
+    probabilities,
+    reestimate,
+)
+from pipeline.leaderboard.collect import find_entries
+from pipeline.recipes import get_recipe, override
+
+FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
+MEMBER = f"resnet18-{FAST}-s0"
+
+CPU = engine.Precision(torch.device("cpu"), None, False, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def small_net(kernel: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, kernel, padding=kernel // 2),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()
+
+
+def images(n: int = 12, seed: int = 0, shift: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.integers(0, 200, (n, 8, 8, 3)) + shift, 0, 255).astype(np.uint8)
+
+
+def state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_adabn_replaces_batchnorm_statistics_and_nothing_else() -> None:
+    model, x = small_net(), images(12, shift=40)
+    before = state(model)
+    reestimate(model, x, np.arange(len(x)), CPU, size=64)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"1.running_mean", "1.running_var", "1.num_batches_tracked"}
+    # one batch holds the whole set: the statistics are exactly the set's conv outputs'
+    conv_out = model[0](CPU.to_input(torch.from_numpy(x).permute(0, 3, 1, 2)))
+    assert torch.allclose(after["1.running_mean"], conv_out.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert not model.training and not model[1].training
+
+
+def test_adaptation_restores_the_member_afterwards() -> None:
+    model, x = small_net(), images()
+    before = state(model)
+    for method in ("adabn", "tent"):
+        adapted_probabilities(model, x, np.arange(len(x)), CPU, Adaptation(method, tta=True))
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)
+        assert all(p.requires_grad for p in model.parameters())
+        assert model[1].momentum == 0.1
+
+
+def test_tent_changes_predictions_but_resets_between_sets() -> None:
+    model = small_net()
+    a, b = images(16, seed=1, shift=50), images(16, seed=2)
+    tent = Adaptation("tent", tent_steps=3, tent_lr=0.5, batch=8)
+    rows = np.arange(16)
+    fresh = adapted_probabilities(small_net(), b, rows, CPU, tent)
+    adapted_probabilities(model, a, rows, CPU, tent)
+    after_a = adapted_probabilities(model, b, rows, CPU, tent)
+    np.testing.assert_allclose(after_a, fresh, atol=1e-6)
+    adabn = adapted_probabilities(small_net(), b, rows, CPU, Adaptation("adabn", batch=8))
+    assert np.abs(fresh - adabn).max() > 1e-4  # the affine parameters did move
+
+
+def test_tta_leaves_an_invariant_model_unchanged() -> None:
+    x, rows = images(6), np.arange(6)
+    invariant = small_net(kernel=1)  # pointwise convolution + global pooling
+    plain = probabilities(invariant, x, rows, CPU, tta=False)
+    np.testing.assert_allclose(probabilities(invariant, x, rows, CPU, tta=True), plain, atol=1e-6)
+    oriented = small_net(kernel=3)
+    shifted = probabilities(oriented, x, rows, CPU, tta=True)
+    assert np.abs(shifted - probabilities(oriented, x, rows, CPU, tta=False)).max() > 1e-6
+
+
+def test_dihedral_gives_the_eight_symmetries() -> None:
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    views = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(views) == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "suffixes"),
+    [("adabn", ["+adabn"]), ("tta,adabn+tta", ["+tta", "+adabn+tta"]), ("tent", ["+tent"])],
+)
+def test_parse_adaptations(text: str, suffixes: list[str]) -> None:
+    assert [a.suffix for a in parse_adaptations(text)] == suffixes
+
+
+@pytest.mark.parametrize("text", ["adabn+tent", "bogus", "", "tta+tta"])
+def test_parse_adaptations_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_adaptations(text)
+
+
+@pytest.fixture(scope="module")
+def zoo_out(tmp_path_factory, make_tree) -> Path:
+    """One member trained for one epoch on a tiny folder dataset, with another lab's set."""
+    root = tmp_path_factory.mktemp("adapt")
+    make_tree(root / "cells", {"eosinophil": 10, "lymphocyte": 10, "neutrophil": 10}, size=(36, 36))
+    make_tree(root / "lab2", {"Lymphocyte": 4, "Neutrophil": 4}, size=(30, 30), seed=7)
+    args = ["--dataset", "folder", "--data", str(root / "cells"), "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
+            "--out", str(root / "out"), "--cache-dir", str(root / "cache"), "--no-progress",
+            "--models", "resnet18", "--eval", f"lab2={root / 'lab2'}"]  # fmt: skip
+    assert zoo.main(args) == 0
+    return root
+
+
+def test_adapt_writes_transductive_entries_beside_the_member(zoo_out: Path, capsys) -> None:
+    out = zoo_out / "out"
+    args = ["--members", MEMBER, "--adapt", "adabn,tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"{MEMBER}+adabn" in printed and "lab2_bacc" in printed
+    entries = {e.name: e for e in find_entries(out)}
+    member, adabn = entries[MEMBER], entries[f"{MEMBER}+adabn"]
+    assert adabn.kind == "adapted" and adabn.meta["transductive"] is True
+    assert entries[f"{MEMBER}+tta"].meta["transductive"] is False
+    assert sorted(adabn.files) == sorted(member.files)
+    assert adabn.config == f"resnet18-{FAST}+adabn"  # seeds of one adaptation pool together
+    assert adapt_cli.main(args) == 0  # an adaptation of the same member may be redone
+
+
+def test_adapt_never_replaces_another_entry(zoo_out: Path, capsys) -> None:
+    out = zoo_out / "out"
+    other = out / "submissions" / "cells" / f"{MEMBER}+tent"
+    other.mkdir(parents=True)
+    (other / "meta.json").write_text(json.dumps({"kind": "upload"}))
+    args = ["--members", MEMBER, "--adapt", "tent", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 2
+    assert "is not an adaptation of" in capsys.readouterr().err
+    assert json.loads((other / "meta.json").read_text()) == {"kind": "upload"}
+
+
+def test_zoo_adapts_its_members_after_training(zoo_out: Path, capsys) -> None:
+    args = ["--dataset", "folder", "--data", str(zoo_out / "cells"), "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
+            "--out", str(zoo_out / "out"), "--cache-dir", str(zoo_out / "cache"), "--no-progress",
+            "--models", "resnet18", "--eval", f"lab2={zoo_out / 'lab2'}",
+            "--adapt", "adabn+tta"]  # fmt: skip
+    assert zoo.main(args) == 0
+    assert f"{MEMBER}+adabn+tta lab2" in " ".join(capsys.readouterr().out.split())
+    meta = zoo_out / "out" / "submissions" / "cells" / f"{MEMBER}+adabn+tta" / "meta.json"
+    assert json.loads(meta.read_text())["adaptation"]["tta"] is True
+
+
+def test_predict_adapts_to_the_given_cells(zoo_out: Path, tmp_path: Path) -> None:
+    base = ["--member", MEMBER, "--out", str(zoo_out / "out"), "--device", "cpu"]
+    plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
+    assert predict.main([*base, "--csv", str(plain), str(zoo_out / "lab2")]) == 0
+    assert predict.main([*base, "--csv", str(adapted), "--adapt", "adabn", "--tta",
+                         str(zoo_out / "lab2")]) == 0  # fmt: skip
+    a, b = pd.read_csv(plain), pd.read_csv(adapted)
+    assert list(a["file"]) == list(b["file"]) and len(a) == 8
+    numbers = ["eosinophil", "lymphocyte", "neutrophil"]
+    assert np.abs(a[numbers].to_numpy() - b[numbers].to_numpy()).max() > 1e-6

@@ -1,0 +1,85 @@
+"""Self-supervised pretraining: the loss, the weights file and --weights FILE's checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.data import load_dataset
+from pipeline.models import create_model, load_catalogue
+from pipeline.models.backbone_file import BackboneFileError, load_backbone, save_backbone
+from pipeline.pretrain import __main__ as pretrain_cli
+from pipeline.pretrain.probe import knn_scores
+from pipeline.pretrain.simclr import nt_xent
+
+
+def test_nt_xent_rewards_views_that_agree() -> None:
+    torch.manual_seed(0)
+    z = torch.randn(16, 8)
+    agree = nt_xent(z, z + 0.01 * torch.randn(16, 8), 0.2)
+    disagree = nt_xent(z, torch.randn(16, 8), 0.2)
+    assert agree < 0.5 < disagree
+
+
+def test_knn_probe_scores_the_shared_classes_only() -> None:
+    train = torch.eye(3).repeat(4, 1).numpy()
+    labels = ["lymphocyte", "neutrophil", "platelet"] * 4
+    test = torch.eye(3)[:2].numpy()
+    s = knn_scores(train, labels, test, ["lymphocyte", "neutrophil"], k=3)
+    assert s == {"n": 2, "accuracy": 1.0, "balanced_accuracy": 1.0}
+    with pytest.raises(ValueError, match="share no class"):
+        knn_scores(train, labels, test, ["basophil", "basophil"])
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, make_tree) -> Path:
+    root = tmp_path_factory.mktemp("pretrain")
+    make_tree(root / "cells", {"eosinophil": 8, "lymphocyte": 8, "neutrophil": 8}, size=(36, 36))
+    make_tree(root / "lab2", {"Lymphocyte": 3, "Neutrophil": 3}, size=(30, 30), seed=7)
+    make_tree(root / "unlabelled", {"slide1": 5}, size=(30, 30), seed=9)
+    args = ["--arch", "resnet18", "--dataset", "folder", "--data", str(root / "cells"),
+            "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--device", "cpu",
+            "--extra", str(root / "unlabelled"), "--eval", f"lab2={root / 'lab2'}",
+            "--out", str(root / "out"), "--cache-dir", str(root / "cache"),
+            "--no-progress"]  # fmt: skip
+    assert pretrain_cli.main(args) == 0
+    return root
+
+
+def test_pretrain_writes_weights_and_a_probe(pretrained: Path) -> None:
+    weights = pretrained / "out" / "zoo" / "pretrained" / "resnet18-simclr-cells-s0.pt"
+    report = json.loads(weights.with_suffix(".json").read_text())
+    train = load_dataset("folder", pretrained / "cells").splits["train"]
+    assert report["images"] == len(train) + 5  # the training split and the extra folder
+    assert report["transductive"] is False
+    probed = {(r["backbone"], r["set"]) for r in report["probe"]}
+    assert probed == {(b, s) for b in ("random init", "SimCLR") for s in ("val", "lab2")}
+
+    entry = load_catalogue()["resnet18"]
+    model, _ = create_model(entry, 3, "none", 32)
+    before = model.fc.weight.clone()
+    info = load_backbone(model, entry, weights)
+    saved = torch.load(weights, weights_only=True)["state_dict"]
+    assert torch.equal(model.conv1.weight, saved["conv1.weight"])
+    assert torch.equal(model.fc.weight, before)  # the classifier stays the member's own
+    assert info["method"] == "simclr"
+
+
+def test_a_mismatched_or_foreign_weights_file_is_a_clear_error(pretrained: Path, tmp_path) -> None:
+    weights = pretrained / "out" / "zoo" / "pretrained" / "resnet18-simclr-cells-s0.pt"
+    catalogue = load_catalogue()
+    other, _ = create_model(catalogue["squeezenet1_1"], 3, "none", 32)
+    with pytest.raises(BackboneFileError, match="holds a resnet18 backbone, not squeezenet1_1"):
+        load_backbone(other, catalogue["squeezenet1_1"], weights)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    resnet, _ = create_model(catalogue["resnet18"], 3, "none", 32)
+    with pytest.raises(BackboneFileError, match="not a weights file"):
+        load_backbone(resnet, catalogue["resnet18"], junk)
+    wrong = tmp_path / "wrong.pt"
+    save_backbone(wrong, catalogue["resnet18"], {"conv1.weight": torch.zeros(1)}, {})
+    with pytest.raises(BackboneFileError, match="do not fit"):
+        load_backbone(resnet, catalogue["resnet18"], wrong)
