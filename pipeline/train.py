@@ -208,7 +208,7 @@ def train_member(
             desc=f"{cfg.member_id} {epoch + 1}/{recipe.epochs}",
             unit="img",
             leave=False,
-            disable=not progress,
+            disable=None if progress else True,  # None: off when stderr is no terminal (a log)
         )
         stats = engine.train_one_epoch(
             net,

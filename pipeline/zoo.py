@@ -326,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     Manifest.of(args.out, tag).record({job.member_id: initial_state(job) for job in jobs})
     results = {}
-    with tqdm(total=len(jobs), desc="zoo", unit="member", disable=args.no_progress) as overall:
+    quiet = True if args.no_progress else None  # None: no bar when stderr is no terminal (a log)
+    with tqdm(total=len(jobs), desc="zoo", unit="member", disable=quiet) as overall:
         for result in executor.run(jobs):
             report(result)
             results[result["member"]] = result
