@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pipeline import engine, zoo
+from pipeline.checkpoint import load_weights
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
 from pipeline.models import load_catalogue
@@ -50,7 +51,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         member = tmp_path / "out" / "zoo" / "members" / "cells" / f"{arch}-fast-s0"
         subs = tmp_path / "out" / "submissions" / "cells" / f"{arch}-fast-s0"
         assert {p.name for p in member.iterdir()} == {
-            "best.pt", "history.csv", "metrics.json", "state.json",
+            "best.safetensors", "history.csv", "metrics.json", "state.json",
         }  # fmt: skip
         assert {p.name for p in subs.iterdir()} == {"meta.json", "val.csv", "test.csv", "other.csv"}
         test = read_submission(subs / "test.csv")
@@ -78,7 +79,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
 
 def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> None:
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
-    best = tmp_path / "out" / "zoo" / "members" / "cells" / "squeezenet1_1-fast-s0" / "best.pt"
+    best = tmp_path / "out/zoo/members/cells/squeezenet1_1-fast-s0/best.safetensors"
     stamp = best.stat().st_mtime_ns
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
     assert best.stat().st_mtime_ns == stamp
@@ -127,7 +128,7 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     assert json.loads((members / "squeezenet1_0-fast-s0" / "state.json").read_text())["status"] == (
         "failed"
     )
-    assert (members / "squeezenet1_1-fast-s0" / "best.pt").exists()
+    assert (members / "squeezenet1_1-fast-s0" / "best.safetensors").exists()
     captured = capsys.readouterr()
     assert "FAILED squeezenet1_0-fast-s0" in captured.out
     assert "1 member(s) failed: squeezenet1_0-fast-s0" in captured.err
@@ -172,8 +173,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     a = pd.read_csv(straight.history).drop(columns="time_s")
     b = pd.read_csv(paths.history).drop(columns="time_s")
     pd.testing.assert_frame_equal(a, b)
-    wa = torch.load(straight.best, weights_only=False)["model"]
-    wb = torch.load(paths.best, weights_only=False)["model"]
+    wa, wb = load_weights(straight.best)[0], load_weights(paths.best)[0]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (paths.submissions / "test.csv").read_text() == (
         straight.submissions / "test.csv"
