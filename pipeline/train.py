@@ -275,6 +275,7 @@ def train_member(
         "test_macro_f1": metrics["test"]["macro_f1"],
         **cross_domain_summary(metrics),
         "best_epoch": best_epoch,
+        "weights": weights_used,
         "train_time_s": round(train_time, 1),
     }
     write_json(paths.metrics, {"summary": summary, "sets": metrics})

@@ -20,7 +20,8 @@ from pipeline.helpformat import HelpFormatter
 from pipeline.io import read_json, write_text
 from pipeline.jobs import DataSpec, JobSpec, load_data
 from pipeline.manifest import Manifest, member_lock
-from pipeline.models import load_catalogue, select
+from pipeline.models import Entry, load_catalogue, select
+from pipeline.models import weights as weights_api
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
@@ -82,8 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         choices=WEIGHT_CHOICES,
-        help="imagenet (default), none (random "
-        "init) or auto (imagenet when cached, the preset's default)",
+        help="imagenet (default), none (random init) or auto (per member: imagenet where cached "
+        "or downloadable, else random init; the preset's default)",
+    )
+    p.add_argument(
+        "--fetch-weights",
+        action="store_true",
+        help="download the chosen members' ImageNet weights into the torch cache and exit "
+        "(ahead of a run without internet)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
@@ -252,6 +259,40 @@ def report(result: dict) -> None:
     )
 
 
+def fetch_weights(members: list[Entry]) -> int:
+    """Download the ImageNet weights the members lack; 1 if any could not be had."""
+    failed = 0
+    for entry in members:
+        if not entry.imagenet:
+            print(f"{entry.name}: no published ImageNet weights (random initialisation only)")
+            continue
+        try:
+            print(f"{entry.name}: {weights_api.fetch(entry)}", flush=True)
+        except weights_api.WeightsUnavailable as exc:
+            failed += 1
+            print(f"{entry.name}: FAILED, {exc}", flush=True)
+    return 1 if failed else 0
+
+
+def random_init_note(rows: list[dict], weights: str) -> str | None:
+    """One line on the members that ``auto`` started from random initialisation although
+    ImageNet weights exist for them, and how to have those weights next time."""
+    if weights != "auto":
+        return None
+    catalogue = load_catalogue()
+    archs = sorted({r["arch"] for r in rows if r.get("weights") == "none"})
+    archs = [a for a in archs if catalogue[a].imagenet]
+    if not archs:
+        return None
+    return (
+        f"{len(archs)} member(s) ran from random initialisation, their ImageNet weights neither "
+        f"cached nor downloadable: {', '.join(archs)}. To fine-tune ImageNet weights, fetch "
+        f"them where there is internet (python -m pipeline.zoo --models {','.join(archs)} "
+        f"--fetch-weights; they go to {weights_api.hub_dir()}, TORCH_HOME moves it) and run "
+        "again with --force"
+    )
+
+
 def format_seed_summary(summary: pd.DataFrame) -> str:
     """The accuracy columns of ``seed_summary`` as ``mean ± half-width``."""
     shown = pd.DataFrame({"arch": summary["arch"], "recipe": summary["recipe"], "n": summary["n"]})
@@ -272,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.all and not args.models:
         build_parser().error("choose members with --all or --models (see --list)")
+    if args.fetch_weights:
+        return fetch_weights(
+            select(load_catalogue(), split_names(args.models), args.all, split_names(args.exclude))
+        )
 
     preset = args.data is None
     data_root = BUNDLED_SAMPLE if preset else args.data
@@ -281,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "
             f"recipe {PRESET['recipe']}, {PRESET['epochs']} epochs, small images, ImageNet weights "
-            "only if already cached (else random init). Pass --data for real training.",
+            "where cached or downloadable (else random init). Pass --data for real training.",
             flush=True,
         )
 
@@ -348,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         write_text(summary_file, summary.to_csv(index=False, lineterminator="\n"))
         print(f"\nmean ± 95% interval over seeds (Student t): {summary_file}")
         print(format_seed_summary(summary))
+    note = random_init_note(rows, weights)
+    if note:
+        print(note)
     if failed:
         print(f"{len(failed)} member(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from pipeline.checkpoint import load_weights
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
 from pipeline.models import load_catalogue
+from pipeline.models import weights as weights_api
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
 from pipeline.train import MemberConfig, MemberPaths, train_member
@@ -74,6 +75,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         assert len(pd.read_csv(member / "history.csv")) == 1
     results = pd.read_csv(tmp_path / "out" / "zoo" / "results-cells.csv")
     assert list(results["arch"]) == ["resnet18", "squeezenet1_1", "googlenet"]
+    assert set(results["weights"]) == {"none"}
     assert "resnet18-fast-s0" in capsys.readouterr().out
 
 
@@ -132,6 +134,44 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     captured = capsys.readouterr()
     assert "FAILED squeezenet1_0-fast-s0" in captured.out
     assert "1 member(s) failed: squeezenet1_0-fast-s0" in captured.err
+
+
+def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(tmp_path, tiny, capsys):
+    """The network is off (conftest): the member starts from random initialisation and the run
+    says how to fetch the weights after; stderr is no terminal here, so no progress bar writes
+    to it."""
+    args = ["--dataset", "folder", "--data", str(tiny), "--weights", "auto", "--image-size", "32",
+            "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--models", "squeezenet1_1",
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert zoo.main(args) == 0
+    out, err = capsys.readouterr()
+    note = next(line for line in out.splitlines() if "ran from random initialisation" in line)
+    assert "1 member(s)" in note and "--models squeezenet1_1 --fetch-weights" in note
+    meta = json.loads(
+        (tmp_path / "out/submissions/cells/squeezenet1_1-fast-s0/meta.json").read_text()
+    )
+    assert (meta["weights"], meta["weights_requested"]) == ("none", "auto")
+    assert "it/s" not in err and "img/s" not in err and "\r" not in err
+
+
+def test_fetch_weights_downloads_or_says_why_not(tmp_path, monkeypatch, capsys) -> None:
+    path = weights_api.cache_path(load_catalogue()["squeezenet1_1"])
+    assert zoo.main(["--models", "squeezenet1_1,resnet18_gn", "--fetch-weights"]) == 1
+    out = capsys.readouterr().out
+    assert "squeezenet1_1: FAILED" in out and "network disabled" in out
+    assert "resnet18_gn: no published ImageNet weights" in out
+
+    def download(url, dst, hash_prefix, progress):  # a stand-in for the real file
+        assert url.endswith(Path(dst).name) and hash_prefix == "b8a52dc0"
+        Path(dst).write_bytes(b"weights")
+
+    monkeypatch.setattr(weights_api, "probe", lambda url: None)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    try:
+        assert zoo.main(["--models", "squeezenet1_1", "--fetch-weights"]) == 0
+        assert f"squeezenet1_1: {path}" in capsys.readouterr().out and path.exists()
+    finally:
+        path.unlink(missing_ok=True)  # the tests share one empty torch cache
 
 
 def _config(epochs: int) -> MemberConfig:
