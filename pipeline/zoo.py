@@ -23,7 +23,7 @@ from pipeline.manifest import Manifest, member_lock
 from pipeline.models import Entry, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
-from pipeline.plan import Gpu, describe, plan
+from pipeline.plan import Gpu, describe, disk, downloads, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
 from pipeline.stats import seed_summary
 from pipeline.train import MemberConfig, MemberPaths, is_done
@@ -346,8 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, image_set in sets.items():
         if name not in dataset.splits:  # members are scored over the classes they share
             print(f"  {name}: {', '.join(image_set.classes)}", flush=True)
+    counts = {name: len(s.records) for name, s in sets.items()}
+    for line in (downloads(members, weights), disk(members, recipe, len(seeds), counts)):
+        if line:
+            print(line, flush=True)
     if args.plan:
-        counts = {name: len(s.records) for name, s in sets.items()}
         gpu = Gpu(args.gpu_tflops, args.mfu)
         print(
             describe(

@@ -137,14 +137,17 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
 
 
 def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(tmp_path, tiny, capsys):
-    """The network is off (conftest): the member starts from random initialisation and the run
-    says how to fetch the weights after; stderr is no terminal here, so no progress bar writes
-    to it."""
+    """The network is off (conftest): the member starts from random initialisation, the run
+    says what it would download and write before, and how to fetch the weights after; stderr
+    is no terminal here, so no progress bar writes to it."""
     args = ["--dataset", "folder", "--data", str(tiny), "--weights", "auto", "--image-size", "32",
             "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--models", "squeezenet1_1",
             "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     assert zoo.main(args) == 0
     out, err = capsys.readouterr()
+    assert "ImageNet weights: 1 of 1 to download, 4.96 MB into" in out
+    assert "a member whose download fails starts from random initialisation" in out
+    assert "disk: up to 1.45 MB of member weights" in out
     note = next(line for line in out.splitlines() if "ran from random initialisation" in line)
     assert "1 member(s)" in note and "--models squeezenet1_1 --fetch-weights" in note
     meta = json.loads(
