@@ -7,10 +7,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import torch
 from torch import nn
 
 from pipeline import engine
+from pipeline.checkpoint import WEIGHTS_FILE, find_weights, load_weights
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensemble import methods
@@ -77,9 +77,12 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     dataset, meta = find_meta(out, name, dataset)
     if meta.get("kind", "member") != "member":
         raise ValueError(f"{name!r} is an {meta.get('kind')}, not a member")
-    checkpoint = out / "zoo" / "members" / dataset / name / "best.pt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"{checkpoint} is missing: was the member trained in {out}?")
+    folder = out / "zoo" / "members" / dataset / name
+    checkpoint = find_weights(folder)
+    if checkpoint is None:
+        raise FileNotFoundError(
+            f"{folder / WEIGHTS_FILE} is missing: was the member trained in {out}?"
+        )
     entry = load_catalogue()[meta["arch"]]
     torch_device = engine.resolve_device(device)
     recipe = meta.get("recipe", {})
@@ -91,8 +94,7 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
         recipe.get("head_dropout", 0.0),
         recipe.get("head_hidden", 0),
     )
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
-    model.load_state_dict(state)
+    model.load_state_dict(load_weights(checkpoint)[0])
     model.to(torch_device).eval()
     norm = meta.get("normalisation", {"mean": entry.mean, "std": entry.std})
     precision = engine.Precision(

@@ -1,10 +1,12 @@
-"""The zoo's compute bill: FLOPs per member and the time floor they set on one GPU.
+"""The zoo's bill: FLOPs per member and the time floor they set on one GPU; disk and downloads.
 
 A member costs ``2 x MACs`` FLOPs per image forward and about three times that to train
 (forward, backward to activations, backward to weights). Per epoch it trains on every training
 image and predicts every validation image; at the end it predicts every evaluation set once.
 The floor divides by the GPU's peak rate, a time no run can beat; the estimate divides by a
-model-FLOPs utilisation (MFU) that real training reaches.
+model-FLOPs utilisation (MFU) that real training reaches. On disk a finished member keeps its
+best weights in half precision (``pipeline.checkpoint``); ImageNet weights that are not cached
+are downloaded once into the torch cache.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipeline.checkpoint import estimate_bytes
 from pipeline.models import Entry
+from pipeline.models import weights as weights_api
 from pipeline.recipes import Recipe
 
 
@@ -31,6 +35,11 @@ def member_gmacs(entry: Entry, size: int) -> float:
     catalogue counts them at the native size; a classifier behind adaptive pooling does not
     scale, which this overstates a little below the native size)."""
     return entry.gmacs * (size / entry.input_size) ** 2
+
+
+def member_bytes(entry: Entry) -> int:
+    """A finished member's weights file."""
+    return estimate_bytes(entry.params_m * 1e6)
 
 
 def member_flops(gmacs: float, epochs: int, counts: dict[str, int]) -> float:
@@ -60,10 +69,12 @@ def plan(
                 "PFLOPs": round(flops / 1e15, 2),
                 "floor_s": round(floor, 1),
                 "estimate_s": round(floor / gpu.mfu, 1),
+                "disk_MB": round(seeds * member_bytes(entry) / 1e6, 1),
             }
         )
     table = pd.DataFrame(rows)
-    total = {"member": "TOTAL", **{k: table[k].sum() for k in ("PFLOPs", "floor_s", "estimate_s")}}
+    summed = ("PFLOPs", "floor_s", "estimate_s", "disk_MB")
+    total = {"member": "TOTAL", **{k: table[k].sum() for k in summed}}
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
@@ -76,6 +87,7 @@ _FORMATS = {
         "PFLOPs": "{:.2f}",
         "floor_s": "{:.1f}",
         "estimate_s": "{:.1f}",
+        "disk_MB": "{:.1f}",
     }.items()
 }
 
@@ -93,4 +105,38 @@ def describe(
             f"floor {total['floor_s'] / 3600:.2f} h, estimate {total['estimate_s'] / 3600:.2f} h "
             "(the floor counts model FLOPs only: no data loading, no kernel overheads)",
         ]
+    )
+
+
+def human(n: float) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e9 else f"{n / 1e6:.3g} MB"
+
+
+def downloads(members: Sequence[Entry], weights: str) -> str | None:
+    """What the run downloads, from the weight APIs' metadata (None: nothing to say)."""
+    wanted = [e for e in members if e.imagenet] if weights != "none" else []
+    missing = [e for e in wanted if weights_api.cached(e) is None]
+    if not wanted:
+        return None
+    if not missing:
+        return f"ImageNet weights: all {len(wanted)} cached, nothing to download"
+    sizes = [weights_api.download_bytes(e) for e in missing]
+    known = human(sum(b for b in sizes if b is not None))
+    unknown = sum(b is None for b in sizes)
+    fallback = "starts from random initialisation" if weights == "auto" else "fails"
+    return (
+        f"ImageNet weights: {len(missing)} of {len(wanted)} to download, {known}"
+        + (f" (and {unknown} of unknown size)" if unknown else "")
+        + f" into {weights_api.hub_dir()}; a member whose download fails {fallback}"
+    )
+
+
+def disk(members: Sequence[Entry], recipe: Recipe, seeds: int, counts: dict[str, int]) -> str:
+    """What the run writes: member weights, and decoded images once per input size."""
+    weights = seeds * sum(member_bytes(e) for e in members)
+    sizes = {e.image_size(recipe.image_size) for e in members}
+    images = sum(counts.values()) * sum(3 * s * s for s in sizes)
+    return (
+        f"disk: up to {human(weights)} of member weights (half precision; --plan lists them) "
+        f"and {human(images)} of decoded images (the cache, reused by later runs)"
     )

@@ -48,7 +48,7 @@ def decode_all(
     """Decoded images of the readable files (cropped as the member was trained); unreadable
     ones are returned with the reason."""
     images, readable, failed = [], [], {}
-    for f in tqdm(files, desc=f"decode @{size}px", unit="img", leave=False):
+    for f in tqdm(files, desc=f"decode @{size}px", unit="img", leave=False, disable=None):
         try:
             images.append(decode(f, size, crop)[0])
             readable.append(f)

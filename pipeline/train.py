@@ -19,6 +19,7 @@ from tqdm import tqdm
 from pipeline import engine, provenance
 from pipeline.answers import ids_fingerprint
 from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
+from pipeline.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
 from pipeline.data.cellcrop import CropSpec
@@ -76,7 +77,7 @@ class MemberPaths:
         )
 
     last = property(lambda self: self.root / "last.pt")
-    best = property(lambda self: self.root / "best.pt")
+    best = property(lambda self: self.root / WEIGHTS_FILE)
     history = property(lambda self: self.root / "history.csv")
     metrics = property(lambda self: self.root / "metrics.json")
     state = property(lambda self: self.root / "state.json")
@@ -221,7 +222,7 @@ def train_member(
             desc=f"{cfg.member_id} {epoch + 1}/{recipe.epochs}",
             unit="img",
             leave=False,
-            disable=not progress,
+            disable=None if progress else True,  # None: off when stderr is no terminal (a log)
         )
         stats = engine.train_one_epoch(
             net,
@@ -253,7 +254,7 @@ def train_member(
         selected = val_scores[recipe.select_metric]
         if selected > best_score:
             best_score = selected
-            save_torch(paths.best, {"model": model.state_dict(), "epoch": epoch + 1})
+            save_weights(paths.best, model, epoch + 1)
         progress_state = {
             "settings": settings,
             "epoch": epoch,
@@ -261,7 +262,7 @@ def train_member(
             "best_score": best_score,
             "train_time": train_time,
         }
-        if epoch < recipe.epochs - 1:  # after the last epoch, evaluation needs best.pt alone
+        if epoch < recipe.epochs - 1:  # after the last epoch, evaluation needs the best alone
             progress_state |= {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -274,8 +275,9 @@ def train_member(
         if on_epoch is not None:
             on_epoch(history[-1])
 
-    best = torch.load(paths.best, map_location=device, weights_only=False)
-    model.load_state_dict(best["model"])
+    # a run resumed from an earlier version may hold its best epoch in the old format
+    best_state, best_epoch = load_weights(find_weights(paths.root) or paths.best)
+    model.load_state_dict(best_state)
     metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop, stain)
     summary = {
         "member": cfg.member_id,
@@ -286,7 +288,8 @@ def train_member(
         "test_acc": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
         **cross_domain_summary(metrics),
-        "best_epoch": best["epoch"],
+        "best_epoch": best_epoch,
+        "weights": weights_used,
         "train_time_s": round(train_time, 1),
     }
     write_json(paths.metrics, {"summary": summary, "sets": metrics})
@@ -313,7 +316,7 @@ def train_member(
             "params": params,
             "gmacs": round(gmacs, 4),
             "epochs": recipe.epochs,
-            "best_epoch": best["epoch"],
+            "best_epoch": best_epoch,
             "train_time_s": round(train_time, 1),
             "device": provenance.device_name(device),
             "precision": precision.name,
@@ -331,7 +334,7 @@ def train_member(
             ),
         },
     )
-    paths.last.unlink(missing_ok=True)  # only needed to resume; best.pt is the member
+    paths.last.unlink(missing_ok=True)  # only needed to resume; the best weights are the member
     write_json(paths.state, {"status": "done"})
     return {**summary, "status": "trained"}
 

@@ -26,8 +26,9 @@ from pipeline.io import check_writable, read_json, write_text
 from pipeline.jobs import DataSpec, JobSpec, load_data
 from pipeline.manifest import Manifest, flocked, member_lock
 from pipeline.models import Entry, load_catalogue, select
+from pipeline.models import weights as weights_api
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
-from pipeline.plan import Gpu, describe, plan
+from pipeline.plan import Gpu, describe, disk, downloads, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
 from pipeline.stats import seed_summary
 from pipeline.train import MemberConfig, MemberPaths, is_done
@@ -89,8 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         choices=WEIGHT_CHOICES,
-        help="imagenet (default), none (random "
-        "init) or auto (imagenet when cached, the preset's default)",
+        help="imagenet (default), none (random init) or auto (per member: imagenet where cached "
+        "or downloadable, else random init; the preset's default)",
+    )
+    p.add_argument(
+        "--fetch-weights",
+        action="store_true",
+        help="download the chosen members' ImageNet weights into the torch cache and exit "
+        "(ahead of a run without internet)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
@@ -347,6 +354,40 @@ def report(result: dict) -> None:
     )
 
 
+def fetch_weights(members: list[Entry]) -> int:
+    """Download the ImageNet weights the members lack; 1 if any could not be had."""
+    failed = 0
+    for entry in members:
+        if not entry.imagenet:
+            print(f"{entry.name}: no published ImageNet weights (random initialisation only)")
+            continue
+        try:
+            print(f"{entry.name}: {weights_api.fetch(entry)}", flush=True)
+        except weights_api.WeightsUnavailable as exc:
+            failed += 1
+            print(f"{entry.name}: FAILED, {exc}", flush=True)
+    return 1 if failed else 0
+
+
+def random_init_note(rows: list[dict], weights: str) -> str | None:
+    """One line on the members that ``auto`` started from random initialisation although
+    ImageNet weights exist for them, and how to have those weights next time."""
+    if weights != "auto":
+        return None
+    catalogue = load_catalogue()
+    archs = sorted({r["arch"] for r in rows if r.get("weights") == "none"})
+    archs = [a for a in archs if catalogue[a].imagenet]
+    if not archs:
+        return None
+    return (
+        f"{len(archs)} member(s) ran from random initialisation, their ImageNet weights neither "
+        f"cached nor downloadable: {', '.join(archs)}. To fine-tune ImageNet weights, fetch "
+        f"them where there is internet (python -m pipeline.zoo --models {','.join(archs)} "
+        f"--fetch-weights; they go to {weights_api.hub_dir()}, TORCH_HOME moves it) and run "
+        "again with --force"
+    )
+
+
 def format_seed_summary(summary: pd.DataFrame) -> str:
     """The accuracy columns of ``seed_summary`` as ``mean ± half-width``."""
     shown = pd.DataFrame({"arch": summary["arch"], "recipe": summary["recipe"], "n": summary["n"]})
@@ -368,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.all and not args.models:
         build_parser().error("choose members with --all or --models (see --list)")
+    if args.fetch_weights:
+        return fetch_weights(
+            select(load_catalogue(), split_names(args.models), args.all, split_names(args.exclude))
+        )
 
     preset = args.data is None
     data_root = BUNDLED_SAMPLE if preset else args.data
@@ -390,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "
             f"recipe {recipe.name}, {recipe.epochs} epochs, small images, ImageNet weights "
-            "only if already cached (else random init). Pass --data for real training.",
+            "where cached or downloadable (else random init). Pass --data for real training.",
             flush=True,
         )
     for note in size_notes(recipe, members):
@@ -405,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, image_set in sets.items():
         if name not in dataset.splits:  # members are scored over the classes they share
             print(f"  {name}: {', '.join(image_set.classes)}", flush=True)
+    counts = {name: len(s.records) for name, s in sets.items()}
+    for line in (downloads(members, weights), disk(members, recipe, len(seeds), counts)):
+        if line:
+            print(line, flush=True)
     if args.plan:
-        counts = {name: len(s.records) for name, s in sets.items()}
         gpu = Gpu(args.gpu_tflops, args.mfu)
         print(
             describe(
@@ -430,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     Manifest.of(args.out, tag).record({job.member_id: initial_state(job) for job in jobs})
     results = {}
-    with tqdm(total=len(jobs), desc="zoo", unit="member", disable=args.no_progress) as overall:
+    quiet = True if args.no_progress else None  # None: no bar when stderr is no terminal (a log)
+    with tqdm(total=len(jobs), desc="zoo", unit="member", disable=quiet) as overall:
         for result in executor.run(jobs):
             report(result)
             results[result["member"]] = result
@@ -450,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         write_text(summary_file, summary.to_csv(index=False, lineterminator="\n"))
         print(f"\nmean ± 95% interval over seeds (Student t): {summary_file}")
         print(format_seed_summary(summary))
+    note = random_init_note(rows, weights)
+    if note:
+        print(note)
     if adaptations and not done.empty:
         print("\ntest-time adaptation (each set adapted on its own images; see pipeline.adapt):")
         for member in done["member"]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from pipeline.classes import CLASSES
 from pipeline.data.pbc import FOLDER, FRACTIONS, SPLIT_SEED, load_pbc
 from pipeline.data.records import Dataset, scan_class_folders
 from pipeline.data.splits import stratified_split, write_split_file
+from pipeline.models import weights as weights_api
 
 # Raabin-WBC spells its five class folders with a capital letter.
 RAABIN_CLASSES = ("Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")
@@ -54,6 +55,16 @@ def _make_tree(
             path = root / folder / f"img_{i:03d}{ext}"
             paths.append(_write_image(path, size, seed=seed + len(paths)))
     return paths
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline_weights(tmp_path_factory) -> Iterator[None]:
+    """No test touches the network or the user's torch cache: an empty TORCH_HOME, and every
+    weights host is unreachable (a test of the probe itself puts the real one back)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch-home")))
+        patch.setattr(weights_api, "probe", lambda url: "network disabled in the tests")
+        yield
 
 
 @pytest.fixture(scope="session")

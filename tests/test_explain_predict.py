@@ -5,20 +5,26 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import safetensors
+import safetensors.torch
 import torch
 
 from pipeline import predict, zoo
+from pipeline.checkpoint import load_weights, save_weights
 from pipeline.ensemble import cli as ensemble_cli
 from pipeline.explain import __main__ as explain
 from pipeline.explain.gradcam import member_cam
+from pipeline.members import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.recipes import get_recipe, override
 
 COUNTS = {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
 # the recipe of the trained fixture's flags: fast, named with the fingerprint of its changes
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
+IMAGES = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +116,50 @@ def test_differential_flags_rare_classes_and_gives_wilson_intervals() -> None:
     assert (a["count"], a["percent"], a["flag"]) == (97, 97.0, "")
     assert b["flag"].startswith("rare") and c["count"] == 0 and c["flag"].startswith("rare")
     assert b["ci95_low"] < 3 < b["ci95_high"] and c["ci95_low"] == 0 and c["ci95_high"] > 0
+
+
+def test_member_weights_are_half_on_disk_and_predict_as_in_full_precision(tmp_path) -> None:
+    entry = load_catalogue()["resnet18"]
+    torch.manual_seed(0)
+    model, _ = create_model(entry, 8, "none", 32)
+    model.train()  # calibrate BatchNorm, so its statistics are not the trivial 0 and 1
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, 3, 32, 32))
+    model.eval().to(memory_format=torch.channels_last)  # as the fast recipe trains
+    path = tmp_path / "best.safetensors"
+    save_weights(path, model, 7)
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        assert f.get_tensor("conv1.weight").dtype == torch.float16
+        assert f.get_tensor("bn1.running_var").dtype == torch.float32  # buffers stay full
+    full = tmp_path / "full.pt"
+    torch.save(model.state_dict(), full)
+    assert path.stat().st_size < 0.55 * full.stat().st_size
+    state, epoch = load_weights(path)
+    assert epoch == 7 and state["conv1.weight"].dtype == torch.float32
+    restored, _ = create_model(entry, 8, "none", 32)
+    restored.load_state_dict(state)
+    restored.eval()
+    x = torch.rand(16, 3, 32, 32)
+    with torch.no_grad():
+        p, q = model(x).softmax(1), restored(x).softmax(1)
+    assert all(
+        v.dtype == torch.float32 for v in restored.state_dict().values() if v.is_floating_point()
+    )
+    assert (p - q).abs().max() < 2e-3 and torch.equal(p.argmax(1), q.argmax(1))
+    other = tmp_path / "other.safetensors"
+    safetensors.torch.save_file({"x": torch.zeros(2)}, str(other))
+    with pytest.raises(ValueError, match="holds no member weights"):
+        load_weights(other)
+
+
+def test_members_saved_before_safetensors_still_load(trained: Path, tmp_path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(trained / "out", out)
+    folder = out / "zoo" / "members" / "cells" / f"squeezenet1_1-{FAST}-s0"
+    new = member_probs(load_member(out, f"squeezenet1_1-{FAST}-s0"), IMAGES)
+    state, epoch = load_weights(folder / "best.safetensors")
+    torch.save({"model": state, "epoch": epoch}, folder / "best.pt")  # the old format
+    (folder / "best.safetensors").unlink()
+    old = member_probs(load_member(out, f"squeezenet1_1-{FAST}-s0"), IMAGES)
+    np.testing.assert_allclose(old, new, atol=1e-6)

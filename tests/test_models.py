@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import urllib.error
 
+import huggingface_hub
 import pytest
+import safetensors.torch
+import timm
 import torch
+import torchvision
 
 from pipeline.explain.gradcam import member_cam
 from pipeline.models import count_params, create_model, load_catalogue, select
@@ -13,6 +20,7 @@ from pipeline.models import weights as weights_api
 from pipeline.models.factory import get_module, replace_heads
 
 CATALOGUE = load_catalogue()
+REAL_PROBE = weights_api.probe  # before conftest takes the network away
 ALL = [e.name for e in CATALOGUE.values() if e.all]
 TORCHVISION_27 = {
     "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
@@ -130,30 +138,84 @@ def test_select_all_exclude_and_unknown() -> None:
         select(CATALOGUE, ["nosuchnet"], False, [])
 
 
-def test_auto_weights_use_imagenet_only_when_cached(tmp_path, monkeypatch) -> None:
+def test_auto_takes_a_weights_file_from_the_torch_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    entry = CATALOGUE["resnet18"]
-    assert weights_api.resolve(entry, "auto") == "none"
-    path = weights_api.cached_file(entry)
-    assert path.parent == tmp_path / "hub" / "checkpoints"
+    entry = CATALOGUE["squeezenet1_1"]
+    path = weights_api.cache_path(entry)
+    assert path.parent == tmp_path / "hub" / "checkpoints" and weights_api.cached(entry) is None
+    torch.manual_seed(3)  # stands in for the ImageNet file; the tests never download
+    saved = torchvision.models.squeezenet1_1().state_dict()
     path.parent.mkdir(parents=True)
-    path.touch()
-    assert weights_api.resolve(entry, "auto") == "imagenet"
+    torch.save(saved, path)
+    assert weights_api.cached(entry) == path
+    model, used = create_model(entry, 8, "auto", 32)  # the network is off (conftest)
+    assert used == "imagenet"
+    assert torch.equal(model.features[0].weight, saved["features.0.weight"])
     assert weights_api.resolve(entry, "none") == "none"
     with pytest.raises(ValueError, match="imagenet, none, auto"):
         weights_api.resolve(entry, "pretrained")
 
 
+def test_auto_takes_timm_weights_from_the_hugging_face_cache(tmp_path, monkeypatch) -> None:
+    entry = CATALOGUE["resnet50_gn"]
+    snapshot = tmp_path / "models--timm--resnet50_gn.a1h_in1k" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--timm--resnet50_gn.a1h_in1k" / "refs").mkdir()
+    (tmp_path / "models--timm--resnet50_gn.a1h_in1k" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert weights_api.cached(entry) is None
+    torch.manual_seed(5)  # stands in for the ImageNet file; the tests never download
+    saved = timm.create_model("resnet50_gn").state_dict()
+    safetensors.torch.save_file(saved, str(snapshot / "model.safetensors"))
+    assert weights_api.cached(entry) == snapshot / "model.safetensors"
+    model, used = create_model(entry, 8, "auto", 32)  # the network is off (conftest)
+    assert used == "imagenet" and torch.equal(model.conv1.weight, saved["conv1.weight"])
+
+
+def test_an_unreachable_download_falls_back_to_random_init_at_once(monkeypatch) -> None:
+    """A network that swallows connections (no answer, not even to DNS) costs one short probe
+    per host, then every member falls back; ``imagenet`` still refuses."""
+    monkeypatch.setattr(weights_api, "probe", REAL_PROBE)
+    monkeypatch.setattr(weights_api, "PROBE_TIMEOUT_S", 0.3)
+    attempts = []
+
+    def black_hole(address, timeout=None, *args):
+        attempts.append(address)
+        threading.Event().wait(10)  # the probe's thread is a daemon: it is left behind
+        raise OSError("timed out")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded although the host is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", black_hole)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    weights_api.connect.cache_clear()
+    try:
+        started = time.perf_counter()
+        used = [create_model(CATALOGUE[n], 8, "auto", 32)[1] for n in ("resnet18", "googlenet")]
+        assert used == ["none", "none"]
+        assert time.perf_counter() - started < 3
+        assert attempts == [("download.pytorch.org", 443)]  # one probe for both
+        with pytest.raises(weights_api.WeightsUnavailable, match="no answer within 0.3 s"):
+            create_model(CATALOGUE["resnet18"], 8, "imagenet", 32)
+    finally:
+        weights_api.connect.cache_clear()
+
+
 def test_failed_download_says_how_to_run_offline(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(weights_api, "probe", lambda url: None)  # the host answers, then...
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(weights_api.WeightsUnavailable, match="--weights none") as err:
         create_model(CATALOGUE["squeezenet1_1"], 8, "imagenet")
-    assert "squeezenet1_1" in str(err.value) and str(tmp_path) in str(err.value)
+    message = str(err.value)
+    assert "squeezenet1_1" in message and "network is unreachable" in message
+    assert str(tmp_path) in message and "--fetch-weights" in message
+    assert create_model(CATALOGUE["squeezenet1_1"], 8, "auto", 32)[1] == "none"
 
 
 def test_member_without_imagenet_weights_refuses_them_clearly() -> None:

@@ -81,6 +81,7 @@ def test_plan_counts_training_validation_and_final_predictions() -> None:
     assert row["PFLOPs"] == pytest.approx(flops / 1e15, abs=0.01)
     assert row["floor_s"] == pytest.approx(flops / 1e15, abs=0.1)
     assert row["estimate_s"] == pytest.approx(4 * flops / 1e15, abs=0.1)
+    assert row["disk_MB"] == pytest.approx(2 * 2 * 11.181, abs=0.1)  # 2 seeds, half precision
     assert table.iloc[-1]["member"] == "TOTAL"
     # half the side, a quarter of the MACs
     small = plan([resnet18], override(recipe, {"image_size": 112}), 1, counts, Gpu())
@@ -92,6 +93,7 @@ def test_plan_cli_prints_the_table_and_trains_nothing(tmp_path, tiny, capsys) ->
     assert zoo.main(zoo_args(tmp_path, tiny, "--plan", "--gpu-tflops", "100")) == 0
     out = capsys.readouterr().out
     assert "squeezenet1_1" in out and "TOTAL" in out and "floor_s" in out and "100 TFLOPS" in out
+    assert "disk_MB" in out and "disk: up to 2.93 MB of member weights" in out
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 

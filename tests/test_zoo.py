@@ -13,12 +13,14 @@ import torch
 
 from pipeline import engine, zoo
 from pipeline.answers import ids_fingerprint
+from pipeline.checkpoint import load_weights
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import long_table
 from pipeline.models import load_catalogue
+from pipeline.models import weights as weights_api
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
 from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
@@ -58,7 +60,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         member = tmp_path / "out" / "zoo" / "members" / "cells" / f"{arch}-{FAST}-s0"
         subs = tmp_path / "out" / "submissions" / "cells" / f"{arch}-{FAST}-s0"
         assert {p.name for p in member.iterdir()} == {
-            "best.pt", "history.csv", "metrics.json", "state.json",
+            "best.safetensors", "history.csv", "metrics.json", "state.json",
         }  # fmt: skip
         assert {p.name for p in subs.iterdir()} == {"meta.json", "val.csv", "test.csv", "other.csv"}
         test = read_submission(subs / "test.csv")
@@ -82,12 +84,13 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         assert len(pd.read_csv(member / "history.csv")) == 1
     results = pd.read_csv(tmp_path / "out" / "zoo" / "results-cells.csv")
     assert list(results["arch"]) == ["resnet18", "squeezenet1_1", "googlenet"]
+    assert set(results["weights"]) == {"none"}
     assert f"resnet18-{FAST}-s0" in capsys.readouterr().out
 
 
 def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> None:
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
-    best = tmp_path / "out" / "zoo" / "members" / "cells" / f"squeezenet1_1-{FAST}-s0" / "best.pt"
+    best = tmp_path / "out/zoo/members/cells" / f"squeezenet1_1-{FAST}-s0" / "best.safetensors"
     stamp = best.stat().st_mtime_ns
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
     assert best.stat().st_mtime_ns == stamp
@@ -100,7 +103,7 @@ def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> N
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--set", "lr=0.1") == 0
     fast = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8, "lr": 0.1})
     assert fast.name not in (FAST, "fast")
-    assert (best.parents[1] / f"squeezenet1_1-{fast.name}-s0" / "best.pt").exists()
+    assert (best.parents[1] / f"squeezenet1_1-{fast.name}-s0" / "best.safetensors").exists()
     assert best.stat().st_mtime_ns == stamp
     # same name, other settings: an error, never a silent skip of the wrong member
     assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--weights", "auto") == 1
@@ -144,7 +147,7 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     assert json.loads((members / f"squeezenet1_0-{FAST}-s0" / "state.json").read_text())[
         "status"
     ] == ("failed")
-    assert (members / f"squeezenet1_1-{FAST}-s0" / "best.pt").exists()
+    assert (members / f"squeezenet1_1-{FAST}-s0" / "best.safetensors").exists()
     captured = capsys.readouterr()
     assert f"FAILED squeezenet1_0-{FAST}-s0" in captured.out
     assert f"1 member(s) failed: squeezenet1_0-{FAST}-s0" in captured.err
@@ -170,6 +173,47 @@ def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, capsys)
         capsys.readouterr().out
     )
     assert {p.name: p.read_bytes() for p in upload.iterdir()} == before
+
+
+def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(tmp_path, tiny, capsys):
+    """The network is off (conftest): the member starts from random initialisation, the run
+    says what it would download and write before, and how to fetch the weights after; stderr
+    is no terminal here, so no progress bar writes to it."""
+    args = ["--dataset", "folder", "--data", str(tiny), "--weights", "auto", "--image-size", "32",
+            "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--models", "squeezenet1_1",
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert zoo.main(args) == 0
+    out, err = capsys.readouterr()
+    assert "ImageNet weights: 1 of 1 to download, 4.96 MB into" in out
+    assert "a member whose download fails starts from random initialisation" in out
+    assert "disk: up to 1.45 MB of member weights" in out
+    note = next(line for line in out.splitlines() if "ran from random initialisation" in line)
+    assert "1 member(s)" in note and "--models squeezenet1_1 --fetch-weights" in note
+    meta = json.loads(
+        (tmp_path / "out/submissions/cells/squeezenet1_1-fast-s0/meta.json").read_text()
+    )
+    assert (meta["weights"], meta["weights_requested"]) == ("none", "auto")
+    assert "it/s" not in err and "img/s" not in err and "\r" not in err
+
+
+def test_fetch_weights_downloads_or_says_why_not(tmp_path, monkeypatch, capsys) -> None:
+    path = weights_api.cache_path(load_catalogue()["squeezenet1_1"])
+    assert zoo.main(["--models", "squeezenet1_1,resnet18_gn", "--fetch-weights"]) == 1
+    out = capsys.readouterr().out
+    assert "squeezenet1_1: FAILED" in out and "network disabled" in out
+    assert "resnet18_gn: no published ImageNet weights" in out
+
+    def download(url, dst, hash_prefix, progress):  # a stand-in for the real file
+        assert url.endswith(Path(dst).name) and hash_prefix == "b8a52dc0"
+        Path(dst).write_bytes(b"weights")
+
+    monkeypatch.setattr(weights_api, "probe", lambda url: None)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    try:
+        assert zoo.main(["--models", "squeezenet1_1", "--fetch-weights"]) == 0
+        assert f"squeezenet1_1: {path}" in capsys.readouterr().out and path.exists()
+    finally:
+        path.unlink(missing_ok=True)  # the tests share one empty torch cache
 
 
 def _config(epochs: int) -> MemberConfig:
@@ -225,8 +269,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     a = pd.read_csv(straight.history).drop(columns="time_s")
     b = pd.read_csv(paths.history).drop(columns="time_s")
     pd.testing.assert_frame_equal(a, b)
-    wa = torch.load(straight.best, weights_only=False)["model"]
-    wb = torch.load(paths.best, weights_only=False)["model"]
+    wa, wb = load_weights(straight.best)[0], load_weights(paths.best)[0]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (paths.submissions / "test.csv").read_text() == (
         straight.submissions / "test.csv"

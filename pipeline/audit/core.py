@@ -162,7 +162,12 @@ def measure(datasets: dict[str, Dataset], items: list[Item], config: AuditConfig
         out.failed |= {n: cache.failed[items[n].id] for n in members if items[n].id in cache.failed}
         ok = np.array([n for n in members if n not in out.failed], dtype=np.int64)
         rows = cache.rows([items[n].id for n in ok])
-        bar = tqdm(total=len(ok), desc=f"measure {name}", unit="img", disable=not config.progress)
+        bar = tqdm(
+            total=len(ok),
+            desc=f"measure {name}",
+            unit="img",
+            disable=None if config.progress else True,
+        )
         for start in range(0, len(ok), CHUNK):
             block = np.asarray(cache.images[rows[start : start + CHUNK]])
             out.hashes[ok[start : start + CHUNK]] = perceptual_hashes(block)
@@ -180,7 +185,9 @@ def audit(config: AuditConfig) -> AuditResult:
     items = list_items(datasets)
     infos = [
         inspect_file(it.path)
-        for it in tqdm(items, desc="hash files", unit="file", disable=not config.progress)
+        for it in tqdm(
+            items, desc="hash files", unit="file", disable=None if config.progress else True
+        )
     ]
     m = measure(datasets, items, config)
     unreadable = [

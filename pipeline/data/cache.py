@@ -218,7 +218,12 @@ def _build(
     )
     failed: dict[str, str] = {}  # array rows never fail: the adapter checked their shapes
     status: dict[str, str] = {}
-    bar = tqdm(total=len(ids), desc=f"decode {name} @{size}px", unit="img", disable=not progress)
+    bar = tqdm(
+        total=len(ids),
+        desc=f"decode {name} @{size}px",
+        unit="img",
+        disable=None if progress else True,
+    )
     try:
         if is_array_file(root):  # already decoded: resizing in this process is quick enough
             for position, pixels in read_images(root, ids):

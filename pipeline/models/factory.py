@@ -76,14 +76,16 @@ def create_model(
     Auxiliary heads that cannot run at ``image_size`` are removed; the catalogue's variant
     (frozen BatchNorm, last 16 layers) is applied.
     """
+    size = image_size or entry.input_size
+    if entry.size_kwarg and size != entry.input_size:  # ImageNet weights fix the input size
+        if weights == "imagenet":
+            raise ValueError(
+                f"{entry.name} with ImageNet weights runs at {entry.input_size} px only, not "
+                f"{size}: use --image-size {entry.input_size}, or --weights none"
+            )
+        weights = "none" if weights == "auto" else weights
     used = weights_api.resolve(entry, weights)
     pretrained = used == "imagenet"
-    size = image_size or entry.input_size
-    if entry.size_kwarg and pretrained and size != entry.input_size:
-        raise ValueError(
-            f"{entry.name} with ImageNet weights runs at {entry.input_size} px only, not {size}: "
-            f"use --image-size {entry.input_size}, or --weights none"
-        )
     try:
         if entry.library == "torchvision":
             kwargs = dict(entry.kwargs) if pretrained else {**entry.kwargs, **entry.random_kwargs}
@@ -92,7 +94,10 @@ def create_model(
             tv_weights = weights_api.torchvision_weights(entry) if pretrained else None
             model = torchvision.models.get_model(entry.fn, weights=tv_weights, **kwargs)
         elif entry.library == "timm":
-            model = timm.create_model(entry.fn, pretrained=pretrained, **entry.kwargs)
+            extra = {}
+            if pretrained:  # the file resolve() fetched: timm would ask the Hub again, with retries
+                extra["pretrained_cfg_overlay"] = {"file": str(weights_api.cached(entry))}
+            model = timm.create_model(entry.fn, pretrained=pretrained, **extra, **entry.kwargs)
         else:
             raise ValueError(f"{entry.name}: unknown builder library {entry.library!r}")
     except (OSError, RuntimeError, ValueError) as exc:

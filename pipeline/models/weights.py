@@ -1,16 +1,36 @@
-"""Pretrained weights through torchvision's and timm's own APIs, with an honest offline story."""
+"""Pretrained weights through torchvision's and timm's own APIs, with an honest offline story.
+
+``auto`` takes ImageNet weights where they are cached or can be downloaded, and random
+initialisation otherwise, per member. Downloads are bounded: a quick connection probe (DNS
+included) first, then a download that gives up when it stalls, so an offline machine falls back
+at once instead of waiting on time-outs and retries.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import socket
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import timm
 import torch
 import torchvision
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import EntryNotFoundError
 
 from pipeline.models.catalogue import Entry
 
 CHOICES = ("imagenet", "none", "auto")
+PROBE_TIMEOUT_S = 3.0  # a host that takes longer to answer counts as unreachable
+STALL_TIMEOUT_S = 30.0  # a download that receives nothing for this long is abandoned
+HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm loads from a Hub repository
 
 
 class WeightsUnavailable(RuntimeError):
@@ -21,16 +41,127 @@ def torchvision_weights(entry: Entry) -> torchvision.models.WeightsEnum:
     return torchvision.models.get_model_weights(entry.fn).DEFAULT
 
 
-def cached_file(entry: Entry) -> Path | None:
+def hub_dir() -> Path:
+    """torchvision's weights folder (``TORCH_HOME``/hub/checkpoints)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cache_path(entry: Entry) -> Path | None:
     """Where torchvision keeps this member's weights file (None for timm members)."""
     if entry.library != "torchvision":
         return None
-    url = torchvision_weights(entry).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return hub_dir() / os.path.basename(torchvision_weights(entry).url)
+
+
+def hf_repo(entry: Entry) -> str:
+    return timm.models.get_pretrained_cfg(entry.fn).hf_hub_id
+
+
+def cached(entry: Entry) -> Path | None:
+    """The member's ImageNet weights file if it is already on this machine."""
+    path = cache_path(entry)
+    if path is not None:
+        return path if path.exists() else None
+    for name in HF_FILES:
+        found = try_to_load_from_cache(hf_repo(entry), name)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def download_bytes(entry: Entry) -> int | None:
+    """The size of the member's weights file from torchvision's metadata (None: unknown)."""
+    if entry.library != "torchvision":
+        return None  # the Hugging Face Hub only says so online
+    return round(torchvision_weights(entry).meta["_file_size"] * 2**20)  # meta: MiB
+
+
+def source_url(entry: Entry) -> str:
+    if entry.library == "torchvision":
+        return torchvision_weights(entry).url
+    return f"{constants.ENDPOINT}/{hf_repo(entry)}"
+
+
+def probe(url: str) -> str | None:
+    """None when a TCP connection to the URL's host (or to the proxy urllib would use) opens
+    within ``PROBE_TIMEOUT_S``; otherwise why not."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxied = urllib.parse.urlsplit(proxy if "//" in proxy else f"//{proxy}")
+        host, port = proxied.hostname or "", proxied.port or 8080
+    return connect(host, port)
+
+
+@functools.cache  # once per host and process: offline, every member after the first is quick
+def connect(host: str, port: int) -> str | None:
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}: {exc}")
+
+    # a thread, because name resolution ignores socket time-outs
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(PROBE_TIMEOUT_S)
+    return outcome[0] if outcome else f"{host}: no answer within {PROBE_TIMEOUT_S:g} s"
+
+
+@contextlib.contextmanager
+def stall_timeout(seconds: float) -> Iterator[None]:
+    """Sockets opened without a time-out (torch.hub's) give up after ``seconds`` of silence."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def fetch(entry: Entry, progress: bool | None = None) -> Path:
+    """The member's ImageNet weights file, downloaded into the cache if it is not there yet.
+
+    Raises ``WeightsUnavailable`` saying why when the download fails. A progress bar is shown
+    only on a terminal, unless ``progress`` says otherwise.
+    """
+    found = cached(entry)
+    if found is not None:
+        return found
+    url = source_url(entry)
+    unreachable = probe(url)
+    if unreachable:
+        raise WeightsUnavailable(f"cannot reach {unreachable}")
+    progress = sys.stderr.isatty() if progress is None else progress
+    try:
+        with stall_timeout(STALL_TIMEOUT_S):
+            path = cache_path(entry)
+            if path is None:
+                return download_from_hub(entry)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            digest = torch.hub.HASH_REGEX.search(path.name)
+            torch.hub.download_url_to_file(url, str(path), digest and digest.group(1), progress)
+            return path
+    except Exception as exc:  # however a download fails (network, HTTP, hash), it is unavailable
+        raise WeightsUnavailable(f"download of {url} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def download_from_hub(entry: Entry) -> Path:
+    safetensors, pickled = HF_FILES
+    try:
+        return Path(hf_hub_download(hf_repo(entry), safetensors))
+    except EntryNotFoundError:  # older repositories hold the pickled file only
+        return Path(hf_hub_download(hf_repo(entry), pickled))
 
 
 def resolve(entry: Entry, weights: str) -> str:
-    """Turn ``auto`` into ``imagenet`` when the weights file is already cached, else ``none``."""
+    """The weights a member starts from, ``imagenet`` or ``none``, fetching ImageNet weights
+    that are not cached yet: ``auto`` falls back to ``none`` when that fails, ``imagenet``
+    raises ``WeightsUnavailable``."""
     if weights not in CHOICES:
         raise ValueError(f"--weights must be one of {', '.join(CHOICES)}, not {weights!r}")
     if not entry.imagenet:
@@ -40,20 +171,28 @@ def resolve(entry: Entry, weights: str) -> str:
                 "(or auto), or pick a member that has them (python -m pipeline.zoo --list)"
             )
         return "none"
-    if weights != "auto":
-        return weights
-    path = cached_file(entry)
-    return "imagenet" if path is not None and path.exists() else "none"
+    if weights == "none":
+        return "none"
+    try:
+        fetch(entry)
+    except WeightsUnavailable as exc:
+        if weights == "imagenet":
+            raise offline_hint(entry, exc) from exc
+        return "none"
+    return "imagenet"
+
+
+def where_to_put(entry: Entry) -> str:
+    path = cache_path(entry)
+    if path is not None:
+        return f"copy {path.name} into {path.parent} (set TORCH_HOME to move it)"
+    return f"fill the Hugging Face cache (HF_HOME) with {hf_repo(entry)}"
 
 
 def offline_hint(entry: Entry, error: Exception) -> WeightsUnavailable:
-    path = cached_file(entry)
-    where = (
-        f"copy {path.name} into {path.parent} (set TORCH_HOME to move it)"
-        if path
-        else "fill the Hugging Face cache (HF_HOME) on a connected machine"
-    )
     return WeightsUnavailable(
-        f"could not load ImageNet weights for {entry.name}: {type(error).__name__}: {error}. "
-        f"Offline? Run with --weights none (random initialisation), or {where}."
+        f"could not load ImageNet weights for {entry.name} ({error}). Offline? Run with "
+        "--weights none (random initialisation) or auto, fetch them where there is internet "
+        f"(python -m pipeline.zoo --models {entry.name} --fetch-weights), "
+        f"or {where_to_put(entry)}."
     )
