@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import engine, provenance
+from pipeline import calibration, engine, provenance
 from pipeline.balance import balanced_sampler, class_weights
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
@@ -263,6 +263,10 @@ def train_member(
     best = torch.load(paths.best, map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
     metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop)
+    calib = calibration.calibrate_folder(
+        paths.submissions, lambda name: {r.id: r.label for r in sets[name].records}
+    )
+    metrics = calib.merge(metrics)
     summary = {
         "member": cfg.member_id,
         "arch": cfg.entry.name,
@@ -272,6 +276,7 @@ def train_member(
         "test_acc": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
         **cross_domain_summary(metrics),
+        **calib.summary(),
         "best_epoch": best["epoch"],
         "train_time_s": round(train_time, 1),
     }
@@ -293,6 +298,7 @@ def train_member(
             "weights_requested": cfg.weights,
             "image_size": size,
             "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
+            "calibration": calib.meta,
             "aux_heads": list(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else [],
             "params": params,
             "gmacs": round(gmacs, 4),
@@ -374,7 +380,8 @@ def evaluate_sets(
     paths: MemberPaths,
     crop: CropSpec = CENTRE_CROP,
 ) -> dict[str, dict]:
-    """Write a submission for every set but ``train`` and score it over the shared classes.
+    """Write an uncalibrated submission for every set but ``train`` (``raw/<set>.csv``, see
+    ``pipeline.calibration``) and score it over the shared classes.
 
     Each set's metrics name the classes it was scored over (``classes``), the classes the set
     holds (``set_classes``) and how its crops were made (``crop``: mode and status counts).
@@ -385,7 +392,7 @@ def evaluate_sets(
             continue
         view = store.view(image_set, size, crop)
         probs = predict_view(model, view, precision, workers)
-        write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
+        write_submission(calibration.raw_path(paths.submissions, name), view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))
         results[name] = {
             **score(view.ids, probs, classes, key),

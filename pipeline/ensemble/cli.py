@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pipeline import provenance
+from pipeline import calibration, provenance
 from pipeline.answers import AnswerKeys
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in (METHODS if args.method == "all" else [args.method])
     ]
     for ens in ensembles:
-        save(ens, args, tag, classes, scope)
+        save(ens, args, tag, classes, scope, keys)
 
     table = report(candidates, ensembles, keys, y_val, args)
     write_text(args.out / "zoo" / f"ensembles-{tag}.csv", table.to_csv(index=False))
@@ -115,11 +115,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scope: str) -> None:
+def save(
+    ens: Ensemble,
+    args: argparse.Namespace,
+    tag: str,
+    classes: tuple,
+    scope: str,
+    keys: AnswerKeys,
+) -> None:
+    """Its submissions (calibrated, the uncalibrated in ``raw/``), meta.json, and in
+    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and a stacker's model."""
     folder = args.out / "submissions" / tag / ens.name
+    zoo_folder = args.out / "zoo" / "ensembles" / tag / ens.name
     for set_name in ens.sets():
         ids = ens.members[0].sets[set_name].ids
-        write_submission(folder / f"{set_name}.csv", ids, ens.predict(set_name), classes)
+        probs = ens.predict(set_name)
+        write_submission(calibration.raw_path(folder, set_name), ids, probs, classes)
+    sources = ens.members[0].meta.get("sets", {})
+    calib = calibration.calibrate_folder(
+        folder, lambda s: keys.key(sources[s]) if sources.get(s) else None
+    )
+    per_set = {name: {"calibration": report} for name, report in calib.sets.items()}
+    write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
     meta = {
         "member": ens.name,
@@ -136,7 +153,8 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
         "weights_init": sorted({m.get("weights", "?") for m in metas}),
         "params": sum(int(m.get("params", 0)) for m in metas),
         "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
-        "sets": ens.members[0].meta.get("sets", {}),
+        "sets": sources,
+        "calibration": calib.meta,
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
         "command": provenance.command_line("pipeline.ensemble"),
@@ -145,7 +163,7 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
     if ens.counts:
         meta["multiset"] = dict(zip(meta["members"], ens.counts, strict=True))
     if ens.stack is not None:
-        model_file = args.out / "zoo" / "ensembles" / tag / ens.name / "stack.joblib"
+        model_file = zoo_folder / "stack.joblib"
         bundle = {"model": ens.stack, "members": meta["members"], "classes": list(classes)}
         atomic_write(model_file, lambda f: joblib.dump(bundle, f), binary=True)
         meta["stack_model"] = str(model_file)
