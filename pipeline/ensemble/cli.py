@@ -20,6 +20,7 @@ from pipeline.io import atomic_write, write_json, write_text
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import write_submission
+from pipeline.tracking import add_tracking_args, make_tracker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy-size", type=int, default=10, help="greedy: picks (with replacement)")
     p.add_argument("--seed", type=int, default=0, help="stacking folds and bootstrap")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    add_tracking_args(p)
     return p
 
 
@@ -102,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
         for m in (METHODS if args.method == "all" else [args.method])
     ]
+    tracker = make_tracker(args, args.out)
     for ens in ensembles:
         save(ens, args, tag, classes, scope, keys)
+        if tracker is not None:
+            tracker.log_ensemble(args.out, tag, ens.name)
 
     table = report(candidates, ensembles, keys, y_val, args)
     write_text(args.out / "zoo" / f"ensembles-{tag}.csv", table.to_csv(index=False))
@@ -127,15 +132,21 @@ def save(
     ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and a stacker's model."""
     folder = args.out / "submissions" / tag / ens.name
     zoo_folder = args.out / "zoo" / "ensembles" / tag / ens.name
-    for set_name in ens.sets():
-        ids = ens.members[0].sets[set_name].ids
-        probs = ens.predict(set_name)
-        write_submission(calibration.raw_path(folder, set_name), ids, probs, classes)
+    ids = {s: ens.members[0].sets[s].ids for s in ens.sets()}
+    raw = {s: ens.predict(s) for s in ens.sets()}
+    for set_name, probs in raw.items():
+        write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
     sources = ens.members[0].meta.get("sets", {})
     calib = calibration.calibrate_folder(
         folder, lambda s: keys.key(sources[s]) if sources.get(s) else None
     )
-    per_set = {name: {"calibration": report} for name, report in calib.sets.items()}
+    scores = {
+        s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
+                 keys.key(sources[s]))
+        for s, probs in raw.items()
+        if sources.get(s)
+    }  # fmt: skip
+    per_set = calib.merge(scores)
     write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
     meta = {
