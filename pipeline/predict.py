@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
         description="Classify cell images with a zoo member or a saved ensemble; write one row "
-        "per image (class and probability per class) and the differential count.",
+        "per image (class and calibrated probability per class) and the differential count.",
         formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)

@@ -80,6 +80,7 @@ def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, s
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tracker = make_tracker(args, args.out)  # a wrong URI stops the run before anything is built
     started = time.perf_counter()
     tag = find_dataset(args.out / "submissions", args.dataset)
     candidates = load_candidates(args.out / "submissions" / tag)
@@ -104,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
         for m in (METHODS if args.method == "all" else [args.method])
     ]
-    tracker = make_tracker(args, args.out)
     for ens in ensembles:
         save(ens, args, tag, classes, scope, keys)
         if tracker is not None:
