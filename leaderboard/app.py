@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 from streamlit.runtime.uploaded_file_manager import UploadedFile  # noqa: E402
 
+from pipeline.calibration import RAW_FOLDER, compare  # noqa: E402
 from pipeline.leaderboard import competition  # noqa: E402
 from pipeline.leaderboard.collect import Entry, find_entries  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
@@ -312,6 +313,59 @@ def set_scores(out: str, version: str, entry: Entry, set_name: str) -> None:
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def calibration_report(out: str, version: str, dataset: str, name: str, set_name: str) -> dict:
+    """ECE, reliability and risk-coverage of a set's submission; the uncalibrated copy
+    (``raw/<set>.csv``) is the "before" where there is one, else the submission itself."""
+    entry = find_entry(out, version, dataset, name)
+    key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
+    calibrated = read_submission(entry.files[set_name])
+    raw_file = entry.folder / RAW_FOLDER / f"{set_name}.csv"
+    raw = read_submission(raw_file) if raw_file.is_file() else calibrated
+    return {**compare(raw, calibrated, key, vocabulary), "has_raw": raw_file.is_file()}
+
+
+def reliability_chart(report: dict) -> alt.LayerChart:
+    """Accuracy against mean confidence per bin, before and after; the diagonal is perfect."""
+    sides = {"uncalibrated": report["reliability_raw"], "calibrated": report["reliability"]}
+    rows = [{**b, "probabilities": side} for side, bins in sides.items() for b in bins if b["n"]]
+    diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(
+        color="#9e9e9e", strokeDash=[4, 4]
+    )
+    points = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("confidence", title="mean confidence (bin)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("accuracy", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("probabilities", title=None),
+            tooltip=["probabilities", "lo", "hi", "n", alt.Tooltip("accuracy", format=".3f")],
+        )
+    )
+    return diagonal.encode(x="x", y="y") + points
+
+
+def calibration_section(out: str, version: str, entry: Entry, set_name: str) -> None:
+    report = calibration_report(out, version, entry.dataset, entry.name, set_name)
+    temperature = entry.meta.get("calibration", {}).get("temperature")
+    cols = st.columns(5)
+    cols[0].metric("ECE before", f"{report['ece_raw']:.4f}" if report["has_raw"] else "–")
+    cols[1].metric("ECE after", f"{report['ece']:.4f}")
+    cols[2].metric("accuracy at 90% coverage", f"{report['acc_at_90']:.4f}")
+    cols[3].metric("accuracy at 80% coverage", f"{report['acc_at_80']:.4f}")
+    cols[4].metric("temperature", "–" if temperature is None else f"{temperature:.3f}")
+    left, right = st.columns(2)
+    left.altair_chart(reliability_chart(report), width="stretch")
+    curve = pd.DataFrame(report["risk_coverage"]).drop(columns="aurc")
+    right.line_chart(curve, x="coverage", y="accuracy", x_label="coverage (most confident first)")
+    st.caption(
+        "Expected calibration error (15 equal-width confidence bins) before and after temperature "
+        "scaling fitted on validation; right: accuracy of the cells kept as the confidence "
+        "threshold rises (risk–coverage). "
+        + ("" if report["has_raw"] else "This submission has no uncalibrated copy.")
+    )
+
+
 def gallery(out: str, version: str, entry: Entry) -> None:
     wrong = misclassified(out, version, entry.dataset, entry.name, "test")
     root = Path(entry.source("test")["root"])
@@ -346,6 +400,8 @@ def details_tab(
     for tab, set_name in zip(st.tabs(shown), shown, strict=True):
         with tab:
             set_scores(out, version, entry, set_name)
+            st.markdown("**Calibration and selective prediction**")
+            calibration_section(out, version, entry, set_name)
 
     st.subheader("Training curves")
     hist = history(out, dataset, entry_name)

@@ -10,6 +10,7 @@ import numpy as np
 from torch import nn
 
 from pipeline import engine
+from pipeline.calibration import apply_temperature, temperature_of
 from pipeline.checkpoint import WEIGHTS_FILE, find_weights, load_weights
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import StainReference, normalise_all
@@ -51,6 +52,10 @@ class LoadedMember:
         return CropSpec(
             recipe.get("crop", "centre"), recipe.get("cell_fraction", DEFAULT_CELL_FRACTION)
         )
+
+    @property
+    def temperature(self) -> float:
+        return temperature_of(self.meta)
 
 
 def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, dict]:
@@ -103,13 +108,15 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     return LoadedMember(name, dataset, meta, entry, model, precision)
 
 
-def member_probs(member: LoadedMember, images: np.ndarray) -> np.ndarray:
-    """Softmax probabilities for uint8 ``(N, S, S, 3)`` images at the member's size (mapped onto
-    its training stain here, when it was trained so)."""
+def member_probs(member: LoadedMember, images: np.ndarray, calibrated: bool = True) -> np.ndarray:
+    """Probabilities for uint8 ``(N, S, S, 3)`` images at the member's size (mapped onto its
+    training stain here, when it was trained so), scaled by its temperature unless
+    ``calibrated`` is False (what its ``<set>.csv`` and ``raw/`` hold)."""
     if len(images) == 0:
         return np.zeros((0, len(member.classes)))
     images = member_input(member, images)
-    return predict_rows(member.model, images, np.arange(len(images)), member.precision)
+    probs = predict_rows(member.model, images, np.arange(len(images)), member.precision)
+    return apply_temperature(probs, member.temperature) if calibrated else probs
 
 
 def member_input(member: LoadedMember, images: np.ndarray) -> np.ndarray:
@@ -127,14 +134,22 @@ class LoadedEnsemble:
     def classes(self) -> tuple[str, ...]:
         return tuple(self.meta["classes"])
 
-    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
+    @property
+    def temperature(self) -> float:
+        return temperature_of(self.meta)
+
+    def combine(self, probs: list[np.ndarray], calibrated: bool = True) -> np.ndarray:
+        """The ensemble's probabilities from its (calibrated) members', scaled by its own
+        temperature unless ``calibrated`` is False."""
         method = self.meta["method"]
         if method == "vote":
-            return methods.vote(probs)
-        if method == "stack":
+            mixed = methods.vote(probs)
+        elif method == "stack":
             bundle = joblib.load(self.meta["stack_model"])
-            return methods.stack_predict(bundle["model"], probs, len(self.classes))
-        return methods.soft(probs, self.meta["weights"])
+            mixed = methods.stack_predict(bundle["model"], probs, len(self.classes))
+        else:
+            mixed = methods.soft(probs, self.meta["weights"])
+        return apply_temperature(mixed, self.temperature) if calibrated else mixed
 
 
 def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str = "auto"):

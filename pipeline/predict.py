@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.adapt.methods import METHODS, Adaptation, adapted_probabilities
+from pipeline.calibration import accepted, apply_temperature
 from pipeline.data.cache import decode
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
@@ -89,12 +90,33 @@ def differential(predicted: list[str], classes: tuple[str, ...]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def share(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {text}")
+    return value
+
+
+def to_review(confidence: np.ndarray, below: float | None, coverage: float | None) -> np.ndarray:
+    """Cells for a human: confidence under ``below``, or all but the ``coverage`` share of most
+    confident cells; none when neither is given."""
+    if below is not None:
+        return confidence < below
+    if coverage is not None:
+        return ~accepted(confidence, coverage)
+    return np.zeros(len(confidence), dtype=bool)
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
         description="Classify cell images with a zoo member or a saved ensemble; write one row "
-        "per image (class and probability per class) and the differential count.",
+        "per image (class and calibrated probability per class) and the differential count.",
         formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)
@@ -106,6 +128,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", type=Path, default=Path("predictions.csv"), help="per-image output")
     p.add_argument("--device", default="auto")
     p.add_argument(
+        "--uncalibrated",
+        action="store_true",
+        help="probabilities without the temperature fitted on validation (an ensemble's members "
+        "stay calibrated, as it was fitted on them)",
+    )
+    review = p.add_mutually_exclusive_group()
+    review.add_argument(
+        "--review-below",
+        type=share,
+        metavar="P",
+        help="send cells whose top probability is below P to human review; the differential "
+        "counts the accepted cells",
+    )
+    review.add_argument(
+        "--coverage",
+        type=share,
+        metavar="C",
+        help="accept the C share of most confident cells (e.g. 0.9), send the rest to review",
+    )
+    p.add_argument(
         "--adapt",
         choices=METHODS,
         default="none",
@@ -115,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta", action="store_true", help="average the 8 flips and 90 degree turns")
     add_debug_flag(p)
     args = p.parse_args(argv)
+    calibrated = not args.uncalibrated
     adaptation = Adaptation(args.adapt, args.tta)
 
     if args.member:
@@ -138,24 +181,52 @@ def main(argv: list[str] | None = None) -> int:
         if adaptation.active:
             kept = member_input(m, images[keep])
             rows = np.arange(len(kept))
-            probs.append(adapted_probabilities(m.model, kept, rows, m.precision, adaptation))
+            adapted = adapted_probabilities(m.model, kept, rows, m.precision, adaptation)
+            use_temperature = calibrated or ensemble is not None
+            probs.append(apply_temperature(adapted, m.temperature) if use_temperature else adapted)
         else:
-            probs.append(member_probs(m, images[keep]))
-    final = ensemble.combine(probs) if ensemble else probs[0]
+            probs.append(member_probs(m, images[keep], calibrated or ensemble is not None))
+    final = ensemble.combine(probs, calibrated) if ensemble else probs[0]
 
     predicted = [classes[i] for i in final.argmax(axis=1)] if len(final) else []
+    confidence = final.max(axis=1) if len(final) else np.zeros(0)
+    review = to_review(confidence, args.review_below, args.coverage)
+    selective = args.review_below is not None or args.coverage is not None
     rows = pd.DataFrame(final, columns=list(classes))
     rows.insert(0, "file", [str(f) for f in readable])
     rows.insert(1, "class", predicted)
+    if selective:
+        rows["confidence"] = confidence
+        rows["review"] = review
     buf = io.StringIO()
     rows.to_csv(buf, index=False, float_format="%.6g")
     write_text(args.csv, buf.getvalue())
-    counts = differential(predicted, classes)
+    counts = differential([c for c, r in zip(predicted, review, strict=True) if not r], classes)
+    if selective:
+        sent = int(review.sum())
+        counts.loc[len(counts)] = {
+            "class": "(review)",
+            "count": sent,
+            "percent": 100 * sent / len(review) if len(review) else math.nan,
+            "ci95_low": math.nan,
+            "ci95_high": math.nan,
+            "flag": "sent to human review: percent of all cells, not in the differential",
+        }
     counts_file = args.csv.with_name(f"{args.csv.stem}-counts.csv")
     write_text(counts_file, counts.to_csv(index=False, float_format="%.2f"))
 
     model = args.member or f"{args.ensemble} ({len(members)} members)"
     print(f"{len(readable)} cells classified by {model}; per image: {args.csv}")
+    if selective:
+        rule = (
+            f"top probability below {args.review_below:g}"
+            if args.review_below is not None
+            else f"outside the {args.coverage:.0%} most confident"
+        )
+        print(
+            f"{len(review) - int(review.sum())} cells accepted, {int(review.sum())} sent to "
+            f"review ({rule}); the differential counts the accepted cells:"
+        )
     print(counts.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if failed:
         print(f"\n{len(failed)} unreadable file(s) skipped:", file=sys.stderr)

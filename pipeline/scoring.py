@@ -34,12 +34,30 @@ def score(
             f"(e.g. {min(missing, default='-')}), {len(unknown)} unknown "
             f"(e.g. {min(unknown, default='-')})"
         )
-    labels = [key[i] for i in ids]
-    aligned, shared = align_probabilities(probs, classes, _vocabulary(vocabulary, key))
+    aligned, y, shared, unscored = aligned_labels(
+        ids, probs, classes, key, _vocabulary(vocabulary, key)
+    )
+    return {**evaluate(y, aligned, shared, auc), "unscored": unscored}
+
+
+def aligned_labels(
+    ids: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    key: dict[str, str],
+    vocabulary: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
+    """The rows of ids whose label the member knows, over the classes member and the set's
+    vocabulary share: (probabilities, label indices, those classes, how many ids were left out).
+
+    Ids missing from ``key`` are left out too (``score`` refuses them first).
+    """
+    aligned, shared = align_probabilities(probs, classes, ordered(vocabulary))
     index = {c: i for i, c in enumerate(shared)}
+    labels = [key.get(i) for i in ids]
     scored = np.array([label in index for label in labels], dtype=bool)
     y = np.array([index[label] for label in labels if label in index], dtype=np.int64)
-    return {**evaluate(y, aligned[scored], shared, auc), "unscored": int((~scored).sum())}
+    return aligned[scored], y, shared, int((~scored).sum())
 
 
 def missing_classes(classes: Sequence[str], vocabulary: Sequence[str]) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import engine, provenance
+from pipeline import calibration, engine, provenance
 from pipeline.answers import ids_fingerprint
 from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
@@ -279,6 +279,11 @@ def train_member(
     best_state, best_epoch = load_weights(find_weights(paths.root) or paths.best)
     model.load_state_dict(best_state)
     metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop, stain)
+    calib = calibration.calibrate_folder(
+        paths.submissions,
+        lambda name: ({r.id: r.label for r in sets[name].records}, sets[name].vocabulary),
+    )
+    metrics = calib.merge(metrics)
     summary = {
         "member": cfg.member_id,
         "arch": cfg.entry.name,
@@ -288,6 +293,7 @@ def train_member(
         "test_acc": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
         **cross_domain_summary(metrics),
+        **calib.summary(),
         "best_epoch": best_epoch,
         "weights": weights_used,
         "train_time_s": round(train_time, 1),
@@ -312,6 +318,7 @@ def train_member(
             "image_size": size,
             "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
             "stain_norm": stain.to_dict() if stain else None,
+            "calibration": calib.meta,
             "aux_heads": list(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else [],
             "params": params,
             "gmacs": round(gmacs, 4),
@@ -413,7 +420,8 @@ def evaluate_sets(
     crop: CropSpec = CENTRE_CROP,
     stain: StainReference | None = None,
 ) -> dict[str, dict]:
-    """Write a submission for every set but ``train`` and score it over the shared classes.
+    """Write an uncalibrated submission for every set but ``train`` (``raw/<set>.csv``, see
+    ``pipeline.calibration``) and score it over the shared classes.
 
     Each set's metrics name the classes it was scored over (``classes``), the classes the set
     holds (``set_classes``), how its crops were made (``crop``: mode and status counts) and
@@ -425,7 +433,7 @@ def evaluate_sets(
             continue
         view = store.view(image_set, size, crop, stain)
         probs = predict_view(model, view, precision, workers)
-        write_submission(paths.submissions / f"{name}.csv", view.ids, probs, classes)
+        write_submission(calibration.raw_path(paths.submissions, name), view.ids, probs, classes)
         key = dict(zip(view.ids, view.labels, strict=True))
         unreadable = sorted({r.id for r in image_set.records} - set(view.ids))
         results[name] = {

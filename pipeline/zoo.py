@@ -31,6 +31,7 @@ from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, disk, downloads, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
 from pipeline.stats import seed_summary
+from pipeline.tracking import add_tracking_args, data_fingerprint, make_tracker
 from pipeline.train import MemberConfig, MemberPaths, is_done
 
 RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mfu", type=float, default=Gpu.mfu, help="--plan: share of the peak training reaches"
     )
     add_executor_args(p)
+    add_tracking_args(p)
     add_debug_flag(p)
     return p
 
@@ -463,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
+    tracker = make_tracker(args, args.out)  # a wrong URI stops the run before any training
+    fingerprint = data_fingerprint(sets) if tracker else ""
     executor = make_executor(args, args.out / "zoo" / "slurm")
     spec = data_spec(args, data_root, preset)
     jobs = [
@@ -482,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=len(jobs), desc="zoo", unit="member", disable=quiet) as overall:
         for result in executor.run(jobs):
             report(result)
+            if tracker is not None:
+                tracker.member_finished(args.out, tag, result, fingerprint)
             results[result["member"]] = result
             overall.update()
     rows = [results[job.member_id] for job in jobs if job.member_id in results]  # job order

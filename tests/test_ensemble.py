@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.calibration import apply_temperature
 from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
 from pipeline.ensemble.members import MemberMismatchError, load_candidates, pool_seeds
@@ -153,8 +154,12 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
     assert vote["members"][0] == "good-fast-s0" and len(vote["members"]) == 3
     stack = joblib.load(zoo / "zoo" / "ensembles" / "cells" / "ens-stack-top3" / "stack.joblib")
     members = [read_submission(subs / m / "test.csv").probs for m in stack["members"]]
+    raw = read_submission(subs / "ens-stack-top3" / "raw" / "test.csv").probs
+    np.testing.assert_allclose(methods.stack_predict(stack["model"], members, 3), raw, atol=1e-6)
+    # what consumers read is the stacker's output at the temperature fitted on validation
+    temperature = json.loads((subs / "ens-stack-top3" / "meta.json").read_text())["calibration"]
     np.testing.assert_allclose(
-        methods.stack_predict(stack["model"], members, 3),
+        apply_temperature(raw, temperature["temperature"]),
         read_submission(subs / "ens-stack-top3" / "test.csv").probs,
         atol=1e-6,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,13 +14,16 @@ import safetensors.torch
 import torch
 
 from pipeline import predict, zoo
+from pipeline.calibration import apply_temperature
 from pipeline.checkpoint import load_weights, save_weights
 from pipeline.ensemble import cli as ensemble_cli
 from pipeline.explain import __main__ as explain
 from pipeline.explain.gradcam import member_cam
+from pipeline.leaderboard.collect import find_entries
 from pipeline.members import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.recipes import get_recipe, override
+from pipeline.submissions import read_submission
 
 COUNTS = {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
 # the recipe of the trained fixture's flags: fast, named with the fingerprint of its changes
@@ -163,3 +167,71 @@ def test_members_saved_before_safetensors_still_load(trained: Path, tmp_path) ->
     (folder / "best.safetensors").unlink()
     old = member_probs(load_member(out, f"squeezenet1_1-{FAST}-s0"), IMAGES)
     np.testing.assert_allclose(old, new, atol=1e-6)
+
+
+def test_training_calibrates_on_validation_and_keeps_the_raw_submissions(trained: Path) -> None:
+    out = trained / "out"
+    folder = out / "submissions" / "cells" / f"resnet18-{FAST}-s0"
+    meta = json.loads((folder / "meta.json").read_text())
+    t = meta["calibration"]["temperature"]
+    assert meta["calibration"]["fitted_on"] == "val" and t > 0
+    for set_name in ("val", "test", "lab2"):
+        raw = read_submission(folder / "raw" / f"{set_name}.csv")
+        calibrated = read_submission(folder / f"{set_name}.csv")
+        assert calibrated.ids == raw.ids
+        np.testing.assert_allclose(calibrated.probs, apply_temperature(raw.probs, t), atol=1e-5)
+    metrics = json.loads((out / "zoo" / "members" / "cells" / folder.name / "metrics.json")
+                         .read_text())  # fmt: skip
+    report = metrics["sets"]["lab2"]["calibration"]
+    assert {"ece_raw", "ece", "acc_at_90", "acc_at_80", "reliability"} <= set(report)
+    assert report["n"] == 8 and "test_ece" in metrics["summary"]
+    # raw/ is a subfolder: the leaderboard and the ensembler see the calibrated sets only
+    entry = next(e for e in find_entries(out) if e.name == folder.name)
+    assert set(entry.files) == {"val", "test", "lab2"}
+
+
+def test_predict_sends_the_least_confident_cells_to_review(trained: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "pred.csv"
+    base = [
+        "--member",
+        f"squeezenet1_1-{FAST}-s0",
+        "--out",
+        str(trained / "out"),
+        "--csv",
+        str(csv),
+    ]
+    images = str(trained / "cells" / "eosinophil")  # 12 cells
+    assert predict.main([*base, "--coverage", "0.75", images]) == 0
+    rows = pd.read_csv(csv)
+    assert rows["review"].sum() == 3
+    assert (
+        rows.loc[rows["review"], "confidence"].max()
+        <= rows.loc[~rows["review"], "confidence"].min()
+    )
+    counts = pd.read_csv(tmp_path / "pred-counts.csv")
+    cells = counts[counts["class"] != "(review)"]
+    assert cells["count"].sum() == 9 and cells["percent"].sum() == pytest.approx(100)
+    assert counts.loc[counts["class"] == "(review)", "count"].item() == 3
+    threshold = float(rows["confidence"].median())
+    assert predict.main([*base, "--review-below", str(threshold), images]) == 0
+    rows = pd.read_csv(csv)
+    assert (rows["review"] == (rows["confidence"] < threshold)).all()
+    # the uncalibrated probabilities are the same cells at temperature 1
+    assert predict.main([*base, "--uncalibrated", images]) == 0
+    raw = pd.read_csv(csv)[["eosinophil", "lymphocyte", "neutrophil"]].to_numpy()
+    meta = json.loads((trained / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
+                       / "meta.json").read_text())  # fmt: skip
+    calibrated = rows[["eosinophil", "lymphocyte", "neutrophil"]].to_numpy()
+    np.testing.assert_allclose(
+        apply_temperature(raw, meta["calibration"]["temperature"]), calibrated, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("option", [["--review-below", "1.5"], ["--coverage", "0"],
+                                    ["--coverage", "x"], ["--coverage", "0.5", "--review-below",
+                                                          "0.5"]])  # fmt: skip
+def test_predict_rejects_a_bad_review_option(trained: Path, option: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        predict.main(["--member", f"squeezenet1_1-{FAST}-s0", "--out", str(trained / "out"),
+                      *option, str(trained / "cells")])  # fmt: skip
+    assert exc.value.code == 2 and option[0] in capsys.readouterr().err

@@ -14,11 +14,18 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from pipeline.calibration import apply_temperature, compare
 from pipeline.data import load_dataset
 from pipeline.leaderboard.pareto import pareto_front
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
 from pipeline.names import BadName
-from pipeline.submissions import SubmissionError, to_frame, write_submission
+from pipeline.submissions import (
+    Submission,
+    SubmissionError,
+    read_submission,
+    to_frame,
+    write_submission,
+)
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
@@ -416,3 +423,27 @@ def test_entries_of_another_test_set_are_ranked_apart(out: Path, monkeypatch) ->
     assert "gamma-fast" not in table(at)["name"].tolist()
     at.sidebar.selectbox(key="test_set").select_index(1).run()
     assert table(at)["name"].tolist() == ["gamma-fast"]
+
+
+def test_details_show_calibration_before_and_after(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = out / "submissions" / "cells" / "alpha-fast-s0"
+    sub = read_submission(folder / "test.csv")
+    raw = Submission(sub.ids, sub.classes, apply_temperature(sub.probs, 0.2))  # overconfident
+    write_submission(folder / "raw" / "test.csv", raw.ids, raw.probs, raw.classes)
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.selectbox(key="detail_row").set_value("alpha-fast").run()
+    app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
+    assert not app.exception, [e.message for e in app.exception]
+    expected = compare(raw, sub, answer_key(out), CLASSES)
+    shown = [(m.label, m.value) for m in app.metric]
+    test_tab = dict(shown[shown.index(("images", "6")) + 1 :][:5])  # after the test scores
+    assert test_tab["ECE before"] == f"{expected['ece_raw']:.4f}"
+    assert test_tab["ECE after"] == f"{expected['ece']:.4f}"
+    assert expected["ece_raw"] > expected["ece"]
+    assert test_tab["accuracy at 80% coverage"] == f"{expected['acc_at_80']:.4f}"
+    # bccd has no uncalibrated copy: no "before"
+    bccd_tab = dict(shown[-5:])
+    assert bccd_tab["ECE before"] == "–"

@@ -62,7 +62,9 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
         assert {p.name for p in member.iterdir()} == {
             "best.safetensors", "history.csv", "metrics.json", "state.json",
         }  # fmt: skip
-        assert {p.name for p in subs.iterdir()} == {"meta.json", "val.csv", "test.csv", "other.csv"}
+        assert {p.name for p in subs.iterdir()} == {"meta.json", "val.csv", "test.csv", "other.csv",
+                                                    "raw"}  # fmt: skip
+        assert {p.name for p in (subs / "raw").iterdir()} == {"val.csv", "test.csv", "other.csv"}
         test = read_submission(subs / "test.csv")
         assert test.ids == sorted(r.id for r in dataset.splits["test"])
         assert test.classes == ("basophil", "lymphocyte", "neutrophil")

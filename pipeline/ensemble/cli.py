@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pipeline import provenance
+from pipeline import calibration, provenance
 from pipeline.answers import AnswerKeys
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
@@ -22,6 +22,7 @@ from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import check_kind, write_submission
+from pipeline.tracking import add_tracking_args, make_tracker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy-size", type=int, default=10, help="greedy: picks (with replacement)")
     p.add_argument("--seed", type=int, default=0, help="stacking folds and bootstrap")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    add_tracking_args(p)
     add_debug_flag(p)
     return p
 
@@ -82,6 +84,7 @@ def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, s
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tracker = make_tracker(args, args.out)  # a wrong URI stops the run before anything is built
     started = time.perf_counter()
     tag = find_dataset(args.out / "submissions", args.dataset)
     candidates = load_candidates(args.out / "submissions" / tag)
@@ -109,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     for ens in ensembles:  # every name is checked before any is written
         check_kind(args.out / "submissions" / tag / ens.name, "ensemble")
     for ens in ensembles:
-        save(ens, args, tag, classes, scope)
+        save(ens, args, tag, classes, scope, keys)
+        if tracker is not None:
+            tracker.log_ensemble(args.out, tag, ens.name)
 
     table = report(candidates, ensembles, keys, y_val, args)
     write_text(args.out / "zoo" / f"ensembles-{tag}.csv", table.to_csv(index=False))
@@ -121,11 +126,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scope: str) -> None:
+def save(
+    ens: Ensemble,
+    args: argparse.Namespace,
+    tag: str,
+    classes: tuple,
+    scope: str,
+    keys: AnswerKeys,
+) -> None:
+    """Its submissions (calibrated, the uncalibrated in ``raw/``), meta.json, and in
+    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and a stacker's model."""
     folder = args.out / "submissions" / tag / ens.name
-    for set_name in ens.sets():
-        ids = ens.members[0].sets[set_name].ids
-        write_submission(folder / f"{set_name}.csv", ids, ens.predict(set_name), classes)
+    zoo_folder = args.out / "zoo" / "ensembles" / tag / ens.name
+    ids = {s: ens.members[0].sets[s].ids for s in ens.sets()}
+    raw = {s: ens.predict(s) for s in ens.sets()}
+    for set_name, probs in raw.items():
+        write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
+    sources = ens.members[0].meta.get("sets", {})
+    calib = calibration.calibrate_folder(
+        folder,
+        lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
+    )
+    scores = {
+        s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
+                 keys.key(sources[s]), keys.vocabulary(sources[s]))
+        for s, probs in raw.items()
+        if sources.get(s)
+    }  # fmt: skip
+    per_set = calib.merge(scores)
+    write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
     meta = {
         "member": ens.name,
@@ -142,8 +171,9 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
         "weights_init": sorted({m.get("weights", "?") for m in metas}),
         "params": sum(int(m.get("params", 0)) for m in metas),
         "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
-        "sets": ens.members[0].meta.get("sets", {}),
+        "sets": sources,
         "test_set": ens.members[0].meta.get("test_set"),
+        "calibration": calib.meta,
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
         "command": provenance.command_line("pipeline.ensemble"),
@@ -152,7 +182,7 @@ def save(ens: Ensemble, args: argparse.Namespace, tag: str, classes: tuple, scop
     if ens.counts:
         meta["multiset"] = dict(zip(meta["members"], ens.counts, strict=True))
     if ens.stack is not None:
-        model_file = args.out / "zoo" / "ensembles" / tag / ens.name / "stack.joblib"
+        model_file = zoo_folder / "stack.joblib"
         bundle = {"model": ens.stack, "members": meta["members"], "classes": list(classes)}
         atomic_write(model_file, lambda f: joblib.dump(bundle, f), binary=True)
         meta["stack_model"] = str(model_file)

@@ -1,0 +1,90 @@
+"""``python -m pipeline.calibrate``: fit (or refit) the temperature of members already trained.
+
+The zoo calibrates every member it trains; this command brings members trained before that up
+to date. A member without ``raw/`` has its submissions moved there first (they are the
+uncalibrated ones), so running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.answers import AnswerKeys
+from pipeline.calibration import FIT_SET, RAW_FOLDER, Calibration, calibrate_folder, raw_path
+from pipeline.helpformat import HelpFormatter
+from pipeline.io import read_json, write_json
+
+
+def keep_raw(folder: Path) -> None:
+    """Move a pre-calibration member's ``<set>.csv`` files to ``raw/`` (once: never over an
+    existing uncalibrated copy)."""
+    if (folder / RAW_FOLDER).is_dir():
+        return
+    (folder / RAW_FOLDER).mkdir()
+    for csv in sorted(folder.glob("*.csv")):
+        os.replace(csv, raw_path(folder, csv.stem))
+
+
+def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) -> Calibration:
+    """Calibrate one member's submissions; record the temperature in its meta.json and the
+    reports in its metrics.json."""
+    meta = read_json(folder / "meta.json")
+    sources = meta.get("sets", {})
+    if not sources.get(FIT_SET):
+        raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
+    keep_raw(folder)
+    calib = calibrate_folder(
+        folder,
+        lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
+    )
+    write_json(folder / "meta.json", {**meta, "calibration": calib.meta})
+    metrics_file = out / "zoo" / "members" / dataset / folder.name / "metrics.json"
+    if metrics_file.is_file():
+        metrics = read_json(metrics_file)
+        write_json(
+            metrics_file,
+            {
+                "summary": {**metrics["summary"], **calib.summary()},
+                "sets": calib.merge(metrics["sets"]),
+            },
+        )
+    return calib
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.calibrate",
+        description="Fit each trained member's temperature on its validation submission and "
+        "rewrite its submissions calibrated (the uncalibrated ones stay in raw/). Rebuild "
+        "ensembles afterwards with pipeline.ensemble.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
+    p.add_argument("--dataset", help="training dataset tag (default: every one)")
+    p.add_argument("--members", help="comma-separated members (default: every member)")
+    args = p.parse_args(argv)
+    wanted = {m.strip() for m in (args.members or "").split(",") if m.strip()}
+    keys = AnswerKeys()
+    found = 0
+    for meta_file in sorted((args.out / "submissions").glob(f"{args.dataset or '*'}/*/meta.json")):
+        folder = meta_file.parent
+        kind = read_json(meta_file).get("kind", "member")
+        if (wanted and folder.name not in wanted) or kind != "member":
+            continue
+        found += 1
+        calib = calibrate_member(args.out, folder.parent.name, folder, keys)
+        eces = ", ".join(
+            f"{name} ECE {r['ece_raw']:.4f} -> {r['ece']:.4f}" for name, r in calib.sets.items()
+        )
+        print(f"{folder.parent.name}/{folder.name}: T = {calib.temperature:.3f}; {eces}")
+    if not found:
+        print(f"no member to calibrate under {args.out / 'submissions'}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

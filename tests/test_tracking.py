@@ -1,0 +1,83 @@
+"""``--track mlflow``: members and ensembles as runs in the local SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import zoo
+from pipeline.data.records import Record
+from pipeline.data.store import ImageSet
+from pipeline.ensemble import cli as ensemble_cli
+from pipeline.tracking import data_fingerprint
+
+mlflow = pytest.importorskip("mlflow")
+
+COUNTS = {"eosinophil": 8, "lymphocyte": 8, "neutrophil": 8}
+
+
+def runs(out: Path) -> dict[str, object]:
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{out / 'zoo' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("wbczoo")
+    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+
+
+def test_zoo_and_ensembles_are_logged_to_the_local_store(tmp_path: Path, make_tree) -> None:
+    make_tree(tmp_path / "cells", COUNTS, size=(36, 36))
+    make_tree(tmp_path / "lab2", {"Lymphocyte": 3, "Neutrophil": 3}, size=(30, 30), seed=9)
+    out = tmp_path / "out"
+    args = ["--dataset", "folder", "--data", str(tmp_path / "cells"), "--weights", "none",
+            "--image-size", "32", "--epochs", "2", "--batch-size", "8", "--recipe", "fast",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+            "--models", "squeezenet1_1", "--eval", f"lab2={tmp_path / 'lab2'}",
+            "--track", "mlflow"]  # fmt: skip
+    assert zoo.main(args) == 0
+    assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--top", "0",
+                              "--track", "mlflow"]) == 0  # fmt: skip
+    logged = runs(out)
+    assert set(logged) == {"squeezenet1_1-fast-s0", "ens-soft-all"}
+    member = logged["squeezenet1_1-fast-s0"]
+    params, metrics = member.data.params, member.data.metrics
+    assert params["recipe.name"] == "fast" and params["recipe.epochs"] == "2"
+    assert params["weights"] == "none" and len(params["data_fingerprint"]) == 16
+    assert float(params["temperature"]) > 0
+    assert {"test_accuracy", "test_ece", "test_ece_raw", "lab2_acc_at_80", "val_acc"} <= set(
+        metrics
+    )
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{out / 'zoo' / 'mlflow.db'}")
+    curve = client.get_metric_history(member.info.run_id, "train_loss")
+    assert sorted(m.step for m in curve) == [1, 2]  # one point per epoch
+    files = {a.path for a in client.list_artifacts(member.info.run_id)}
+    assert {"history.csv", "metrics.json", "meta.json", "confusion-test.csv"} <= files
+    ensemble = logged["ens-soft-all"]
+    assert ensemble.data.tags["wbczoo.kind"] == "ensemble"
+    assert ensemble.data.params["members"] == "squeezenet1_1-fast-s0"
+    assert "test_ece" in ensemble.data.metrics
+    # the artefacts stay under the output folder, not in the current one
+    assert (out / "zoo" / "mlflow-artifacts").is_dir() and not Path("mlruns").exists()
+    # finished members are skipped, and not logged twice
+    assert zoo.main(args) == 0
+    assert len(runs(out)) == 2
+
+
+def test_a_store_that_cannot_be_opened_stops_the_zoo_before_training(
+    tmp_path: Path, capsys
+) -> None:
+    bad = ["--models", "squeezenet1_1", "--out", str(tmp_path / "out"), "--track", "mlflow",
+           "--track-uri", "nosuchscheme://x", "--no-progress"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        zoo.main(bad)
+    assert exc.value.code == 2 and "--track-uri nosuchscheme://x" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "zoo" / "members").exists()
+
+
+def test_data_fingerprint_follows_ids_labels_and_splits() -> None:
+    def sets(label: str, split: str = "test") -> dict[str, ImageSet]:
+        records = (Record("a.jpg", "neutrophil"), Record("b.jpg", label))
+        return {split: ImageSet(split, "d", Path("/d"), records)}
+
+    base = data_fingerprint(sets("lymphocyte"))
+    assert base == data_fingerprint(sets("lymphocyte"))
+    assert base != data_fingerprint(sets("monocyte"))
+    assert base != data_fingerprint(sets("lymphocyte", "val"))
