@@ -99,9 +99,9 @@ def test_calibrate_folder_writes_calibrated_sets_and_reports_across_labs(tmp_pat
     write_raw(folder, "val", ids, val, classes)
     write_raw(folder, "lab2", [f"l{i}" for i in range(200)], lab, classes)
     keys = {
-        "val": {i: classes[k] for i, k in zip(ids, y_val, strict=True)},
-        # the other lab has no basophils: its cells of that class are left out of the report
-        "lab2": {f"l{i}": classes[k] for i, k in enumerate(y_lab) if k != 0},
+        "val": ({i: classes[k] for i, k in zip(ids, y_val, strict=True)}, classes),
+        # the other lab knows no basophils: its cells of that class are left out of the report
+        "lab2": ({f"l{i}": classes[k] for i, k in enumerate(y_lab) if k != 0}, classes[1:]),
     }
     calib = calibrate_folder(folder, keys.get)
     assert calib.temperature == pytest.approx(3.0, rel=0.2) and calib.n_fit == 600

@@ -13,12 +13,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from pipeline import export
+from pipeline.checkpoint import WEIGHTS_FILE, save_weights
 from pipeline.classes import CLASSES
 from pipeline.data.cache import decode
 from pipeline.members import LoadedMember, load_ensemble, load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.factory import get_module
-from pipeline.train import save_torch
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -84,7 +84,7 @@ def fake_trained_member(
         head.weight.div_(spread)
         head.bias.div_(spread)
     name = f"{arch}-fast-s{seed}"
-    save_torch(out / "zoo" / "members" / "pbc" / name / "best.pt", {"model": model.state_dict()})
+    save_weights(out / "zoo" / "members" / "pbc" / name / WEIGHTS_FILE, model, 1)
     meta = {
         "member": name,
         "kind": "member",

@@ -10,11 +10,14 @@ from pipeline import zoo
 from pipeline.data.records import Record
 from pipeline.data.store import ImageSet
 from pipeline.ensemble import cli as ensemble_cli
+from pipeline.recipes import get_recipe, override
 from pipeline.tracking import data_fingerprint
 
 mlflow = pytest.importorskip("mlflow")
 
 COUNTS = {"eosinophil": 8, "lymphocyte": 8, "neutrophil": 8}
+FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 2, "batch_size": 8}).name
+MEMBER = f"squeezenet1_1-{FAST}-s0"
 
 
 def runs(out: Path) -> dict[str, object]:
@@ -36,10 +39,10 @@ def test_zoo_and_ensembles_are_logged_to_the_local_store(tmp_path: Path, make_tr
     assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--top", "0",
                               "--track", "mlflow"]) == 0  # fmt: skip
     logged = runs(out)
-    assert set(logged) == {"squeezenet1_1-fast-s0", "ens-soft-all"}
-    member = logged["squeezenet1_1-fast-s0"]
+    assert set(logged) == {MEMBER, "ens-soft-all"}
+    member = logged[MEMBER]
     params, metrics = member.data.params, member.data.metrics
-    assert params["recipe.name"] == "fast" and params["recipe.epochs"] == "2"
+    assert params["recipe.name"] == FAST and params["recipe.epochs"] == "2"
     assert params["weights"] == "none" and len(params["data_fingerprint"]) == 16
     assert float(params["temperature"]) > 0
     assert {"test_accuracy", "test_ece", "test_ece_raw", "lab2_acc_at_80", "val_acc"} <= set(
@@ -52,7 +55,7 @@ def test_zoo_and_ensembles_are_logged_to_the_local_store(tmp_path: Path, make_tr
     assert {"history.csv", "metrics.json", "meta.json", "confusion-test.csv"} <= files
     ensemble = logged["ens-soft-all"]
     assert ensemble.data.tags["wbczoo.kind"] == "ensemble"
-    assert ensemble.data.params["members"] == "squeezenet1_1-fast-s0"
+    assert ensemble.data.params["members"] == MEMBER
     assert "test_ece" in ensemble.data.metrics
     # the artefacts stay under the output folder, not in the current one
     assert (out / "zoo" / "mlflow-artifacts").is_dir() and not Path("mlruns").exists()

@@ -192,7 +192,7 @@ def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(tmp_pat
     note = next(line for line in out.splitlines() if "ran from random initialisation" in line)
     assert "1 member(s)" in note and "--models squeezenet1_1 --fetch-weights" in note
     meta = json.loads(
-        (tmp_path / "out/submissions/cells/squeezenet1_1-fast-s0/meta.json").read_text()
+        (tmp_path / "out/submissions/cells" / f"squeezenet1_1-{FAST}-s0" / "meta.json").read_text()
     )
     assert (meta["weights"], meta["weights_requested"]) == ("none", "auto")
     assert "it/s" not in err and "img/s" not in err and "\r" not in err
