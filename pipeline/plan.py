@@ -114,7 +114,7 @@ def human(n: float) -> str:
 
 def downloads(members: Sequence[Entry], weights: str) -> str | None:
     """What the run downloads, from the weight APIs' metadata (None: nothing to say)."""
-    wanted = [e for e in members if e.imagenet] if weights != "none" else []
+    wanted = [e for e in members if e.imagenet] if weights in ("imagenet", "auto") else []
     missing = [e for e in wanted if weights_api.cached(e) is None]
     if not wanted:
         return None

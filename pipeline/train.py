@@ -31,6 +31,8 @@ from pipeline.io import atomic_write, read_json, write_json, write_text
 from pipeline.metrics import evaluate
 from pipeline.mixing import Mixer
 from pipeline.models import Entry, count_gmacs, count_params, create_model
+from pipeline.models import weights as weights_api
+from pipeline.models.backbone_file import describe_backbone, file_sha256
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import Recipe, fingerprint, stored_recipe
 from pipeline.scoring import score
@@ -314,6 +316,7 @@ def train_member(
             "recipe": asdict(recipe),
             "weights": weights_used,
             "weights_requested": cfg.weights,
+            **backbone_meta(weights_used, cfg.weights),
             "data_fingerprint": settings["data_fingerprint"],
             "image_size": size,
             "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
@@ -346,6 +349,19 @@ def train_member(
     return {**summary, "status": "trained"}
 
 
+def backbone_meta(used: str, requested: str) -> dict:
+    """A member started from a pretrained backbone file names it, and inherits its
+    transductive flag (a backbone that saw evaluation images)."""
+    if used != weights_api.FILE:
+        return {}
+    backbone = describe_backbone(Path(requested))
+    return {
+        "weights_file": backbone,
+        "weights_sha256": backbone["sha256"],
+        "transductive": bool(backbone["transductive"]),
+    }
+
+
 class SettingsMismatch(RuntimeError):
     """A finished or partly trained member of this name was trained with other settings."""
 
@@ -355,11 +371,14 @@ def member_settings(cfg: MemberConfig, sets: dict[str, ImageSet], classes: tuple
     ``meta.json``: the resolved recipe, the weights asked for, and a fingerprint of the classes
     and the images and labels of the sets that train it and select its epoch."""
     data = {name: sorted((r.id, r.label) for r in sets[name].records) for name in ("train", "val")}
-    return {
+    settings = {
         "recipe": asdict(cfg.recipe),
         "weights_requested": cfg.weights,
         "data_fingerprint": fingerprint({"classes": list(classes), **data}),
     }
+    if weights_api.is_file(cfg.weights):  # a file pretrained anew under the same path differs
+        settings["weights_sha256"] = file_sha256(Path(cfg.weights))
+    return settings
 
 
 def check_same_settings(

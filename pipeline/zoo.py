@@ -27,6 +27,7 @@ from pipeline.jobs import DataSpec, JobSpec, load_data
 from pipeline.manifest import Manifest, flocked, member_lock
 from pipeline.models import Entry, load_catalogue, select
 from pipeline.models import weights as weights_api
+from pipeline.models.backbone_file import check_backbone
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, disk, downloads, plan
 from pipeline.recipes import RECIPES, Recipe, get_recipe, override
@@ -90,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--weights",
-        choices=WEIGHT_CHOICES,
-        help="imagenet (default), none (random init) or auto (per member: imagenet where cached "
-        "or downloadable, else random init; the preset's default)",
+        metavar="imagenet|none|auto|FILE",
+        help="imagenet (default), none (random init), auto (per member: imagenet where cached "
+        "or downloadable, else random init; the preset's default), or a backbone file written "
+        "by python -m pipeline.pretrain (for members of its architecture)",
     )
     p.add_argument(
         "--fetch-weights",
@@ -423,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     check_options(args)
     recipe = recipe_from_args(args, preset)
     weights = args.weights or (PRESET["weights"] if preset else "imagenet")
+    if weights_api.is_file(weights):
+        if not Path(weights).is_file():
+            raise UserError(
+                f"--weights {weights!r}: not one of {', '.join(WEIGHT_CHOICES)} and no such file"
+            )
+        weights = str(Path(weights).resolve())  # workers may start in other folders
     seeds = parse_seeds(args.seeds)
     try:
         adaptations = parse_adaptations(args.adapt) if args.adapt else []
@@ -442,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     for note in size_notes(recipe, members):
         print(note, flush=True)
+    if weights_api.is_file(weights):
+        check_backbone(Path(weights), members)
     dataset, tag, sets, store = prepare_data(args, data_root, preset)
     print(
         f"{tag}: {len(dataset.classes)} classes, "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from pipeline import zoo
 from pipeline.data import load_dataset
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.backbone_file import BackboneFileError, load_backbone, save_backbone
@@ -83,3 +85,24 @@ def test_a_mismatched_or_foreign_weights_file_is_a_clear_error(pretrained: Path,
     save_backbone(wrong, catalogue["resnet18"], {"conv1.weight": torch.zeros(1)}, {})
     with pytest.raises(BackboneFileError, match="do not fit"):
         load_backbone(resnet, catalogue["resnet18"], wrong)
+
+
+def test_zoo_fine_tunes_a_member_from_a_pretrained_backbone(pretrained: Path, capsys) -> None:
+    weights = pretrained / "out" / "zoo" / "pretrained" / "resnet18-simclr-cells-s0.pt"
+    out = pretrained / "zoo-out"
+    base = ["--dataset", "folder", "--data", str(pretrained / "cells"), "--image-size", "32",
+            "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--out", str(out),
+            "--cache-dir", str(pretrained / "cache"), "--no-progress",
+            "--weights", str(weights)]  # fmt: skip
+    assert zoo.main([*base, "--models", "resnet18,squeezenet1_1"]) == 2
+    assert "holds a resnet18 backbone, not one of squeezenet1_1" in capsys.readouterr().err
+    assert not out.exists()  # refused before any work
+    assert zoo.main([*base, "--models", "resnet18"]) == 0
+    (meta_file,) = (out / "submissions" / "cells").glob("resnet18-*/meta.json")
+    meta = json.loads(meta_file.read_text())
+    assert meta["weights"] == "file" and meta["weights_file"]["method"] == "simclr"
+    assert meta["weights_file"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert meta["transductive"] is False
+    assert zoo.main([*base[:-2], "--weights", str(pretrained / "nope.pt"), "--models",
+                     "resnet18"]) == 2  # fmt: skip
+    assert "no such file" in capsys.readouterr().err

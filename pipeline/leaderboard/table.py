@@ -12,7 +12,7 @@ from pipeline.leaderboard.scores import Scorer
 from pipeline.stats import mean_ci
 
 IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
-WEIGHTS = {"imagenet": "ImageNet", "none": "random"}
+WEIGHTS = {"imagenet": "ImageNet", "none": "random", "file": "own backbone"}
 
 
 def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:

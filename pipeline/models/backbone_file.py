@@ -3,6 +3,7 @@ classifier, as ``pipeline.pretrain`` writes them, checked against the member the
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -38,6 +39,33 @@ def read_backbone(path: Path) -> dict:
             f"{path}: not a backbone file written by python -m pipeline.pretrain"
         )
     return data
+
+
+def check_backbone(path: Path, entries: list[Entry]) -> None:
+    """Before any training: the file is a backbone file of every member's architecture."""
+    data = read_backbone(path)
+    other = sorted({e.name for e in entries if e.name != data["arch"]})
+    if other:
+        raise BackboneFileError(
+            f"--weights {path} holds a {data['arch']} backbone, not one of {', '.join(other)}: "
+            f"train only {data['arch']} from it (--models {data['arch']})"
+        )
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def describe_backbone(path: Path) -> dict:
+    """What a member started from, for its ``meta.json``: the file, its digest and how it was
+    made (a backbone pretrained on evaluation images makes the member transductive)."""
+    data = read_backbone(path)
+    info = data["info"]
+    return {
+        "path": str(Path(path).resolve()),
+        "sha256": file_sha256(path),
+        **{k: info.get(k) for k in ("method", "images", "dataset", "extra", "transductive")},
+    }
 
 
 def load_backbone(model: nn.Module, entry: Entry, path: Path) -> dict:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import timm
 import torch
 import torchvision
 from torch import nn
 
 from pipeline.models import weights as weights_api
+from pipeline.models.backbone_file import load_backbone
 from pipeline.models.catalogue import Entry
 from pipeline.models.variants import apply_variant
 
@@ -71,11 +74,16 @@ def create_model(
     head_dropout: float = 0.0,
     head_hidden: int = 0,
 ) -> tuple[nn.Module, str]:
-    """Build a member; returns the model and the weights actually used (``imagenet``/``none``).
+    """Build a member; returns the model and the weights actually used (``imagenet``/``none``,
+    or ``file`` for a backbone file written by ``pipeline.pretrain``, given as its path).
 
     Auxiliary heads that cannot run at ``image_size`` are removed; the catalogue's variant
     (frozen BatchNorm, last 16 layers) is applied.
     """
+    if weights_api.is_file(weights):  # the classifier stays freshly initialised
+        model, _ = create_model(entry, num_classes, "none", image_size, head_dropout, head_hidden)
+        load_backbone(model, entry, Path(weights))
+        return model, weights_api.FILE
     size = image_size or entry.input_size
     if entry.size_kwarg and size != entry.input_size:  # ImageNet weights fix the input size
         if weights == "imagenet":

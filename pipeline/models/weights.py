@@ -28,6 +28,7 @@ from huggingface_hub.errors import EntryNotFoundError
 from pipeline.models.catalogue import Entry
 
 CHOICES = ("imagenet", "none", "auto")
+FILE = "file"  # the weights actually used, for a backbone file of pipeline.pretrain
 PROBE_TIMEOUT_S = 3.0  # a host that takes longer to answer counts as unreachable
 STALL_TIMEOUT_S = 30.0  # a download that receives nothing for this long is abandoned
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm loads from a Hub repository
@@ -156,6 +157,11 @@ def download_from_hub(entry: Entry) -> Path:
         return Path(hf_hub_download(hf_repo(entry), safetensors))
     except EntryNotFoundError:  # older repositories hold the pickled file only
         return Path(hf_hub_download(hf_repo(entry), pickled))
+
+
+def is_file(weights: str) -> bool:
+    """``--weights FILE``: a backbone file rather than one of ``CHOICES``."""
+    return weights not in CHOICES
 
 
 def resolve(entry: Entry, weights: str) -> str:
