@@ -1,5 +1,6 @@
 """The commands agree: one meaning per flag name, shared parsers, old spellings kept for a
-release, no command importing another, and recipes checked before any work."""
+release, no command importing another, a README table of every command and flag, and recipes
+checked before any work."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pipeline import tune, zoo
 from pipeline.cli import COMMANDS, build_parser
 from pipeline.cli.options import SHARED, parse_eval, parse_seeds, split_names
 from pipeline.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -138,6 +141,22 @@ def test_shared_value_parsers() -> None:
                                                   "l": ("lisc", Path("/l"))}  # fmt: skip
     with pytest.raises(UserError, match="--also a is given twice"):
         parse_eval(["a=/x", "a=/y"], "--also")
+
+
+def readme_commands() -> dict[str, str]:
+    """The rows of the README's table of commands: command -> its row."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `python -m ([\w.]+)[^`]*` \|(.*)$", section, re.MULTILINE)
+    return dict(rows)
+
+
+def test_readme_lists_every_command_and_its_flags() -> None:
+    rows = readme_commands()
+    assert set(rows) == set(COMMANDS)
+    for command, row in rows.items():
+        listed = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", row))
+        assert listed == set(flags(command)) - {"--help"}, command
 
 
 @pytest.mark.parametrize(
