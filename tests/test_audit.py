@@ -152,18 +152,34 @@ def test_near_duplicates_are_found_within_and_across_splits(cells: Path, cache_d
     assert len(found) == 3  # the three copies pair up; no noise image joins them
 
 
-def test_duplicate_in_an_extra_dataset_leaks_from_train(
-    cells: Path, tmp_path: Path, cache_dir: Path, make_tree: MakeTree
-) -> None:
-    extra = tmp_path / "lab2"
+def leaking_extra(cells: Path, extra: Path, make_tree: MakeTree) -> Path:
+    """Another lab's folder holding a copy of a training image."""
     make_tree(extra, {"lymphocyte": 3}, seed=100)
     train = next(i for i, s in sorted(split_of(cells).items()) if s == "train")
     shutil.copyfile(cells / train, extra / "lymphocyte" / "copy.jpg")
+    return extra
+
+
+def test_duplicate_in_an_extra_dataset_leaks_from_train(
+    cells: Path, tmp_path: Path, cache_dir: Path, make_tree: MakeTree
+) -> None:
+    extra = leaking_extra(cells, tmp_path / "lab2", make_tree)
     result = audit(config(cells, cache_dir, extra={"lab2": ("folder", extra)}))
     (pair,) = result.pairs
     assert pair.leak and pair.kind == "exact"
     assert {result.items[pair.a].set, result.items[pair.b].set} == {"train", "lab2"}
     assert result.items[pair.b].dataset == "lab2"
+
+
+def test_eval_sets_take_an_adapter_and_the_report_folder_is_chosen(
+    cells: Path, tmp_path: Path, cache_dir: Path, make_tree: MakeTree
+) -> None:
+    extra = leaking_extra(cells, tmp_path / "lab2", make_tree)
+    report = tmp_path / "report"
+    args = ["--dataset", "folder", "--data", str(cells), "--eval", f"lab2=folder:{extra}",
+            "--report", str(report), "--fail-on-leakage"]  # fmt: skip
+    assert run(args, cache_dir) == 1  # the copy leaks from train
+    assert "lab2" in (report / "report.md").read_text()
 
 
 def test_also_name_clashing_with_a_split_is_an_error(cells: Path, cache_dir: Path) -> None:
