@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pipeline.answers import AnswerKeys
 from pipeline.calibration import FIT_SET, RAW_FOLDER, Calibration, calibrate_folder, raw_path
-from pipeline.helpformat import HelpFormatter
+from pipeline.cli import options as opts
+from pipeline.errors import user_errors
 from pipeline.io import read_json, write_json
 
 
@@ -54,22 +55,27 @@ def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) ->
     return calib
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.calibrate",
-        description="Fit each trained member's temperature on its validation submission and "
+def build_parser() -> argparse.ArgumentParser:
+    p = opts.command_parser(
+        "python -m pipeline.calibrate",
+        "Fit each trained member's temperature on its validation submission and "
         "rewrite its submissions calibrated (the uncalibrated ones stay in raw/). Rebuild "
         "ensembles afterwards with pipeline.ensemble.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--dataset", help="training dataset tag (default: every one)")
-    p.add_argument("--members", help="comma-separated members (default: every member)")
-    args = p.parse_args(argv)
-    wanted = {m.strip() for m in (args.members or "").split(",") if m.strip()}
+    opts.add_out(p)
+    opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: every one)")
+    opts.option(p, "--members", help=opts.MEANINGS["--members"] + " (default: every member)")
+    opts.add_debug(p)
+    return p
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    wanted = set(opts.split_names(args.members))
     keys = AnswerKeys()
     found = 0
-    for meta_file in sorted((args.out / "submissions").glob(f"{args.dataset or '*'}/*/meta.json")):
+    for meta_file in sorted((args.out / "submissions").glob(f"{args.tag or '*'}/*/meta.json")):
         folder = meta_file.parent
         kind = read_json(meta_file).get("kind", "member")
         if (wanted and folder.name not in wanted) or kind != "member":

@@ -24,8 +24,9 @@ from torch import nn
 
 from pipeline import provenance
 from pipeline.calibration import LOG_FLOOR
+from pipeline.cli import options as opts
 from pipeline.ensemble.methods import VOTE_TIE_BREAK
-from pipeline.helpformat import HelpFormatter
+from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json
 from pipeline.members import LoadedEnsemble, LoadedMember, load_ensemble, load_member
 from pipeline.models.factory import set_module
@@ -254,25 +255,34 @@ def export(
     return folder
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.export",
-        description="Export a trained member or a saved ensemble as ONNX (uint8 RGB images in, "
+def build_parser() -> argparse.ArgumentParser:
+    p = opts.command_parser(
+        "python -m pipeline.export",
+        "Export a trained member or a saved ensemble as ONNX (uint8 RGB images in, "
         "calibrated probabilities out), with its preprocessing contract in model.json.",
-        formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--member", help="a trained member, e.g. resnet18-gavas2021-s0")
-    which.add_argument("--ensemble", help="a saved ensemble whose members share one input size")
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--dataset", help="the training dataset, where a name exists for several")
+    opts.option(which, "--member")
+    opts.option(
+        which,
+        "--ensemble",
+        help=opts.MEANINGS["--ensemble"] + ", whose members share one input size",
+    )
+    opts.add_out(p)
+    opts.add_tag(p)
     p.add_argument(
         "--dest", type=Path, help="output folder (default: OUT/zoo/export/<dataset>/<name>)"
     )
-    args = p.parse_args(argv)
+    opts.add_debug(p)
+    return p
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     kind, name = ("member", args.member) if args.member else ("ensemble", args.ensemble)
     try:
-        folder = export(args.out, name, kind, args.dataset, args.dest)
+        folder = export(args.out, name, kind, args.tag, args.dest)
     except (FileNotFoundError, ValueError) as exc:
         print(f"pipeline.export: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import torch
 
 from pipeline.data import Dataset, load_dataset
 from pipeline.data.store import ImageSet, ImageStore, image_sets
+from pipeline.errors import UserError
 from pipeline.io import write_json, write_text
 from pipeline.manifest import Manifest, MemberBusy, member_lock, remove_partial_files
 from pipeline.names import plain_name
@@ -46,7 +47,7 @@ def load_data(spec: DataSpec) -> Data:
     """The training dataset, its output tag, every evaluation set, and the image store."""
     dataset = load_dataset(spec.adapter, spec.root)
     if not dataset.trainable:
-        raise SystemExit(f"{spec.root}: {spec.adapter} has no train/val/test split")
+        raise UserError(f"{spec.root}: {spec.adapter} has no train/val/test split")
     extra = {name: load_dataset(adapter, path) for name, adapter, path in spec.eval}
     store = ImageStore(spec.cache_dir, progress=spec.progress)
     for ds in (dataset, *extra.values()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import math
 import sys
@@ -12,13 +13,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.adapt.methods import METHODS, Adaptation, adapted_probabilities
+from pipeline.adapt.methods import Adaptation, adapted_probabilities
 from pipeline.calibration import accepted, apply_temperature
+from pipeline.cli import options as opts
 from pipeline.data.cache import decode
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.records import IMAGE_SUFFIXES
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.helpformat import HelpFormatter
+from pipeline.errors import UserError, user_errors
 from pipeline.io import write_text
 from pipeline.members import load_ensemble, load_member, member_input, member_probs
 
@@ -111,22 +112,20 @@ def to_review(confidence: np.ndarray, below: float | None, coverage: float | Non
     return np.zeros(len(confidence), dtype=bool)
 
 
-@user_errors
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.predict",
-        description="Classify cell images with a zoo member or a saved ensemble; write one row "
+def build_parser() -> argparse.ArgumentParser:
+    p = opts.command_parser(
+        "python -m pipeline.predict",
+        "Classify cell images with a zoo member or a saved ensemble; write one row "
         "per image (class and calibrated probability per class) and the differential count.",
-        formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--member", help="a trained member, e.g. resnet18-gavas2021-s0")
-    which.add_argument("--ensemble", help="a saved ensemble, e.g. ens-soft-top4")
+    opts.option(which, "--member")
+    opts.option(which, "--ensemble")
     p.add_argument("images", nargs="+", type=Path, help="image files and/or folders")
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--dataset", help="the training dataset, where a name exists for several")
+    opts.add_out(p)
+    opts.add_tag(p)
     p.add_argument("--csv", type=Path, default=Path("predictions.csv"), help="per-image output")
-    p.add_argument("--device", default="auto")
+    opts.add_device(p)
     p.add_argument(
         "--uncalibrated",
         action="store_true",
@@ -147,24 +146,43 @@ def main(argv: list[str] | None = None) -> int:
         metavar="C",
         help="accept the C share of most confident cells (e.g. 0.9), send the rest to review",
     )
-    p.add_argument(
+    opts.option(
+        p,
         "--adapt",
-        choices=METHODS,
         default="none",
-        help="adapt to these images first: adabn (BatchNorm statistics of the given images) or "
-        "tent (also entropy minimisation); for a batch of cells from one new lab or scanner",
+        help="adapt to these images first: adabn (BatchNorm statistics of the given images), "
+        "tent (also entropy minimisation), either with +tta (average the 8 flips and 90 degree "
+        "turns), or tta alone; for a batch of cells from one new lab or scanner",
     )
-    p.add_argument("--tta", action="store_true", help="average the 8 flips and 90 degree turns")
-    add_debug_flag(p)
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="with --adapt: also average the 8 flips "
+        "and 90 degree turns (the same as --adapt METHOD+tta)",
+    )
+    opts.add_debug(p)
+    return p
+
+
+def one_adaptation(text: str, tta: bool) -> Adaptation:
+    """``--adapt`` names one adaptation here; ``--tta`` adds TTA to it."""
+    adaptations = opts.parse_adapt(text)
+    if len(adaptations) > 1:
+        raise UserError(f"--adapt takes one adaptation here, e.g. adabn+tta, not {text!r}")
+    return dataclasses.replace(adaptations[0], tta=adaptations[0].tta or tta)
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     calibrated = not args.uncalibrated
-    adaptation = Adaptation(args.adapt, args.tta)
+    adaptation = one_adaptation(args.adapt, args.tta)
 
     if args.member:
-        members = [load_member(args.out, args.member, args.dataset, args.device)]
+        members = [load_member(args.out, args.member, args.tag, args.device)]
         ensemble = None
     else:
-        ensemble = load_ensemble(args.out, args.ensemble, args.dataset, args.device)
+        ensemble = load_ensemble(args.out, args.ensemble, args.tag, args.device)
         members = ensemble.members
     classes = members[0].classes
     files = list_images(args.images)

@@ -1,7 +1,7 @@
 """``python -m pipeline.tune``: tune a member's recipe with Optuna, on validation only.
 
 TPE sampler, median pruner on validation accuracy per epoch, SQLite storage: a study resumes
-from its file and is shared by several workers (``--workers N``), run by the zoo's executors
+from its file and is shared by several workers (``--trial-workers N``), run by the zoo's executors
 (local processes, Ray tasks or Slurm jobs), which stop together once the study holds
 ``--trials`` finished trials. The best trial is written as a recipe file that
 ``python -m pipeline.zoo --recipe FILE.json`` accepts.
@@ -18,11 +18,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from pipeline.cli import options as opts
 from pipeline.data.augment import STRENGTH_SCALED
-from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.executors.cli import add_executor_args, check_executor_args, make_executor
-from pipeline.helpformat import HelpFormatter
+from pipeline.errors import UserError, user_errors
+from pipeline.executors.cli import check_executor_args, make_executor
 from pipeline.io import write_json
 from pipeline.jobs import DataSpec, load_data
 from pipeline.models import load_catalogue
@@ -30,7 +29,6 @@ from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.names import plain_name
 from pipeline.recipes import Recipe, override, save_recipe
 from pipeline.train import MemberConfig, MemberPaths, train_member
-from pipeline.zoo import BUNDLED_SAMPLE, data_spec, prepare_data, recipe_from_args
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -129,60 +127,60 @@ def finished(study: optuna.Study) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.tune",
-        description=__doc__.split("\n\n")[0] + " Trials train into OUT/zoo/tuning/<study>/.",
-        formatter_class=HelpFormatter,
+    p = opts.command_parser(
+        "python -m pipeline.tune",
+        __doc__.split("\n\n")[0] + " Trials train into OUT/zoo/tuning/<study>/.",
     )
-    p.add_argument("--member", required=True, help="architecture from the catalogue, e.g. resnet18")
+    arch = opts.option(p, "--arch")
+    opts.renamed(p, "--member", arch)
     p.add_argument("--trials", type=int, default=20, help="trials the study should hold in all")
-    p.add_argument("--study", help="study name (default: <member>-<dataset>)")
-    p.add_argument("--dataset", default="pbc", help="dataset adapter")
-    p.add_argument("--data", type=Path, help="dataset (default: the bundled PBC sample)")
-    p.add_argument("--recipe", default="fast", help="the recipe whose fields are tuned")
-    p.add_argument("--epochs", type=int, help="epochs per trial (default: the recipe's)")
-    p.add_argument("--image-size", type=int, help="input size (default: the recipe's)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="fix a recipe field for every trial (repeatable)")  # fmt: skip
-    p.add_argument("--weights", choices=WEIGHT_CHOICES, default="none")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0, help="sampler and training seed")
-    p.add_argument(
-        "--workers", type=int, default=1, help="trial workers sharing the study, run by --executor"
+    p.add_argument("--study", help="study name (default: <arch>-<dataset>)")
+    opts.add_data(p)
+    opts.add_recipe(p, "fast", ("epochs", "image_size"))
+    opts.option(p, "--weights", choices=WEIGHT_CHOICES, default="none")
+    opts.add_device(p)
+    opts.option(p, "--seed", type=int, default=0, help="sampler and training seed")
+    workers = p.add_argument(
+        "--trial-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="trial workers sharing the study, run by --executor",
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decoded-image cache")
-    p.add_argument("--no-progress", action="store_true")
-    add_executor_args(p, "worker")
-    add_debug_flag(p)
+    opts.renamed(p, "--workers", workers)
+    opts.add_out(p)
+    opts.add_cache_dir(p)
+    opts.add_no_progress(p)
+    opts.add_executor(p, "worker")
+    opts.add_debug(p)
     return p
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    entry = load_catalogue().get(args.member)
-    if entry is None:
-        raise SystemExit(f"unknown member {args.member!r}: see python -m pipeline.zoo --list")
-    if args.workers < 1:
-        raise SystemExit(f"--workers must be at least 1, not {args.workers}")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.arch is None:
+        parser.error("the following arguments are required: --arch")
+    if args.arch not in load_catalogue():
+        raise UserError(f"unknown architecture {args.arch!r}: see python -m pipeline.zoo --list")
+    if args.trial_workers < 1:
+        raise UserError(f"--trial-workers must be at least 1, not {args.trial_workers}")
     check_executor_args(args)
-    preset = args.data is None
-    root = BUNDLED_SAMPLE if preset else args.data
-    args.eval, args.batch_size, args.lr = [], None, None  # what prepare_data/recipe_from_args read
-    base = recipe_from_args(args, preset=False)
-    _, tag, _, _ = prepare_data(args, root, preset)  # builds the image cache once, here
-    study_name = plain_name(args.study or f"{args.member}-{tag}", "--study")
+    spec = opts.data_spec(args)
+    base = opts.recipe_from_options(args, "fast")
+    load_data.cache_clear()  # the folders may have changed since an earlier run in this process
+    tag = load_data(spec).tag  # builds the image cache once, here
+    study_name = plain_name(args.study or f"{args.arch}-{tag}", "--study")
     folder = (args.out / "zoo" / "tuning").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     if args.executor == "local" and args.local_workers is None:
-        args.local_workers = args.workers
+        args.local_workers = args.trial_workers
     executor = make_executor(args, folder / "slurm")
     workers = [
-        TuneWorker(i, args.member, base, data_spec(args, root, preset), study_name, folder,
-                   args.trials, args.seed, args.weights, args.device,
-                   not args.no_progress and not executor.parallel)
-        for i in range(args.workers)
+        TuneWorker(i, args.arch, base, spec, study_name, folder, args.trials, args.seed,
+                   args.weights, args.device, not args.no_progress and not executor.parallel)
+        for i in range(args.trial_workers)
     ]  # fmt: skip
     # created here, once: workers that race to create a new SQLite study's tables collide
     study = workers[0].open_study()
@@ -200,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     save_recipe(recipe_file, recipe)
     print(f"{finished(study)} finished trial(s) in {folder / (study_name + '.db')}; best "
           f"#{best.number}: validation accuracy {best.value:.4f} with {best.params}")  # fmt: skip
-    print(f"recipe: {recipe_file}\n  python -m pipeline.zoo --models {args.member} "
+    print(f"recipe: {recipe_file}\n  python -m pipeline.zoo --models {args.arch} "
           f"--recipe {recipe_file}" + (f" --data {args.data}" if args.data else ""))  # fmt: skip
     return 1 if failed else 0
 

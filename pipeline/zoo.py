@@ -12,123 +12,84 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.adapt.entries import adapt_member
-from pipeline.adapt.methods import parse_adaptations
-from pipeline.data import Dataset, list_adapters
-from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.data.registry import parse_source
-from pipeline.data.store import ImageSet, ImageStore
+from pipeline.cli import options as opts
 from pipeline.engine import PRECISIONS, parse_device, resolve_device
-from pipeline.errors import UserError, add_debug_flag, user_errors
-from pipeline.executors.cli import add_executor_args, check_executor_args, make_executor
+from pipeline.errors import UserError, user_errors
+from pipeline.executors.cli import check_executor_args, make_executor
 from pipeline.gpu_augment import GPU_MODES
-from pipeline.helpformat import HelpFormatter
 from pipeline.io import check_writable, read_json, write_text
-from pipeline.jobs import DataSpec, JobSpec, load_data
+from pipeline.jobs import Data, DataSpec, JobSpec, load_data
 from pipeline.manifest import Manifest, flocked, member_lock
 from pipeline.models import Entry, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import check_backbone
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, disk, downloads, plan
-from pipeline.recipes import RECIPES, Recipe, get_recipe, override
+from pipeline.recipes import Recipe
 from pipeline.stats import seed_summary
-from pipeline.tracking import add_tracking_args, data_fingerprint, make_tracker
+from pipeline.tracking import data_fingerprint, make_tracker
 from pipeline.train import MemberConfig, MemberPaths, is_done
 
 RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats
+RECIPE_FIELDS = ("epochs", "image_size", "batch_size", "lr")  # with an option of their own
 
-BUNDLED_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"
 # Without --data the zoo runs on the bundled sample with a preset sized for a 2-core CPU.
 PRESET = {"recipe": "fast", "epochs": 2, "weights": "auto"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.zoo",
-        description="Fine-tune the zoo of image classifiers on a white-blood-cell dataset. "
+    p = opts.command_parser(
+        "python -m pipeline.zoo",
+        "Fine-tune the zoo of image classifiers on a white-blood-cell dataset. "
         "Each member leaves a checkpoint, its history, metrics and submission files. "
         "Without --data it runs a quick CPU preset on the bundled PBC sample.",
-        formatter_class=HelpFormatter,
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="all 28 members of the catalogue")
-    which.add_argument("--models", help="comma-separated member names, e.g. resnet18,vgg16")
+    which.add_argument("--models", help="comma-separated architectures, e.g. resnet18,vgg16")
     which.add_argument("--list", action="store_true", help="print the catalogue and exit")
-    p.add_argument("--exclude", default="", help="comma-separated members to leave out")
-    p.add_argument("--dataset", default="pbc", choices=list_adapters(), help="dataset adapter")
-    p.add_argument(
-        "--data", type=Path, help="dataset folder, or .npz file (default: the bundled PBC sample)"
-    )
-    p.add_argument(
-        "--eval",
-        action="append",
-        default=[],
-        metavar="NAME=[ADAPTER:]PATH",
-        help="extra evaluation set, e.g. bccd=/data/bccd (a <class>/<image> folder) or "
-        "lisc=lisc:/data/LISC (any adapter); repeatable",
-    )
-    p.add_argument(
-        "--recipe",
-        help=f"training recipe: {', '.join(RECIPES)}, or a .json file written by pipeline.tune "
-        "(default: gavas2021; the preset uses fast)",
-    )
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--image-size", type=int, help="override the input size (default: per member)")
-    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    p.add_argument("--lr", type=float, help="override the recipe's learning rate")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override any recipe field, e.g. --set scheduler=cosine (repeatable)",
-    )
+    p.add_argument("--exclude", default="", help="comma-separated architectures to leave out")
+    opts.add_data(p)
+    opts.add_eval(p)
+    opts.add_recipe(p, "gavas2021; the preset uses fast", RECIPE_FIELDS)
     p.add_argument(
         "--seeds",
         default="0",
         help="seeds and ranges, e.g. 0-9 or 0,3,5-7; one member per seed, results with mean "
         "and 95%% interval over seeds",
     )
-    p.add_argument(
-        "--weights",
-        metavar="imagenet|none|auto|FILE",
-        help="imagenet (default), none (random init), auto (per member: imagenet where cached "
-        "or downloadable, else random init; the preset's default), or a backbone file written "
-        "by python -m pipeline.pretrain (for members of its architecture)",
-    )
+    weights = opts.MEANINGS["--weights"] + " (default: imagenet; auto for the preset)"
+    opts.option(p, "--weights", metavar="imagenet|none|auto|FILE", help=weights)
     p.add_argument(
         "--fetch-weights",
         action="store_true",
         help="download the chosen members' ImageNet weights into the torch cache and exit "
         "(ahead of a run without internet)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    opts.add_device(p)
     p.add_argument(
         "--precision",
         default="auto",
         choices=PRECISIONS,
         help="auto: bf16 (else fp16) mixed precision on CUDA, fp32 on CPU",
     )
-    p.add_argument("--workers", type=int, help="data-loader workers (default: 0 on CPU, 8 on GPU)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("."),
-        help="output root: members go to OUT/zoo/members/, submissions to OUT/submissions/",
+    loader = p.add_argument(
+        "--loader-workers",
+        type=int,
+        metavar="N",
+        help="data-loader worker processes per member (default: 0 on CPU, 8 on GPU)",
     )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        help="decoded-image cache (env WBCZOO_CACHE)",
-    )
+    opts.renamed(p, "--workers", loader)
+    opts.add_out(p)
+    opts.add_cache_dir(p)
     p.add_argument("--force", action="store_true", help="retrain members that are already done")
-    p.add_argument(
+    opts.option(
+        p,
         "--adapt",
         help="after training, also write test-time adapted entries of each member, e.g. "
         "adabn,adabn+tta (adabn, tent, tta; see python -m pipeline.adapt)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    opts.add_no_progress(p)
     speed = p.add_argument_group("speed on one GPU")
     speed.add_argument(
         "--gpu-augment",
@@ -154,17 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--mfu", type=float, default=Gpu.mfu, help="--plan: share of the peak training reaches"
     )
-    add_executor_args(p)
-    add_tracking_args(p)
-    add_debug_flag(p)
+    opts.add_executor(p)
+    opts.add_tracking(p)
+    opts.add_debug(p)
     return p
 
 
 def check_options(args: argparse.Namespace) -> None:
     """The options that need no data, checked before any work starts (recipe fields are
     checked by ``Recipe``)."""
-    if args.workers is not None and args.workers < 0:
-        raise UserError(f"--workers must be 0 or more, not {args.workers}")
+    if args.loader_workers is not None and args.loader_workers < 0:
+        raise UserError(f"--loader-workers must be 0 or more, not {args.loader_workers}")
     if not (math.isfinite(args.gpu_tflops) and args.gpu_tflops > 0):
         raise UserError(f"--gpu-tflops must be a positive number, not {args.gpu_tflops}")
     if not (math.isfinite(args.mfu) and 0 < args.mfu <= 1):
@@ -173,41 +134,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.executor == "local" and not args.plan:  # elsewhere members run on other machines
         resolve_device(args.device)
     check_executor_args(args)
-    parse_eval(args.eval)
-
-
-def parse_eval(specs: list[str]) -> dict[str, tuple[str, Path]]:
-    """``--eval`` options as name -> (adapter, path)."""
-    sets = {}
-    for spec in specs:
-        name, adapter, path = parse_source(spec)
-        if name in sets:
-            raise UserError(f"--eval {name} is given twice")
-        sets[name] = (adapter, path)
-    return sets
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9``, ``0,3,5-7``: seeds in the order given, each once."""
-    seeds: list[int] = []
-    for part in split_names(text):
-        first, dash, last = part.partition("-")
-        try:
-            span = range(int(first), int(last) + 1) if dash else [int(part)]
-        except ValueError:
-            raise SystemExit(
-                f"--seeds takes numbers and ranges like 0-9,12, got {part!r}"
-            ) from None
-        if dash and not span:
-            raise SystemExit(f"--seeds range {part!r} is empty (write low-high)")
-        seeds += [s for s in span if s not in seeds]
-    if not seeds:
-        raise SystemExit("--seeds needs at least one seed")
-    return seeds
-
-
-def split_names(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
+    opts.parse_eval(args.eval)
 
 
 def print_catalogue() -> None:
@@ -227,24 +154,11 @@ def print_catalogue() -> None:
     print(pd.DataFrame(rows).to_string(index=False))
 
 
-def recipe_from_args(args: argparse.Namespace, preset: bool) -> Recipe:
-    """The named (or saved) recipe with the preset's and the command line's overrides."""
-    recipe = get_recipe(args.recipe or (PRESET["recipe"] if preset else "gavas2021"))
-    changes: dict = {"epochs": PRESET["epochs"]} if preset else {}
-    for spec in args.set:
-        key, sep, value = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes FIELD=VALUE, got {spec!r}")
-        changes[key] = value
-    for field, value in (
-        ("epochs", args.epochs),
-        ("image_size", args.image_size),
-        ("batch_size", args.batch_size),
-        ("lr", args.lr),
-    ):
-        if value is not None:
-            changes[field] = value
-    return override(recipe, changes)
+def recipe_from_options(args: argparse.Namespace, preset: bool) -> Recipe:
+    """The recipe the options ask for; the preset's is ``fast`` for its epochs."""
+    if preset:
+        return opts.recipe_from_options(args, PRESET["recipe"], {"epochs": PRESET["epochs"]})
+    return opts.recipe_from_options(args, "gavas2021")
 
 
 def size_notes(recipe: Recipe, members: list[Entry]) -> list[str]:
@@ -264,28 +178,10 @@ def size_notes(recipe: Recipe, members: list[Entry]) -> list[str]:
     ]
 
 
-def data_spec(args: argparse.Namespace, data_root: Path, preset: bool) -> DataSpec:
-    # absolute: Ray and Slurm workers start in other folders, on other machines
-    return DataSpec(
-        args.dataset,
-        data_root.resolve(),
-        args.cache_dir.resolve(),
-        "pbc-sample" if preset else None,
-        tuple(
-            (name, adapter, path.resolve())
-            for name, (adapter, path) in parse_eval(args.eval).items()
-        ),
-        not args.no_progress,
-    )
-
-
-def prepare_data(
-    args: argparse.Namespace, data_root: Path, preset: bool
-) -> tuple[Dataset, str, dict[str, ImageSet], ImageStore]:
+def prepare_data(spec: DataSpec) -> Data:
     """The training dataset, its output tag, every evaluation set, and the image store."""
     load_data.cache_clear()  # the folders may have changed since an earlier run in this process
-    data = load_data(data_spec(args, data_root, preset))
-    return data.dataset, data.tag, data.sets, data.store
+    return load_data(spec)
 
 
 def initial_state(job: JobSpec) -> str:
@@ -414,16 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.all and not args.models:
         build_parser().error("choose members with --all or --models (see --list)")
     if args.fetch_weights:
-        return fetch_weights(
-            select(load_catalogue(), split_names(args.models), args.all, split_names(args.exclude))
-        )
+        names, excluded = opts.split_names(args.models), opts.split_names(args.exclude)
+        return fetch_weights(select(load_catalogue(), names, args.all, excluded))
 
     preset = args.data is None
-    data_root = BUNDLED_SAMPLE if preset else args.data
-    if preset and args.dataset != "pbc":
-        raise UserError(f"--dataset {args.dataset} needs --data PATH")
+    spec = opts.data_spec(args, args.eval)
     check_options(args)
-    recipe = recipe_from_args(args, preset)
+    recipe = recipe_from_options(args, preset)
     weights = args.weights or (PRESET["weights"] if preset else "imagenet")
     if weights_api.is_file(weights):
         if not Path(weights).is_file():
@@ -431,19 +324,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"--weights {weights!r}: not one of {', '.join(WEIGHT_CHOICES)} and no such file"
             )
         weights = str(Path(weights).resolve())  # workers may start in other folders
-    seeds = parse_seeds(args.seeds)
-    try:
-        adaptations = parse_adaptations(args.adapt) if args.adapt else []
-    except ValueError as exc:
-        raise SystemExit(f"--adapt: {exc}") from None
+    seeds = opts.parse_seeds(args.seeds)
+    adaptations = opts.parse_adapt(args.adapt) if args.adapt else []
     members = select(
-        load_catalogue(), split_names(args.models), args.all, split_names(args.exclude)
+        load_catalogue(), opts.split_names(args.models), args.all, opts.split_names(args.exclude)
     )
     if not args.plan:
         check_writable(args.out, "zoo", "submissions")
     if preset:
         print(
-            f"No --data given: running the CPU preset on the bundled PBC sample ({data_root}): "
+            f"No --data given: running the CPU preset on the bundled PBC sample ({spec.root}): "
             f"recipe {recipe.name}, {recipe.epochs} epochs, small images, ImageNet weights "
             "where cached or downloadable (else random init). Pass --data for real training.",
             flush=True,
@@ -452,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         print(note, flush=True)
     if weights_api.is_file(weights):
         check_backbone(Path(weights), members)
-    dataset, tag, sets, store = prepare_data(args, data_root, preset)
+    data = prepare_data(spec)
+    dataset, tag, sets, store = data.dataset, data.tag, data.sets, data.store
     print(
         f"{tag}: {len(dataset.classes)} classes, "
         + ", ".join(f"{n} {len(s.records)}" for n, s in sets.items())
@@ -478,11 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before any training
     fingerprint = data_fingerprint(sets) if tracker else ""
     executor = make_executor(args, args.out / "zoo" / "slurm")
-    spec = data_spec(args, data_root, preset)
     jobs = [
         JobSpec(
             MemberConfig(
-                entry, recipe, seed, weights, tag, args.device, args.workers, args.precision,
+                entry, recipe, seed, weights, tag, args.device, args.loader_workers, args.precision,
                 args.gpu_augment, args.compile, args.deterministic,
             ),
             spec, args.out.resolve(), args.force, not args.no_progress and not executor.parallel,

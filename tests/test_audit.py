@@ -52,7 +52,7 @@ def split_of(root: Path) -> dict[str, str]:
 
 
 def run(args: list[str], cache_dir: Path) -> int:
-    return main([*args, "--cache-dir", str(cache_dir), "--workers", "1", "--no-progress"])
+    return main([*args, "--cache-dir", str(cache_dir), "--decode-workers", "1", "--no-progress"])
 
 
 def config(root: Path, cache_dir: Path, **kwargs: object) -> AuditConfig:
@@ -152,23 +152,39 @@ def test_near_duplicates_are_found_within_and_across_splits(cells: Path, cache_d
     assert len(found) == 3  # the three copies pair up; no noise image joins them
 
 
-def test_duplicate_in_an_extra_dataset_leaks_from_train(
-    cells: Path, tmp_path: Path, cache_dir: Path, make_tree: MakeTree
-) -> None:
-    extra = tmp_path / "lab2"
+def leaking_extra(cells: Path, extra: Path, make_tree: MakeTree) -> Path:
+    """Another lab's folder holding a copy of a training image."""
     make_tree(extra, {"lymphocyte": 3}, seed=100)
     train = next(i for i, s in sorted(split_of(cells).items()) if s == "train")
     shutil.copyfile(cells / train, extra / "lymphocyte" / "copy.jpg")
-    result = audit(config(cells, cache_dir, also={"lab2": extra}))
+    return extra
+
+
+def test_duplicate_in_an_extra_dataset_leaks_from_train(
+    cells: Path, tmp_path: Path, cache_dir: Path, make_tree: MakeTree
+) -> None:
+    extra = leaking_extra(cells, tmp_path / "lab2", make_tree)
+    result = audit(config(cells, cache_dir, extra={"lab2": ("folder", extra)}))
     (pair,) = result.pairs
     assert pair.leak and pair.kind == "exact"
     assert {result.items[pair.a].set, result.items[pair.b].set} == {"train", "lab2"}
     assert result.items[pair.b].dataset == "lab2"
 
 
+def test_eval_sets_take_an_adapter_and_the_report_folder_is_chosen(
+    cells: Path, tmp_path: Path, cache_dir: Path, make_tree: MakeTree
+) -> None:
+    extra = leaking_extra(cells, tmp_path / "lab2", make_tree)
+    report = tmp_path / "report"
+    args = ["--dataset", "folder", "--data", str(cells), "--eval", f"lab2=folder:{extra}",
+            "--report", str(report), "--fail-on-leakage"]  # fmt: skip
+    assert run(args, cache_dir) == 1  # the copy leaks from train
+    assert "lab2" in (report / "report.md").read_text()
+
+
 def test_also_name_clashing_with_a_split_is_an_error(cells: Path, cache_dir: Path) -> None:
     with pytest.raises(ValueError, match="clash"):
-        audit(config(cells, cache_dir, also={"test": cells}))
+        audit(config(cells, cache_dir, extra={"test": ("folder", cells)}))
 
 
 # --- outliers --------------------------------------------------------------------------------
@@ -198,11 +214,11 @@ def test_outliers_in_a_zoo_members_feature_space(cells: Path, tmp_path: Path, ca
                 "--recipe", "fast", "--models", "resnet18", "--out", str(zoo_out),
                 "--cache-dir", str(cache_dir), "--no-progress"]  # fmt: skip
     assert zoo.main(zoo_args) == 0
-    recipe = zoo.recipe_from_args(zoo.build_parser().parse_args(zoo_args), False)
+    recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(zoo_args), False)
     member = f"resnet18-{recipe.name}-s0"
     out = tmp_path / "out"
-    args = ["--dataset", "folder", "--data", str(cells), "--out", str(out),
-            "--member", member, "--zoo-out", str(zoo_out)]  # fmt: skip
+    args = ["--dataset", "folder", "--data", str(cells), "--report", str(out / "audit-cells"),
+            "--member", member, "--out", str(zoo_out)]  # fmt: skip
     assert run(args, cache_dir) == 0
     report = (out / "audit-cells" / "report.md").read_text()
     assert f"512 penultimate features of the zoo member `{member}`" in report
@@ -250,5 +266,6 @@ def test_help_names_every_check(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for words in ("LEAKAGE", "outliers", "unreadable", "--fail-on-leakage", "--also NAME=PATH"):
+    checks = ("LEAKAGE", "outliers", "unreadable", "--fail-on-leakage", "--eval NAME=")
+    for words in checks:
         assert words in text

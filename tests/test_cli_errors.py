@@ -54,7 +54,7 @@ ZOO_CASES: dict[str, tuple[list[str] | Callable[[Path], Path], str]] = {
     "unknown augmentation": (["--set", "augment=nosuchaug"], "unknown augmentation(s) nosuchaug"),
     "image size 0": (["--image-size", "0"], "image_size must be a positive number"),
     "local workers -1": (["--local-workers", "-1"], "--local-workers must be at least 1"),
-    "workers -1": (["--workers", "-1"], "--workers must be 0 or more"),
+    "loader workers -1": (["--loader-workers", "-1"], "--loader-workers must be 0 or more"),
     "unknown adapter": (["--eval", "x=nosuch:/p"], "unknown dataset adapter 'nosuch'"),
     "eval folder missing": (["--eval", "x=/no/such/folder"], "/no/such/folder does not exist"),
     "eval twice": (["--eval", "x=/a", "--eval", "x=/b"], "--eval x is given twice"),
@@ -147,10 +147,10 @@ def test_other_commands_report_bad_input_in_one_line(tmp_path, capsys) -> None:
     image.write_bytes(b"")
     cases = [
         (ensemble.main, ["--out", str(out)], "holds 0 datasets"),
-        (ensemble.main, ["--out", str(out), "--dataset", "cells"], "cells does not exist"),
+        (ensemble.main, ["--out", str(out), "--tag", "cells"], "cells does not exist"),
         (predict.main, ["--member", "nobody", "--out", str(out), str(image)], "'nobody'"),
         (explain.main, ["--member", "nobody", "--out", str(out), "tsne"], "'nobody'"),
-        (tune.main, ["--member", "nosuchnet", "--out", str(out)], "unknown member 'nosuchnet'"),
+        (tune.main, ["--arch", "nosuchnet", "--out", str(out)], "unknown architecture 'nosuchnet'"),
         (cropsheet.main, ["x=nosuch:/p"], "unknown dataset adapter 'nosuch'"),
     ]
     for main, argv, fragment in cases:

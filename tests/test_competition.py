@@ -134,7 +134,7 @@ def test_zoo_trains_with_every_option_and_the_member_reloads(
     logits, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 2, 2])
     one_hot = nn.functional.one_hot(y, 3).float()
     torch.testing.assert_close(criteria[0](logits, one_hot), criteria[0](logits, y))
-    name = f"resnet18-{zoo.recipe_from_args(zoo.build_parser().parse_args(args), False).name}-s0"
+    name = f"resnet18-{zoo.recipe_from_options(zoo.build_parser().parse_args(args), False).name}-s0"
     member = tmp_path / "out" / "zoo" / "members" / "cells" / name
     history = pd.read_csv(member / "history.csv")
     assert "val_macro_f1" in history.columns and len(history) == 2

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline import zoo
+from pipeline.cli.options import parse_seeds, parse_source
 from pipeline.data import DatasetLayoutError, load_dataset
 from pipeline.data.augment import build_augment, hed_jitter
 from pipeline.data.cache import load_or_build
@@ -24,7 +25,7 @@ from pipeline.data.cellcrop import (
     cell_crop,
     find_cell,
 )
-from pipeline.data.registry import parse_source
+from pipeline.errors import UserError
 from pipeline.recipes import get_recipe, override
 from pipeline.scoring import score
 from pipeline.stats import mean_ci, seed_summary
@@ -193,7 +194,7 @@ def test_eval_spec_takes_an_adapter_prefix() -> None:
     assert parse_source("lisc=lisc:/data/LISC") == ("lisc", "lisc", Path("/data/LISC"))
     assert parse_source("bccd=/data/bccd") == ("bccd", "folder", Path("/data/bccd"))
     assert parse_source("win=C:/data") == ("win", "folder", Path("C:/data"))
-    with pytest.raises(SystemExit, match="NAME=\\[ADAPTER:\\]PATH"):
+    with pytest.raises(UserError, match="NAME=\\[ADAPTER:\\]PATH"):
         parse_source("lisc")
 
 
@@ -211,11 +212,11 @@ def test_members_are_scored_over_the_classes_they_share_with_a_set() -> None:
 
 
 def test_seed_ranges() -> None:
-    assert zoo.parse_seeds("0-9") == list(range(10))
-    assert zoo.parse_seeds("0,3,5-7,3") == [0, 3, 5, 6, 7]
+    assert parse_seeds("0-9") == list(range(10))
+    assert parse_seeds("0,3,5-7,3") == [0, 3, 5, 6, 7]
     for bad in ("x", "5-3", ""):
-        with pytest.raises(SystemExit, match="--seeds"):
-            zoo.parse_seeds(bad)
+        with pytest.raises(UserError, match="--seeds"):
+            parse_seeds(bad)
 
 
 def test_seed_summary_is_mean_and_student_t_interval() -> None:
@@ -327,7 +328,7 @@ def test_crop_sheet_counts_and_draws_every_set(tmp_path: Path, capsys) -> None:
     )
     out = tmp_path / "sheet.png"
     with pytest.warns(UserWarning):
-        code = cropsheet.main([f"lisc=lisc:{lisc}", f"two={tmp_path / 'two'}", "--out", str(out)])
+        code = cropsheet.main([f"lisc=lisc:{lisc}", f"two={tmp_path / 'two'}", "--png", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "lisc (lisc, 10 of 10): 9 found, 1 mask" in printed

@@ -65,7 +65,7 @@ def test_gradcam_maps_have_the_input_size_and_are_not_constant(name: str) -> Non
 def test_explain_writes_gradcam_and_tsne(trained: Path, capsys) -> None:
     out = trained / "out"
     base = ["--member", f"resnet18-{FAST}-s0", "--out", str(out)]
-    assert explain.main([*base, "gradcam", "--set", "val", "-n", "4"]) == 0
+    assert explain.main([*base, "gradcam", "--mistakes-on", "val", "-n", "4"]) == 0
     folder = out / "zoo" / "explain" / "cells" / f"resnet18-{FAST}-s0"
     if "makes no mistake" not in capsys.readouterr().out:
         assert (folder / "gradcam-val.png").stat().st_size > 1000

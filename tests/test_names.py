@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import tune, zoo
-from pipeline.audit.__main__ import parse_also
-from pipeline.data.registry import parse_source
+from pipeline.cli.options import parse_eval, parse_source
 from pipeline.ensemble import cli as ensemble_cli
 from pipeline.explain.__main__ import main as explain_main
 from pipeline.jobs import DataSpec, load_data
@@ -58,15 +57,15 @@ def test_every_entry_point_refuses_a_hostile_name(tmp_path: Path, name: str) -> 
     with pytest.raises(BadName):
         parse_source(f"{name}=/data/bccd")
     with pytest.raises(BadName):
-        parse_also([f"{name}=/data/bccd"])
+        parse_eval([f"{name}=/data/bccd"], "--eval")
     with pytest.raises(BadName):
         find_meta(tmp_path, name)
     with pytest.raises(BadName):
         find_meta(tmp_path, "resnet18-fast-s0", name)
     with pytest.raises(BadName):
-        ensemble_cli.main(["--out", str(tmp_path), f"--dataset={name}"])
+        ensemble_cli.main(["--out", str(tmp_path), f"--tag={name}"])
     with pytest.raises(BadName):
-        explain_main(["--member", "m", "--out", str(tmp_path), "gradcam", f"--set={name}"])
+        explain_main(["--member", "m", "--out", str(tmp_path), "gradcam", f"--mistakes-on={name}"])
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"name": name}))
     with pytest.raises(BadName, match="recipe name"):
@@ -80,7 +79,7 @@ def test_dataset_folder_and_study_names_are_plain(tmp_path: Path, make_tree) -> 
         load_data(spec)
     (tmp_path / "my cells").rename(tmp_path / "cells")
     with pytest.raises(BadName, match=r"--study '\.\./x' is not a plain name"):
-        tune.main(["--member", "squeezenet1_1", "--study", "../x", "--dataset", "folder",
+        tune.main(["--arch", "squeezenet1_1", "--study", "../x", "--dataset", "folder",
                    "--data", str(tmp_path / "cells"), "--out", str(tmp_path / "out"),
                    "--cache-dir", str(tmp_path / "cache"), "--no-progress"])  # fmt: skip
     assert not (tmp_path / "out" / "zoo" / "x.db").exists() and not (tmp_path / "x.db").exists()

@@ -217,7 +217,7 @@ def test_zoo_trains_on_an_npz_file_and_scores_by_row_ids(tmp_path: Path, cache_d
         "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress",
     ]  # fmt: skip
     assert zoo.main(args) == 0
-    recipe = zoo.recipe_from_args(zoo.build_parser().parse_args(args), False)
+    recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(args), False)
     subs = out / "submissions" / "bloodmnist" / f"squeezenet1_1-{recipe.name}-s0"
     for split in ("val", "test"):
         submission = read_submission(subs / f"{split}.csv")

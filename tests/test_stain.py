@@ -75,9 +75,8 @@ def test_a_stain_normalised_member_predicts_new_images_as_it_was_scored(
             "--set", "stain_norm=reinhard", "--out", str(out), "--cache-dir",
             str(tmp_path / "cache"), "--no-progress", "--models", "squeezenet1_1"]  # fmt: skip
     assert zoo.main(args) == 0
-    member = (
-        f"squeezenet1_1-{zoo.recipe_from_args(zoo.build_parser().parse_args(args), False).name}-s0"
-    )
+    recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(args), False)
+    member = f"squeezenet1_1-{recipe.name}-s0"
     folder = out / "submissions" / "cells" / member
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["stain_norm"]["method"] == "reinhard" and len(meta["stain_norm"]["values"]) == 6

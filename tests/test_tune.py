@@ -14,7 +14,7 @@ from pipeline.recipes import get_recipe
 
 def test_study_resumes_and_writes_a_recipe_the_zoo_accepts(tmp_path: Path, make_tree) -> None:
     make_tree(tmp_path / "cells", {"lymphocyte": 12, "neutrophil": 12})
-    common = ["--member", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
+    common = ["--arch", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
               "--epochs", "2", "--image-size", "32", "--out", str(tmp_path / "out"),
               "--cache-dir", str(tmp_path / "cache"), "--study", "s", "--no-progress"]  # fmt: skip
     assert tune.main([*common, "--trials", "1"]) == 0
@@ -44,10 +44,10 @@ def test_two_workers_share_one_study_through_the_local_executor(tmp_path: Path, 
     """Two worker processes fill one SQLite study to --trials (one worker may finish a trial
     more while the other stops it), each trial trained once."""
     make_tree(tmp_path / "cells", {"lymphocyte": 10, "neutrophil": 10})
-    args = ["--member", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
+    args = ["--arch", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
             "--epochs", "1", "--image-size", "32", "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--study", "p", "--no-progress",
-            "--trials", "3", "--workers", "2", "--device", "cpu"]  # fmt: skip
+            "--trials", "3", "--trial-workers", "2", "--device", "cpu"]  # fmt: skip
     assert tune.main(args) == 0
     db = tmp_path / "out" / "zoo" / "tuning" / "p.db"
     trials = optuna.load_study(study_name="p", storage=f"sqlite:///{db}").trials

@@ -4,53 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from pipeline.adapt.entries import adapt_member
-from pipeline.adapt.methods import parse_adaptations
-from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.cli import options as opts
 from pipeline.data.store import ImageStore
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.helpformat import HelpFormatter
+from pipeline.errors import user_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.adapt",
-        description="Adapt trained members to each evaluation set at test time and write each "
+    p = opts.command_parser(
+        "python -m pipeline.adapt",
+        "Adapt trained members to each evaluation set at test time and write each "
         "adaptation as its own leaderboard entry (<member>+adabn, ...). AdaBN re-estimates "
         "BatchNorm statistics on the set's own images; TENT also tunes the BatchNorm affine "
         "parameters by entropy minimisation; both are transductive (they look at the set's "
         "images, never its labels). TTA averages the 8 flips and 90 degree turns.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--members", required=True, help="comma-separated trained members")
-    p.add_argument(
+    opts.option(p, "--members", required=True)
+    opts.option(
+        p,
         "--adapt",
         default="adabn,adabn+tta",
         help="comma-separated adaptations: adabn, tent, tta, or one method with tta (adabn+tta)",
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--dataset", help="the training dataset, where a name exists for several")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decode cache")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    add_debug_flag(p)
+    opts.add_out(p)
+    opts.add_tag(p)
+    opts.add_cache_dir(p)
+    opts.add_device(p)
+    opts.add_debug(p)
     return p
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        adaptations = parse_adaptations(args.adapt)
-    except ValueError as exc:
-        raise SystemExit(f"--adapt: {exc}") from None
+    adaptations = opts.parse_adapt(args.adapt)
     store = ImageStore(args.cache_dir, progress=False)
     rows = []
-    for name in (n.strip() for n in args.members.split(",") if n.strip()):
-        rows += adapt_member(args.out, name, adaptations, store, args.dataset, args.device)
+    for name in opts.split_names(args.members):
+        rows += adapt_member(args.out, name, adaptations, store, args.tag, args.device)
     table = pd.DataFrame([vars(r) for r in rows])
     wide = table.pivot_table(
         index="entry", columns="set_name", values=["accuracy", "balanced_accuracy"], sort=False

@@ -12,76 +12,71 @@ from pathlib import Path
 from pipeline.audit.core import AuditConfig, AuditResult, audit
 from pipeline.audit.hashing import HASH_BITS
 from pipeline.audit.report import write_outputs
-from pipeline.data import list_adapters
-from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.helpformat import HelpFormatter
-from pipeline.names import plain_name
+from pipeline.cli import options as opts
+from pipeline.errors import UserError, user_errors
 
 SHOWN_LEAKS = 10  # leak pairs echoed on stderr; the report lists them all
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.audit",
-        description="Audit a dataset before training on it: exact and near-duplicate images "
+    p = opts.command_parser(
+        "python -m pipeline.audit",
+        "Audit a dataset before training on it: exact and near-duplicate images "
         "within and across splits and extra datasets (a pair spanning train or val and another "
         "set is reported as LEAKAGE), per-class outliers in a colour/texture feature space, "
         "unreadable and skipped files, class balance per split and image sizes. Writes "
-        "OUT/audit-<dataset>/report.md with contact sheets (PNG) and CSVs of all pairs and scores.",
-        formatter_class=HelpFormatter,
+        "report.md with contact sheets (PNG) and CSVs of all pairs and scores to --report "
+        "(default: OUT/audit-<dataset>/).",
     )
-    p.add_argument("--dataset", default="pbc", choices=list_adapters(), help="dataset adapter")
-    p.add_argument("--data", type=Path, required=True, help="dataset folder")
+    opts.add_data(p, required=True)
+    extra = opts.add_eval(
+        p,
+        "another dataset to search for duplicates across: a <class>/<image> folder, or any "
+        "adapter (lisc=lisc:/data/LISC); repeatable",
+    )
+    opts.renamed(p, "--also", extra)
+    opts.add_out(p, "the zoo's output root (of --member); the report goes to OUT/audit-<dataset>")
     p.add_argument(
-        "--also",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="another <class>/<image> folder to search for duplicates across; repeatable",
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="the report's folder (default: OUT/audit-<dataset>)",
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="writes OUT/audit-<dataset>/")
     p.add_argument(
         "--hash-distance",
         type=int,
         default=12,
         help=f"near duplicates: at most this many of the {HASH_BITS} perceptual-hash bits differ",
     )
-    p.add_argument("--top", type=int, default=24, help="outliers listed and drawn")
+    outliers = p.add_argument(
+        "--outliers", type=int, default=24, metavar="N", help="outliers listed and drawn"
+    )
+    opts.renamed(p, "--top", outliers)
     p.add_argument("--sheet-pairs", type=int, default=24, help="duplicate pairs drawn")
-    p.add_argument("--size", type=int, default=64, help="decoded image size for hashes, features")
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        help="decoded-image cache (WBCZOO_CACHE)",
+    size = opts.option(
+        p, "--image-size", type=int, default=64, help="decoded image size for hashes, features"
     )
-    p.add_argument(
-        "--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes"
+    opts.renamed(p, "--size", size)
+    opts.add_cache_dir(p)
+    workers = p.add_argument(
+        "--decode-workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        metavar="N",
+        help="decoding processes",
     )
-    p.add_argument(
+    opts.renamed(p, "--workers", workers)
+    opts.option(
+        p,
         "--member",
-        help="score outliers in this zoo member's feature space (penultimate layer) instead of "
-        "colour/texture statistics, e.g. resnet18-fast-s0",
+        help="score outliers in this trained member's feature space (penultimate layer) "
+        "instead of colour/texture statistics, e.g. resnet18-fast-s0",
     )
-    p.add_argument("--zoo-out", type=Path, default=Path("."), help="the zoo's --out (for --member)")
+    opts.renamed(p, "--zoo-out", p._option_string_actions["--out"], dest="zoo_out")
     p.add_argument("--fail-on-leakage", action="store_true", help="exit 1 if any pair leaks")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_debug_flag(p)
+    opts.add_no_progress(p)
+    opts.add_debug(p)
     return p
-
-
-def parse_also(values: list[str]) -> dict[str, Path]:
-    also: dict[str, Path] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"--also takes NAME=PATH, got {value!r}")
-        plain_name(name, "--also name")
-        if name in also:
-            raise SystemExit(f"--also name {name!r} given twice")
-        also[name] = Path(path)
-    return also
 
 
 @user_errors
@@ -89,24 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if not 0 <= args.hash_distance < HASH_BITS:
-        raise SystemExit(f"--hash-distance must be in [0, {HASH_BITS})")
+        raise UserError(f"--hash-distance must be in [0, {HASH_BITS})")
     started = time.perf_counter()
     config = AuditConfig(
         adapter=args.dataset,
         data=args.data,
-        also=parse_also(args.also),
+        extra=opts.parse_eval(args.eval),
         hash_distance=args.hash_distance,
-        size=args.size,
+        size=args.image_size,
         cache_dir=args.cache_dir,
-        workers=args.workers,
+        workers=args.decode_workers,
         progress=not args.no_progress,
         member=args.member,
-        zoo_out=args.zoo_out,
+        zoo_out=args.out if args.zoo_out is None else args.zoo_out,
     )
     result = audit(config)
-    folder = args.out / f"audit-{result.name}"
+    folder = args.report or args.out / f"audit-{result.name}"
     command = shlex.join(["python", "-m", "pipeline.audit", *argv])
-    write_outputs(result, folder, command, args.top, args.sheet_pairs)
+    write_outputs(result, folder, command, args.outliers, args.sheet_pairs)
     warn_leaks(result, folder / "report.md")
     print(
         f"{len(result.items):,} images, {len(result.pairs):,} duplicate pair(s), "

@@ -27,7 +27,7 @@ class AuditConfig:
 
     adapter: str
     data: Path
-    also: dict[str, Path] = field(default_factory=dict)  # name -> <class>/<image> folder
+    extra: dict[str, tuple[str, Path]] = field(default_factory=dict)  # name -> (adapter, root)
     hash_distance: int = 12
     size: int = 64
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -39,7 +39,7 @@ class AuditConfig:
 
 @dataclass(frozen=True)
 class Item:
-    """One image: ``set`` is its split, or the ``--also`` name for an extra dataset."""
+    """One image: ``set`` is its split, or the name of an extra dataset."""
 
     dataset: str
     set: str
@@ -110,13 +110,13 @@ def is_leak(a: Item, b: Item) -> bool:
 
 
 def load(config: AuditConfig) -> dict[str, Dataset]:
-    """The audited dataset first, then the ``--also`` folders, by the names the report uses."""
+    """The audited dataset first, then the extra datasets, by the names the report uses."""
     main = load_dataset(config.adapter, config.data)
     taken = {main.name, *main.splits}
-    clash = sorted(taken & set(config.also))
+    clash = sorted(taken & set(config.extra))
     if clash:
-        raise ValueError(f"--also name(s) {clash} clash with the dataset or its splits {taken}")
-    return {main.name: main} | {n: load_dataset("folder", p) for n, p in config.also.items()}
+        raise ValueError(f"extra set name(s) {clash} clash with the dataset or its splits {taken}")
+    return {main.name: main} | {n: load_dataset(a, p) for n, (a, p) in config.extra.items()}
 
 
 def list_items(datasets: dict[str, Dataset]) -> list[Item]:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.audit.sheets import font, save_png
+from pipeline.cli import options as opts
 from pipeline.data import load_dataset
 from pipeline.data.cache import read_with_mask
 from pipeline.data.cellcrop import (
@@ -28,10 +29,8 @@ from pipeline.data.cellcrop import (
     status_counts,
 )
 from pipeline.data.records import Record
-from pipeline.data.registry import parse_source
 from pipeline.data.store import crop_summary
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.helpformat import HelpFormatter
+from pipeline.errors import user_errors
 
 SIDE = 112  # thumbnail side on the sheet
 PAD = 6
@@ -101,13 +100,12 @@ def draw_row(examples: list[Example], title: str, columns: int) -> Image.Image:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.data.cropsheet",
-        description="Find the white cell in every image of each set, print how often the finder "
+    p = opts.command_parser(
+        "python -m pipeline.data.cropsheet",
+        "Find the white cell in every image of each set, print how often the finder "
         "fell back to a centre crop (no cell, several cells), and draw a contact sheet: source "
         "images with the found box (green; blue: expert mask) above the cell-centred crops (red "
         "frame: fallback).",
-        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "sets",
@@ -115,8 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=[ADAPTER:]PATH",
         help="sets to look at, e.g. lisc=lisc:/data/LISC bccd=/data/bccd",
     )
-    p.add_argument("--out", type=Path, help="contact sheet PNG (default: none, counts only)")
-    p.add_argument("--per-set", type=int, default=10, help="images drawn per set")
+    png = p.add_argument(
+        "--png", type=Path, metavar="FILE", help="contact sheet PNG (default: none, counts only)"
+    )
+    opts.renamed(p, "--out", png)
+    opts.option(p, "--per-set", type=int, default=10, help="images drawn per set")
     p.add_argument("--limit", type=int, help="count over at most this many images per set")
     p.add_argument(
         "--fraction",
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--measure", action="store_true", help="print the cell box side / image side quartiles"
     )
-    add_debug_flag(p)
+    opts.add_debug(p)
     return p
 
 
@@ -135,8 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rows = []
-    for spec in args.sets:
-        name, adapter, path = parse_source(spec, "a set")
+    for name, (adapter, path) in opts.parse_eval(args.sets, "a set").items():
         dataset = load_dataset(adapter, path)
         records = dataset.records()
         counted = spread(records, args.limit) if args.limit else records
@@ -151,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         shown = {r.id for r in spread(counted, args.per_set)}
         drawn = [ex for ex in examples if ex.record.id in shown]
         rows.append(draw_row(drawn, line, args.per_set))
-    if args.out:
+    if args.png:
         sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
         top = 0
         for row in rows:
             sheet.paste(row, (0, top))
             top += row.height
-        save_png(sheet, args.out)
-        print(f"contact sheet: {args.out}")
+        save_png(sheet, args.png)
+        print(f"contact sheet: {args.png}")
     return 0
 
 

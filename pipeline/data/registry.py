@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.data.records import Dataset
 from pipeline.errors import UnknownNameError
-from pipeline.names import plain_name
 
 Loader = Callable[[Path], Dataset]
 _ADAPTERS: dict[str, Loader] = {}
@@ -39,20 +37,5 @@ def load_dataset(adapter: str, root: Path | str) -> Dataset:
     return dataclasses.replace(_ADAPTERS[adapter](root), adapter=adapter)
 
 
-def parse_source(spec: str, option: str = "--eval") -> tuple[str, str, Path]:
-    """``NAME=[ADAPTER:]PATH`` -> (name, adapter, path); without a known adapter prefix the path
-    is a ``folder`` (so ``NAME=PATH`` keeps its meaning, and ``C:\\data`` stays a path)."""
-    name, sep, rest = spec.partition("=")
-    if not sep or not name or not rest:
-        raise SystemExit(f"{option} takes NAME=[ADAPTER:]PATH, got {spec!r}")
-    plain_name(name, f"{option} name")  # the set's submission file is <NAME>.csv
-    adapter, colon, path = rest.partition(":")
-    if colon and adapter in _ADAPTERS and path:
-        return name, adapter, Path(path)
-    # ``nosuch:/p``: a misspelt adapter, unless the whole is a path (``C:\data``, ``a:b/``)
-    if colon and re.fullmatch(r"[A-Za-z][\w-]+", adapter) and not Path(rest).exists():
-        raise UnknownNameError(
-            f"{option} {spec}: unknown dataset adapter {adapter!r}; known: "
-            f"{', '.join(list_adapters())}"
-        )
-    return name, "folder", Path(rest)
+def is_adapter(name: str) -> bool:
+    return name in _ADAPTERS

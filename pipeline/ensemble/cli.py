@@ -13,30 +13,27 @@ import pandas as pd
 
 from pipeline import calibration, provenance
 from pipeline.answers import AnswerKeys
+from pipeline.cli import options as opts
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
 from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.helpformat import HelpFormatter
+from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import check_kind, write_submission
-from pipeline.tracking import add_tracking_args, make_tracker
+from pipeline.tracking import make_tracker
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.ensemble",
-        description="Build vote, soft, weighted, greedy and stacking ensembles of the zoo's "
+    p = opts.command_parser(
+        "python -m pipeline.ensemble",
+        "Build vote, soft, weighted, greedy and stacking ensembles of the zoo's "
         "members. Members and weights are chosen on the validation set alone; every ensemble "
         "is written back as submissions in the members' format.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument(
-        "--dataset", help="training dataset tag (default: the only one under OUT/submissions)"
-    )
+    opts.add_out(p)
+    opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: the only one under OUT/submissions)")
     p.add_argument("--method", default="all", choices=[*METHODS, "all"])
     p.add_argument(
         "--top",
@@ -44,29 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="candidates: the K best members by validation accuracy (0: all members)",
     )
-    p.add_argument("--members", help="comma-separated members to use instead of --top")
-    p.add_argument(
-        "--seeds",
-        default="apart",
-        choices=["apart", "pool"],
-        help="pool: average the seeds of one architecture and recipe into one candidate",
+    opts.option(p, "--members", help=opts.MEANINGS["--members"] + ", instead of --top")
+    pool = p.add_argument(
+        "--pool-seeds",
+        action="store_true",
+        help="average the seeds of one architecture and recipe into one candidate",
     )
+    opts.renamed(p, "--seeds", pool, lambda v: v == "pool", choices=["apart", "pool"])
     p.add_argument("--greedy-size", type=int, default=10, help="greedy: picks (with replacement)")
-    p.add_argument("--seed", type=int, default=0, help="stacking folds and bootstrap")
+    opts.option(p, "--seed", type=int, default=0, help="stacking folds and bootstrap")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
-    add_tracking_args(p)
-    add_debug_flag(p)
+    opts.add_tracking(p)
+    opts.add_debug(p)
     return p
 
 
 def find_dataset(root: Path, tag: str | None) -> str:
     if tag:
-        return plain_name(tag, "--dataset")
+        return plain_name(tag, "--tag")
     tags = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(tags) != 1:
         raise SystemExit(
-            f"{root} holds {len(tags)} datasets ({', '.join(tags) or 'none'}): "
-            "pick one with --dataset"
+            f"{root} holds {len(tags)} datasets ({', '.join(tags) or 'none'}): pick one with --tag"
         )
     return tags[0]
 
@@ -86,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before anything is built
     started = time.perf_counter()
-    tag = find_dataset(args.out / "submissions", args.dataset)
+    tag = find_dataset(args.out / "submissions", args.tag)
     candidates = load_candidates(args.out / "submissions" / tag)
-    if args.seeds == "pool":
+    if args.pool_seeds:
         candidates = pool_seeds(candidates)
     top = None if args.top == 0 else args.top
     scope = f"top{args.top}" if top else "all"
     if args.members:
-        wanted = [m.strip() for m in args.members.split(",") if m.strip()]
+        wanted = opts.split_names(args.members)
         known = {c.name: c for c in candidates}
         missing = [m for m in wanted if m not in known]
         if missing:
@@ -104,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     val_key = labels(candidates[0], "val", keys)
     y_val = np.array([classes.index(val_key[i]) for i in candidates[0].sets["val"].ids])
 
-    suffix = "-pooled" if args.seeds == "pool" else ""
+    suffix = "-pooled" if args.pool_seeds else ""
     ensembles = [
         build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
         for m in (METHODS if args.method == "all" else [args.method])

@@ -19,11 +19,11 @@ import torch.nn.functional as F  # noqa: E402
 
 from pipeline.answers import AnswerKeys  # noqa: E402
 from pipeline.classes import ordered  # noqa: E402
+from pipeline.cli import options as opts  # noqa: E402
 from pipeline.data.cache import decode  # noqa: E402
-from pipeline.errors import add_debug_flag, user_errors  # noqa: E402
+from pipeline.errors import user_errors  # noqa: E402
 from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
-from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
 from pipeline.members import LoadedMember, load_member, member_input  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
@@ -83,12 +83,12 @@ def run_gradcam(args: argparse.Namespace, member: LoadedMember, folder: Path) ->
         items = [{"path": p, "id": str(p)} for p in args.images]
         what = "chosen images"
     else:
-        items = misclassified(member, args.out, args.set, args.n)
-        what = f"most confident mistakes on {args.set}"
+        items = misclassified(member, args.out, args.mistakes_on, args.n)
+        what = f"most confident mistakes on {args.mistakes_on}"
         if not items:
-            print(f"{member.name} makes no mistake on {args.set}: nothing to show")
+            print(f"{member.name} makes no mistake on {args.mistakes_on}: nothing to show")
             return
-    path = folder / f"gradcam-{args.set if not args.images else 'images'}.png"
+    path = folder / f"gradcam-{args.mistakes_on if not args.images else 'images'}.png"
     layer = args.layer or cam_layer(member.entry)
     title = f"Grad-CAM of {member.name} (layer {layer}): {what}"
     save_figure(gradcam_figure(member, items, layer, title), path)
@@ -134,21 +134,22 @@ def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> No
     print(f"t-SNE of {len(table)} images from {', '.join(sets)}: {folder / 'tsne.png'}, tsne.csv")
 
 
-@user_errors
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.explain",
-        description="Grad-CAM overlays and t-SNE embedding maps of a trained member. Pictures go "
+def build_parser() -> argparse.ArgumentParser:
+    p = opts.command_parser(
+        "python -m pipeline.explain",
+        "Grad-CAM overlays and t-SNE embedding maps of a trained member. Pictures go "
         "to OUT/zoo/explain/<dataset>/<member>/.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--member", required=True, help="a trained member, e.g. resnet18-fast-s0")
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--dataset", help="the training dataset, where a name exists for several")
-    p.add_argument("--device", default="auto")
+    opts.option(p, "--member", required=True)
+    opts.add_out(p)
+    opts.add_tag(p)
+    opts.add_device(p)
     sub = p.add_subparsers(dest="what", required=True)
     g = sub.add_parser("gradcam", help="Grad-CAM overlays of chosen or misclassified images")
-    g.add_argument("--set", default="test", help="set whose mistakes are shown")
+    on = g.add_argument(
+        "--mistakes-on", default="test", metavar="SET", help="set whose mistakes are shown"
+    )
+    opts.renamed(g, "--set", on)
     g.add_argument("-n", type=int, default=12, help="how many mistakes")
     g.add_argument("--images", nargs="+", type=Path, help="explain these files instead")
     g.add_argument(
@@ -158,14 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     t = sub.add_parser("tsne", help="t-SNE map of penultimate features over several sets")
     t.add_argument("--sets", help="comma-separated sets of the member (default: all but val)")
-    t.add_argument("--per-set", type=int, default=300, help="images drawn from each set")
-    t.add_argument("--seed", type=int, default=0)
-    add_debug_flag(p)
-    args = p.parse_args(argv)
-    asked = [args.set] if args.what == "gradcam" else args.sets.split(",") if args.sets else []
+    opts.option(t, "--per-set", type=int, default=300)
+    opts.option(t, "--seed", type=int, default=0, help="seed of the images drawn")
+    opts.add_debug(p)
+    return p
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    asked = (
+        [args.mistakes_on] if args.what == "gradcam" else args.sets.split(",") if args.sets else []
+    )
     for set_name in asked:  # gradcam-<set>.png
         plain_name(set_name, "set name")
-    member = load_member(args.out, args.member, args.dataset, args.device)
+    member = load_member(args.out, args.member, args.tag, args.device)
     folder = args.out / "zoo" / "explain" / member.dataset / member.name
     (run_gradcam if args.what == "gradcam" else run_tsne)(args, member, folder)
     return 0

@@ -7,8 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from pipeline.errors import add_debug_flag, user_errors
-from pipeline.helpformat import HelpFormatter
+from pipeline.cli import options as opts
+from pipeline.errors import user_errors
 from pipeline.leaderboard.collect import Entry, find_entries, in_domain_test_source
 from pipeline.leaderboard.competition import (
     Settings,
@@ -22,18 +22,16 @@ from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
 
 
-@user_errors
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.leaderboard",
-        description="Rank the zoo's members and ensembles on in-domain test accuracy, with "
+def build_parser() -> argparse.ArgumentParser:
+    p = opts.command_parser(
+        "python -m pipeline.leaderboard",
+        "Rank the zoo's members and ensembles on in-domain test accuracy, with "
         "accuracy and balanced accuracy per cross-domain set and the rank shift across labs (by "
         "balanced accuracy). Seeds of one configuration are one row (mean, Student t 95% "
         "interval, n). Entries scored on different test sets are ranked apart.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="the zoo's output root")
-    p.add_argument("--dataset", help="training dataset (default: every one, a table each)")
+    opts.add_out(p)
+    opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: every one, a table each)")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     c = p.add_argument_group("competition mode (leaderboard/README.md)")
     c.add_argument(
@@ -57,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="show the private scores and the shake-up from now on, and exit",
     )
-    add_debug_flag(p)
+    opts.add_debug(p)
+    return p
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.competition or args.reveal:
         return organise(p, args)
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scorer = Scorer(args.out / "zoo" / "leaderboard-cache.json")
     long = long_table(entries, scorer)
-    datasets = [args.dataset] if args.dataset else sorted(long["dataset"].unique())
+    datasets = [args.tag] if args.tag else sorted(long["dataset"].unique())
     boards = []
     for dataset in datasets:
         fingerprints = ranked_test_sets(long, dataset)

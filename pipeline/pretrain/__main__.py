@@ -15,14 +15,13 @@ from tqdm import tqdm
 
 from pipeline import engine
 from pipeline.adapt.methods import batches
-from pipeline.data import list_adapters, load_dataset
-from pipeline.data.cache import DEFAULT_CACHE_DIR, load_or_build
+from pipeline.cli import options as opts
+from pipeline.data import load_dataset
+from pipeline.data.cache import load_or_build
 from pipeline.data.records import IMAGE_SUFFIXES
-from pipeline.data.registry import parse_source
 from pipeline.data.store import ImageStore, View, image_sets
-from pipeline.errors import add_debug_flag, user_errors
+from pipeline.errors import user_errors
 from pipeline.explain.embedding import penultimate
-from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_json
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.models.backbone_file import save_backbone
@@ -34,17 +33,15 @@ PROBE_TRAIN = 3000  # labelled training images the k-NN probe votes with
 
 def build_parser() -> argparse.ArgumentParser:
     d = SimCLRConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline.pretrain",
-        description="Self-supervised pretraining (SimCLR) of a member's architecture on cell "
+    p = opts.command_parser(
+        "python -m pipeline.pretrain",
+        "Self-supervised pretraining (SimCLR) of a member's architecture on cell "
         "images, labels ignored: by default the training split of --data, plus any --extra "
         "folders. Writes a weights file for `python -m pipeline.zoo --weights FILE` and a k-NN "
         "probe of the features (against a random backbone) on validation and --eval sets.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--arch", required=True, help="a catalogue member, e.g. resnet18")
-    p.add_argument("--dataset", default="pbc", choices=list_adapters(), help="dataset adapter")
-    p.add_argument("--data", type=Path, required=True, help="the training dataset's folder")
+    opts.option(p, "--arch", required=True)
+    opts.add_data(p, required=True)
     p.add_argument(
         "--extra",
         action="append",
@@ -53,27 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of more unlabelled images (searched recursively); repeatable. A folder "
         "that holds evaluation images makes the weights transductive",
     )
-    p.add_argument(
-        "--eval",
-        action="append",
-        default=[],
-        metavar="NAME=[ADAPTER:]PATH",
-        help="another lab's set to probe the features on; repeatable",
-    )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--out", type=Path, default=Path("."), help="output root")
+    opts.add_eval(p, "another lab's set to probe the features on: NAME=[ADAPTER:]PATH; repeatable")
+    opts.option(p, "--epochs", type=int, default=d.epochs)
+    opts.option(p, "--batch-size", type=int, default=d.batch_size)
+    opts.option(p, "--lr", type=float, default=d.lr)
+    p.add_argument("--temperature", type=float, default=d.temperature, help="SimCLR's NT-Xent")
+    opts.option(p, "--image-size", type=int, default=d.image_size)
+    opts.option(p, "--seed", type=int, default=d.seed)
+    opts.add_device(p)
+    opts.add_out(p)
     p.add_argument(
         "--output", type=Path, help="weights file (default: OUT/zoo/pretrained/<name>.pt)"
     )
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="decode cache")
-    p.add_argument("--no-progress", action="store_true")
-    add_debug_flag(p)
+    opts.add_cache_dir(p)
+    opts.add_no_progress(p)
+    opts.add_debug(p)
     return p
 
 
@@ -120,10 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(args.dataset, args.data)
     if "train" not in dataset.splits:
         raise SystemExit(f"{args.data}: {args.dataset} has no train split to pretrain on")
-    evals = {}
-    for spec in args.eval:
-        name, adapter, path = parse_source(spec)
-        evals[name] = load_dataset(adapter, path)
+    evals = {name: load_dataset(adapter, path) for name, (adapter, path) in
+             opts.parse_eval(args.eval).items()}  # fmt: skip
     transductive = any(overlaps(x, ds.root) for x in args.extra for ds in evals.values())
     store = ImageStore(args.cache_dir, progress=progress)
     for ds in (dataset, *evals.values()):
