@@ -16,6 +16,7 @@ from pipeline.answers import AnswerKeys
 from pipeline.calibration import FIT_SET, RAW_FOLDER, Calibration, calibrate_folder, raw_path
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import read_json, write_json
+from pipeline.layout import Layout
 
 
 def keep_raw(folder: Path) -> None:
@@ -41,7 +42,7 @@ def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) ->
         lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
     )
     write_json(folder / "meta.json", {**meta, "calibration": calib.meta})
-    metrics_file = out / "zoo" / "members" / dataset / folder.name / "metrics.json"
+    metrics_file = Layout(out).member(dataset, folder.name) / "metrics.json"
     if metrics_file.is_file():
         metrics = read_json(metrics_file)
         write_json(
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {m.strip() for m in (args.members or "").split(",") if m.strip()}
     keys = AnswerKeys()
     found = 0
-    for meta_file in sorted((args.out / "submissions").glob(f"{args.dataset or '*'}/*/meta.json")):
+    for meta_file in Layout(args.out).meta_files(args.dataset):
         folder = meta_file.parent
         kind = read_json(meta_file).get("kind", "member")
         if (wanted and folder.name not in wanted) or kind != "member":
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{folder.parent.name}/{folder.name}: T = {calib.temperature:.3f}; {eces}")
     if not found:
-        print(f"no member to calibrate under {args.out / 'submissions'}", file=sys.stderr)
+        print(f"no member to calibrate under {Layout(args.out).submissions_root}", file=sys.stderr)
         return 2
     return 0
 

@@ -24,9 +24,10 @@ from torch import nn
 
 from pipeline import provenance
 from pipeline.calibration import LOG_FLOOR
-from pipeline.ensemble.methods import VOTE_TIE_BREAK
+from pipeline.ensemble.methods import VOTE_TIE_BREAK, StackEnsemble
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json
+from pipeline.layout import Layout
 from pipeline.members import LoadedEnsemble, LoadedMember, load_ensemble, load_member
 from pipeline.models.factory import set_module
 
@@ -117,15 +118,14 @@ class EnsembleGraph(nn.Module):
     def __init__(self, ensemble: LoadedEnsemble) -> None:
         super().__init__()
         self.members = nn.ModuleList(MemberGraph(m) for m in ensemble.members)
-        self.method = ensemble.meta["method"]
+        fitted = ensemble.estimator
+        self.method = fitted.method
         self.temperature = ensemble.temperature
         self.n_classes = len(ensemble.classes)
-        weights = torch.tensor(ensemble.meta["weights"], dtype=torch.float32)
+        weights = torch.tensor(fitted.weights_, dtype=torch.float32)
         self.register_buffer("weights", weights / weights.sum())
-        if self.method == "stack":
-            import joblib
-
-            model = joblib.load(ensemble.meta["stack_model"])["model"]
+        if isinstance(fitted, StackEnsemble):
+            model = fitted.model_
             coef = torch.tensor(model.coef_, dtype=torch.float32)
             bias = torch.tensor(model.intercept_, dtype=torch.float32)
             if len(coef) == 1:  # two classes: sklearn's sigmoid is a softmax over (0, d)
@@ -231,7 +231,7 @@ def export(
         check_shared_input(members)
         graph = EnsembleGraph(ensemble)
         dataset, temperature = members[0].dataset, ensemble.temperature
-    folder = dest or out / "zoo" / "export" / dataset / name
+    folder = dest or Layout(out).export(dataset, name)
     model_file = folder / "model.onnx"
     export_graph(graph, members[0].image_size, model_file)
     data = model_file.read_bytes()

@@ -16,6 +16,7 @@ from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensemble import methods
 from pipeline.errors import UserError
+from pipeline.layout import Layout
 from pipeline.metadata import read_meta
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.names import plain_name
@@ -29,7 +30,7 @@ class LoadedMember:
     meta: dict
     entry: Entry
     model: nn.Module
-    precision: engine.Precision
+    precision: engine.Runtime
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -63,11 +64,10 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, di
     plain_name(name, "member or ensemble name")
     if dataset is not None:
         plain_name(dataset, "--dataset")
-    pattern = f"{dataset or '*'}/{name}/meta.json"
-    found = sorted((out / "submissions").glob(pattern))
+    found = Layout(out).meta_files(dataset, name)
     if not found:
         raise FileNotFoundError(
-            f"no member or ensemble {name!r} under {out / 'submissions'}"
+            f"no member or ensemble {name!r} under {Layout(out).submissions_root}"
             + (f" for dataset {dataset!r}" if dataset else "")
             + ": see `python -m pipeline.leaderboard` for the names"
         )
@@ -82,7 +82,7 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     dataset, meta = find_meta(out, name, dataset)
     if meta.get("kind", "member") != "member":
         raise ValueError(f"{name!r} is an {meta.get('kind')}, not a member")
-    folder = out / "zoo" / "members" / dataset / name
+    folder = Layout(out).member(dataset, name)
     checkpoint = find_weights(folder)
     if checkpoint is None:
         raise FileNotFoundError(
@@ -102,7 +102,7 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     model.load_state_dict(load_weights(checkpoint)[0])
     model.to(torch_device).eval()
     norm = meta.get("normalisation", {"mean": entry.mean, "std": entry.std})
-    precision = engine.Precision(
+    precision = engine.Runtime(
         torch_device, engine.amp_dtype(torch_device), False, tuple(norm["mean"]), tuple(norm["std"])
     )
     return LoadedMember(name, dataset, meta, entry, model, precision)
@@ -129,6 +129,7 @@ class LoadedEnsemble:
     name: str
     meta: dict
     members: list[LoadedMember]
+    estimator: methods.EnsembleMethod  # fitted by pipeline.ensemble; takes the members' probs
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -141,14 +142,7 @@ class LoadedEnsemble:
     def combine(self, probs: list[np.ndarray], calibrated: bool = True) -> np.ndarray:
         """The ensemble's probabilities from its (calibrated) members', scaled by its own
         temperature unless ``calibrated`` is False."""
-        method = self.meta["method"]
-        if method == "vote":
-            mixed = methods.vote(probs)
-        elif method == "stack":
-            bundle = joblib.load(self.meta["stack_model"])
-            mixed = methods.stack_predict(bundle["model"], probs, len(self.classes))
-        else:
-            mixed = methods.soft(probs, self.meta["weights"])
+        mixed = self.estimator.predict_proba(probs)
         return apply_temperature(mixed, self.temperature) if calibrated else mixed
 
 
@@ -160,4 +154,18 @@ def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str 
     if pooled:
         raise ValueError(f"{name!r} pools seeds ({pooled[0]}): predict with its members instead")
     members = [load_member(out, m, dataset, device) for m in meta["members"]]
-    return LoadedEnsemble(name, meta, members)
+    return LoadedEnsemble(name, meta, members, fitted_method(out, dataset, name, meta))
+
+
+def fitted_method(out: Path, dataset: str, name: str, meta: dict) -> methods.EnsembleMethod:
+    """The saved estimator, found beside the ensemble's metrics whatever the working folder;
+    an ensemble saved before estimators were is rebuilt from its meta.json (a stacker from the
+    ``stack_model`` it names, else from its own folder)."""
+    folder = Layout(out).ensemble(dataset, name)
+    if "estimator" in meta:
+        file = folder / plain_name(meta["estimator"], "meta.json 'estimator'")
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing: rebuild {name} with pipeline.ensemble")
+        return joblib.load(file)
+    stack_file = Path(meta.get("stack_model", folder / "stack.joblib"))
+    return methods.restored(meta, stack_file if stack_file.is_file() else folder / "stack.joblib")

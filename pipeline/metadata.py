@@ -28,6 +28,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "gmacs": (int, float),
     "image_size": (int,),
     "seed": (int,),
+    "estimator": (str,),
 }
 _SOURCE_KEYS = ("adapter", "root")
 

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.io import read_json
+from pipeline.layout import Layout
 
 TRACKERS = ("mlflow",)
 DEFAULT_EXPERIMENT = "wbczoo"
@@ -187,8 +188,9 @@ class MlflowTracker:
         return run_id
 
     def log_member(self, out: Path, dataset: str, name: str, fingerprint: str) -> str:
-        member = out / "zoo" / "members" / dataset / name
-        meta = read_json(out / "submissions" / dataset / name / "meta.json")
+        member = Layout(out).member(dataset, name)
+        meta_file = Layout(out).meta(dataset, name)
+        meta = read_json(meta_file)
         metrics = read_json(member / "metrics.json")
         params = {k: str(meta[k]) for k in MEMBER_PARAMS if k in meta}
         params |= flatten("recipe", meta.get("recipe", {}))
@@ -203,7 +205,7 @@ class MlflowTracker:
         files = [
             member / "history.csv",
             member / "metrics.json",
-            out / "submissions" / dataset / name / "meta.json",
+            meta_file,
         ]
         return self.log_run(
             "member",
@@ -225,8 +227,9 @@ class MlflowTracker:
             self.log_member(out, dataset, name, fingerprint)
 
     def log_ensemble(self, out: Path, dataset: str, name: str) -> str:
-        folder = out / "zoo" / "ensembles" / dataset / name
-        meta = read_json(out / "submissions" / dataset / name / "meta.json")
+        folder = Layout(out).ensemble(dataset, name)
+        meta_file = Layout(out).meta(dataset, name)
+        meta = read_json(meta_file)
         metrics = read_json(folder / "metrics.json")
         params = {
             "method": meta["method"],
@@ -236,7 +239,7 @@ class MlflowTracker:
             "dataset": dataset,
             "temperature": str(meta.get("calibration", {}).get("temperature")),
         }
-        files = [folder / "metrics.json", out / "submissions" / dataset / name / "meta.json"]
+        files = [folder / "metrics.json", meta_file]
         return self.log_run(
             "ensemble",
             dataset,
@@ -262,7 +265,7 @@ def make_tracker(args: argparse.Namespace, out: Path) -> MlflowTracker | None:
         return None
     uri = args.track_uri or default_uri(out)
     if uri == default_uri(out):
-        (out / "zoo").mkdir(parents=True, exist_ok=True)
+        (Layout(out).zoo).mkdir(parents=True, exist_ok=True)
     try:
         return MlflowTracker(uri, args.track_experiment)
     except Exception as exc:  # MLflow raises many kinds for an unusable store

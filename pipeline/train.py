@@ -28,6 +28,7 @@ from pipeline.data.stain import StainReference, fit_reference
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.gpu_augment import GpuAugment, split_augment
 from pipeline.io import atomic_write, read_json, write_json, write_text
+from pipeline.layout import Layout
 from pipeline.metrics import evaluate
 from pipeline.mixing import Mixer
 from pipeline.models import Entry, count_gmacs, count_params, create_model
@@ -72,8 +73,8 @@ class MemberPaths:
     @classmethod
     def of(cls, out: Path, cfg: MemberConfig) -> MemberPaths:
         return cls(
-            out / "zoo" / "members" / cfg.dataset / cfg.member_id,
-            out / "submissions" / cfg.dataset / cfg.member_id,
+            Layout(out).member(cfg.dataset, cfg.member_id),
+            Layout(out).submission(cfg.dataset, cfg.member_id),
         )
 
     last = property(lambda self: self.root / "last.pt")
@@ -140,7 +141,7 @@ def train_member(
     write_json(paths.state, {"status": "running"})
 
     device = engine.resolve_device(cfg.device)
-    precision = engine.Precision(
+    precision = engine.Runtime(
         device,
         engine.amp_dtype(device, cfg.precision),
         cfg.recipe.channels_last,
@@ -393,7 +394,7 @@ def predict_rows(
     model: nn.Module,
     images: np.ndarray,
     rows: np.ndarray,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     workers: int = 0,
 ) -> np.ndarray:
     """Softmax probabilities for ``images[rows]`` (uint8 ``(N, S, S, 3)``), in batches."""
@@ -403,7 +404,7 @@ def predict_rows(
 
 
 def predict_view(
-    model: nn.Module, view: View, precision: engine.Precision, workers: int
+    model: nn.Module, view: View, precision: engine.Runtime, workers: int
 ) -> np.ndarray:
     return predict_rows(model, view.images, view.rows, precision, workers)
 
@@ -414,7 +415,7 @@ def evaluate_sets(
     classes: tuple[str, ...],
     store: ImageStore,
     size: int,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     workers: int,
     paths: MemberPaths,
     crop: CropSpec = CENTRE_CROP,

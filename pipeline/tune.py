@@ -25,6 +25,7 @@ from pipeline.executors.cli import add_executor_args, check_executor_args, make_
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import write_json
 from pipeline.jobs import DataSpec, load_data
+from pipeline.layout import Layout
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.names import plain_name
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     base = recipe_from_args(args, preset=False)
     _, tag, _, _ = prepare_data(args, root, preset)  # builds the image cache once, here
     study_name = plain_name(args.study or f"{args.member}-{tag}", "--study")
-    folder = (args.out / "zoo" / "tuning").resolve()
+    folder = Layout(args.out).tuning.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     if args.executor == "local" and args.local_workers is None:
         args.local_workers = args.workers

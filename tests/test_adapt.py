@@ -27,7 +27,7 @@ from pipeline.recipes import get_recipe, override
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 MEMBER = f"resnet18-{FAST}-s0"
 
-CPU = engine.Precision(torch.device("cpu"), None, False, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+CPU = engine.Runtime(torch.device("cpu"), None, False, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 def small_net(kernel: int = 3) -> nn.Module:

@@ -14,7 +14,7 @@ import pytest
 from pipeline.calibration import apply_temperature
 from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
-from pipeline.ensemble.members import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.ensemble.candidates import MemberMismatchError, load_candidates, pool_seeds
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import KindClash, read_submission, write_submission
 
@@ -152,10 +152,18 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
         assert test.ids == read_submission(subs / "good-fast-s0" / "test.csv").ids
     vote = json.loads((subs / "ens-vote-top3" / "meta.json").read_text())
     assert vote["members"][0] == "good-fast-s0" and len(vote["members"]) == 3
-    stack = joblib.load(zoo / "zoo" / "ensembles" / "cells" / "ens-stack-top3" / "stack.joblib")
-    members = [read_submission(subs / m / "test.csv").probs for m in stack["members"]]
-    raw = read_submission(subs / "ens-stack-top3" / "raw" / "test.csv").probs
-    np.testing.assert_allclose(methods.stack_predict(stack["model"], members, 3), raw, atol=1e-6)
+    # every ensemble is saved whole, the fitted estimator that predict and export load
+    for method in ("vote", "soft", "weighted", "greedy", "stack"):
+        meta = json.loads((subs / f"ens-{method}-top3" / "meta.json").read_text())
+        folder = zoo / "zoo" / "ensembles" / "cells" / f"ens-{method}-top3"
+        fitted = joblib.load(folder / meta["estimator"])
+        assert isinstance(fitted, methods.ENSEMBLE_METHODS[method])
+        members = [read_submission(subs / m / "test.csv").probs for m in meta["members"]]
+        raw = read_submission(subs / f"ens-{method}-top3" / "raw" / "test.csv").probs
+        np.testing.assert_allclose(fitted.predict_proba(members), raw, atol=1e-6)
+    stack = joblib.load(zoo / "zoo" / "ensembles" / "cells" / "ens-stack-top3" / "ensemble.joblib")
+    members = [read_submission(subs / m / "test.csv").probs for m in meta["members"]]
+    np.testing.assert_allclose(methods.stack_predict(stack.model_, members, 3), raw, atol=1e-6)
     # what consumers read is the stacker's output at the temperature fitted on validation
     temperature = json.loads((subs / "ens-stack-top3" / "meta.json").read_text())["calibration"]
     np.testing.assert_allclose(

@@ -17,6 +17,7 @@ from pipeline.data import Dataset, load_dataset
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.io import read_json, write_json
+from pipeline.layout import Layout
 from pipeline.members import LoadedMember, load_member
 from pipeline.scoring import score
 from pipeline.submissions import write_submission
@@ -74,7 +75,7 @@ def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> d
 def entry_folder(out: Path, member: LoadedMember, adaptation: Adaptation) -> Path:
     """The adapted entry's folder; only an earlier adaptation of the same member may be
     replaced there, never an entry of another kind."""
-    folder = out / "submissions" / member.dataset / (member.name + adaptation.suffix)
+    folder = Layout(out).submission(member.dataset, member.name + adaptation.suffix)
     meta_file = folder / "meta.json"
     if folder.exists():
         try:

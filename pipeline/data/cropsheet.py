@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.audit.sheets import font, save_png
 from pipeline.data import load_dataset
 from pipeline.data.cache import read_with_mask
 from pipeline.data.cellcrop import (
@@ -30,6 +29,7 @@ from pipeline.data.cellcrop import (
 from pipeline.data.records import Record
 from pipeline.data.registry import parse_source
 from pipeline.data.store import crop_summary
+from pipeline.drawing import font, save_png
 from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 

@@ -14,10 +14,12 @@ import pandas as pd
 from pipeline import calibration, provenance
 from pipeline.answers import AnswerKeys
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
-from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
+from pipeline.ensemble.candidates import Candidate, load_candidates, pool_seeds
+from pipeline.ensemble.methods import ESTIMATOR_FILE, GreedyEnsemble, StackEnsemble
 from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json, write_text
+from pipeline.layout import Layout
 from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
@@ -86,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before anything is built
     started = time.perf_counter()
-    tag = find_dataset(args.out / "submissions", args.dataset)
-    candidates = load_candidates(args.out / "submissions" / tag)
+    layout = Layout(args.out)
+    tag = find_dataset(layout.submissions_root, args.dataset)
+    candidates = load_candidates(layout.submissions(tag))
     if args.seeds == "pool":
         candidates = pool_seeds(candidates)
     top = None if args.top == 0 else args.top
@@ -110,18 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         for m in (METHODS if args.method == "all" else [args.method])
     ]
     for ens in ensembles:  # every name is checked before any is written
-        check_kind(args.out / "submissions" / tag / ens.name, "ensemble")
+        check_kind(layout.submission(tag, ens.name), "ensemble")
     for ens in ensembles:
         save(ens, args, tag, classes, scope, keys)
         if tracker is not None:
             tracker.log_ensemble(args.out, tag, ens.name)
 
     table = report(candidates, ensembles, keys, y_val, args)
-    write_text(args.out / "zoo" / f"ensembles-{tag}.csv", table.to_csv(index=False))
+    write_text(layout.ensembles_table(tag), table.to_csv(index=False))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
     print(
         f"\n{len(ensembles)} ensemble(s) of {len(candidates)} candidates in "
-        f"{time.perf_counter() - started:.1f} s; submissions in {args.out / 'submissions' / tag}"
+        f"{time.perf_counter() - started:.1f} s; submissions in {layout.submissions(tag)}"
     )
     return 0
 
@@ -135,9 +138,10 @@ def save(
     keys: AnswerKeys,
 ) -> None:
     """Its submissions (calibrated, the uncalibrated in ``raw/``), meta.json, and in
-    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and a stacker's model."""
-    folder = args.out / "submissions" / tag / ens.name
-    zoo_folder = args.out / "zoo" / "ensembles" / tag / ens.name
+    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and the fitted method
+    (``ensemble.joblib``, named in meta.json relative to that folder, so the zoo can move)."""
+    folder = Layout(args.out).submission(tag, ens.name)
+    zoo_folder = Layout(args.out).ensemble(tag, ens.name)
     ids = {s: ens.members[0].sets[s].ids for s in ens.sets()}
     raw = {s: ens.predict(s) for s in ens.sets()}
     for set_name, probs in raw.items():
@@ -161,7 +165,7 @@ def save(
         "kind": "ensemble",
         "method": ens.method,
         "members": [m.name for m in ens.members],
-        "weights": [round(float(w), 6) for w in ens.weights],
+        "weights": [round(float(w), 6) for w in ens.estimator.weights_],
         "top": None if scope in ("all", "custom") else args.top,
         "selection_metric": "validation accuracy",
         "dataset": tag,
@@ -179,14 +183,13 @@ def save(
         "command": provenance.command_line("pipeline.ensemble"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if ens.counts:
-        meta["multiset"] = dict(zip(meta["members"], ens.counts, strict=True))
-    if ens.stack is not None:
-        model_file = zoo_folder / "stack.joblib"
-        bundle = {"model": ens.stack, "members": meta["members"], "classes": list(classes)}
-        atomic_write(model_file, lambda f: joblib.dump(bundle, f), binary=True)
-        meta["stack_model"] = str(model_file)
-        meta["stack_C"] = float(np.atleast_1d(ens.stack.C_)[0])
+    if isinstance(ens.estimator, GreedyEnsemble):
+        counts = [int(n) for n in ens.estimator.counts_]
+        meta["multiset"] = dict(zip(meta["members"], counts, strict=True))
+    if isinstance(ens.estimator, StackEnsemble):
+        meta["stack_C"] = float(np.atleast_1d(ens.estimator.model_.C_)[0])
+    atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
+    meta["estimator"] = ESTIMATOR_FILE
     write_json(folder / "meta.json", meta)
 
 

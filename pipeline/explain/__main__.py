@@ -21,10 +21,12 @@ from pipeline.answers import AnswerKeys  # noqa: E402
 from pipeline.classes import ordered  # noqa: E402
 from pipeline.data.cache import decode  # noqa: E402
 from pipeline.errors import add_debug_flag, user_errors  # noqa: E402
-from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
+from pipeline.explain.embedding import tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
+from pipeline.features import penultimate  # noqa: E402
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_text  # noqa: E402
+from pipeline.layout import Layout  # noqa: E402
 from pipeline.members import LoadedMember, load_member, member_input  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
 from pipeline.names import plain_name
@@ -46,12 +48,12 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
 
 
-def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
+def confident_mistakes(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
     """The member's most confident mistakes on a set, from its own submission file."""
     source = member.meta["sets"][set_name]
     keys = AnswerKeys()
     key, vocabulary = keys.key(source), keys.vocabulary(source)
-    sub = read_submission(out / "submissions" / member.dataset / member.name / f"{set_name}.csv")
+    sub = read_submission(Layout(out).submission(member.dataset, member.name) / f"{set_name}.csv")
     wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
     wrong.sort(key=lambda m: -m.confidence)
     return [{"path": Path(source["root"]) / m.id, "id": m.id, "true": m.true} for m in wrong[:n]]
@@ -83,7 +85,7 @@ def run_gradcam(args: argparse.Namespace, member: LoadedMember, folder: Path) ->
         items = [{"path": p, "id": str(p)} for p in args.images]
         what = "chosen images"
     else:
-        items = misclassified(member, args.out, args.set, args.n)
+        items = confident_mistakes(member, args.out, args.set, args.n)
         what = f"most confident mistakes on {args.set}"
         if not items:
             print(f"{member.name} makes no mistake on {args.set}: nothing to show")
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for set_name in asked:  # gradcam-<set>.png
         plain_name(set_name, "set name")
     member = load_member(args.out, args.member, args.dataset, args.device)
-    folder = args.out / "zoo" / "explain" / member.dataset / member.name
+    folder = Layout(args.out).explanations(member.dataset, member.name)
     (run_gradcam if args.what == "gradcam" else run_tsne)(args, member, folder)
     return 0
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from pipeline.leaderboard.collect import Entry
+from pipeline.leaderboard.collect import Contender
 from pipeline.leaderboard.scores import Scorer
 from pipeline.stats import mean_ci
 
@@ -15,11 +15,11 @@ IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-do
 WEIGHTS = {"imagenet": "ImageNet", "none": "random"}
 
 
-def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
+def long_table(entries: list[Contender], scorer: Scorer) -> pd.DataFrame:
     """One row per entry and evaluation set, with the entry's description and its scores."""
     rows = []
     for e in entries:
-        described = describe(e) | {"test_set": _test_set(e, scorer)}
+        described = row_description(e) | {"test_set": _test_set(e, scorer)}
         for set_name in e.files:
             try:
                 scores = scorer.summary(e, set_name)
@@ -32,7 +32,7 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _test_set(e: Entry, scorer: Scorer) -> str:
+def _test_set(e: Contender, scorer: Scorer) -> str:
     """The fingerprint of the entry's in-domain test set; empty without one."""
     source = e.source("test")
     if source is None:
@@ -51,7 +51,7 @@ def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
     return sorted(counts.index, key=lambda t: (-counts[t], t))
 
 
-def describe(e: Entry) -> dict:
+def row_description(e: Contender) -> dict:
     m = e.meta
     single = e.kind in ("member", "adapted")
     weights = m.get("weights") if single else "+".join(m.get("weights_init", []))

@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.classes import ordered
 from pipeline.io import write_json
+from pipeline.layout import Layout
 from pipeline.names import BadName, plain_name, quote
 from pipeline.scoring import missing_classes, score
 from pipeline.submissions import Submission, SubmissionError, read_submission, write_submission
@@ -115,7 +116,7 @@ def save_upload(
     safe = sanitise_name(name)
     plain_name(dataset, "dataset")
     plain_name(set_name, "set")
-    root = (out / "submissions").resolve()
+    root = Layout(out).submissions_root.resolve()
     folder = (root / dataset / safe).resolve()
     # resolving follows symbolic links: a linked dataset folder must not lead outside OUT
     if not folder.is_relative_to(root):
