@@ -348,7 +348,7 @@ def reliability_chart(report: dict) -> alt.LayerChart:
 
 def calibration_section(out: str, version: str, entry: Contender, set_name: str) -> None:
     report = calibration_report(out, version, entry.dataset, entry.name, set_name)
-    temperature = entry.meta.get("calibration", {}).get("temperature")
+    temperature = entry.meta.calibration.get("temperature")
     cols = st.columns(5)
     cols[0].metric("ECE before", f"{report['ece_raw']:.4f}" if report["has_raw"] else "–")
     cols[1].metric("ECE after", f"{report['ece']:.4f}")
@@ -428,9 +428,9 @@ def details_tab(
             st.image(str(picture), caption=picture.name)
 
     st.subheader("Provenance")
-    if "command" in entry.meta:
-        st.code(entry.meta["command"], language="bash")
-    st.json(entry.meta, expanded=False)
+    if entry.meta.command is not None:
+        st.code(entry.meta.command, language="bash")
+    st.json(entry.meta.to_json(), expanded=False)
 
 
 def eval_sets(entries: list[Contender], dataset: str) -> dict[str, dict]:
@@ -438,7 +438,7 @@ def eval_sets(entries: list[Contender], dataset: str) -> dict[str, dict]:
     sets: dict[str, dict] = {}
     for e in entries:
         if e.dataset == dataset:
-            for set_name, source in e.meta.get("sets", {}).items():
+            for set_name, source in e.meta.sets.items():
                 if source is not None:
                     sets.setdefault(set_name, source)
     return dict(sorted(sets.items(), key=lambda kv: (kv[0] != "test", kv[0])))

@@ -17,6 +17,7 @@ from pipeline.calibration import FIT_SET, RAW_FOLDER, Calibration, calibrate_fol
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import read_json, write_json
 from pipeline.layout import Layout
+from pipeline.metadata import read_entry
 
 
 def keep_raw(folder: Path) -> None:
@@ -32,8 +33,8 @@ def keep_raw(folder: Path) -> None:
 def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) -> Calibration:
     """Calibrate one member's submissions; record the temperature in its meta.json and the
     reports in its metrics.json."""
-    meta = read_json(folder / "meta.json")
-    sources = meta.get("sets", {})
+    meta = read_entry(folder / "meta.json")
+    sources = meta.sets
     if not sources.get(FIT_SET):
         raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
     keep_raw(folder)
@@ -41,7 +42,7 @@ def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) ->
         folder,
         lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
     )
-    write_json(folder / "meta.json", {**meta, "calibration": calib.meta})
+    write_json(folder / "meta.json", meta.with_changes(calibration=calib.meta).to_json())
     metrics_file = Layout(out).member(dataset, folder.name) / "metrics.json"
     if metrics_file.is_file():
         metrics = read_json(metrics_file)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     found = 0
     for meta_file in Layout(args.out).meta_files(args.dataset):
         folder = meta_file.parent
-        kind = read_json(meta_file).get("kind", "member")
+        kind = read_entry(meta_file).kind
         if (wanted and folder.name not in wanted) or kind != "member":
             continue
         found += 1

@@ -169,9 +169,7 @@ def contract(members: Sequence[LoadedMember], classes: Sequence[str], temperatur
             "image_size": first.image_size,
             "crop": asdict(first.crop),
             "resize": "bilinear (PIL), after the crop; see pipeline.data.cache.decode",
-            "normalisation": [
-                {"member": m.name, **m.meta.get("normalisation", {})} for m in members
-            ],
+            "normalisation": [{"member": m.name, **(m.meta.normalisation or {})} for m in members],
             "normalisation_in_graph": True,
         },
         "outputs": {
@@ -223,14 +221,14 @@ def export(
     """Write ``model.onnx`` and ``model.json`` of a member or ensemble; returns the folder."""
     if kind == "member":
         member = load_member(out, name, dataset, "cpu")
-        members, meta, graph = [member], member.meta, MemberGraph(member)
-        dataset, temperature = member.dataset, member.temperature
+        members, classes, graph = [member], member.classes, MemberGraph(member)
+        dataset, temperature, method = member.dataset, member.temperature, None
     else:
         ensemble = load_ensemble(out, name, dataset, "cpu")
-        members, meta = ensemble.members, ensemble.meta
+        members, classes = ensemble.members, ensemble.classes
         check_shared_input(members)
         graph = EnsembleGraph(ensemble)
-        dataset, temperature = members[0].dataset, ensemble.temperature
+        dataset, temperature, method = members[0].dataset, ensemble.temperature, graph.method
     folder = dest or Layout(out).export(dataset, name)
     model_file = folder / "model.onnx"
     export_graph(graph, members[0].image_size, model_file)
@@ -243,9 +241,9 @@ def export(
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "opset": OPSET,
-        **contract(members, meta["classes"], temperature),
+        **contract(members, classes, temperature),
         "members": [m.name for m in members],
-        "method": meta.get("method"),
+        "method": method,
         "versions": provenance.package_versions(),
         "command": provenance.command_line("pipeline.export"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

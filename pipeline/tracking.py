@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline.io import read_json
 from pipeline.layout import Layout
+from pipeline.metadata import EnsembleMeta, MetaError, read_entry
 
 TRACKERS = ("mlflow",)
 DEFAULT_EXPERIMENT = "wbczoo"
@@ -190,14 +191,14 @@ class MlflowTracker:
     def log_member(self, out: Path, dataset: str, name: str, fingerprint: str) -> str:
         member = Layout(out).member(dataset, name)
         meta_file = Layout(out).meta(dataset, name)
-        meta = read_json(meta_file)
+        meta = read_entry(meta_file)
         metrics = read_json(member / "metrics.json")
-        params = {k: str(meta[k]) for k in MEMBER_PARAMS if k in meta}
-        params |= flatten("recipe", meta.get("recipe", {}))
+        params = {k: str(v) for k in MEMBER_PARAMS if (v := getattr(meta, k, None)) is not None}
+        params |= flatten("recipe", getattr(meta, "recipe", {}))
         params |= {
             "data_fingerprint": fingerprint,
             "dataset": dataset,
-            "temperature": str(meta.get("calibration", {}).get("temperature")),
+            "temperature": str(meta.calibration.get("temperature")),
         }
         history = (
             pd.read_csv(member / "history.csv") if (member / "history.csv").is_file() else None
@@ -229,15 +230,17 @@ class MlflowTracker:
     def log_ensemble(self, out: Path, dataset: str, name: str) -> str:
         folder = Layout(out).ensemble(dataset, name)
         meta_file = Layout(out).meta(dataset, name)
-        meta = read_json(meta_file)
+        meta = read_entry(meta_file)
+        if not isinstance(meta, EnsembleMeta):
+            raise MetaError(f"{meta_file}: not an ensemble")
         metrics = read_json(folder / "metrics.json")
         params = {
-            "method": meta["method"],
-            "members": ",".join(meta["members"]),
-            "weights": ",".join(str(w) for w in meta["weights"]),
-            "top": str(meta.get("top")),
+            "method": meta.method,
+            "members": ",".join(meta.members),
+            "weights": ",".join(str(w) for w in meta.weights),
+            "top": str(meta.top),
             "dataset": dataset,
-            "temperature": str(meta.get("calibration", {}).get("temperature")),
+            "temperature": str(meta.calibration.get("temperature")),
         }
         files = [folder / "metrics.json", meta_file]
         return self.log_run(

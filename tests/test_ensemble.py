@@ -201,7 +201,7 @@ def test_explicit_members_and_pooled_seeds(zoo: Path, capsys) -> None:
     assert meta["members"] == ["poor-fast-s0", "bad-fast-s0"]
     candidates = load_candidates(zoo / "submissions" / "cells")
     for c in candidates:
-        c.meta["arch"] = "same"
+        c.meta = c.meta.with_changes(arch="same")
     pooled = pool_seeds(candidates)
     assert [c.name for c in pooled] == ["same-fast-pooled"]
     np.testing.assert_allclose(
@@ -209,10 +209,10 @@ def test_explicit_members_and_pooled_seeds(zoo: Path, capsys) -> None:
     )
     # members trained otherwise (here: other weights) under one name are never pooled together
     for c in candidates[:2]:
-        c.meta["weights"] = "imagenet"
+        c.meta = c.meta.with_changes(weights="imagenet")
     pooled = pool_seeds(candidates)
     assert len(pooled) == 2 and all(re.fullmatch(r"same-fast~\w{6}-pooled", c.name) for c in pooled)
-    assert sorted(len(c.meta["pooled_from"]) for c in pooled) == [2, 3]
+    assert sorted(len(c.pooled_from) for c in pooled) == [2, 3]
     capsys.readouterr()
     assert run(zoo, "--members", "nobody") == 2
     assert capsys.readouterr().err.startswith("error: unknown member(s) ['nobody']; known: ")

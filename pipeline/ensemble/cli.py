@@ -20,6 +20,7 @@ from pipeline.errors import add_debug_flag, user_errors
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.layout import Layout
+from pipeline.metadata import EnsembleMeta
 from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
@@ -74,7 +75,7 @@ def find_dataset(root: Path, tag: str | None) -> str:
 
 
 def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
-    source = candidate.meta.get("sets", {}).get(set_name)
+    source = candidate.meta.source(set_name)
     if source is None:
         raise SystemExit(
             f"{candidate.folder / 'meta.json'} does not say where the answers of {set_name!r} "
@@ -146,7 +147,7 @@ def save(
     raw = {s: ens.predict(s) for s in ens.sets()}
     for set_name, probs in raw.items():
         write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
-    sources = ens.members[0].meta.get("sets", {})
+    sources = ens.members[0].meta.sets
     calib = calibration.calibrate_folder(
         folder,
         lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
@@ -160,37 +161,38 @@ def save(
     per_set = calib.merge(scores)
     write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
-    meta = {
-        "member": ens.name,
-        "kind": "ensemble",
-        "method": ens.method,
-        "members": [m.name for m in ens.members],
-        "weights": [round(float(w), 6) for w in ens.estimator.weights_],
-        "top": None if scope in ("all", "custom") else args.top,
+    names = [m.name for m in ens.members]
+    extra: dict = {
         "selection_metric": "validation accuracy",
-        "dataset": tag,
-        "classes": list(classes),
-        "family": "ensemble",
-        "norm": sorted({m.get("norm", "?") for m in metas}),
-        "weights_init": sorted({m.get("weights", "?") for m in metas}),
-        "params": sum(int(m.get("params", 0)) for m in metas),
-        "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
-        "sets": sources,
-        "test_set": ens.members[0].meta.get("test_set"),
-        "calibration": calib.meta,
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
-        "command": provenance.command_line("pipeline.ensemble"),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if isinstance(ens.estimator, GreedyEnsemble):
-        counts = [int(n) for n in ens.estimator.counts_]
-        meta["multiset"] = dict(zip(meta["members"], counts, strict=True))
+        extra["multiset"] = dict(zip(names, (int(n) for n in ens.estimator.counts_), strict=True))
     if isinstance(ens.estimator, StackEnsemble):
-        meta["stack_C"] = float(np.atleast_1d(ens.estimator.model_.C_)[0])
+        extra["stack_C"] = float(np.atleast_1d(ens.estimator.model_.C_)[0])
+    meta = EnsembleMeta(
+        member=ens.name,
+        method=ens.method,
+        members=tuple(names),
+        weights=tuple(round(float(w), 6) for w in ens.estimator.weights_),
+        estimator=ESTIMATOR_FILE,
+        top=None if scope in ("all", "custom") else args.top,
+        dataset=tag,
+        classes=tuple(classes),
+        norm=tuple(sorted({m.norm or "?" for m in metas})),
+        weights_init=tuple(sorted({m.weights or "?" for m in metas})),
+        params=sum(int(m.params) for m in metas),
+        gmacs=round(sum(float(m.gmacs or 0) for m in metas), 4),
+        sets=sources,
+        test_set=ens.members[0].meta.test_set,
+        calibration=calib.meta,
+        command=provenance.command_line("pipeline.ensemble"),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        extra=extra,
+    )
     atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
-    meta["estimator"] = ESTIMATOR_FILE
-    write_json(folder / "meta.json", meta)
+    write_json(folder / "meta.json", meta.to_json())
 
 
 def report(
@@ -206,7 +208,7 @@ def report(
     best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
-    test_vocabulary = keys.vocabulary(candidates[0].meta["sets"]["test"]) if has_test else ()
+    test_vocabulary = keys.vocabulary(candidates[0].meta.sets["test"]) if has_test else ()
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from pipeline.metadata import EnsembleMeta
 from pipeline.scoring import accuracy
 
 ESTIMATOR_FILE = "ensemble.joblib"  # in OUT/zoo/ensembles/<dataset>/<name>/
@@ -232,13 +233,13 @@ def make_method(method: str, greedy_size: int = 10, seed: int = 0) -> EnsembleMe
     return ENSEMBLE_METHODS[method]()
 
 
-def restored(meta: dict, stack_file: Path) -> EnsembleMethod:
+def restored(meta: EnsembleMeta, stack_file: Path) -> EnsembleMethod:
     """The fitted method of an ensemble saved before ensembles were saved whole: its method,
     members' weights and (stacking) the bundle in ``stack_file``."""
-    est = ENSEMBLE_METHODS[meta["method"]]()
-    est.n_classes_ = len(meta["classes"])
-    est.members_ = list(range(len(meta["members"])))
-    weights = np.asarray(meta.get("weights") or np.ones(len(meta["members"])), dtype=float)
+    est = ENSEMBLE_METHODS[meta.method]()
+    est.n_classes_ = len(meta.classes)
+    est.members_ = list(range(len(meta.members)))
+    weights = np.asarray(meta.weights or np.ones(len(meta.members)), dtype=float)
     est.weights_ = weights / weights.sum()
     if isinstance(est, StackEnsemble):
         est.model_ = joblib.load(stack_file)["model"]

@@ -50,7 +50,7 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 
 def confident_mistakes(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
     """The member's most confident mistakes on a set, from its own submission file."""
-    source = member.meta["sets"][set_name]
+    source = member.meta.sets[set_name]
     keys = AnswerKeys()
     key, vocabulary = keys.key(source), keys.vocabulary(source)
     sub = read_submission(Layout(out).submission(member.dataset, member.name) / f"{set_name}.csv")
@@ -98,16 +98,16 @@ def run_gradcam(args: argparse.Namespace, member: LoadedMember, folder: Path) ->
 
 
 def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> None:
-    sets = args.sets.split(",") if args.sets else [s for s in member.meta["sets"] if s != "val"]
+    sets = args.sets.split(",") if args.sets else [s for s in member.meta.sets if s != "val"]
     rng = np.random.default_rng(args.seed)
     keys = AnswerKeys()
     rows, feats = [], []
     for set_name in sets:
-        if set_name not in member.meta["sets"]:
+        if set_name not in member.meta.sets:
             raise SystemExit(
-                f"{member.name} has no set {set_name!r}: {', '.join(member.meta['sets'])}"
+                f"{member.name} has no set {set_name!r}: {', '.join(member.meta.sets)}"
             )
-        source = member.meta["sets"][set_name]
+        source = member.meta.sets[set_name]
         key = keys.key(source)
         ids = sorted(key)
         ids = [ids[i] for i in sorted(rng.choice(len(ids), min(args.per_set, len(ids)), False))]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.layout import Layout
-from pipeline.metadata import MetaError, read_meta
+from pipeline.metadata import EntryMeta, MetaError, read_entry
 from pipeline.recipes import settings_fingerprint
 
 SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
@@ -23,12 +23,12 @@ class Contender:
     dataset: str
     name: str
     folder: Path
-    meta: dict
+    meta: EntryMeta
     variant: str = ""  # set when seeds of one name were trained otherwise: their fingerprint
 
     @property
     def kind(self) -> str:
-        return self.meta.get("kind", "member")
+        return self.meta.kind
 
     @property
     def config(self) -> str:
@@ -47,7 +47,7 @@ class Contender:
         return {p.stem: p for p in sorted(self.folder.glob("*.csv"))}
 
     def source(self, set_name: str) -> dict | None:
-        return self.meta.get("sets", {}).get(set_name)
+        return self.meta.source(set_name)
 
 
 def find_entries(out: Path) -> list[Contender]:
@@ -55,7 +55,7 @@ def find_entries(out: Path) -> list[Contender]:
     entries = []
     for meta_file in Layout(out).meta_files():
         try:
-            meta = read_meta(meta_file)
+            meta = read_entry(meta_file)
         except MetaError as exc:  # one damaged entry spoils no table
             warnings.warn(f"{exc}; skipped", stacklevel=2)
             continue

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.leaderboard.collect import Contender
 from pipeline.leaderboard.scores import Scorer
+from pipeline.metadata import AdaptedMeta, EnsembleMeta, MemberMeta
 from pipeline.stats import mean_ci
 
 IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
@@ -53,21 +54,26 @@ def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
 
 def row_description(e: Contender) -> dict:
     m = e.meta
-    single = e.kind in ("member", "adapted")
-    weights = m.get("weights") if single else "+".join(m.get("weights_init", []))
-    norm = m.get("norm") if single else "+".join(m.get("norm", []))
+    weights = norm = family = gmacs = image_size = None
+    params = 0
+    if isinstance(m, MemberMeta):
+        weights, norm, family, image_size = m.weights, m.norm, m.family, m.image_size
+        params, gmacs = m.params, m.gmacs
+    elif isinstance(m, EnsembleMeta):
+        weights, norm, family = "+".join(m.weights_init), "+".join(m.norm), m.family
+        params, gmacs = m.params, m.gmacs
     return {
         "dataset": e.dataset,
         "name": e.config,
         "entry": e.name,
         "kind": {"member": "single"}.get(e.kind, e.kind),
-        "family": m.get("family", "?"),
+        "family": family or "?",
         "norm": norm or "?",
         "weights": WEIGHTS.get(weights, weights or "?"),
-        "params_m": m.get("params", 0) / 1e6,
-        "gmacs": m.get("gmacs", np.nan),
-        "image_size": m.get("image_size", np.nan),
-        "transductive": bool(m.get("transductive", False)),
+        "params_m": params / 1e6,
+        "gmacs": np.nan if gmacs is None else gmacs,
+        "image_size": np.nan if image_size is None else image_size,
+        "transductive": isinstance(m, AdaptedMeta) and m.transductive,
     }
 
 
