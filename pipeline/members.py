@@ -96,10 +96,10 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     model, _ = create_model(
         entry,
         len(meta.classes),
-        "none",
-        meta.image_size,
-        recipe.get("head_dropout", 0.0),
-        recipe.get("head_hidden", 0),
+        weights="none",
+        image_size=meta.image_size,
+        head_dropout=recipe.get("head_dropout", 0.0),
+        head_hidden=recipe.get("head_hidden", 0),
     )
     model.load_state_dict(load_weights(checkpoint)[0])
     model.to(torch_device).eval()
@@ -159,9 +159,7 @@ def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str 
     return LoadedEnsemble(name, meta, members, fitted_method(out, dataset, name, meta))
 
 
-def fitted_method(
-    out: Path, dataset: str, name: str, meta: EnsembleMeta
-) -> methods.EnsembleMethod:
+def fitted_method(out: Path, dataset: str, name: str, meta: EnsembleMeta) -> methods.EnsembleMethod:
     """The saved estimator, found beside the ensemble's metrics whatever the working folder;
     an ensemble saved before estimators were is rebuilt from its meta.json (a stacker from the
     ``stack_model`` it names, else from its own folder)."""
