@@ -38,10 +38,7 @@ def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) ->
     if not sources.get(FIT_SET):
         raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
     keep_raw(folder)
-    calib = calibrate_folder(
-        folder,
-        lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
-    )
+    calib = calibrate_folder(folder, keys.of_sets(sources))
     write_json(folder / "meta.json", meta.with_changes(calibration=calib.meta).to_json())
     metrics_file = Layout(out).member(dataset, folder.name) / "metrics.json"
     if metrics_file.is_file():

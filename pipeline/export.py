@@ -24,7 +24,12 @@ from torch import nn
 
 from pipeline import provenance
 from pipeline.calibration import LOG_FLOOR
-from pipeline.ensemble.methods import VOTE_TIE_BREAK, StackEnsemble
+from pipeline.ensemble.methods import (
+    VOTE_TIE_BREAK,
+    EnsembleMethod,
+    StackEnsemble,
+    VoteEnsemble,
+)
 from pipeline.helpformat import HelpFormatter
 from pipeline.io import atomic_write, write_json
 from pipeline.layout import Layout
@@ -119,6 +124,13 @@ class EnsembleGraph(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(MemberGraph(m) for m in ensemble.members)
         fitted = ensemble.estimator
+        if type(fitted).predict_proba is not EnsembleMethod.predict_proba and not isinstance(
+            fitted, VoteEnsemble | StackEnsemble
+        ):
+            raise ValueError(
+                f"{ensemble.name}: pipeline.export has no graph for {fitted.method!r} ensembles "
+                "(EnsembleGraph.combine); export its members instead"
+            )
         self.method = fitted.method
         self.temperature = ensemble.temperature
         self.n_classes = len(ensemble.classes)

@@ -15,6 +15,9 @@ from pipeline.calibration import apply_temperature
 from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
 from pipeline.ensemble.candidates import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.layout import Layout
+from pipeline.members import fitted_method
+from pipeline.metadata import EnsembleMeta
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import KindClash, read_submission, write_submission
 
@@ -281,3 +284,30 @@ def test_a_damaged_member_is_skipped_with_a_warning_naming_its_file(zoo: Path, d
         assert run(zoo, "--top", "3", "--method", "soft") == 0
     meta = json.loads((zoo / "submissions" / "cells" / "ens-soft-top3" / "meta.json").read_text())
     assert meta["members"] == ["fair-fast-s0", "fair2-fast-s0", "poor-fast-s0"]
+
+
+def test_an_ensemble_saved_before_estimators_still_loads(tmp_path: Path, monkeypatch) -> None:
+    """Older ensembles kept method and weights in meta.json, and a stacker in stack.joblib
+    named by a path relative to the folder they were built in: both load from anywhere."""
+    rng = np.random.default_rng(0)
+    probs = [rng.dirichlet(np.ones(3), 40) for _ in range(2)]
+    y = probs[0].argmax(1)
+    layout = Layout(tmp_path / "out")
+    soft = EnsembleMeta(member="ens-weighted-top2", method="weighted", members=("a", "b"),
+                        weights=(0.25, 0.75), classes=("x", "y", "z"))  # fmt: skip
+    fitted = fitted_method(layout.out, "cells", soft.member, soft)
+    np.testing.assert_allclose(fitted.predict_proba(probs), methods.soft(probs, [0.25, 0.75]))
+    model = methods.fit_stack(probs, y)
+    folder = layout.ensemble("cells", "ens-stack-top2")
+    folder.mkdir(parents=True)
+    joblib.dump({"model": model, "members": ["a", "b"]}, folder / "stack.joblib")
+    monkeypatch.chdir(tmp_path)  # elsewhere than the folder it was built from
+    stack = EnsembleMeta(
+        member="ens-stack-top2",
+        method="stack",
+        members=("a", "b"),
+        classes=("x", "y", "z"),
+        stack_model="built-here/zoo/ensembles/cells/ens-stack-top2/stack.joblib",
+    )
+    fitted = fitted_method(layout.out, "cells", stack.member, stack)
+    np.testing.assert_allclose(fitted.predict_proba(probs), methods.stack_predict(model, probs, 3))

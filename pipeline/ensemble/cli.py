@@ -148,13 +148,10 @@ def save(
     for set_name, probs in raw.items():
         write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
     sources = ens.members[0].meta.sets
-    calib = calibration.calibrate_folder(
-        folder,
-        lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
-    )
+    calib = calibration.calibrate_folder(folder, keys.of_sets(sources))
     scores = {
         s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
-                 keys.key(sources[s]), keys.vocabulary(sources[s]))
+                 *keys.answers(sources[s]))
         for s, probs in raw.items()
         if sources.get(s)
     }  # fmt: skip
