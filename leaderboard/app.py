@@ -26,8 +26,9 @@ import streamlit as st  # noqa: E402
 from streamlit.runtime.uploaded_file_manager import UploadedFile  # noqa: E402
 
 from pipeline.calibration import RAW_FOLDER, compare  # noqa: E402
+from pipeline.layout import Layout  # noqa: E402
 from pipeline.leaderboard import competition  # noqa: E402
-from pipeline.leaderboard.collect import Entry, find_entries  # noqa: E402
+from pipeline.leaderboard.collect import Contender, find_entries  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
 from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table, ranked_test_sets  # noqa: E402
@@ -72,7 +73,7 @@ def shared_scorer(out: str) -> tuple[Scorer, threading.Lock]:
 
 
 @st.cache_data(show_spinner="Scoring submissions…", max_entries=4)
-def load(out: str, version: str) -> tuple[list[Entry], pd.DataFrame]:
+def load(out: str, version: str) -> tuple[list[Contender], pd.DataFrame]:
     """Entries and the long score table (``version`` is only part of the cache key)."""
     entries = find_entries(Path(out))
     scorer, lock = shared_scorer(out)
@@ -85,7 +86,7 @@ def board(out: str, version: str, dataset: str, test_set: str | None) -> pd.Data
     return leaderboard(load(out, version)[1], dataset, test_set)
 
 
-def find_entry(out: str, version: str, dataset: str, name: str) -> Entry:
+def find_entry(out: str, version: str, dataset: str, name: str) -> Contender:
     return next(e for e in load(out, version)[0] if e.dataset == dataset and e.name == name)
 
 
@@ -120,7 +121,7 @@ def misclassified(
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
     """A member's training history (``pipeline.train.MemberPaths``); None for ensembles."""
-    path = Path(out) / "zoo" / "members" / dataset / name / "history.csv"
+    path = Layout(Path(out)).member(dataset, name) / "history.csv"
     return read_history(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 
 
@@ -283,7 +284,7 @@ def confusion_chart(cm: pd.DataFrame) -> alt.LayerChart:
     return cells + labels
 
 
-def set_scores(out: str, version: str, entry: Entry, set_name: str) -> None:
+def set_scores(out: str, version: str, entry: Contender, set_name: str) -> None:
     full = full_scores(out, version, entry.dataset, entry.name, set_name)
     summary = {
         "accuracy": full["accuracy"],
@@ -345,9 +346,9 @@ def reliability_chart(report: dict) -> alt.LayerChart:
     return diagonal.encode(x="x", y="y") + points
 
 
-def calibration_section(out: str, version: str, entry: Entry, set_name: str) -> None:
+def calibration_section(out: str, version: str, entry: Contender, set_name: str) -> None:
     report = calibration_report(out, version, entry.dataset, entry.name, set_name)
-    temperature = entry.meta.get("calibration", {}).get("temperature")
+    temperature = entry.meta.calibration.get("temperature")
     cols = st.columns(5)
     cols[0].metric("ECE before", f"{report['ece_raw']:.4f}" if report["has_raw"] else "–")
     cols[1].metric("ECE after", f"{report['ece']:.4f}")
@@ -366,7 +367,7 @@ def calibration_section(out: str, version: str, entry: Entry, set_name: str) -> 
     )
 
 
-def gallery(out: str, version: str, entry: Entry) -> None:
+def gallery(out: str, version: str, entry: Contender) -> None:
     wrong = misclassified(out, version, entry.dataset, entry.name, "test")
     root = Path(entry.source("test")["root"])
     shown = [(root / i, t, p) for i, t, p in wrong if (root / i).is_file()][:GALLERY_MAX]
@@ -420,24 +421,24 @@ def details_tab(
         st.subheader("Misclassified test images")
         gallery(out, version, entry)
 
-    pictures = sorted((Path(out) / "zoo" / "explain" / dataset / entry_name).glob("*.png"))
+    pictures = sorted(Layout(Path(out)).explanations(dataset, entry_name).glob("*.png"))
     if pictures:  # written by `python -m pipeline.explain`
         st.subheader("Explanations")
         for picture in pictures:
             st.image(str(picture), caption=picture.name)
 
     st.subheader("Provenance")
-    if "command" in entry.meta:
-        st.code(entry.meta["command"], language="bash")
-    st.json(entry.meta, expanded=False)
+    if entry.meta.command is not None:
+        st.code(entry.meta.command, language="bash")
+    st.json(entry.meta.to_json(), expanded=False)
 
 
-def eval_sets(entries: list[Entry], dataset: str) -> dict[str, dict]:
+def eval_sets(entries: list[Contender], dataset: str) -> dict[str, dict]:
     """Set name -> answer-key source, from the entries' ``meta.json`` (the first one wins)."""
     sets: dict[str, dict] = {}
     for e in entries:
         if e.dataset == dataset:
-            for set_name, source in e.meta.get("sets", {}).items():
+            for set_name, source in e.meta.sets.items():
                 if source is not None:
                     sets.setdefault(set_name, source)
     return dict(sorted(sets.items(), key=lambda kv: (kv[0] != "test", kv[0])))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,16 @@ class AnswerKeys:
         """The classes the set is scored over: its adapter's declared vocabulary, which may hold
         classes no image of the set has (Raabin's TestB: five classes, two present)."""
         return self._dataset(source).classes
+
+    def answers(self, source: dict) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The key and vocabulary of one set: what ``scoring.score`` takes."""
+        return self.key(source), self.vocabulary(source)
+
+    def of_sets(
+        self, sources: dict[str, dict]
+    ) -> Callable[[str], tuple[dict[str, str], tuple[str, ...]] | None]:
+        """Set name -> its answers (None for a set without a source), for calibration."""
+        return lambda name: self.answers(sources[name]) if sources.get(name) else None
 
     def _dataset(self, source: dict) -> Dataset:
         ident = (source["adapter"], str(Path(source["root"])))

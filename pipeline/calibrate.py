@@ -17,6 +17,8 @@ from pipeline.calibration import FIT_SET, RAW_FOLDER, Calibration, calibrate_fol
 from pipeline.cli import options as opts
 from pipeline.errors import user_errors
 from pipeline.io import read_json, write_json
+from pipeline.layout import Layout
+from pipeline.metadata import read_entry
 
 
 def keep_raw(folder: Path) -> None:
@@ -32,17 +34,14 @@ def keep_raw(folder: Path) -> None:
 def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) -> Calibration:
     """Calibrate one member's submissions; record the temperature in its meta.json and the
     reports in its metrics.json."""
-    meta = read_json(folder / "meta.json")
-    sources = meta.get("sets", {})
+    meta = read_entry(folder / "meta.json")
+    sources = meta.sets
     if not sources.get(FIT_SET):
         raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
     keep_raw(folder)
-    calib = calibrate_folder(
-        folder,
-        lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
-    )
-    write_json(folder / "meta.json", {**meta, "calibration": calib.meta})
-    metrics_file = out / "zoo" / "members" / dataset / folder.name / "metrics.json"
+    calib = calibrate_folder(folder, keys.of_sets(sources))
+    write_json(folder / "meta.json", meta.with_changes(calibration=calib.meta).to_json())
+    metrics_file = Layout(out).member(dataset, folder.name) / "metrics.json"
     if metrics_file.is_file():
         metrics = read_json(metrics_file)
         write_json(
@@ -75,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(opts.split_names(args.members))
     keys = AnswerKeys()
     found = 0
-    for meta_file in sorted((args.out / "submissions").glob(f"{args.tag or '*'}/*/meta.json")):
+    for meta_file in Layout(args.out).meta_files(args.tag):
         folder = meta_file.parent
-        kind = read_json(meta_file).get("kind", "member")
+        kind = read_entry(meta_file).kind
         if (wanted and folder.name not in wanted) or kind != "member":
             continue
         found += 1
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{folder.parent.name}/{folder.name}: T = {calib.temperature:.3f}; {eces}")
     if not found:
-        print(f"no member to calibrate under {args.out / 'submissions'}", file=sys.stderr)
+        print(f"no member to calibrate under {Layout(args.out).submissions_root}", file=sys.stderr)
         return 2
     return 0
 

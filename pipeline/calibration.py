@@ -32,11 +32,6 @@ def raw_path(folder: Path, set_name: str) -> Path:
     return folder / RAW_FOLDER / f"{set_name}.csv"
 
 
-def temperature_of(meta: dict) -> float:
-    """The temperature a ``meta.json`` stores (1: none, e.g. a member from before calibration)."""
-    return float(meta.get("calibration", {}).get("temperature", 1.0))
-
-
 def _log(probs: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.maximum(np.log(np.asarray(probs, dtype=np.float64)), LOG_FLOOR)

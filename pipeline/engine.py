@@ -95,7 +95,7 @@ def amp_dtype(device: torch.device, choice: str = "auto") -> torch.dtype | None:
 
 
 @dataclass
-class Precision:
+class Runtime:
     """How batches reach the model: device, autocast dtype, memory format, normalisation."""
 
     device: torch.device
@@ -149,7 +149,7 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     criterion: nn.Module,
-    precision: Precision,
+    precision: Runtime,
     aux_weight: float,
     progress: Iterator | None = None,
     mixer: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
@@ -183,7 +183,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, precision: Precision) -> np.ndarray:
+def predict(model: nn.Module, loader: DataLoader, precision: Runtime) -> np.ndarray:
     """Softmax probabilities (float64, rows sum to 1) for every image of the loader, in order."""
     model.eval()
     chunks = []

@@ -25,9 +25,15 @@ from torch import nn
 from pipeline import provenance
 from pipeline.calibration import LOG_FLOOR
 from pipeline.cli import options as opts
-from pipeline.ensemble.methods import VOTE_TIE_BREAK
+from pipeline.ensemble.methods import (
+    VOTE_TIE_BREAK,
+    EnsembleMethod,
+    StackEnsemble,
+    VoteEnsemble,
+)
 from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json
+from pipeline.layout import Layout
 from pipeline.members import LoadedEnsemble, LoadedMember, load_ensemble, load_member
 from pipeline.models.factory import set_module
 
@@ -118,15 +124,21 @@ class EnsembleGraph(nn.Module):
     def __init__(self, ensemble: LoadedEnsemble) -> None:
         super().__init__()
         self.members = nn.ModuleList(MemberGraph(m) for m in ensemble.members)
-        self.method = ensemble.meta["method"]
+        fitted = ensemble.estimator
+        if type(fitted).predict_proba is not EnsembleMethod.predict_proba and not isinstance(
+            fitted, VoteEnsemble | StackEnsemble
+        ):
+            raise ValueError(
+                f"{ensemble.name}: pipeline.export has no graph for {fitted.method!r} ensembles "
+                "(EnsembleGraph.combine); export its members instead"
+            )
+        self.method = fitted.method
         self.temperature = ensemble.temperature
         self.n_classes = len(ensemble.classes)
-        weights = torch.tensor(ensemble.meta["weights"], dtype=torch.float32)
+        weights = torch.tensor(fitted.weights_, dtype=torch.float32)
         self.register_buffer("weights", weights / weights.sum())
-        if self.method == "stack":
-            import joblib
-
-            model = joblib.load(ensemble.meta["stack_model"])["model"]
+        if isinstance(fitted, StackEnsemble):
+            model = fitted.model_
             coef = torch.tensor(model.coef_, dtype=torch.float32)
             bias = torch.tensor(model.intercept_, dtype=torch.float32)
             if len(coef) == 1:  # two classes: sklearn's sigmoid is a softmax over (0, d)
@@ -170,9 +182,7 @@ def contract(members: Sequence[LoadedMember], classes: Sequence[str], temperatur
             "image_size": first.image_size,
             "crop": asdict(first.crop),
             "resize": "bilinear (PIL), after the crop; see pipeline.data.cache.decode",
-            "normalisation": [
-                {"member": m.name, **m.meta.get("normalisation", {})} for m in members
-            ],
+            "normalisation": [{"member": m.name, **(m.meta.normalisation or {})} for m in members],
             "normalisation_in_graph": True,
         },
         "outputs": {
@@ -224,15 +234,15 @@ def export(
     """Write ``model.onnx`` and ``model.json`` of a member or ensemble; returns the folder."""
     if kind == "member":
         member = load_member(out, name, dataset, "cpu")
-        members, meta, graph = [member], member.meta, MemberGraph(member)
-        dataset, temperature = member.dataset, member.temperature
+        members, classes, graph = [member], member.classes, MemberGraph(member)
+        dataset, temperature, method = member.dataset, member.temperature, None
     else:
         ensemble = load_ensemble(out, name, dataset, "cpu")
-        members, meta = ensemble.members, ensemble.meta
+        members, classes = ensemble.members, ensemble.classes
         check_shared_input(members)
         graph = EnsembleGraph(ensemble)
-        dataset, temperature = members[0].dataset, ensemble.temperature
-    folder = dest or out / "zoo" / "export" / dataset / name
+        dataset, temperature, method = members[0].dataset, ensemble.temperature, graph.method
+    folder = dest or Layout(out).export(dataset, name)
     model_file = folder / "model.onnx"
     export_graph(graph, members[0].image_size, model_file)
     data = model_file.read_bytes()
@@ -244,9 +254,9 @@ def export(
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "opset": OPSET,
-        **contract(members, meta["classes"], temperature),
+        **contract(members, classes, temperature),
         "members": [m.name for m in members],
-        "method": meta.get("method"),
+        "method": method,
         "versions": provenance.package_versions(),
         "command": provenance.command_line("pipeline.export"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

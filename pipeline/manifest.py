@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.io import partial_files, read_json, write_json
+from pipeline.layout import Layout
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -102,7 +103,7 @@ class Manifest:
 
     @classmethod
     def of(cls, out: Path, tag: str) -> Manifest:
-        return cls(out / "zoo" / f"manifest-{tag}.json")
+        return cls(Layout(out).manifest(tag))
 
     @property
     def lock_path(self) -> Path:
@@ -132,7 +133,7 @@ class Manifest:
 
 
 def member_lock(out: Path, tag: str, member: str) -> MemberLock:
-    return MemberLock(out / "zoo" / "locks" / tag / f"{member}.lock")
+    return MemberLock(Layout(out).lock(tag, member))
 
 
 def remove_partial_files(*folders: Path) -> list[Path]:

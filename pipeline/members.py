@@ -10,13 +10,14 @@ import numpy as np
 from torch import nn
 
 from pipeline import engine
-from pipeline.calibration import apply_temperature, temperature_of
+from pipeline.calibration import apply_temperature
 from pipeline.checkpoint import WEIGHTS_FILE, find_weights, load_weights
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensemble import methods
 from pipeline.errors import UserError
-from pipeline.metadata import read_meta
+from pipeline.layout import Layout
+from pipeline.metadata import EnsembleMeta, EntryMeta, MemberMeta, MetaError, read_entry
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.names import plain_name
 from pipeline.train import predict_rows
@@ -26,83 +27,84 @@ from pipeline.train import predict_rows
 class LoadedMember:
     name: str
     dataset: str
-    meta: dict
+    meta: MemberMeta
     entry: Entry
     model: nn.Module
-    precision: engine.Precision
+    precision: engine.Runtime
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.meta["classes"])
+        return self.meta.classes
 
     @property
     def image_size(self) -> int:
-        return int(self.meta["image_size"])
+        return int(self.meta.image_size or 0)
 
     @property
     def stain(self) -> StainReference | None:
         """The training split's stain that every image is mapped onto, if the recipe said so."""
-        ref = self.meta.get("stain_norm")
+        ref = self.meta.stain_norm
         return StainReference.from_dict(ref) if ref else None
 
     @property
     def crop(self) -> CropSpec:
         """How its images were cropped in training (centre for members from before crops)."""
-        recipe = self.meta.get("recipe", {})
+        recipe = self.meta.recipe
         return CropSpec(
             recipe.get("crop", "centre"), recipe.get("cell_fraction", DEFAULT_CELL_FRACTION)
         )
 
     @property
     def temperature(self) -> float:
-        return temperature_of(self.meta)
+        return self.meta.temperature
 
 
-def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, dict]:
+def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, EntryMeta]:
     """The training dataset and meta.json of a member or ensemble, by name."""
     plain_name(name, "member or ensemble name")
     if dataset is not None:
         plain_name(dataset, "--dataset")
-    pattern = f"{dataset or '*'}/{name}/meta.json"
-    found = sorted((out / "submissions").glob(pattern))
+    found = Layout(out).meta_files(dataset, name)
     if not found:
         raise FileNotFoundError(
-            f"no member or ensemble {name!r} under {out / 'submissions'}"
+            f"no member or ensemble {name!r} under {Layout(out).submissions_root}"
             + (f" for dataset {dataset!r}" if dataset else "")
             + ": see `python -m pipeline.leaderboard` for the names"
         )
     if len(found) > 1:
         datasets = ", ".join(p.parent.parent.name for p in found)
         raise UserError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
-    return found[0].parent.parent.name, read_meta(found[0])
+    return found[0].parent.parent.name, read_entry(found[0])
 
 
 def load_member(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
     """A member's best checkpoint in eval mode, with the input handling it was trained with."""
     dataset, meta = find_meta(out, name, dataset)
-    if meta.get("kind", "member") != "member":
-        raise ValueError(f"{name!r} is an {meta.get('kind')}, not a member")
-    folder = out / "zoo" / "members" / dataset / name
+    if type(meta) is not MemberMeta:
+        raise ValueError(f"{name!r} is an {meta.kind}, not a member")
+    if meta.arch is None or meta.image_size is None:
+        raise MetaError(f"{Layout(out).meta(dataset, name)}: a member needs arch and image_size")
+    folder = Layout(out).member(dataset, name)
     checkpoint = find_weights(folder)
     if checkpoint is None:
         raise FileNotFoundError(
             f"{folder / WEIGHTS_FILE} is missing: was the member trained in {out}?"
         )
-    entry = load_catalogue()[meta["arch"]]
+    entry = load_catalogue()[meta.arch]
     torch_device = engine.resolve_device(device)
-    recipe = meta.get("recipe", {})
+    recipe = meta.recipe
     model, _ = create_model(
         entry,
-        len(meta["classes"]),
-        "none",
-        int(meta["image_size"]),
-        recipe.get("head_dropout", 0.0),
-        recipe.get("head_hidden", 0),
+        len(meta.classes),
+        weights="none",
+        image_size=meta.image_size,
+        head_dropout=recipe.get("head_dropout", 0.0),
+        head_hidden=recipe.get("head_hidden", 0),
     )
     model.load_state_dict(load_weights(checkpoint)[0])
     model.to(torch_device).eval()
-    norm = meta.get("normalisation", {"mean": entry.mean, "std": entry.std})
-    precision = engine.Precision(
+    norm = meta.normalisation or {"mean": entry.mean, "std": entry.std}
+    precision = engine.Runtime(
         torch_device, engine.amp_dtype(torch_device), False, tuple(norm["mean"]), tuple(norm["std"])
     )
     return LoadedMember(name, dataset, meta, entry, model, precision)
@@ -127,37 +129,45 @@ def member_input(member: LoadedMember, images: np.ndarray) -> np.ndarray:
 @dataclass
 class LoadedEnsemble:
     name: str
-    meta: dict
+    meta: EnsembleMeta
     members: list[LoadedMember]
+    estimator: methods.EnsembleMethod  # fitted by pipeline.ensemble; takes the members' probs
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.meta["classes"])
+        return self.meta.classes
 
     @property
     def temperature(self) -> float:
-        return temperature_of(self.meta)
+        return self.meta.temperature
 
     def combine(self, probs: list[np.ndarray], calibrated: bool = True) -> np.ndarray:
         """The ensemble's probabilities from its (calibrated) members', scaled by its own
         temperature unless ``calibrated`` is False."""
-        method = self.meta["method"]
-        if method == "vote":
-            mixed = methods.vote(probs)
-        elif method == "stack":
-            bundle = joblib.load(self.meta["stack_model"])
-            mixed = methods.stack_predict(bundle["model"], probs, len(self.classes))
-        else:
-            mixed = methods.soft(probs, self.meta["weights"])
+        mixed = self.estimator.predict_proba(probs)
         return apply_temperature(mixed, self.temperature) if calibrated else mixed
 
 
 def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
     dataset, meta = find_meta(out, name, dataset)
-    if meta.get("kind") != "ensemble":
+    if not isinstance(meta, EnsembleMeta):
         raise ValueError(f"{name!r} is not an ensemble")
-    pooled = [m for m in meta["members"] if m.endswith("-pooled")]
+    pooled = [m for m in meta.members if m.endswith("-pooled")]
     if pooled:
         raise ValueError(f"{name!r} pools seeds ({pooled[0]}): predict with its members instead")
-    members = [load_member(out, m, dataset, device) for m in meta["members"]]
-    return LoadedEnsemble(name, meta, members)
+    members = [load_member(out, m, dataset, device) for m in meta.members]
+    return LoadedEnsemble(name, meta, members, fitted_method(out, dataset, name, meta))
+
+
+def fitted_method(out: Path, dataset: str, name: str, meta: EnsembleMeta) -> methods.EnsembleMethod:
+    """The saved estimator, found beside the ensemble's metrics whatever the working folder;
+    an ensemble saved before estimators were is rebuilt from its meta.json (a stacker from the
+    ``stack_model`` it names, else from its own folder)."""
+    folder = Layout(out).ensemble(dataset, name)
+    if meta.estimator is not None:
+        file = folder / plain_name(meta.estimator, "meta.json 'estimator'")
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing: rebuild {name} with pipeline.ensemble")
+        return joblib.load(file)
+    stack_file = Path(meta.stack_model or folder / "stack.joblib")
+    return methods.restored(meta, stack_file if stack_file.is_file() else folder / "stack.joblib")

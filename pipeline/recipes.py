@@ -18,6 +18,7 @@ from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
 from pipeline.data.stain import STAIN_METHODS
 from pipeline.errors import UnknownNameError, UserError
 from pipeline.io import write_json
+from pipeline.metadata import MemberMeta
 from pipeline.names import plain_name
 
 
@@ -260,12 +261,12 @@ def stored_recipe(fields: dict) -> dict:
     return recipe | {"augment": tuple(recipe["augment"])}
 
 
-def settings_fingerprint(meta: dict) -> str:
+def settings_fingerprint(meta: MemberMeta) -> str:
     """The fingerprint of what a member's ``meta.json`` says it was trained with, seed aside:
     seeds of one name pool only when these agree. Not its ``data_fingerprint``, which older
     members lack: the training data is the dataset the member is filed under."""
-    keys = ("arch", "weights", "image_size")
-    values = {k: meta.get(k) for k in keys} | {"recipe": stored_recipe(meta.get("recipe", {}))}
+    values = {"arch": meta.arch, "weights": meta.weights, "image_size": meta.image_size}
+    values |= {"recipe": stored_recipe(meta.recipe)}
     return fingerprint(values)
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.io import read_json
+from pipeline.layout import Layout
+from pipeline.metadata import EnsembleMeta, MetaError, read_entry
 
 TRACKERS = ("mlflow",)
 DEFAULT_EXPERIMENT = "wbczoo"
@@ -187,15 +189,16 @@ class MlflowTracker:
         return run_id
 
     def log_member(self, out: Path, dataset: str, name: str, fingerprint: str) -> str:
-        member = out / "zoo" / "members" / dataset / name
-        meta = read_json(out / "submissions" / dataset / name / "meta.json")
+        member = Layout(out).member(dataset, name)
+        meta_file = Layout(out).meta(dataset, name)
+        meta = read_entry(meta_file)
         metrics = read_json(member / "metrics.json")
-        params = {k: str(meta[k]) for k in MEMBER_PARAMS if k in meta}
-        params |= flatten("recipe", meta.get("recipe", {}))
+        params = {k: str(v) for k in MEMBER_PARAMS if (v := getattr(meta, k, None)) is not None}
+        params |= flatten("recipe", getattr(meta, "recipe", {}))
         params |= {
             "data_fingerprint": fingerprint,
             "dataset": dataset,
-            "temperature": str(meta.get("calibration", {}).get("temperature")),
+            "temperature": str(meta.calibration.get("temperature")),
         }
         history = (
             pd.read_csv(member / "history.csv") if (member / "history.csv").is_file() else None
@@ -203,7 +206,7 @@ class MlflowTracker:
         files = [
             member / "history.csv",
             member / "metrics.json",
-            out / "submissions" / dataset / name / "meta.json",
+            meta_file,
         ]
         return self.log_run(
             "member",
@@ -225,18 +228,21 @@ class MlflowTracker:
             self.log_member(out, dataset, name, fingerprint)
 
     def log_ensemble(self, out: Path, dataset: str, name: str) -> str:
-        folder = out / "zoo" / "ensembles" / dataset / name
-        meta = read_json(out / "submissions" / dataset / name / "meta.json")
+        folder = Layout(out).ensemble(dataset, name)
+        meta_file = Layout(out).meta(dataset, name)
+        meta = read_entry(meta_file)
+        if not isinstance(meta, EnsembleMeta):
+            raise MetaError(f"{meta_file}: not an ensemble")
         metrics = read_json(folder / "metrics.json")
         params = {
-            "method": meta["method"],
-            "members": ",".join(meta["members"]),
-            "weights": ",".join(str(w) for w in meta["weights"]),
-            "top": str(meta.get("top")),
+            "method": meta.method,
+            "members": ",".join(meta.members),
+            "weights": ",".join(str(w) for w in meta.weights),
+            "top": str(meta.top),
             "dataset": dataset,
-            "temperature": str(meta.get("calibration", {}).get("temperature")),
+            "temperature": str(meta.calibration.get("temperature")),
         }
-        files = [folder / "metrics.json", out / "submissions" / dataset / name / "meta.json"]
+        files = [folder / "metrics.json", meta_file]
         return self.log_run(
             "ensemble",
             dataset,
@@ -262,7 +268,7 @@ def make_tracker(args: argparse.Namespace, out: Path) -> MlflowTracker | None:
         return None
     uri = args.track_uri or default_uri(out)
     if uri == default_uri(out):
-        (out / "zoo").mkdir(parents=True, exist_ok=True)
+        (Layout(out).zoo).mkdir(parents=True, exist_ok=True)
     try:
         return MlflowTracker(uri, args.track_experiment)
     except Exception as exc:  # MLflow raises many kinds for an unusable store

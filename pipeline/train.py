@@ -7,7 +7,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,8 @@ from pipeline.data.stain import StainReference, fit_reference
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.gpu_augment import GpuAugment, split_augment
 from pipeline.io import atomic_write, read_json, write_json, write_text
+from pipeline.layout import Layout
+from pipeline.metadata import MemberMeta
 from pipeline.metrics import evaluate
 from pipeline.mixing import Mixer
 from pipeline.models import Entry, count_gmacs, count_params, create_model
@@ -74,8 +76,8 @@ class MemberPaths:
     @classmethod
     def of(cls, out: Path, cfg: MemberConfig) -> MemberPaths:
         return cls(
-            out / "zoo" / "members" / cfg.dataset / cfg.member_id,
-            out / "submissions" / cfg.dataset / cfg.member_id,
+            Layout(out).member(cfg.dataset, cfg.member_id),
+            Layout(out).submission(cfg.dataset, cfg.member_id),
         )
 
     last = property(lambda self: self.root / "last.pt")
@@ -141,8 +143,76 @@ def train_member(
     paths.error.unlink(missing_ok=True)
     write_json(paths.state, {"status": "running"})
 
+    run = set_up(cfg, sets, classes, store, paths, settings)
+    if resume is not None:
+        run.resume_from(resume)
+    run_epochs(run, progress, on_epoch)
+    return finalise(run)
+
+
+@dataclass
+class Training:
+    """One member's training as set up: what the epoch loop advances and finalisation reads."""
+
+    cfg: MemberConfig
+    sets: dict[str, ImageSet]
+    classes: tuple[str, ...]
+    store: ImageStore
+    paths: MemberPaths
+    settings: dict
+    runtime: engine.Runtime
+    workers: int
+    model: nn.Module  # plain state_dict keys, for checkpoints
+    net: nn.Module  # what computes: the model, or its compiled wrapper
+    weights_used: str
+    params: int
+    gmacs: float
+    stain: StainReference | None
+    train_data: CachedImages
+    train_labels: np.ndarray
+    drop_last: bool
+    device_augment: tuple[str, ...]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    val_view: View
+    val_labels: np.ndarray
+    start: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_score: float = -1.0
+    train_time: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return self.cfg.image_size
+
+    @property
+    def crop(self) -> CropSpec:
+        return self.cfg.recipe.crop_spec
+
+    def resume_from(self, state: dict) -> None:
+        if "optimizer" in state:  # absent after the last epoch: only evaluation is left
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"])
+        self.start, self.history = state["epoch"] + 1, state["history"]
+        self.best_score, self.train_time = state["best_score"], state["train_time"]
+
+
+def set_up(
+    cfg: MemberConfig,
+    sets: dict[str, ImageSet],
+    classes: tuple[str, ...],
+    store: ImageStore,
+    paths: MemberPaths,
+    settings: dict,
+) -> Training:
+    """The model, data views, optimiser and loss of a member, before its first epoch."""
     device = engine.resolve_device(cfg.device)
-    precision = engine.Precision(
+    runtime = engine.Runtime(
         device,
         engine.amp_dtype(device, cfg.precision),
         cfg.recipe.channels_last,
@@ -155,12 +225,16 @@ def train_member(
 
     seed_all(cfg.seed)
     model, weights_used = create_model(
-        cfg.entry, len(classes), cfg.weights, size, recipe.head_dropout, recipe.head_hidden
+        cfg.entry,
+        len(classes),
+        weights=cfg.weights,
+        image_size=size,
+        head_dropout=recipe.head_dropout,
+        head_hidden=recipe.head_hidden,
     )
     params, gmacs = count_params(model), count_gmacs(model, size)
     memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
-    # the compiled wrapper computes; ``model`` keeps plain state_dict keys for checkpoints
     net = model
     if cfg.compile:
         net = engine.FixedBatch(torch.compile(model, dynamic=False), EVAL_BATCH)
@@ -182,105 +256,141 @@ def train_member(
     drop_last = len(train_data) > recipe.batch_size  # a batch of one breaks BatchNorm
     steps = len(train_data) // recipe.batch_size if drop_last else 1
     optimizer = make_optimizer(model, recipe)
-    scheduler = make_scheduler(optimizer, recipe, steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16)
     weight = None
     if recipe.class_weights != "none":
         w = class_weights(train_labels, len(classes), recipe.class_weights, recipe.effective_beta)
         weight = torch.as_tensor(w, dtype=torch.float32, device=device)
-    criterion = WeightedCrossEntropy(weight, recipe.label_smoothing)
     val_view = store.view(sets["val"], size, crop, stain)
-    val_labels = label_indices(val_view, classes)
+    return Training(
+        cfg=cfg,
+        sets=sets,
+        classes=classes,
+        store=store,
+        paths=paths,
+        settings=settings,
+        runtime=runtime,
+        workers=workers,
+        model=model,
+        net=net,
+        weights_used=weights_used,
+        params=params,
+        gmacs=gmacs,
+        stain=stain,
+        train_data=train_data,
+        train_labels=train_labels,
+        drop_last=drop_last,
+        device_augment=tuple(device_augment),
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, recipe, steps),
+        scaler=torch.amp.GradScaler(device.type, enabled=runtime.dtype == torch.float16),
+        criterion=WeightedCrossEntropy(weight, recipe.label_smoothing),
+        val_view=val_view,
+        val_labels=label_indices(val_view, classes),
+    )
 
-    start, history, best_score, train_time = 0, [], -1.0, 0.0
-    if resume is not None:
-        if "optimizer" in resume:  # absent after the last epoch: only evaluation is left
-            model.load_state_dict(resume["model"])
-            optimizer.load_state_dict(resume["optimizer"])
-            scheduler.load_state_dict(resume["scheduler"])
-            scaler.load_state_dict(resume["scaler"])
-            torch.set_rng_state(resume["rng"])
-        start, history = resume["epoch"] + 1, resume["history"]
-        best_score, train_time = resume["best_score"], resume["train_time"]
 
-    for epoch in range(start, recipe.epochs):
+def run_epochs(
+    run: Training, progress: bool = True, on_epoch: Callable[[dict], None] | None = None
+) -> None:
+    """Every epoch left: train, score on validation, keep the best weights, save the state
+    that a killed run resumes from."""
+    cfg, recipe, paths = run.cfg, run.cfg.recipe, run.paths
+    for epoch in range(run.start, recipe.epochs):
         t0 = time.perf_counter()
         seed = epoch_seed(cfg.seed, epoch)
         seed_all(seed)
-        sampler = balanced_sampler(train_labels, seed) if recipe.sampler == "balanced" else None
+        sampler = balanced_sampler(run.train_labels, seed) if recipe.sampler == "balanced" else None
         loader = make_loader(
-            train_data,
+            run.train_data,
             recipe.batch_size,
-            True,
-            workers,
-            seed,
-            device.type == "cuda",
-            drop_last,
-            sampler,
+            shuffle=True,
+            workers=run.workers,
+            seed=seed,
+            pin_memory=run.runtime.device.type == "cuda",
+            drop_last=run.drop_last,
+            sampler=sampler,
         )
-        mixer = Mixer(len(classes), recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, seed)
+        n_classes = len(run.classes)
+        mixer = Mixer(n_classes, recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, seed)
         bar = tqdm(
-            total=len(loader) * recipe.batch_size if drop_last else len(train_data),
+            total=len(loader) * recipe.batch_size if run.drop_last else len(run.train_data),
             desc=f"{cfg.member_id} {epoch + 1}/{recipe.epochs}",
             unit="img",
             leave=False,
             disable=None if progress else True,  # None: off when stderr is no terminal (a log)
         )
         stats = engine.train_one_epoch(
-            net,
+            run.net,
             loader,
-            optimizer,
-            scheduler,
-            scaler,
-            criterion,
-            precision,
-            cfg.entry.aux_weight,
-            bar,
-            mixer if mixer.active else None,
-            GpuAugment(device_augment, seed) if device_augment else None,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            scaler=run.scaler,
+            criterion=run.criterion,
+            precision=run.runtime,
+            aux_weight=cfg.entry.aux_weight,
+            progress=bar,
+            mixer=mixer if mixer.active else None,
+            augment=GpuAugment(run.device_augment, seed) if run.device_augment else None,
         )
         bar.close()
-        val_scores = evaluate(val_labels, predict_view(net, val_view, precision, workers),
-                              classes, auc=False)  # fmt: skip
-        train_time += time.perf_counter() - t0
-        history.append(
+        val_probs = predict_view(run.net, run.val_view, run.runtime, run.workers)
+        val_scores = evaluate(run.val_labels, val_probs, run.classes, auc=False)
+        run.train_time += time.perf_counter() - t0
+        run.history.append(
             {
                 "epoch": epoch + 1,
                 **stats,
                 "val_acc": val_scores["accuracy"],
                 "val_macro_f1": val_scores["macro_f1"],
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": run.optimizer.param_groups[0]["lr"],
                 "time_s": round(time.perf_counter() - t0, 2),
             }
         )
         selected = val_scores[recipe.select_metric]
-        if selected > best_score:
-            best_score = selected
-            save_weights(paths.best, model, epoch + 1)
+        if selected > run.best_score:
+            run.best_score = selected
+            save_weights(paths.best, run.model, epoch + 1)
         progress_state = {
-            "settings": settings,
+            "settings": run.settings,
             "epoch": epoch,
-            "history": history,
-            "best_score": best_score,
-            "train_time": train_time,
+            "history": run.history,
+            "best_score": run.best_score,
+            "train_time": run.train_time,
         }
         if epoch < recipe.epochs - 1:  # after the last epoch, evaluation needs the best alone
             progress_state |= {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
+                "model": run.model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(),
+                "scaler": run.scaler.state_dict(),
                 "rng": torch.get_rng_state(),
             }
         save_torch(paths.last, progress_state)
-        write_text(paths.history, pd.DataFrame(history).to_csv(index=False, lineterminator="\n"))
+        history_csv = pd.DataFrame(run.history).to_csv(index=False, lineterminator="\n")
+        write_text(paths.history, history_csv)
         if on_epoch is not None:
-            on_epoch(history[-1])
+            on_epoch(run.history[-1])
 
+
+def finalise(run: Training) -> dict:
+    """The best epoch's submissions (raw and calibrated), metrics and ``meta.json``; the
+    member is done once this returns its summary."""
+    cfg, recipe, paths, sets = run.cfg, run.cfg.recipe, run.paths, run.sets
     # a run resumed from an earlier version may hold its best epoch in the old format
     best_state, best_epoch = load_weights(find_weights(paths.root) or paths.best)
-    model.load_state_dict(best_state)
-    metrics = evaluate_sets(net, sets, classes, store, size, precision, workers, paths, crop, stain)
+    run.model.load_state_dict(best_state)
+    metrics = evaluate_sets(
+        run.net,
+        sets,
+        run.classes,
+        run.store,
+        size=run.size,
+        precision=run.runtime,
+        workers=run.workers,
+        paths=paths,
+        crop=run.crop,
+        stain=run.stain,
+    )
     calib = calibration.calibrate_folder(
         paths.submissions,
         lambda name: ({r.id: r.label for r in sets[name].records}, sets[name].vocabulary),
@@ -297,53 +407,11 @@ def train_member(
         **cross_domain_summary(metrics),
         **calib.summary(),
         "best_epoch": best_epoch,
-        "weights": weights_used,
-        "train_time_s": round(train_time, 1),
+        "weights": run.weights_used,
+        "train_time_s": round(run.train_time, 1),
     }
     write_json(paths.metrics, {"summary": summary, "sets": metrics})
-    write_json(
-        paths.meta,
-        {
-            "member": cfg.member_id,
-            "kind": "member",
-            "arch": cfg.entry.name,
-            "builder": cfg.entry.builder,
-            "family": cfg.entry.family,
-            "norm": cfg.entry.norm,
-            "dataset": cfg.dataset,
-            "classes": list(classes),
-            "seed": cfg.seed,
-            "recipe": asdict(recipe),
-            "weights": weights_used,
-            "weights_requested": cfg.weights,
-            **backbone_meta(weights_used, cfg.weights),
-            "data_fingerprint": settings["data_fingerprint"],
-            "image_size": size,
-            "normalisation": {"mean": list(precision.mean), "std": list(precision.std)},
-            "stain_norm": stain.to_dict() if stain else None,
-            "calibration": calib.meta,
-            "aux_heads": list(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else [],
-            "params": params,
-            "gmacs": round(gmacs, 4),
-            "epochs": recipe.epochs,
-            "best_epoch": best_epoch,
-            "train_time_s": round(train_time, 1),
-            "device": provenance.device_name(device),
-            "precision": precision.name,
-            "augment_on_device": list(device_augment),
-            "compiled": cfg.compile,
-            "deterministic": cfg.deterministic,
-            "versions": provenance.package_versions(),
-            "git_commit": provenance.git_commit(),
-            "command": provenance.command_line(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "sets": {name: m["source"] for name, m in metrics.items()},
-            "test_set": ids_fingerprint(
-                {r.id for r in sets["test"].records}
-                - set(metrics["test"]["source"].get("unreadable", ()))
-            ),
-        },
-    )
+    write_json(paths.meta, member_meta(run, metrics, calib.meta, best_epoch).to_json())
     paths.last.unlink(missing_ok=True)  # only needed to resume; the best weights are the member
     write_json(paths.state, {"status": "done"})
     return {**summary, "status": "trained"}
@@ -360,6 +428,47 @@ def backbone_meta(used: str, requested: str) -> dict:
         "weights_sha256": backbone["sha256"],
         "transductive": bool(backbone["transductive"]),
     }
+
+
+def member_meta(run: Training, metrics: dict, calib: dict, best_epoch: int) -> MemberMeta:
+    cfg, recipe, size, runtime = run.cfg, run.cfg.recipe, run.size, run.runtime
+    unreadable = set(metrics["test"]["source"].get("unreadable", ()))
+    return MemberMeta(
+        member=cfg.member_id,
+        arch=cfg.entry.name,
+        builder=cfg.entry.builder,
+        family=cfg.entry.family,
+        norm=cfg.entry.norm,
+        dataset=cfg.dataset,
+        classes=tuple(run.classes),
+        seed=cfg.seed,
+        recipe=asdict(recipe),
+        weights=run.weights_used,
+        weights_requested=cfg.weights,
+        **backbone_meta(run.weights_used, cfg.weights),
+        data_fingerprint=run.settings["data_fingerprint"],
+        image_size=size,
+        normalisation={"mean": list(runtime.mean), "std": list(runtime.std)},
+        stain_norm=run.stain.to_dict() if run.stain else None,
+        calibration=calib,
+        aux_heads=tuple(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else (),
+        params=run.params,
+        gmacs=round(run.gmacs, 4),
+        epochs=recipe.epochs,
+        best_epoch=best_epoch,
+        train_time_s=round(run.train_time, 1),
+        device=provenance.device_name(runtime.device),
+        precision=runtime.name,
+        augment_on_device=run.device_augment,
+        compiled=cfg.compile,
+        deterministic=cfg.deterministic,
+        versions=provenance.package_versions(),
+        git_commit=provenance.git_commit(),
+        command=provenance.command_line(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        sets={name: m["source"] for name, m in metrics.items()},
+        test_set=ids_fingerprint({r.id for r in run.sets["test"].records} - unreadable),
+    )
 
 
 class SettingsMismatch(RuntimeError):
@@ -412,7 +521,7 @@ def predict_rows(
     model: nn.Module,
     images: np.ndarray,
     rows: np.ndarray,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     workers: int = 0,
 ) -> np.ndarray:
     """Softmax probabilities for ``images[rows]`` (uint8 ``(N, S, S, 3)``), in batches."""
@@ -422,7 +531,7 @@ def predict_rows(
 
 
 def predict_view(
-    model: nn.Module, view: View, precision: engine.Precision, workers: int
+    model: nn.Module, view: View, precision: engine.Runtime, workers: int
 ) -> np.ndarray:
     return predict_rows(model, view.images, view.rows, precision, workers)
 
@@ -433,7 +542,7 @@ def evaluate_sets(
     classes: tuple[str, ...],
     store: ImageStore,
     size: int,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     workers: int,
     paths: MemberPaths,
     crop: CropSpec = CENTRE_CROP,

@@ -24,6 +24,7 @@ from pipeline.errors import UserError, user_errors
 from pipeline.executors.cli import check_executor_args, make_executor
 from pipeline.io import write_json
 from pipeline.jobs import DataSpec, load_data
+from pipeline.layout import Layout
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.names import plain_name
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     load_data.cache_clear()  # the folders may have changed since an earlier run in this process
     tag = load_data(spec).tag  # builds the image cache once, here
     study_name = plain_name(args.study or f"{args.arch}-{tag}", "--study")
-    folder = (args.out / "zoo" / "tuning").resolve()
+    folder = Layout(args.out).tuning.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     if args.executor == "local" and args.local_workers is None:
         args.local_workers = args.trial_workers

@@ -19,6 +19,7 @@ from pipeline.executors.cli import check_executor_args, make_executor
 from pipeline.gpu_augment import GPU_MODES
 from pipeline.io import check_writable, read_json, write_text
 from pipeline.jobs import Data, DataSpec, JobSpec, load_data
+from pipeline.layout import Layout
 from pipeline.manifest import Manifest, flocked, member_lock
 from pipeline.models import Entry, load_catalogue, select
 from pipeline.models import weights as weights_api
@@ -229,7 +230,7 @@ def read_results(path: Path) -> dict[str, dict]:
 
 def finished_row(out: Path, tag: str, busy: dict) -> dict:
     """A busy member's row from its own files, if another run has finished it by now."""
-    metrics = out / "zoo" / "members" / tag / busy["member"] / "metrics.json"
+    metrics = Layout(out).member(tag, busy["member"]) / "metrics.json"
     state = metrics.with_name("state.json")
     try:
         if read_json(state).get("status") == "done":
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before any training
     fingerprint = data_fingerprint(sets) if tracker else ""
-    executor = make_executor(args, args.out / "zoo" / "slurm")
+    executor = make_executor(args, Layout(args.out).slurm)
     jobs = [
         JobSpec(
             MemberConfig(
@@ -393,15 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = [results[job.member_id] for job in jobs if job.member_id in results]  # job order
     failed = [row["member"] for row in rows if row["status"] == "failed"]
 
-    results_file = args.out / "zoo" / f"results-{tag}.csv"
+    results_file = Layout(args.out).results(tag)
     table = int_columns(pd.DataFrame(record_results(results_file, rows, args.out, tag)))
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"\nresults: {results_file}; submissions: {args.out / 'submissions' / tag}")
+    print(f"\nresults: {results_file}; submissions: {Layout(args.out).submissions(tag)}")
     done = table[table["status"].isin(["trained", "skipped (done)", "done (other run)"])]
     if len(seeds) > 1 and not done.empty:
         summary = seed_summary(done)
-        summary_file = args.out / "zoo" / f"results-{tag}-seeds.csv"
+        summary_file = Layout(args.out).results(tag, seeds=True)
         write_text(summary_file, summary.to_csv(index=False, lineterminator="\n"))
         print(f"\nmean ± 95% interval over seeds (Student t): {summary_file}")
         print(format_seed_summary(summary))

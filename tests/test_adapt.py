@@ -27,7 +27,7 @@ from pipeline.recipes import get_recipe, override
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 MEMBER = f"resnet18-{FAST}-s0"
 
-CPU = engine.Precision(torch.device("cpu"), None, False, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+CPU = engine.Runtime(torch.device("cpu"), None, False, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 def small_net(kernel: int = 3) -> nn.Module:
@@ -141,8 +141,8 @@ def test_adapt_writes_transductive_entries_beside_the_member(zoo_out: Path, caps
     assert f"{MEMBER}+adabn" in printed and "lab2_bacc" in printed
     entries = {e.name: e for e in find_entries(out)}
     member, adabn = entries[MEMBER], entries[f"{MEMBER}+adabn"]
-    assert adabn.kind == "adapted" and adabn.meta["transductive"] is True
-    assert entries[f"{MEMBER}+tta"].meta["transductive"] is False
+    assert adabn.kind == "adapted" and adabn.meta.transductive is True
+    assert entries[f"{MEMBER}+tta"].meta.transductive is False
     assert sorted(adabn.files) == sorted(member.files)
     assert adabn.config == f"resnet18-{FAST}+adabn"  # seeds of one adaptation pool together
     assert adapt_cli.main(args) == 0  # an adaptation of the same member may be redone

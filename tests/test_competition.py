@@ -114,7 +114,7 @@ def test_zoo_trains_with_every_option_and_the_member_reloads(
     real, criteria = engine.train_one_epoch, []
 
     def spy(*args, **kwargs):
-        criteria.append(args[5])
+        criteria.append(kwargs["criterion"])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "train_one_epoch", spy)

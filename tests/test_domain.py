@@ -296,9 +296,10 @@ def test_zoo_trains_with_cell_crops_evaluates_lisc_and_summarises_seeds(tmp_path
 
 def test_loaded_members_crop_new_images_as_they_were_trained() -> None:
     from pipeline.members import LoadedMember
+    from pipeline.metadata import MemberMeta
 
-    def member(meta: dict) -> LoadedMember:
-        return LoadedMember("m", "d", meta, None, None, None)  # only its metadata is read
+    def member(meta: dict) -> LoadedMember:  # only its metadata is read
+        return LoadedMember("m", "d", MemberMeta.from_json(meta), None, None, None)
 
     assert member({"recipe": {"crop": "cell", "cell_fraction": 0.5}}).crop == CropSpec("cell", 0.5)
     assert member({"recipe": {"name": "fast"}}).crop == CropSpec()  # trained before crops

@@ -14,7 +14,10 @@ import pytest
 from pipeline.calibration import apply_temperature
 from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
-from pipeline.ensemble.members import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.ensemble.candidates import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.layout import Layout
+from pipeline.members import fitted_method
+from pipeline.metadata import EnsembleMeta
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import KindClash, read_submission, write_submission
 
@@ -152,10 +155,18 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
         assert test.ids == read_submission(subs / "good-fast-s0" / "test.csv").ids
     vote = json.loads((subs / "ens-vote-top3" / "meta.json").read_text())
     assert vote["members"][0] == "good-fast-s0" and len(vote["members"]) == 3
-    stack = joblib.load(zoo / "zoo" / "ensembles" / "cells" / "ens-stack-top3" / "stack.joblib")
-    members = [read_submission(subs / m / "test.csv").probs for m in stack["members"]]
-    raw = read_submission(subs / "ens-stack-top3" / "raw" / "test.csv").probs
-    np.testing.assert_allclose(methods.stack_predict(stack["model"], members, 3), raw, atol=1e-6)
+    # every ensemble is saved whole, the fitted estimator that predict and export load
+    for method in ("vote", "soft", "weighted", "greedy", "stack"):
+        meta = json.loads((subs / f"ens-{method}-top3" / "meta.json").read_text())
+        folder = zoo / "zoo" / "ensembles" / "cells" / f"ens-{method}-top3"
+        fitted = joblib.load(folder / meta["estimator"])
+        assert isinstance(fitted, methods.ENSEMBLE_METHODS[method])
+        members = [read_submission(subs / m / "test.csv").probs for m in meta["members"]]
+        raw = read_submission(subs / f"ens-{method}-top3" / "raw" / "test.csv").probs
+        np.testing.assert_allclose(fitted.predict_proba(members), raw, atol=1e-6)
+    stack = joblib.load(zoo / "zoo" / "ensembles" / "cells" / "ens-stack-top3" / "ensemble.joblib")
+    members = [read_submission(subs / m / "test.csv").probs for m in meta["members"]]
+    np.testing.assert_allclose(methods.stack_predict(stack.model_, members, 3), raw, atol=1e-6)
     # what consumers read is the stacker's output at the temperature fitted on validation
     temperature = json.loads((subs / "ens-stack-top3" / "meta.json").read_text())["calibration"]
     np.testing.assert_allclose(
@@ -193,7 +204,7 @@ def test_explicit_members_and_pooled_seeds(zoo: Path, capsys) -> None:
     assert meta["members"] == ["poor-fast-s0", "bad-fast-s0"]
     candidates = load_candidates(zoo / "submissions" / "cells")
     for c in candidates:
-        c.meta["arch"] = "same"
+        c.meta = c.meta.with_changes(arch="same")
     pooled = pool_seeds(candidates)
     assert [c.name for c in pooled] == ["same-fast-pooled"]
     np.testing.assert_allclose(
@@ -201,10 +212,10 @@ def test_explicit_members_and_pooled_seeds(zoo: Path, capsys) -> None:
     )
     # members trained otherwise (here: other weights) under one name are never pooled together
     for c in candidates[:2]:
-        c.meta["weights"] = "imagenet"
+        c.meta = c.meta.with_changes(weights="imagenet")
     pooled = pool_seeds(candidates)
     assert len(pooled) == 2 and all(re.fullmatch(r"same-fast~\w{6}-pooled", c.name) for c in pooled)
-    assert sorted(len(c.meta["pooled_from"]) for c in pooled) == [2, 3]
+    assert sorted(len(c.pooled_from) for c in pooled) == [2, 3]
     capsys.readouterr()
     assert run(zoo, "--members", "nobody") == 2
     assert capsys.readouterr().err.startswith("error: unknown member(s) ['nobody']; known: ")
@@ -273,3 +284,30 @@ def test_a_damaged_member_is_skipped_with_a_warning_naming_its_file(zoo: Path, d
         assert run(zoo, "--top", "3", "--method", "soft") == 0
     meta = json.loads((zoo / "submissions" / "cells" / "ens-soft-top3" / "meta.json").read_text())
     assert meta["members"] == ["fair-fast-s0", "fair2-fast-s0", "poor-fast-s0"]
+
+
+def test_an_ensemble_saved_before_estimators_still_loads(tmp_path: Path, monkeypatch) -> None:
+    """Older ensembles kept method and weights in meta.json, and a stacker in stack.joblib
+    named by a path relative to the folder they were built in: both load from anywhere."""
+    rng = np.random.default_rng(0)
+    probs = [rng.dirichlet(np.ones(3), 40) for _ in range(2)]
+    y = probs[0].argmax(1)
+    layout = Layout(tmp_path / "out")
+    soft = EnsembleMeta(member="ens-weighted-top2", method="weighted", members=("a", "b"),
+                        weights=(0.25, 0.75), classes=("x", "y", "z"))  # fmt: skip
+    fitted = fitted_method(layout.out, "cells", soft.member, soft)
+    np.testing.assert_allclose(fitted.predict_proba(probs), methods.soft(probs, [0.25, 0.75]))
+    model = methods.fit_stack(probs, y)
+    folder = layout.ensemble("cells", "ens-stack-top2")
+    folder.mkdir(parents=True)
+    joblib.dump({"model": model, "members": ["a", "b"]}, folder / "stack.joblib")
+    monkeypatch.chdir(tmp_path)  # elsewhere than the folder it was built from
+    stack = EnsembleMeta(
+        member="ens-stack-top2",
+        method="stack",
+        members=("a", "b"),
+        classes=("x", "y", "z"),
+        stack_model="built-here/zoo/ensembles/cells/ens-stack-top2/stack.joblib",
+    )
+    fitted = fitted_method(layout.out, "cells", stack.member, stack)
+    np.testing.assert_allclose(fitted.predict_proba(probs), methods.stack_predict(model, probs, 3))

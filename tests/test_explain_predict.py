@@ -114,6 +114,21 @@ def test_predict_with_a_saved_ensemble(trained: Path, tmp_path: Path, capsys) ->
     assert "error: no member or ensemble 'nobody'" in capsys.readouterr().err
 
 
+def test_predict_a_stacked_ensemble_from_another_folder(
+    trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A stacker built with a relative --out is found from any working folder: it was once
+    saved by a path relative to the folder it was built in."""
+    monkeypatch.chdir(trained)
+    assert ensemble_cli.main(["--out", "out", "--method", "stack", "--top", "0"]) == 0
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "pred.csv"
+    image = next((trained / "cells" / "neutrophil").iterdir())
+    assert predict.main(["--ensemble", "ens-stack-all", "--out", str(trained / "out"),
+                         "--csv", str(csv), str(image)]) == 0  # fmt: skip
+    assert len(pd.read_csv(csv)) == 1
+
+
 def test_differential_flags_rare_classes_and_gives_wilson_intervals() -> None:
     table = predict.differential(["a"] * 97 + ["b"] * 3, ("a", "b", "c"))
     a, b, c = table.to_dict("records")

@@ -16,7 +16,15 @@ from pipeline import export
 from pipeline.checkpoint import WEIGHTS_FILE, save_weights
 from pipeline.classes import CLASSES
 from pipeline.data.cache import decode
-from pipeline.members import LoadedMember, load_ensemble, load_member, member_probs
+from pipeline.ensemble.methods import EnsembleMethod, GreedyEnsemble
+from pipeline.members import (
+    LoadedEnsemble,
+    LoadedMember,
+    load_ensemble,
+    load_member,
+    member_probs,
+)
+from pipeline.metadata import EnsembleMeta
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.factory import get_module
 
@@ -179,3 +187,23 @@ def test_an_ensemble_of_different_inputs_is_refused(tmp_path: Path, capsys) -> N
     assert "squeezenet1_1-fast-s1: 48 px" in err and "--member" in err
     assert not (tmp_path / "zoo" / "export").exists()
     assert export.main(["--member", "nobody", "--out", str(tmp_path)]) == 2
+
+
+def test_an_ensemble_method_without_a_graph_is_refused() -> None:
+    """A method whose predict_proba is not a weighted mean, a vote or a stacker would be
+    exported as a weighted mean, silently wrong: it is refused instead."""
+
+    class Geometric(EnsembleMethod):
+        method = "geometric"
+
+        def predict_proba(self, probs):
+            mixed = np.exp(np.mean(np.log(probs), axis=0))
+            return mixed / mixed.sum(axis=1, keepdims=True)
+
+    probs = [np.full((4, 3), 1 / 3)] * 2
+    y = np.array([0, 1, 2, 0])
+    meta = EnsembleMeta(member="ens", classes=("a", "b", "c"), members=("m1", "m2"))
+    with pytest.raises(ValueError, match="no graph for 'geometric'"):
+        export.EnsembleGraph(LoadedEnsemble("ens", meta, [], Geometric().fit(probs, y)))
+    greedy = GreedyEnsemble(3).fit(probs, y)  # a weighted mean: exported as one
+    assert export.EnsembleGraph(LoadedEnsemble("ens", meta, [], greedy)).method == "greedy"

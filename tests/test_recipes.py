@@ -9,6 +9,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from pipeline.metadata import MemberMeta
 from pipeline.optim import make_optimizer, make_scheduler
 from pipeline.recipes import RecipeError, get_recipe, override, settings_fingerprint
 
@@ -55,10 +56,11 @@ def test_an_overridden_recipe_is_named_by_the_fingerprint_of_its_changes() -> No
     assert override(fast, {"lr": fast.lr, "epochs": "15"}) == fast  # nothing changed
     # seeds of one name pool only when their members were trained alike
     meta = {"arch": "resnet18", "weights": "none", "image_size": 64, "recipe": asdict(a)}
-    assert settings_fingerprint(meta) == settings_fingerprint(json.loads(json.dumps(meta)))
-    assert settings_fingerprint(meta) != settings_fingerprint(meta | {"weights": "imagenet"})
+    fp = settings_fingerprint(MemberMeta.from_json(meta))
+    assert fp == settings_fingerprint(MemberMeta.from_json(json.loads(json.dumps(meta))))
+    assert fp != settings_fingerprint(MemberMeta.from_json(meta | {"weights": "imagenet"}))
     older = {**meta, "recipe": {k: v for k, v in asdict(a).items() if k != "cell_fraction"}}
-    assert settings_fingerprint(older) == settings_fingerprint(meta)  # defaults fill in
+    assert settings_fingerprint(MemberMeta.from_json(older)) == fp  # defaults fill in
 
 
 def lrs(recipe_name: str, steps_per_epoch: int, **changes) -> list[float]:

@@ -363,7 +363,7 @@ def test_precision_is_fp32_on_cpu_and_normalises_on_device() -> None:
     assert engine.amp_dtype(device, "bf16") == torch.bfloat16
     with pytest.raises(ValueError, match="auto, fp32, bf16, fp16"):
         engine.amp_dtype(device, "fp8")
-    precision = engine.Precision(device, None, channels_last=True)
+    precision = engine.Runtime(device, None, channels_last=True)
     batch = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
     x = precision.to_input(batch)
     assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)

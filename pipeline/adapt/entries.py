@@ -8,7 +8,7 @@ the member's metadata plus ``adapted_from``, ``adaptation`` and ``transductive``
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from pipeline import provenance
@@ -16,12 +16,12 @@ from pipeline.adapt.methods import Adaptation, adapted_probabilities
 from pipeline.data import Dataset, load_dataset
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
-from pipeline.io import read_json, write_json
+from pipeline.io import write_json
+from pipeline.layout import Layout
 from pipeline.members import LoadedMember, load_member
+from pipeline.metadata import AdaptedMeta, MetaError, read_entry
 from pipeline.scoring import score
 from pipeline.submissions import write_submission
-
-KIND = "adapted"
 
 
 class EntryClash(UserError, ValueError):
@@ -44,7 +44,7 @@ def member_views(
     answer-key sources (the same images its own submissions hold), with the set's vocabulary."""
     datasets: dict[tuple[str, str], Dataset] = {}
     views = {}
-    for set_name, source in member.meta.get("sets", {}).items():
+    for set_name, source in member.meta.sets.items():
         ident = (source["adapter"], source["root"])
         if ident not in datasets:
             datasets[ident] = load_dataset(*ident)
@@ -58,31 +58,32 @@ def member_views(
     return views
 
 
-def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> dict:
-    return {
-        **member.meta,
-        "member": member.name + adaptation.suffix,
-        "kind": KIND,
-        "adapted_from": member.name,
-        "adaptation": asdict(adaptation),
-        "transductive": adaptation.transductive,
-        "command": provenance.command_line(module),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> AdaptedMeta:
+    inherited = {f.name: getattr(member.meta, f.name) for f in fields(member.meta)}
+    return AdaptedMeta(
+        **inherited
+        | {
+            "member": member.name + adaptation.suffix,
+            "adapted_from": member.name,
+            "adaptation": asdict(adaptation),
+            "transductive": adaptation.transductive,
+            "command": provenance.command_line(module),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    )
 
 
 def entry_folder(out: Path, member: LoadedMember, adaptation: Adaptation) -> Path:
     """The adapted entry's folder; only an earlier adaptation of the same member may be
     replaced there, never an entry of another kind."""
-    folder = out / "submissions" / member.dataset / (member.name + adaptation.suffix)
+    folder = Layout(out).submission(member.dataset, member.name + adaptation.suffix)
     meta_file = folder / "meta.json"
     if folder.exists():
         try:
-            meta = read_json(meta_file)
-        except (OSError, ValueError):
+            meta = read_entry(meta_file)
+        except MetaError:
             meta = None
-        if not (isinstance(meta, dict) and meta.get("kind") == KIND
-                and meta.get("adapted_from") == member.name):  # fmt: skip
+        if not (isinstance(meta, AdaptedMeta) and meta.adapted_from == member.name):
             raise EntryClash(
                 f"{folder} exists and is not an adaptation of {member.name}: "
                 "move it away (nothing was written)"
@@ -120,5 +121,6 @@ def adapt_member(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )
         if adaptation.active:  # meta.json last: the folder is an entry once it is complete
-            write_json(folders[adaptation] / "meta.json", adapted_meta(member, adaptation, module))
+            write_json(folders[adaptation] / "meta.json",
+                       adapted_meta(member, adaptation, module).to_json())  # fmt: skip
     return results

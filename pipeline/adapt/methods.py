@@ -78,7 +78,7 @@ def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 def batches(
-    images: np.ndarray, rows: np.ndarray, precision: engine.Precision, size: int
+    images: np.ndarray, rows: np.ndarray, precision: engine.Runtime, size: int
 ) -> Iterator[torch.Tensor]:
     """Normalised input batches of ``images[rows]`` (uint8 NHWC) on the model's device."""
     for start in range(0, len(rows), size):
@@ -123,7 +123,7 @@ def reestimate(
     model: nn.Module,
     images: np.ndarray,
     rows: np.ndarray,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     size: int = BATCH,
 ) -> int:
     """AdaBN (Li et al. 2016): replace every BatchNorm layer's running statistics by those of
@@ -146,7 +146,7 @@ def entropy_minimise(
     model: nn.Module,
     images: np.ndarray,
     rows: np.ndarray,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     adaptation: Adaptation,
 ) -> None:
     """TENT (Wang et al. 2021): a few passes of entropy minimisation of the predictions,
@@ -189,7 +189,7 @@ def probabilities(
     model: nn.Module,
     images: np.ndarray,
     rows: np.ndarray,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     tta: bool,
     size: int = BATCH,
 ) -> np.ndarray:
@@ -210,7 +210,7 @@ def adapted_probabilities(
     model: nn.Module,
     images: np.ndarray,
     rows: np.ndarray,
-    precision: engine.Precision,
+    precision: engine.Runtime,
     adaptation: Adaptation,
 ) -> np.ndarray:
     """Probabilities of one evaluation set's images after adapting to that set alone; the

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.data.cache import load_or_build
 from pipeline.data.records import Dataset
-from pipeline.explain.embedding import penultimate
+from pipeline.features import penultimate
 from pipeline.members import load_member, member_input
 
 BATCH = 128

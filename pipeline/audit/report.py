@@ -12,8 +12,9 @@ import numpy as np
 
 from pipeline.audit.core import AuditResult, Item, Pair
 from pipeline.audit.outliers import FEATURE_NAMES, top_deviations
-from pipeline.audit.sheets import PairTile, Tile, outlier_sheet, pair_sheet, save_png
+from pipeline.audit.sheets import PairTile, Tile, outlier_sheet, pair_sheet
 from pipeline.classes import ordered
+from pipeline.drawing import save_png
 from pipeline.io import write_text
 
 MAX_ROWS = 200  # pairs listed per table in report.md; duplicates.csv holds them all

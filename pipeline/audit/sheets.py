@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.io import atomic_write
+from pipeline.drawing import FONT_SIZE, font
 
-FONT_SIZE = 11
 LINE = FONT_SIZE + 3
 PAD = 6
 BACKGROUND = (255, 255, 255)
@@ -91,10 +89,6 @@ def pair_sheet(pairs: list[PairTile], title: str, side: int = 96, columns: int =
     return sheet
 
 
-def save_png(image: Image.Image, path: Path) -> None:
-    atomic_write(path, lambda f: image.save(f, format="PNG", optimize=True), binary=True)
-
-
 def _caption(
     draw: ImageDraw.ImageDraw,
     lines: tuple[str, ...],
@@ -115,8 +109,3 @@ def _fit(text: str, width: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFo
     while text and font.getlength("..." + text) > width:
         text = text[1:]
     return "..." + text
-
-
-@cache
-def font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=FONT_SIZE)

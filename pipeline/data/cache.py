@@ -5,7 +5,7 @@ or cell-centred at the exact fraction, with any expert masks) and the version of
 decodes and crops, so every member and every epoch of a zoo shares it, and a changed file, size,
 crop or decoder builds a new one. Bytes, not sizes and mtimes: a file rewritten in place with its
 mtime restored would otherwise return its old pixels (digesting all of PBC's 17,092 files, 162 MB,
-takes ~0.3 s warm). A root that is an array file (``.npz``, see ``pipeline.data.npz``) is read
+takes ~0.3 s warm). A root that is an array file (``.npz``, see ``pipeline.data.arrays``) is read
 from its arrays instead, and keyed by its bytes. Cell-centred maps remember how each image's cell
 was found (``crop_status``).
 """
@@ -26,8 +26,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.data import cellcrop
+from pipeline.data.arrays import is_array_file, read_images
 from pipeline.data.cellcrop import CENTRE, FOUND, CropSpec, cell_crop, status_counts
-from pipeline.data.npz import is_array_file, read_images
 from pipeline.io import read_json, write_json
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("WBCZOO_CACHE", Path.home() / ".cache" / "wbczoo"))

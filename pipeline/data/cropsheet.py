@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.audit.sheets import font, save_png
 from pipeline.cli import options as opts
 from pipeline.data import load_dataset
 from pipeline.data.cache import read_with_mask
@@ -30,6 +29,7 @@ from pipeline.data.cellcrop import (
 )
 from pipeline.data.records import Record
 from pipeline.data.store import crop_summary
+from pipeline.drawing import font, save_png
 from pipeline.errors import user_errors
 
 SIDE = 112  # thumbnail side on the sheet

@@ -3,7 +3,7 @@
 A file with ``train_*``/``val_*``/``test_*`` arrays keeps those splits; one with plain
 ``images``/``labels`` is split stratified 64/24/12. Ids name array rows, not files:
 ``train/000123`` is row 123 of ``train_images``, ``images/000123`` row 123 of ``images``; the
-decode cache reads them through ``read_images``.
+decode cache reads them through ``pipeline.data.arrays.read_images``.
 
 Integer labels need class names, taken from the first of: a ``classes`` string array in the
 file, a sidecar beside it (``<stem>.classes.txt``, ``<stem>.classes.json``, ``classes.txt``,
@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.classes import UnknownClassError, canonical_class
+from pipeline.data.arrays import WHOLE, array_key, is_array_file
 from pipeline.data.records import Dataset, DatasetLayoutError, Record, classes_of
 from pipeline.data.registry import register_adapter
 from pipeline.data.splits import balanced_test_split, stratified_split
 
 SPLITS = ("train", "val", "test")
-WHOLE = "images"  # the id prefix of a file without official splits
 SPLIT_SEED = 0
 FRACTIONS = {"train": 0.64, "val": 0.24, "test": 0.12}
 # MedMNIST v2 BloodMNIST labels 0..7, in order
@@ -42,10 +41,6 @@ BLOODMNIST = (
 )
 Headers = dict[str, tuple[tuple[int, ...], np.dtype]]  # array name -> (shape, dtype)
 SIDECARS = ("{stem}.classes.txt", "{stem}.classes.json", "classes.txt", "classes.json")
-
-
-def is_array_file(path: Path) -> bool:
-    return path.suffix.lower() == ".npz" and path.is_file()
 
 
 @register_adapter("npz")
@@ -79,19 +74,6 @@ def load_npz(path: Path, balanced_test: bool = False) -> Dataset:
     return Dataset(path.stem, path, classes_of(everything), splits)
 
 
-def read_images(path: Path, ids: Sequence[str]) -> Iterator[tuple[int, np.ndarray]]:
-    """``(position in ids, uint8 image)`` for every id, loading one array at a time."""
-    wanted: dict[str, list[tuple[int, int]]] = {}
-    for position, i in enumerate(ids):
-        part, _, row = i.partition("/")
-        wanted.setdefault(_key(part, "images"), []).append((position, int(row)))
-    with np.load(path, allow_pickle=False) as data:
-        for key, rows in wanted.items():
-            images = data[key]
-            for position, row in rows:
-                yield position, images[row]
-
-
 def array_headers(path: Path) -> Headers:
     """Shape and dtype of every array in the file, from the headers alone: the images of a
     large file are never read just to load its records."""
@@ -119,14 +101,9 @@ def _sidecars(path: Path) -> list[Path]:
     return [path.parent / name.format(stem=path.stem) for name in SIDECARS]
 
 
-def _key(part: str, kind: str) -> str:
-    """The array of ``kind`` (``images``/``labels``) holding a part (a split, or ``WHOLE``)."""
-    return kind if part == WHOLE else f"{part}_{kind}"
-
-
 def _labels(path: Path, data: np.lib.npyio.NpzFile, headers: Headers, part: str) -> np.ndarray:
     """The checked integer labels of one part, as a 1-d array."""
-    images, labels = _key(part, "images"), _key(part, "labels")
+    images, labels = array_key(part, "images"), array_key(part, "labels")
     missing = [k for k in (images, labels) if k not in headers]
     if missing:
         raise DatasetLayoutError(

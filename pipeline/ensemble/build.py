@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegressionCV
 
 from pipeline.ensemble import methods
-from pipeline.ensemble.members import Candidate
+from pipeline.ensemble.candidates import Candidate
+from pipeline.ensemble.methods import METHODS, EnsembleMethod, make_method
 from pipeline.scoring import accuracy
 
-METHODS = ("vote", "soft", "weighted", "greedy", "stack")
+__all__ = ["METHODS", "Ensemble", "build", "choose", "val_accuracy"]
 
 
 @dataclass
 class Ensemble:
+    """A fitted ensemble method and the candidates it combines."""
+
     name: str
-    method: str
     members: list[Candidate]
-    weights: np.ndarray  # one per member, summing to 1 (vote, stack: uniform)
-    n_classes: int
-    counts: list[int] = field(default_factory=list)  # greedy: the chosen multiset
-    stack: LogisticRegressionCV | None = None
+    estimator: EnsembleMethod
+
+    @property
+    def method(self) -> str:
+        return self.estimator.method
 
     def predict(self, set_name: str) -> np.ndarray:
-        probs = [m.probs(set_name) for m in self.members]
-        if self.method == "vote":
-            return methods.vote(probs)
-        if self.method == "stack":
-            return methods.stack_predict(self.stack, probs, self.n_classes)
-        return methods.soft(probs, self.weights)
+        return self.estimator.predict_proba([m.probs(set_name) for m in self.members])
 
     def sets(self) -> list[str]:
         """The sets every member predicted, so the ensemble can predict them too."""
@@ -68,26 +65,7 @@ def build(
     seed: int = 0,
 ) -> Ensemble:
     """Fit one ensemble on the validation labels ``y``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)} or all")
+    estimator = make_method(method, greedy_size, seed)
     pool = choose(method, candidates, y, top)
-    n_classes = pool[0].probs("val").shape[1]
-    val = [c.probs("val") for c in pool]
-    uniform = np.full(len(pool), 1.0 / len(pool))
-    if method in ("vote", "soft"):
-        return Ensemble(name, method, pool, uniform, n_classes)
-    if method == "weighted":
-        return Ensemble(name, method, pool, methods.fit_weights(val, y), n_classes)
-    if method == "greedy":
-        counts = methods.greedy(val, y, greedy_size)
-        keep = [i for i, n in enumerate(counts) if n > 0]
-        return Ensemble(
-            name,
-            method,
-            [pool[i] for i in keep],
-            counts[keep] / counts.sum(),
-            n_classes,
-            counts=[int(counts[i]) for i in keep],
-        )
-    model = methods.fit_stack(val, y, seed)
-    return Ensemble(name, method, pool, uniform, n_classes, stack=model)
+    estimator.fit([c.probs("val") for c in pool], y)
+    return Ensemble(name, [pool[i] for i in estimator.members_], estimator)

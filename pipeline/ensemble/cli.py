@@ -15,9 +15,12 @@ from pipeline import calibration, provenance
 from pipeline.answers import AnswerKeys
 from pipeline.cli import options as opts
 from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
-from pipeline.ensemble.members import Candidate, load_candidates, pool_seeds
+from pipeline.ensemble.candidates import Candidate, load_candidates, pool_seeds
+from pipeline.ensemble.methods import ESTIMATOR_FILE, GreedyEnsemble, StackEnsemble
 from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json, write_text
+from pipeline.layout import Layout
+from pipeline.metadata import EnsembleMeta
 from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
@@ -68,7 +71,7 @@ def find_dataset(root: Path, tag: str | None) -> str:
 
 
 def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
-    source = candidate.meta.get("sets", {}).get(set_name)
+    source = candidate.meta.source(set_name)
     if source is None:
         raise SystemExit(
             f"{candidate.folder / 'meta.json'} does not say where the answers of {set_name!r} "
@@ -82,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before anything is built
     started = time.perf_counter()
-    tag = find_dataset(args.out / "submissions", args.tag)
-    candidates = load_candidates(args.out / "submissions" / tag)
+    layout = Layout(args.out)
+    tag = find_dataset(layout.submissions_root, args.tag)
+    candidates = load_candidates(layout.submissions(tag))
     if args.pool_seeds:
         candidates = pool_seeds(candidates)
     top = None if args.top == 0 else args.top
@@ -106,18 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         for m in (METHODS if args.method == "all" else [args.method])
     ]
     for ens in ensembles:  # every name is checked before any is written
-        check_kind(args.out / "submissions" / tag / ens.name, "ensemble")
+        check_kind(layout.submission(tag, ens.name), "ensemble")
     for ens in ensembles:
         save(ens, args, tag, classes, scope, keys)
         if tracker is not None:
             tracker.log_ensemble(args.out, tag, ens.name)
 
     table = report(candidates, ensembles, keys, y_val, args)
-    write_text(args.out / "zoo" / f"ensembles-{tag}.csv", table.to_csv(index=False))
+    write_text(layout.ensembles_table(tag), table.to_csv(index=False))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
     print(
         f"\n{len(ensembles)} ensemble(s) of {len(candidates)} candidates in "
-        f"{time.perf_counter() - started:.1f} s; submissions in {args.out / 'submissions' / tag}"
+        f"{time.perf_counter() - started:.1f} s; submissions in {layout.submissions(tag)}"
     )
     return 0
 
@@ -131,59 +135,57 @@ def save(
     keys: AnswerKeys,
 ) -> None:
     """Its submissions (calibrated, the uncalibrated in ``raw/``), meta.json, and in
-    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and a stacker's model."""
-    folder = args.out / "submissions" / tag / ens.name
-    zoo_folder = args.out / "zoo" / "ensembles" / tag / ens.name
+    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and the fitted method
+    (``ensemble.joblib``, named in meta.json relative to that folder, so the zoo can move)."""
+    folder = Layout(args.out).submission(tag, ens.name)
+    zoo_folder = Layout(args.out).ensemble(tag, ens.name)
     ids = {s: ens.members[0].sets[s].ids for s in ens.sets()}
     raw = {s: ens.predict(s) for s in ens.sets()}
     for set_name, probs in raw.items():
         write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
-    sources = ens.members[0].meta.get("sets", {})
-    calib = calibration.calibrate_folder(
-        folder,
-        lambda s: (keys.key(sources[s]), keys.vocabulary(sources[s])) if sources.get(s) else None,
-    )
+    sources = ens.members[0].meta.sets
+    calib = calibration.calibrate_folder(folder, keys.of_sets(sources))
     scores = {
         s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
-                 keys.key(sources[s]), keys.vocabulary(sources[s]))
+                 *keys.answers(sources[s]))
         for s, probs in raw.items()
         if sources.get(s)
     }  # fmt: skip
     per_set = calib.merge(scores)
     write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
-    meta = {
-        "member": ens.name,
-        "kind": "ensemble",
-        "method": ens.method,
-        "members": [m.name for m in ens.members],
-        "weights": [round(float(w), 6) for w in ens.weights],
-        "top": None if scope in ("all", "custom") else args.top,
+    names = [m.name for m in ens.members]
+    extra: dict = {
         "selection_metric": "validation accuracy",
-        "dataset": tag,
-        "classes": list(classes),
-        "family": "ensemble",
-        "norm": sorted({m.get("norm", "?") for m in metas}),
-        "weights_init": sorted({m.get("weights", "?") for m in metas}),
-        "params": sum(int(m.get("params", 0)) for m in metas),
-        "gmacs": round(sum(float(m.get("gmacs", 0)) for m in metas), 4),
-        "sets": sources,
-        "test_set": ens.members[0].meta.get("test_set"),
-        "calibration": calib.meta,
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
-        "command": provenance.command_line("pipeline.ensemble"),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if ens.counts:
-        meta["multiset"] = dict(zip(meta["members"], ens.counts, strict=True))
-    if ens.stack is not None:
-        model_file = zoo_folder / "stack.joblib"
-        bundle = {"model": ens.stack, "members": meta["members"], "classes": list(classes)}
-        atomic_write(model_file, lambda f: joblib.dump(bundle, f), binary=True)
-        meta["stack_model"] = str(model_file)
-        meta["stack_C"] = float(np.atleast_1d(ens.stack.C_)[0])
-    write_json(folder / "meta.json", meta)
+    if isinstance(ens.estimator, GreedyEnsemble):
+        extra["multiset"] = dict(zip(names, (int(n) for n in ens.estimator.counts_), strict=True))
+    if isinstance(ens.estimator, StackEnsemble):
+        extra["stack_C"] = float(np.atleast_1d(ens.estimator.model_.C_)[0])
+    meta = EnsembleMeta(
+        member=ens.name,
+        method=ens.method,
+        members=tuple(names),
+        weights=tuple(round(float(w), 6) for w in ens.estimator.weights_),
+        estimator=ESTIMATOR_FILE,
+        top=None if scope in ("all", "custom") else args.top,
+        dataset=tag,
+        classes=tuple(classes),
+        norm=tuple(sorted({m.norm or "?" for m in metas})),
+        weights_init=tuple(sorted({m.weights or "?" for m in metas})),
+        params=sum(int(m.params) for m in metas),
+        gmacs=round(sum(float(m.gmacs or 0) for m in metas), 4),
+        sets=sources,
+        test_set=ens.members[0].meta.test_set,
+        calibration=calib.meta,
+        command=provenance.command_line("pipeline.ensemble"),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        extra=extra,
+    )
+    atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
+    write_json(folder / "meta.json", meta.to_json())
 
 
 def report(
@@ -199,7 +201,7 @@ def report(
     best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
-    test_vocabulary = keys.vocabulary(candidates[0].meta["sets"]["test"]) if has_test else ()
+    test_vocabulary = keys.vocabulary(candidates[0].meta.sets["test"]) if has_test else ()
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}

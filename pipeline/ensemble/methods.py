@@ -1,4 +1,6 @@
-"""Ensemble methods as pure functions on member probability tables.
+"""Ensemble methods: pure functions on member probability tables, and the estimators (one
+class per method, in ``ENSEMBLE_METHODS``) that ``pipeline.ensemble`` fits and saves and
+``predict --ensemble`` and ``pipeline.export`` load.
 
 ``probs`` is always a list (one per member) of ``(n_images, n_classes)`` arrays on the same
 images; ``y`` holds the validation labels as class indices. Nothing here sees a test set.
@@ -8,14 +10,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar, Self
 
+import joblib
 import numpy as np
 from scipy.optimize import minimize
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from pipeline.metadata import EnsembleMeta
 from pipeline.scoring import accuracy
 
+ESTIMATOR_FILE = "ensemble.joblib"  # in OUT/zoo/ensembles/<dataset>/<name>/
 VOTE_TIE_BREAK = 1e-3  # far below one vote (>= 1/len(members)), so it only decides ties
 
 
@@ -133,3 +141,106 @@ def stack_predict(model: LogisticRegressionCV, probs: Sequence[np.ndarray], n: i
     out = np.zeros((len(probs[0]), n))
     out[:, model.classes_] = model.predict_proba(stack_features(probs))
     return out
+
+
+class EnsembleMethod(BaseEstimator):
+    """An ensemble method in scikit-learn's shape: ``fit(val_probs, y)`` learns from the
+    members' validation probabilities alone, ``predict_proba(probs)`` combines any set's.
+
+    ``weights_`` (one per member, summing to 1) is set by every method; ``members_`` holds the
+    positions of the members the fitted ensemble uses (greedy drops those never picked), and
+    ``predict_proba`` takes exactly those members' probabilities, in that order. The fitted
+    object is saved whole (joblib) and is what ``predict --ensemble`` and the ONNX export use.
+    """
+
+    method: ClassVar[str]
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Self:
+        self.n_classes_ = int(probs[0].shape[1])
+        self.members_ = list(range(len(probs)))
+        self.weights_ = np.full(len(probs), 1.0 / len(probs))
+        return self
+
+    def predict_proba(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        return soft(probs, self.weights_)
+
+
+class VoteEnsemble(EnsembleMethod):
+    method = "vote"
+
+    def predict_proba(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        return vote(probs)
+
+
+class SoftEnsemble(EnsembleMethod):
+    method = "soft"
+
+
+class WeightedEnsemble(EnsembleMethod):
+    method = "weighted"
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Self:
+        super().fit(probs, y)
+        self.weights_ = fit_weights(probs, y)
+        return self
+
+
+class GreedyEnsemble(EnsembleMethod):
+    method = "greedy"
+
+    def __init__(self, size: int = 10) -> None:
+        self.size = size
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Self:
+        super().fit(probs, y)
+        counts = greedy(probs, y, self.size)
+        self.members_ = [i for i, n in enumerate(counts) if n > 0]
+        self.counts_ = counts[self.members_]
+        self.weights_ = self.counts_ / self.counts_.sum()
+        return self
+
+
+class StackEnsemble(EnsembleMethod):
+    method = "stack"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Self:
+        super().fit(probs, y)
+        self.model_ = fit_stack(probs, y, self.seed)
+        return self
+
+    def predict_proba(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        return stack_predict(self.model_, probs, self.n_classes_)
+
+
+ENSEMBLE_METHODS: dict[str, type[EnsembleMethod]] = {
+    m.method: m
+    for m in (VoteEnsemble, SoftEnsemble, WeightedEnsemble, GreedyEnsemble, StackEnsemble)
+}
+METHODS = tuple(ENSEMBLE_METHODS)
+
+
+def make_method(method: str, greedy_size: int = 10, seed: int = 0) -> EnsembleMethod:
+    """An unfitted ensemble of ``method`` with the options that method takes."""
+    if method not in ENSEMBLE_METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)} or all")
+    if method == "greedy":
+        return GreedyEnsemble(greedy_size)
+    if method == "stack":
+        return StackEnsemble(seed)
+    return ENSEMBLE_METHODS[method]()
+
+
+def restored(meta: EnsembleMeta, stack_file: Path) -> EnsembleMethod:
+    """The fitted method of an ensemble saved before ensembles were saved whole: its method,
+    members' weights and (stacking) the bundle in ``stack_file``."""
+    est = ENSEMBLE_METHODS[meta.method]()
+    est.n_classes_ = len(meta.classes)
+    est.members_ = list(range(len(meta.members)))
+    weights = np.asarray(meta.weights or np.ones(len(meta.members)), dtype=float)
+    est.weights_ = weights / weights.sum()
+    if isinstance(est, StackEnsemble):
+        est.model_ = joblib.load(stack_file)["model"]
+    return est

@@ -22,9 +22,11 @@ from pipeline.classes import ordered  # noqa: E402
 from pipeline.cli import options as opts  # noqa: E402
 from pipeline.data.cache import decode  # noqa: E402
 from pipeline.errors import user_errors  # noqa: E402
-from pipeline.explain.embedding import penultimate, tsne_map  # noqa: E402
+from pipeline.explain.embedding import tsne_map  # noqa: E402
 from pipeline.explain.gradcam import cam_layer, grad_cam  # noqa: E402
+from pipeline.features import penultimate  # noqa: E402
 from pipeline.io import atomic_write, write_text  # noqa: E402
+from pipeline.layout import Layout  # noqa: E402
 from pipeline.members import LoadedMember, load_member, member_input  # noqa: E402
 from pipeline.models.factory import get_module  # noqa: E402
 from pipeline.names import plain_name
@@ -46,12 +48,12 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
 
 
-def misclassified(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
+def confident_mistakes(member: LoadedMember, out: Path, set_name: str, n: int) -> list[dict]:
     """The member's most confident mistakes on a set, from its own submission file."""
-    source = member.meta["sets"][set_name]
+    source = member.meta.sets[set_name]
     keys = AnswerKeys()
-    key, vocabulary = keys.key(source), keys.vocabulary(source)
-    sub = read_submission(out / "submissions" / member.dataset / member.name / f"{set_name}.csv")
+    key, vocabulary = keys.answers(source)
+    sub = read_submission(Layout(out).submission(member.dataset, member.name) / f"{set_name}.csv")
     wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
     wrong.sort(key=lambda m: -m.confidence)
     return [{"path": Path(source["root"]) / m.id, "id": m.id, "true": m.true} for m in wrong[:n]]
@@ -83,7 +85,7 @@ def run_gradcam(args: argparse.Namespace, member: LoadedMember, folder: Path) ->
         items = [{"path": p, "id": str(p)} for p in args.images]
         what = "chosen images"
     else:
-        items = misclassified(member, args.out, args.mistakes_on, args.n)
+        items = confident_mistakes(member, args.out, args.mistakes_on, args.n)
         what = f"most confident mistakes on {args.mistakes_on}"
         if not items:
             print(f"{member.name} makes no mistake on {args.mistakes_on}: nothing to show")
@@ -96,16 +98,16 @@ def run_gradcam(args: argparse.Namespace, member: LoadedMember, folder: Path) ->
 
 
 def run_tsne(args: argparse.Namespace, member: LoadedMember, folder: Path) -> None:
-    sets = args.sets.split(",") if args.sets else [s for s in member.meta["sets"] if s != "val"]
+    sets = args.sets.split(",") if args.sets else [s for s in member.meta.sets if s != "val"]
     rng = np.random.default_rng(args.seed)
     keys = AnswerKeys()
     rows, feats = [], []
     for set_name in sets:
-        if set_name not in member.meta["sets"]:
+        if set_name not in member.meta.sets:
             raise SystemExit(
-                f"{member.name} has no set {set_name!r}: {', '.join(member.meta['sets'])}"
+                f"{member.name} has no set {set_name!r}: {', '.join(member.meta.sets)}"
             )
-        source = member.meta["sets"][set_name]
+        source = member.meta.sets[set_name]
         key = keys.key(source)
         ids = sorted(key)
         ids = [ids[i] for i in sorted(rng.choice(len(ids), min(args.per_set, len(ids)), False))]
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for set_name in asked:  # gradcam-<set>.png
         plain_name(set_name, "set name")
     member = load_member(args.out, args.member, args.tag, args.device)
-    folder = args.out / "zoo" / "explain" / member.dataset / member.name
+    folder = Layout(args.out).explanations(member.dataset, member.name)
     (run_gradcam if args.what == "gradcam" else run_tsne)(args, member, folder)
     return 0
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pipeline.cli import options as opts
 from pipeline.errors import user_errors
-from pipeline.leaderboard.collect import Entry, find_entries, in_domain_test_source
+from pipeline.layout import Layout
+from pipeline.leaderboard.collect import Contender, find_entries, in_domain_test_source
 from pipeline.leaderboard.competition import (
     Settings,
     board,
@@ -67,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return organise(p, args)
     entries = find_entries(args.out)
     if not entries:
-        print(f"no submissions under {args.out / 'submissions'}: run pipeline.zoo first",
+        print(f"no submissions under {Layout(args.out).submissions_root}: run pipeline.zoo first",
               file=sys.stderr)  # fmt: skip
         return 1
-    scorer = Scorer(args.out / "zoo" / "leaderboard-cache.json")
+    scorer = Scorer(Layout(args.out).leaderboard_cache)
     long = long_table(entries, scorer)
     datasets = [args.tag] if args.tag else sorted(long["dataset"].unique())
     boards = []
@@ -120,7 +121,7 @@ def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def print_competition(
-    out: Path, entries: list[Entry], scorer: Scorer, settings: Settings, datasets: list | None
+    out: Path, entries: list[Contender], scorer: Scorer, settings: Settings, datasets: list | None
 ) -> None:
     """The competition board of every dataset with competition submissions."""
     for folder in sorted(p for p in (out / "competition").glob("*") if p.is_dir()):

@@ -7,7 +7,8 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.metadata import MetaError, read_meta
+from pipeline.layout import Layout
+from pipeline.metadata import EntryMeta, MetaError, read_entry
 from pipeline.recipes import settings_fingerprint
 
 SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
@@ -15,18 +16,19 @@ _SEED = re.compile(r"-s\d+(?=(\+[A-Za-z0-9]+)*$)")  # before an adaptation's suf
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One member or ensemble of one training dataset, with its submission files."""
+class Contender:
+    """One contender on the leaderboard (member, ensemble, adapted member or upload) of one
+    training dataset, with its submission files."""
 
     dataset: str
     name: str
     folder: Path
-    meta: dict
+    meta: EntryMeta
     variant: str = ""  # set when seeds of one name were trained otherwise: their fingerprint
 
     @property
     def kind(self) -> str:
-        return self.meta.get("kind", "member")
+        return self.meta.kind
 
     @property
     def config(self) -> str:
@@ -45,25 +47,24 @@ class Entry:
         return {p.stem: p for p in sorted(self.folder.glob("*.csv"))}
 
     def source(self, set_name: str) -> dict | None:
-        return self.meta.get("sets", {}).get(set_name)
+        return self.meta.source(set_name)
 
 
-def find_entries(out: Path) -> list[Entry]:
+def find_entries(out: Path) -> list[Contender]:
     """All entries under ``OUT/submissions``, sorted by dataset and name."""
-    root = out / "submissions"
     entries = []
-    for meta_file in sorted(root.glob("*/*/meta.json")):
+    for meta_file in Layout(out).meta_files():
         try:
-            meta = read_meta(meta_file)
+            meta = read_entry(meta_file)
         except MetaError as exc:  # one damaged entry spoils no table
             warnings.warn(f"{exc}; skipped", stacklevel=2)
             continue
         folder = meta_file.parent
-        entries.append(Entry(folder.parent.name, folder.name, folder, meta))
+        entries.append(Contender(folder.parent.name, folder.name, folder, meta))
     return split_unlike_seeds(entries)
 
 
-def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
+def split_unlike_seeds(entries: list[Contender]) -> list[Contender]:
     """Members of one configuration whose ``meta.json`` settings differ, told apart (with a
     warning) by their settings fingerprint."""
     settings: dict[tuple[str, str], set[str]] = {}
@@ -85,6 +86,6 @@ def split_unlike_seeds(entries: list[Entry]) -> list[Entry]:
     ]
 
 
-def in_domain_test_source(entries: list[Entry], dataset: str) -> dict | None:
+def in_domain_test_source(entries: list[Contender], dataset: str) -> dict | None:
     """Where the test answers of a training dataset come from, per its entries' ``meta.json``."""
     return next((s for e in entries if e.dataset == dataset and (s := e.source("test"))), None)

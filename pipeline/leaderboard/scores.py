@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline import classes, metrics, scoring
 from pipeline.answers import AnswerKeys, ids_fingerprint
 from pipeline.io import write_json
-from pipeline.leaderboard.collect import Entry
+from pipeline.leaderboard.collect import Contender
 from pipeline.scoring import score
 from pipeline.submissions import read_submission
 
@@ -37,11 +37,11 @@ class Scorer:
             except (OSError, json.JSONDecodeError):
                 self._cache = {}  # a damaged cache is only a slower start
 
-    def full(self, entry: Entry, set_name: str) -> dict:
+    def full(self, entry: Contender, set_name: str) -> dict:
         """All metrics of one submission file (confusion matrix, per class, AUC)."""
         return self._score(entry, set_name, auc=True)
 
-    def summary(self, entry: Entry, set_name: str) -> dict | None:
+    def summary(self, entry: Contender, set_name: str) -> dict | None:
         """Accuracy, balanced accuracy, macro-F1 and counts; None without an answer key."""
         source = entry.source(set_name)
         if source is None:
@@ -76,7 +76,7 @@ class Scorer:
             write_json(self.cache_file, self._cache)
             self._dirty = False
 
-    def _score(self, entry: Entry, set_name: str, auc: bool) -> dict:
+    def _score(self, entry: Contender, set_name: str, auc: bool) -> dict:
         source = entry.source(set_name)
         if source is None:
             raise KeyError(f"{entry.folder / 'meta.json'} gives no answer key for {set_name!r}")

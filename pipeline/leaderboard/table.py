@@ -7,19 +7,20 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from pipeline.leaderboard.collect import Entry
+from pipeline.leaderboard.collect import Contender
 from pipeline.leaderboard.scores import Scorer
+from pipeline.metadata import AdaptedMeta, EnsembleMeta, MemberMeta
 from pipeline.stats import mean_ci
 
 IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
 WEIGHTS = {"imagenet": "ImageNet", "none": "random", "file": "own backbone"}
 
 
-def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
+def long_table(entries: list[Contender], scorer: Scorer) -> pd.DataFrame:
     """One row per entry and evaluation set, with the entry's description and its scores."""
     rows = []
     for e in entries:
-        described = describe(e) | {"test_set": _test_set(e, scorer)}
+        described = row_description(e) | {"test_set": _test_set(e, scorer)}
         for set_name in e.files:
             try:
                 scores = scorer.summary(e, set_name)
@@ -32,7 +33,7 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _test_set(e: Entry, scorer: Scorer) -> str:
+def _test_set(e: Contender, scorer: Scorer) -> str:
     """The fingerprint of the entry's in-domain test set; empty without one."""
     source = e.source("test")
     if source is None:
@@ -51,23 +52,28 @@ def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
     return sorted(counts.index, key=lambda t: (-counts[t], t))
 
 
-def describe(e: Entry) -> dict:
+def row_description(e: Contender) -> dict:
     m = e.meta
-    single = e.kind in ("member", "adapted")
-    weights = m.get("weights") if single else "+".join(m.get("weights_init", []))
-    norm = m.get("norm") if single else "+".join(m.get("norm", []))
+    weights = norm = family = gmacs = image_size = None
+    params = 0
+    if isinstance(m, MemberMeta):
+        weights, norm, family, image_size = m.weights, m.norm, m.family, m.image_size
+        params, gmacs = m.params, m.gmacs
+    elif isinstance(m, EnsembleMeta):
+        weights, norm, family = "+".join(m.weights_init), "+".join(m.norm), m.family
+        params, gmacs = m.params, m.gmacs
     return {
         "dataset": e.dataset,
         "name": e.config,
         "entry": e.name,
         "kind": {"member": "single"}.get(e.kind, e.kind),
-        "family": m.get("family", "?"),
+        "family": family or "?",
         "norm": norm or "?",
         "weights": WEIGHTS.get(weights, weights or "?"),
-        "params_m": m.get("params", 0) / 1e6,
-        "gmacs": m.get("gmacs", np.nan),
-        "image_size": m.get("image_size", np.nan),
-        "transductive": bool(m.get("transductive", False)),
+        "params_m": params / 1e6,
+        "gmacs": np.nan if gmacs is None else gmacs,
+        "image_size": np.nan if image_size is None else image_size,
+        "transductive": isinstance(m, AdaptedMeta) and m.transductive,
     }
 
 

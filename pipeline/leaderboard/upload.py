@@ -18,6 +18,8 @@ import numpy as np
 
 from pipeline.classes import ordered
 from pipeline.io import write_json
+from pipeline.layout import Layout
+from pipeline.metadata import UploadMeta
 from pipeline.names import BadName, plain_name, quote
 from pipeline.scoring import missing_classes, score
 from pipeline.submissions import Submission, SubmissionError, read_submission, write_submission
@@ -115,7 +117,7 @@ def save_upload(
     safe = sanitise_name(name)
     plain_name(dataset, "dataset")
     plain_name(set_name, "set")
-    root = (out / "submissions").resolve()
+    root = Layout(out).submissions_root.resolve()
     folder = (root / dataset / safe).resolve()
     # resolving follows symbolic links: a linked dataset folder must not lead outside OUT
     if not folder.is_relative_to(root):
@@ -131,14 +133,13 @@ def save_upload(
     write_submission(
         folder / f"{set_name}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
     )
-    meta = {
-        "member": safe,
-        "name": safe,
-        "kind": "upload",
-        "dataset": dataset,
-        "classes": list(sub.classes),
-        "sets": {set_name: source},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    write_json(folder / "meta.json", meta)
+    meta = UploadMeta(
+        member=safe,
+        name=safe,
+        dataset=dataset,
+        classes=tuple(sub.classes),
+        sets={set_name: source},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    write_json(folder / "meta.json", meta.to_json())
     return folder

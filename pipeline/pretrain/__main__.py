@@ -21,8 +21,9 @@ from pipeline.data.cache import load_or_build
 from pipeline.data.records import IMAGE_SUFFIXES
 from pipeline.data.store import ImageStore, View, image_sets
 from pipeline.errors import user_errors
-from pipeline.explain.embedding import penultimate
+from pipeline.features import penultimate
 from pipeline.io import write_json
+from pipeline.layout import Layout
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.models.backbone_file import save_backbone
 from pipeline.pretrain.probe import knn_scores
@@ -90,7 +91,7 @@ def overlaps(a: Path, b: Path) -> bool:
 
 
 def features(model: torch.nn.Module, entry: Entry, view: View, rows: np.ndarray,
-             precision: engine.Precision) -> np.ndarray:  # fmt: skip
+             precision: engine.Runtime) -> np.ndarray:  # fmt: skip
     return penultimate(model, entry, batches(view.images, rows, precision, 128))
 
 
@@ -143,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
 
     name = f"{entry.name}-simclr-{dataset.name}-s{config.seed}"
-    output = args.output or args.out / "zoo" / "pretrained" / f"{name}.pt"
+    output = args.output or Layout(args.out).pretrained(name)
     info = {"method": "simclr", "config": asdict(config), "images": n, "dataset": dataset.name,
             "extra": [str(p.resolve()) for p in args.extra], "transductive": transductive,
             "losses": losses, "train_time_s": round(seconds, 1)}  # fmt: skip
     save_backbone(output, entry, backbone_state(model, entry), info)
 
-    precision = engine.Precision(device, None, False, tuple(entry.mean), tuple(entry.std))
+    precision = engine.Runtime(device, None, False, tuple(entry.mean), tuple(entry.std))
     torch.manual_seed(config.seed)
     random_model, _ = create_model(entry, PROJECTION, "none", config.image_size, head_hidden=HIDDEN)
     probe_rows = np.random.default_rng(0).permutation(len(train.rows))[:PROBE_TRAIN]

@@ -85,7 +85,7 @@ def pretrain(
     torch.manual_seed(config.seed)
     model, _ = create_model(entry, PROJECTION, "none", config.image_size, head_hidden=HIDDEN)
     model.to(device)
-    precision = engine.Precision(
+    precision = engine.Runtime(
         device, engine.amp_dtype(device), False, tuple(entry.mean), tuple(entry.std)
     )
     augment = build_augment(VIEW_AUGMENT, config.image_size, config.seed, 1.0)

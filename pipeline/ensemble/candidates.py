@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.metadata import MetaError, read_meta
+from pipeline.metadata import MemberMeta, MetaError, read_entry
 from pipeline.recipes import settings_fingerprint
 from pipeline.submissions import Submission, SubmissionError, read_submission
 
@@ -22,9 +22,10 @@ class MemberMismatchError(UserError, ValueError):
 @dataclass
 class Candidate:
     name: str
-    meta: dict
+    meta: MemberMeta
     sets: dict[str, Submission]  # set name -> predictions
     folder: Path
+    pooled_from: tuple[str, ...] = ()  # the seeds' members, for a candidate that pools them
 
     def probs(self, set_name: str) -> np.ndarray:
         return self.sets[set_name].probs
@@ -41,8 +42,8 @@ def load_candidates(folder: Path) -> list[Candidate]:
             warnings.warn(f"{member}: no meta.json, skipped", stacklevel=2)
             continue
         try:
-            meta = read_meta(meta_file)
-            if meta.get("kind", "member") != "member":  # ensembles and uploads are not candidates
+            meta = read_entry(meta_file)
+            if type(meta) is not MemberMeta:  # ensembles, adapted entries, uploads are not
                 continue
             if not (member / "val.csv").exists():
                 warnings.warn(
@@ -84,8 +85,8 @@ def check_compatible(candidates: list[Candidate]) -> None:
                     f"image ids differ between {first.folder / (name + '.csv')} and "
                     f"{other.folder / (name + '.csv')}"
                 )
-            a = first.meta.get("sets", {}).get(name)
-            b = other.meta.get("sets", {}).get(name)
+            a = first.meta.source(name)
+            b = other.meta.source(name)
             if a and b and a != b:
                 raise MemberMismatchError(
                     f"set {name!r} comes from different datasets: {a} in "
@@ -101,7 +102,7 @@ def pool_seeds(candidates: list[Candidate]) -> list[Candidate]:
     named with its fingerprint."""
     groups: dict[tuple[str, str, str], list[Candidate]] = {}
     for c in candidates:
-        key = (c.meta.get("arch", c.name), c.meta.get("recipe", {}).get("name", ""))
+        key = (c.meta.arch or c.name, c.meta.recipe.get("name", ""))
         groups.setdefault((*key, settings_fingerprint(c.meta)), []).append(c)
     ways = Counter((arch, recipe) for arch, recipe, _ in groups)
     pooled = []
@@ -118,8 +119,8 @@ def pool_seeds(candidates: list[Candidate]) -> list[Candidate]:
             )
             for name in sorted(shared)
         }
-        meta = {**members[0].meta, "seeds": [m.meta.get("seed") for m in members]}
-        meta["pooled_from"] = [m.name for m in members]
         variant = f"~{settings}" if ways[arch, recipe] > 1 else ""
-        pooled.append(Candidate(f"{arch}-{recipe}{variant}-pooled", meta, sets, members[0].folder))
+        name = f"{arch}-{recipe}{variant}-pooled"
+        pooled_from = tuple(m.name for m in members)
+        pooled.append(Candidate(name, members[0].meta, sets, members[0].folder, pooled_from))
     return pooled

@@ -1,0 +1,85 @@
+"""The output folder's layout: the one place that knows where each file of a zoo lives.
+
+``OUT/submissions/<dataset>/<name>/`` holds what the leaderboard reads (``<set>.csv``,
+``raw/<set>.csv``, ``meta.json``) for members, ensembles, adapted members and uploads alike;
+``OUT/zoo/`` holds the rest: member checkpoints and histories, fitted ensembles, run tables,
+the manifest and locks, explanations, exports and caches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class Layout:
+    out: Path
+
+    @property
+    def submissions_root(self) -> Path:
+        return self.out / "submissions"
+
+    @property
+    def zoo(self) -> Path:
+        return self.out / "zoo"
+
+    def submissions(self, dataset: str) -> Path:
+        """Every entry trained on ``dataset``."""
+        return self.submissions_root / dataset
+
+    def submission(self, dataset: str, name: str) -> Path:
+        """One entry's submission files and ``meta.json``."""
+        return self.submissions(dataset) / name
+
+    def meta(self, dataset: str, name: str) -> Path:
+        return self.submission(dataset, name) / META_FILE
+
+    def meta_files(self, dataset: str | None = None, name: str | None = None) -> list[Path]:
+        """Every entry's ``meta.json`` (of one dataset or all; of one name or all), sorted;
+        both are plain names (``pipeline.names``), never patterns."""
+        return sorted(self.submissions_root.glob(f"{dataset or '*'}/{name or '*'}/{META_FILE}"))
+
+    def member(self, dataset: str, name: str) -> Path:
+        """A member's checkpoints, history and metrics."""
+        return self.zoo / "members" / dataset / name
+
+    def ensemble(self, dataset: str, name: str) -> Path:
+        """A fitted ensemble (``ensemble.joblib``) and its metrics."""
+        return self.zoo / "ensembles" / dataset / name
+
+    def explanations(self, dataset: str, name: str) -> Path:
+        return self.zoo / "explain" / dataset / name
+
+    def export(self, dataset: str, name: str) -> Path:
+        return self.zoo / "export" / dataset / name
+
+    def results(self, dataset: str, seeds: bool = False) -> Path:
+        """The zoo's table of members (``seeds``: their mean over seeds)."""
+        return self.zoo / f"results-{dataset}{'-seeds' if seeds else ''}.csv"
+
+    def ensembles_table(self, dataset: str) -> Path:
+        return self.zoo / f"ensembles-{dataset}.csv"
+
+    def manifest(self, dataset: str) -> Path:
+        return self.zoo / f"manifest-{dataset}.json"
+
+    def lock(self, dataset: str, member: str) -> Path:
+        return self.zoo / "locks" / dataset / f"{member}.lock"
+
+    @property
+    def leaderboard_cache(self) -> Path:
+        return self.zoo / "leaderboard-cache.json"
+
+    @property
+    def tuning(self) -> Path:
+        return self.zoo / "tuning"
+
+    @property
+    def slurm(self) -> Path:
+        return self.zoo / "slurm"
+
+    def pretrained(self, name: str) -> Path:
+        return self.zoo / "pretrained" / f"{name}.pt"
