@@ -237,20 +237,27 @@ def test_check_upload_scores_a_valid_file(out: Path) -> None:
 
 
 def test_table_ranks_configurations_with_seeds_pooled(app: AppTest) -> None:
-    t = table(app)
+    t = table(app)  # the overview: rank to cost, percentages, the test interval in one cell
+    assert t.columns.tolist() == [
+        "rank", "name", "note", "test", "cross_bacc", "bccd_bacc", "rank_shift", "params_m",
+        "gmacs",
+    ]  # fmt: skip
     assert t["name"].tolist() == ["ens-soft-top2", "alpha-fast", "beta-fast"]
     assert t["rank"].tolist() == [1, 2, 3]
-    assert t["n"].tolist() == [1, 2, 1]
-    assert t["test_acc"].tolist() == pytest.approx([1.0, 7 / 12, 2 / 6])
-    assert t["bccd_acc"].tolist() == pytest.approx([0.5, 0.375, 1.0])
+    assert t["test"].tolist() == ["100.0", "58.3", "33.3"]  # no interval from 2 seeds
     assert t["rank_shift"].tolist() == [-1, -1, 2]
+    app.segmented_control(key="preset").set_value("all").run()
+    t = table(app)
+    assert t["n"].tolist() == [1, 2, 1]
+    assert t["test_acc"].tolist() == pytest.approx([100.0, 700 / 12, 100 / 3])
+    assert t["bccd_acc"].tolist() == pytest.approx([50.0, 37.5, 100.0])
     assert {"test_acc_ci95", "test_macro_f1", "val_acc", "cross_acc", "params_m", "gmacs"} <= set(
         t.columns
     )
     assert app.markdown[0].value.startswith("**3 of 3 rows** · top: **ens-soft-top2**")
     captions = " ".join(c.value for c in app.caption)
     assert "positive means the row climbs when the lab changes" in captions
-    assert "Student t 95% interval" in captions
+    assert "Student t 95% interval from 3 seeds on" in captions
 
 
 def test_filters(app: AppTest) -> None:
@@ -277,22 +284,25 @@ def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Pa
             index=CLASSES, columns=CLASSES, fill_value=0
         )
         np.testing.assert_array_equal(cm.value.to_numpy(), expected.to_numpy())
-    assert [c.value for c in app.code] == [ZOO_COMMAND]
+    assert app.code[0].value == ZOO_COMMAND  # then the Competition tab's sample
     assert app.json[0].value and json.loads(app.json[0].value)["member"] == "alpha-fast-s1"
     captions = " ".join(c.value for c in app.caption)
     assert "No training history" in captions  # s1 has none; s0 has one
     assert "3 test images misclassified; 3 shown" in captions  # half of 6, all on disk
-    assert len(app.image) == 3
+    assert "6 bccd images misclassified; 6 shown" in captions  # each set's own mistakes
+    assert len(app.image) == 3 + 6
     explained = out / "zoo" / "explain" / "cells" / "alpha-fast-s0"
     explained.mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(explained / "tsne.png")  # as `pipeline.explain` leaves it
     app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
     assert "No training history" not in " ".join(c.value for c in app.caption)
     assert "Explanations" in [s.value for s in app.subheader]
-    shown = re.search(r"misclassified; (\d+) shown", " ".join(c.value for c in app.caption))
-    assert len(app.image) == int(shown.group(1)) + 1  # the gallery, then the explanation
+    shown = sum(
+        map(int, re.findall(r"misclassified; (\d+) shown", " ".join(c.value for c in app.caption)))
+    )
+    assert len(app.image) == shown + 1  # the galleries, then the explanation
     app.selectbox(key="detail_row").set_value("ens-soft-top2").run()
-    assert [c.value for c in app.code] == [ENSEMBLE_COMMAND]
+    assert app.code[0].value == ENSEMBLE_COMMAND
 
 
 def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
@@ -300,8 +310,8 @@ def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
     app.file_uploader(key="upload").set_value(("mine.csv", perfect(key), "text/csv")).run()
     assert not app.error and not app.exception
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["accuracy"] == "1.0000" and metrics["macro-F1"] == "1.0000"
-    assert metrics["balanced accuracy"] == "1.0000"
+    assert metrics["accuracy"] == "100.0%" and metrics["macro-F1"] == "100.0%"
+    assert metrics["balanced accuracy"] == "100.0%"
     assert metrics["would rank (test accuracy)"] == "1 of 4"
     app.text_input(key="upload_name").set_value("my upload!").run()
     assert "It will be saved as cells/my-upload." in [c.value for c in app.caption]

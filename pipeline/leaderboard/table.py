@@ -13,13 +13,18 @@ from pipeline.stats import mean_ci
 
 IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
 WEIGHTS = {"imagenet": "ImageNet", "none": "random"}
+# columns the app uses that a printed table leaves out
+NOT_PRINTED = ("created", "description", "test_chance", "cross_chance", "members_used")
+TOLERANCE = 1e-9  # a score this close to chance is at chance
 
 
 def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
     """One row per entry and evaluation set, with the entry's description and its scores."""
     rows = []
+    used = used_costs(entries)
     for e in entries:
-        described = describe(e) | {"test_set": _test_set(e, scorer)}
+        described = describe(e) | used.get((e.dataset, e.name), {})
+        described["test_set"] = _test_set(e, scorer)
         for set_name in e.files:
             try:
                 scores = scorer.summary(e, set_name)
@@ -27,7 +32,8 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
                 warnings.warn(f"{e.folder / (set_name + '.csv')}: not scored ({exc})", stacklevel=2)
                 continue
             if scores is not None:
-                rows.append({**described, "set": set_name, **scores})
+                chance = _chance(e.source(set_name), scorer)
+                rows.append({**described, "set": set_name, **scores, "chance": chance})
     scorer.save()
     return pd.DataFrame(rows)
 
@@ -43,6 +49,41 @@ def _test_set(e: Entry, scorer: Scorer) -> str:
         return ""
 
 
+def _chance(source: dict, scorer: Scorer) -> float:
+    """The balanced accuracy of guessing: 1 / the number of classes the set's key holds."""
+    try:
+        return 1 / len(set(scorer.keys.key(source).values()))
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return np.nan
+
+
+def used_costs(entries: list[Entry]) -> dict[tuple[str, str], dict]:
+    """(dataset, ensemble) -> the parameters, GMACs and number of the members it really uses:
+    those with a non-zero weight (or count, for a greedy multiset). An ensemble whose members
+    are not all on the board keeps the cost its ``meta.json`` states."""
+    members = {(e.dataset, e.name): e.meta for e in entries if e.kind != "ensemble"}
+    costs = {}
+    for e in entries:
+        names, weights = e.meta.get("members"), e.meta.get("weights")
+        if e.kind != "ensemble" or not isinstance(names, list):
+            continue
+        counts = e.meta.get("multiset")
+        if isinstance(counts, dict):
+            used = [n for n in names if counts.get(n, 0)]
+        elif isinstance(weights, list) and len(weights) == len(names):
+            used = [n for n, w in zip(names, weights, strict=True) if w]
+        else:
+            used = list(names)
+        metas = [members.get((e.dataset, n)) for n in dict.fromkeys(used)]
+        if used and all(m is not None for m in metas):
+            costs[(e.dataset, e.name)] = {
+                "params_m": sum(m.get("params", 0) for m in metas) / 1e6,
+                "gmacs": sum(m.get("gmacs", 0) for m in metas),
+                "members_used": len(metas),
+            }
+    return costs
+
+
 def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
     """The test-set fingerprints of a dataset's entries, the most used first: entries scored on
     different test sets (another split file, a partial copy) are ranked apart."""
@@ -52,22 +93,33 @@ def ranked_test_sets(long: pd.DataFrame, dataset: str) -> list[str]:
 
 
 def describe(e: Entry) -> dict:
+    """The entry's description. Uploads say nothing of how they were made: their family,
+    normalisation, weights and cost are blank (not "?" or 0), and their description is the
+    uploader's own."""
     m = e.meta
-    single = e.kind in ("member", "adapted")
-    weights = m.get("weights") if single else "+".join(m.get("weights_init", []))
-    norm = m.get("norm") if single else "+".join(m.get("norm", []))
-    return {
+    described = {
         "dataset": e.dataset,
         "name": e.config,
         "entry": e.name,
         "kind": {"member": "single"}.get(e.kind, e.kind),
-        "family": m.get("family", "?"),
-        "norm": norm or "?",
-        "weights": WEIGHTS.get(weights, weights or "?"),
+        "created": str(m.get("created", "")),
+        "description": str(m.get("description", "")),
+        "transductive": bool(m.get("transductive", False)),
+    }
+    if e.kind == "upload":
+        blank = {"family": "", "norm": "", "weights": "", "params_m": np.nan, "gmacs": np.nan}
+        return described | blank | {"image_size": np.nan, "members_used": np.nan}
+    single = e.kind in ("member", "adapted")
+    weights = m.get("weights") if single else "+".join(m.get("weights_init", []))
+    norm = m.get("norm") if single else "+".join(m.get("norm", []))
+    return described | {
+        "family": m.get("family", ""),
+        "norm": norm or "",
+        "weights": WEIGHTS.get(weights, weights or ""),
         "params_m": m.get("params", 0) / 1e6,
         "gmacs": m.get("gmacs", np.nan),
         "image_size": m.get("image_size", np.nan),
-        "transductive": bool(m.get("transductive", False)),
+        "members_used": len(m.get("members", [])) if e.kind == "ensemble" else 1,
     }
 
 
@@ -93,39 +145,60 @@ def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -
         chosen = fingerprints[0] if test_set is None else test_set
         data = data[data["test_set"] == chosen]
     cross_sets = sorted(s for s in data["set"].unique() if s not in IN_DOMAIN)
+    described = ("name", "kind", "family", "norm", "weights", "transductive", "description")
     rows = []
     for _, group in data.groupby("name", sort=False):
         first = group.iloc[0]
-        row = {c: first[c] for c in ("name", "kind", "family", "norm", "weights", "transductive")}
+        row = {c: first[c] for c in described if c in group}
         row |= {"params_m": first["params_m"], "gmacs": first["gmacs"]}
+        row["members_used"] = first.get("members_used", np.nan)
+        row["created"] = group["created"].min() if "created" in group else ""
         test = group[group["set"] == "test"]
         row["test_acc"], row["test_acc_ci95"], row["n"] = mean_ci(test["accuracy"])
         row["test_macro_f1"] = mean_ci(test["macro_f1"])[0]
         row["val_acc"] = mean_ci(group[group["set"] == "val"]["accuracy"])[0]
+        row["test_chance"] = _first(test, "chance")
         row["_complete"] = len(test) > 0 and test["unscored"].sum() == 0
         row["_cross_complete"] = True
+        chances = []
         for s in cross_sets:
             scores = group[group["set"] == s]
             row[f"{s}_acc"] = mean_ci(scores["accuracy"])[0]
             row[f"{s}_bacc"] = mean_ci(scores["balanced_accuracy"])[0]
             row["_cross_complete"] &= len(scores) > 0 and scores["unscored"].sum() == 0
+            chances.append(_first(scores, "chance"))
+        row["cross_chance"] = (
+            np.nanmean(chances) if chances and not np.isnan(chances).all() else np.nan
+        )
         rows.append(row)
     table = pd.DataFrame(rows)
     table["_unranked"] = ~table["_complete"]
-    table = table.sort_values(["_unranked", "test_acc", "name"], ascending=[True, False, True])
+    # equals share a rank (competition ranking); among them the earlier submission is shown
+    # first, as on Kaggle, and the name orders the rest
+    table = table.sort_values(
+        ["_unranked", "test_acc", "created", "name"], ascending=[True, False, True, True]
+    )
     ranked = table["_complete"].to_numpy()
     rank = pd.array([pd.NA] * len(table), dtype="Int64")
-    rank[ranked] = np.arange(1, ranked.sum() + 1)
+    rank[ranked] = table["test_acc"][ranked].rank(ascending=False, method="min").astype(int)
     table.insert(0, "rank", rank)
+    table["at_chance"] = table["test_acc"] <= table["test_chance"] + TOLERANCE
     if cross_sets:
         table["cross_acc"] = table[[f"{s}_acc" for s in cross_sets]].mean(axis=1)
         table["cross_bacc"] = table[[f"{s}_bacc" for s in cross_sets]].mean(axis=1)
         both = table["_complete"] & table["_cross_complete"]
-        in_rank = both.cumsum().where(both)  # the table is in in-domain order
+        in_rank = table["test_acc"].where(both).rank(ascending=False, method="min")
         cross_rank = table["cross_bacc"].where(both).rank(ascending=False, method="min")
-        table["rank_shift"] = (in_rank - cross_rank).astype("Int64")
+        # climbing to the top of a board of chance scores means nothing
+        at_chance = table["cross_bacc"] <= table["cross_chance"] + TOLERANCE
+        table["cross_at_chance"] = at_chance
+        table["rank_shift"] = (in_rank - cross_rank).where(~at_chance).astype("Int64")
     table = table.drop(columns=["_complete", "_cross_complete", "_unranked"])
     return table.reset_index(drop=True)
+
+
+def _first(rows: pd.DataFrame, column: str) -> float:
+    return float(rows[column].iloc[0]) if column in rows and len(rows) else np.nan
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
@@ -136,6 +209,7 @@ def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
             return "" if np.isnan(v) else f"{v:.{digits}f}"
         return "" if v is pd.NA else str(v)
 
+    table = table.drop(columns=[c for c in NOT_PRINTED if c in table.columns])
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
     return "\n".join(lines)
