@@ -188,7 +188,9 @@ def column_config(table: pd.DataFrame) -> dict:
     config = {
         "rank": number("#", width=40, pinned=True, help="equal scores share a rank"),
         "name": text("name", width="medium"),
-        "note": text("note", width="small", help="rows no better than guessing"),
+        "note": text(
+            "note", width=90, help="no better than guessing on the test set or across labs"
+        ),
         "test": text(
             "test acc. %",
             width="small",
@@ -650,16 +652,23 @@ def would_rank(table: pd.DataFrame, set_name: str, scores: dict) -> tuple[int, i
     return int((ranked[column] > scores[metric]).sum()) + 1, len(ranked) + 1, label
 
 
-def format_help(set_name: str, source: dict, key: dict[str, str], vocabulary: tuple) -> None:
+@st.cache_data(show_spinner=False, max_entries=16)
+def sample_csv(out: str, source_json: str) -> bytes:
+    """The set's sample submission, built once (thousands of rows)."""
+    key, vocabulary = answer_key(out, source_json)
+    return sample_submission(list(key), vocabulary)
+
+
+def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> None:
     """The set in words, a sample submission to download and its first lines inline."""
     st.markdown(
         "Answer key: "
         + set_description(set_name, source, len(key), len(set(key.values()))).replace("**", "")
     )
-    sample = sample_submission(list(key), vocabulary)
+    sample = sample_csv(out, json.dumps(source, sort_keys=True))
     st.markdown(
         "A submission is a CSV with a header `id`, one probability column per class and `pred`,"
-        " one row per image ([submissions/README.md](../submissions/README.md)); the sample "
+        " one row per image (the repository's `submissions/README.md`); the sample "
         "below gives every class the same probability:"
     )
     st.code(head_lines(sample), language="text")
@@ -694,7 +703,7 @@ def competition_tab(out: str, version: str, dataset: str, table: pd.DataFrame) -
     except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
         st.error(str(exc))
         return
-    format_help(set_name, source, key, vocabulary)
+    format_help(out, set_name, source, key)
     uploaded = submission_uploader(set_name)
     if uploaded is None:
         return

@@ -265,3 +265,25 @@ def test_a_damaged_meta_json_is_skipped_with_a_warning(board: Path, damage, caps
         assert cli.main(["--out", str(board), "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert table["name"].tolist() == ["a-fast"] and table["n"].item() == 2
+
+
+def test_scores_show_as_percentages_with_intervals_from_three_seeds() -> None:
+    """With 2 seeds the Student t half-width (12.7 × sd / √2) is wider than the scale."""
+    from pipeline.leaderboard.present import with_interval
+
+    assert with_interval(0.9734, 0.0041, 3) == "97.3 ± 0.4"
+    assert with_interval(0.5, 1.19, 2) == "50.0"
+    assert with_interval(float("nan"), float("nan"), 0) == ""
+
+
+def test_chance_notes_name_where_a_row_guesses() -> None:
+    from pipeline.leaderboard.present import chance_notes
+
+    flags = pd.DataFrame({"at_chance": [True, False, True, False],
+                          "cross_at_chance": [True, True, False, False]})  # fmt: skip
+    assert chance_notes(flags).tolist() == [
+        "chance: test + labs",
+        "chance: labs",
+        "chance: test",
+        "",
+    ]

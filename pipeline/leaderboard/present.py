@@ -48,9 +48,14 @@ def with_interval(mean: float, half: float, n: int) -> str:
     return f"{percent(mean)} ± {percent(half)}"
 
 
-def chance_note(row: pd.Series) -> str:
-    notes = {"at_chance": "chance in-domain", "cross_at_chance": "chance across labs"}
-    return ", ".join(text for column, text in notes.items() if bool(row.get(column, False)))
+def chance_notes(table: pd.DataFrame) -> pd.Series:
+    """``chance: test``, ``chance: labs`` or both for rows no better than guessing there."""
+    notes = pd.Series("", index=table.index)
+    for column, text in (("at_chance", "test"), ("cross_at_chance", "labs")):
+        if column in table:
+            hit = table[column].fillna(False).astype(bool)
+            notes[hit] = np.where(notes[hit] == "", f"chance: {text}", notes[hit] + f" + {text}")
+    return notes
 
 
 def cross_sets(table: pd.DataFrame) -> list[str]:
@@ -86,7 +91,7 @@ def display_table(table: pd.DataFrame, preset: str) -> pd.DataFrame:
         with_interval(m, h, n)
         for m, h, n in zip(shown["test_acc"], shown["test_acc_ci95"], shown["n"], strict=True)
     ]
-    shown["note"] = [chance_note(row) for _, row in shown.iterrows()] if len(shown) else []
+    shown["note"] = chance_notes(shown)
     scores = [c for c in shown.columns if c in FRACTIONS or c.endswith(("_acc", "_bacc"))]
     shown[scores] = shown[scores] * 100
     return shown[preset_columns(table, preset)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -22,6 +23,7 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
     """One row per entry and evaluation set, with the entry's description and its scores."""
     rows = []
     used = used_costs(entries)
+    chances: dict[str, float] = {}  # per answer-key source: sets are shared by many entries
     for e in entries:
         described = describe(e) | used.get((e.dataset, e.name), {})
         described["test_set"] = _test_set(e, scorer)
@@ -32,8 +34,11 @@ def long_table(entries: list[Entry], scorer: Scorer) -> pd.DataFrame:
                 warnings.warn(f"{e.folder / (set_name + '.csv')}: not scored ({exc})", stacklevel=2)
                 continue
             if scores is not None:
-                chance = _chance(e.source(set_name), scorer)
-                rows.append({**described, "set": set_name, **scores, "chance": chance})
+                source = e.source(set_name)
+                ident = json.dumps(source, sort_keys=True)
+                if ident not in chances:
+                    chances[ident] = _chance(source, scorer)
+                rows.append({**described, "set": set_name, **scores, "chance": chances[ident]})
     scorer.save()
     return pd.DataFrame(rows)
 
