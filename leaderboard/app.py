@@ -29,7 +29,16 @@ from pipeline.calibration import RAW_FOLDER, compare  # noqa: E402
 from pipeline.layout import Layout  # noqa: E402
 from pipeline.leaderboard import competition  # noqa: E402
 from pipeline.leaderboard.collect import Contender, find_entries  # noqa: E402
+from pipeline.leaderboard.live import live_runs, manifests  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
+from pipeline.leaderboard.present import (  # noqa: E402
+    GLOSSARY,
+    PRESETS,
+    display_table,
+    head_lines,
+    sample_submission,
+    set_description,
+)
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
 from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table, ranked_test_sets  # noqa: E402
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
@@ -38,6 +47,7 @@ from pipeline.submissions import read_submission  # noqa: E402
 
 GALLERY_MAX = 24
 GALLERY_COLUMNS = 6
+LIVE_REFRESH_S = 10  # how often the table of members still training is read again
 
 
 def out_folder() -> Path:
@@ -110,13 +120,15 @@ def answer_key(out: str, source_json: str) -> tuple[dict[str, str], tuple[str, .
 @st.cache_data(show_spinner=False, max_entries=64)
 def misclassified(
     out: str, version: str, dataset: str, name: str, set_name: str
-) -> list[tuple[str, str, str]]:
-    """(id, true class, predicted class) of every wrong prediction, over the shared classes."""
+) -> list[tuple[str, str, str, float]]:
+    """(id, true class, predicted class, confidence) of every wrong prediction over the shared
+    classes, the most confident first: those are the ones to look at."""
     entry = find_entry(out, version, dataset, name)
     key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     sub = read_submission(entry.files[set_name])
     wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
-    return [(m.id, m.true, m.pred) for m in wrong]
+    wrong = sorted(wrong, key=lambda m: -m.confidence)
+    return [(m.id, m.true, m.pred, m.confidence) for m in wrong]
 
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
@@ -143,14 +155,26 @@ def sidebar_filters(table: pd.DataFrame) -> pd.DataFrame:
         ("norm", "Normalisation"),
         ("weights", "Weights"),
     ):
-        options = sorted(table[column].astype(str).unique())
+        values = table[column].astype(str)
+        options = sorted(v for v in values.unique() if v)  # uploads leave these blank
         chosen = st.sidebar.multiselect(label, options, key=column, placeholder="all")
         if chosen:
-            keep &= table[column].astype(str).isin(chosen)
-    low, high = float(np.floor(table["params_m"].min())), float(np.ceil(table["params_m"].max()))
+            keep &= values.isin(chosen)
+    if table["transductive"].any():  # adapted entries that saw the whole test set
+        looks = {"inductive": False, "transductive": True}
+        chosen = st.sidebar.multiselect(
+            "Test-time adaptation", list(looks), key="transductive", placeholder="all"
+        )
+        if chosen:
+            keep &= table["transductive"].isin([looks[c] for c in chosen])
+    sizes = table["params_m"].dropna()
+    low, high = (int(np.floor(sizes.min())), int(np.ceil(sizes.max()))) if len(sizes) else (0, 0)
     if high > low:  # a slider needs a range
-        lo, hi = st.sidebar.slider("Parameters (millions)", low, high, (low, high), key="params")
-        keep &= table["params_m"].between(lo, hi)
+        lo, hi = st.sidebar.slider(
+            "Parameters (millions)", low, high, (low, high), step=1, key="params"
+        )
+        if (lo, hi) != (low, high):  # rows without a size (uploads) pass the full range only
+            keep &= table["params_m"].between(lo, hi)
     query = st.sidebar.text_input("Name contains", key="search").strip()
     if query:
         keep &= table["name"].str.contains(query, case=False, regex=False)
@@ -158,47 +182,102 @@ def sidebar_filters(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def column_config(table: pd.DataFrame) -> dict:
-    """Short headers (the full meaning in each header's tooltip), so the table fits a screen."""
+    """Short headers (the full meaning in each header's tooltip), so the overview fits a
+    1400-pixel screen; scores are percentages with one decimal."""
     number = st.column_config.NumberColumn
+    text = st.column_config.TextColumn
     config = {
-        "rank": number("#", width=40, pinned=True),
-        "name": st.column_config.TextColumn(pinned=True),
-        "params_m": number("params (M)", format="%.2f", help="parameters, millions"),
-        "gmacs": number("GMACs", format="%.3f", help="multiply-accumulates per image"),
-        "test_acc": number("test acc", format="%.4f", help="in-domain test accuracy, mean"),
-        "test_acc_ci95": number("± 95%", format="%.4f", help="Student t 95% half-width"),
+        "rank": number("#", width=40, pinned=True, help="equal scores share a rank"),
+        "name": text("name", width="medium"),
+        "note": text(
+            "note", width=90, help="no better than guessing on the test set or across labs"
+        ),
+        "test": text(
+            "test acc. %",
+            width="small",
+            help="in-domain test accuracy, mean ± 95% CI "
+            "half-width over seeds (shown from 3 seeds)",
+        ),
+        "params_m": number(
+            "params (M)",
+            format="%.1f",
+            width="small",
+            help="parameters, millions; ensembles count members with non-zero weight",
+        ),
+        "gmacs": number(
+            "GMACs", format="%.2f", width="small", help="multiply-accumulates per image, billions"
+        ),
+        "test_acc": number("test acc. %", format="%.1f", help="in-domain test accuracy, mean"),
+        "test_acc_ci95": number("± 95%", format="%.1f", help="Student t 95% half-width"),
         "n": number("n", width=40, help="seeds"),
-        "test_macro_f1": number("test F1", format="%.4f", help="in-domain test macro-F1"),
-        "val_acc": number("val acc", format="%.4f", help="validation accuracy"),
-        "cross_acc": number("cross acc", format="%.4f", help="mean accuracy, cross-domain sets"),
+        "test_macro_f1": number("test F1 %", format="%.1f", help="in-domain test macro-F1"),
+        "val_acc": number("val acc. %", format="%.1f", help="validation accuracy"),
+        "cross_acc": number("cross acc. %", format="%.1f", help="mean accuracy, other labs"),
         "cross_bacc": number(
-            "cross bal. acc", format="%.4f", help="mean balanced accuracy, cross-domain sets"
+            "cross bal. %",
+            format="%.1f",
+            width="small",
+            help="mean balanced accuracy over the other labs' sets",
         ),
         "rank_shift": number(
-            "rank shift", help="in-domain rank − cross-domain rank (by balanced accuracy)"
+            "rank shift",
+            width="small",
+            help="in-domain rank − cross-lab rank (balanced accuracy); none at chance",
         ),
+        "members_used": number("members", width="small", help="members with non-zero weight"),
     }
     for column in table.columns:
         if column.endswith("_bacc") and column not in config:
             label = column.removesuffix("_bacc")
             config[column] = number(
-                f"{label} bal.", format="%.4f", help=f"balanced accuracy on {label}"
+                f"{label} bal. %", format="%.1f", width="small", help=f"balanced accuracy, {label}"
             )
         elif column.endswith("_acc") and column not in config:
             label = column.removesuffix("_acc")
-            config[column] = number(f"{label} acc", format="%.4f", help=f"accuracy on {label}")
+            config[column] = number(f"{label} acc. %", format="%.1f", help=f"accuracy on {label}")
     return config
 
 
+TITLES = {
+    "name": "name",
+    "kind": "kind",
+    "params_m": "parameters (M)",
+    "gmacs": "GMACs",
+    "test_acc": "test accuracy",
+    "cross_bacc": "cross-lab balanced accuracy",
+    "rank_shift": "rank shift",
+}
+
+
+def tip(column: str) -> alt.Tooltip:
+    """A tooltip with a readable title, scores as percentages."""
+    if column in ("test_acc", "cross_bacc", "cross_acc"):
+        return alt.Tooltip(column, title=TITLES.get(column, column), format=".1%")
+    if column in ("params_m", "gmacs"):
+        return alt.Tooltip(column, title=TITLES[column], format=".2f")
+    return alt.Tooltip(column, title=TITLES.get(column, column))
+
+
+def chance_rule(value: float, axis: str) -> alt.Chart:
+    """A dashed line at the score of guessing."""
+    line = pd.DataFrame({axis: [value], "label": [f"chance {value:.1%}"]})
+    return (
+        alt.Chart(line)
+        .mark_rule(color="#9e9e9e", strokeDash=[4, 4])
+        .encode(**{axis: alt.X(axis) if axis == "x" else alt.Y(axis)}, tooltip="label")
+    )
+
+
 def pareto_chart(view: pd.DataFrame, x: str, title: str) -> alt.LayerChart | None:
-    """Test accuracy against ``x`` (log scale), the Pareto front highlighted and joined."""
+    """Test accuracy against ``x`` (log scale), the Pareto front highlighted and joined, and
+    the chance line."""
     data = view[(view[x] > 0) & view["test_acc"].notna()].copy()  # uploads have no size
     if data.empty:
         return None
     data["pareto"] = np.where(pareto_front(data[x], data["test_acc"]), "Pareto front", "dominated")
     base = alt.Chart(data).encode(
         x=alt.X(x, title=title, scale=alt.Scale(type="log")),
-        y=alt.Y("test_acc", title="test accuracy", scale=alt.Scale(zero=False)),
+        y=alt.Y("test_acc", title="test accuracy", axis=alt.Axis(format="%")),
     )
     points = base.mark_circle(size=80).encode(
         color=alt.Color(
@@ -206,57 +285,83 @@ def pareto_chart(view: pd.DataFrame, x: str, title: str) -> alt.LayerChart | Non
             title=None,
             scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d62728", "#9e9e9e"]),
         ),
-        tooltip=["name", "kind", x, alt.Tooltip("test_acc", format=".4f")],
+        tooltip=[tip("name"), tip("kind"), tip(x), tip("test_acc")],
     )
     front = base.transform_filter(alt.datum.pareto == "Pareto front").mark_line(color="#d62728")
-    return front.encode(order=x) + points
+    chart = front.encode(order=x) + points
+    chance = data["test_chance"].dropna()
+    return chart + chance_rule(float(chance.iloc[0]), "y") if len(chance) else chart
 
 
-def leaderboard_tab(view: pd.DataFrame, total: int) -> None:
+def glossary() -> None:
+    with st.expander("What the columns mean"):
+        st.markdown("\n".join(f"- **{term}**: {meaning}." for term, meaning in GLOSSARY.items()))
+
+
+def sets_described(out: str, version: str, dataset: str) -> None:
+    """Each evaluation set in words, with its size: a 10-image set must say so."""
+    lines = []
+    for set_name, source in eval_sets(load(out, version)[0], dataset).items():
+        try:
+            key, _ = answer_key(out, json.dumps(source, sort_keys=True))
+        except (OSError, KeyError, ValueError):
+            continue
+        lines.append(set_description(set_name, source, len(key), len(set(key.values()))))
+    if lines:
+        with st.expander("The evaluation sets"):
+            st.markdown("\n".join(f"- {line}" for line in lines))
+
+
+def leaderboard_tab(out: str, version: str, dataset: str, view: pd.DataFrame, total: int) -> None:
     if view.empty:
         st.info(f"No row passes the filters (of {total}).")
         return
     top = view.iloc[0]
     st.markdown(
         f"**{len(view)} of {total} rows** · top: **{top['name']}** "
-        f"(test accuracy {top['test_acc']:.4f})"
+        f"(test accuracy {100 * top['test_acc']:.1f}%)"
     )
+    preset = st.segmented_control(
+        "Columns", PRESETS, default=PRESETS[0], key="preset", label_visibility="collapsed"
+    )
+    shown = display_table(view, preset or PRESETS[0])
     st.dataframe(
-        view, hide_index=True, column_config=column_config(view), placeholder="", key="table"
+        shown, hide_index=True, column_config=column_config(shown), placeholder="", key="table"
     )
     st.caption(
-        "Ranked on in-domain test accuracy. Seeds of one configuration are one row: their mean, "
-        "n = number of seeds and ± 95% = half-width of the Student t 95% interval (empty for one "
-        "seed). `<set> acc` and `<set> bal.` columns score images from other labs (cross-domain): "
-        "accuracy and balanced accuracy (mean recall over the set's classes). Those sets are "
-        "mostly neutrophils, so a model that always answers neutrophil gets a high accuracy but "
-        "a balanced accuracy at chance. cross acc and cross bal. acc are the means over the "
-        "sets, and rank shift = in-domain rank − cross-domain rank by balanced accuracy: "
-        "positive means the row climbs when the lab changes."
+        "Ranked on in-domain test accuracy (equal scores share a rank, the earlier entry first), "
+        "scores in percent. Seeds of one configuration are one row: their mean, ± the "
+        "half-width of the Student t 95% interval from 3 seeds on (n = seeds, in the in-domain "
+        "columns). `<set> bal.` columns score images from other labs by balanced accuracy (mean "
+        "recall over the set's classes): those sets are mostly neutrophils, so a model that "
+        "always answers neutrophil scores high on plain accuracy but at chance on balanced "
+        "accuracy. rank shift = in-domain rank − cross-lab rank: positive means the row climbs "
+        "when the lab changes; rows at chance across labs get none."
     )
-    if "cross_acc" in view.columns:
-        st.subheader("In-domain accuracy against cross-domain balanced accuracy")
+    glossary()
+    sets_described(out, version, dataset)
+    if "cross_bacc" in view.columns:
+        st.subheader("In-domain accuracy against cross-lab balanced accuracy")
         chart = (
             alt.Chart(view)
             .mark_circle(size=80)
             .encode(
-                x=alt.X("test_acc", title="in-domain test accuracy", scale=alt.Scale(zero=False)),
+                x=alt.X("test_acc", title="in-domain test accuracy", axis=alt.Axis(format="%")),
                 y=alt.Y(
                     "cross_bacc",
-                    title="cross-domain balanced accuracy (mean)",
-                    scale=alt.Scale(zero=False),
+                    title="cross-lab balanced accuracy (mean)",
+                    axis=alt.Axis(format="%"),
                 ),
-                color="kind",
-                tooltip=[
-                    "name",
-                    alt.Tooltip("test_acc", format=".4f"),
-                    alt.Tooltip("cross_acc", format=".4f"),
-                    alt.Tooltip("cross_bacc", format=".4f"),
-                    "rank_shift",
-                ],
+                color=alt.Color("kind", title="kind"),
+                tooltip=[tip(c) for c in ("name", "test_acc", "cross_bacc", "rank_shift")],
             )
         )
+        for column, axis in (("test_chance", "x"), ("cross_chance", "y")):
+            chance = view[column].dropna()
+            if len(chance):
+                chart = chart + chance_rule(float(chance.iloc[0]), axis)
         st.altair_chart(chart, width="stretch")
+        st.caption("Dashed: chance (1/K in-domain; the mean of 1/K over the cross-lab sets).")
     st.subheader("Accuracy against cost")
     for column, (x, title) in zip(
         st.columns(2), (("params_m", "parameters (millions)"), ("gmacs", "GMACs")), strict=True
@@ -266,19 +371,35 @@ def leaderboard_tab(view: pd.DataFrame, total: int) -> None:
             column.altair_chart(chart, width="stretch")
     st.caption(
         "Red: the Pareto front, rows no other shown row beats on both axes "
-        "(no larger and at least as accurate, better in one)."
+        "(no larger and at least as accurate, better in one). Dashed: chance. Uploads have no "
+        "cost and are not drawn."
     )
 
 
-def confusion_chart(cm: pd.DataFrame) -> alt.LayerChart:
+def confusion_chart(cm: pd.DataFrame, by_row: bool) -> alt.LayerChart:
+    """The confusion matrix as a heat map; ``by_row``: each true class's row as shares."""
     data = cm.rename_axis("true").reset_index().melt("true", var_name="predicted", value_name="n")
+    value = "n"
+    if by_row:
+        totals = data.groupby("true")["n"].transform("sum").replace(0, np.nan)
+        data["share"] = (data["n"] / totals).fillna(0.0)
+        value = "share"
     order = list(cm.index)
-    base = alt.Chart(data).encode(x=alt.X("predicted", sort=order), y=alt.Y("true", sort=order))
-    cells = base.mark_rect().encode(color=alt.Color("n", scale=alt.Scale(scheme="blues")))
+    base = alt.Chart(data).encode(
+        x=alt.X("predicted", sort=order, title="predicted class"),
+        y=alt.Y("true", sort=order, title="true class"),
+    )
+    tooltip = [alt.Tooltip("true", title="true"), alt.Tooltip("predicted", title="predicted"),
+               alt.Tooltip("n", title="images")]  # fmt: skip
+    if by_row:
+        tooltip.append(alt.Tooltip("share", title="share of the row", format=".1%"))
+    cells = base.mark_rect().encode(
+        color=alt.Color(value, scale=alt.Scale(scheme="blues"), title=value), tooltip=tooltip
+    )
     labels = base.mark_text().encode(
-        text="n",
+        text=alt.Text(value, format=".0%" if by_row else "d"),
         color=alt.condition(
-            alt.datum.n > data["n"].max() / 2, alt.value("white"), alt.value("black")
+            alt.datum[value] > data[value].max() / 2, alt.value("white"), alt.value("black")
         ),
     )
     return cells + labels
@@ -294,12 +415,13 @@ def set_scores(out: str, version: str, entry: Contender, set_name: str) -> None:
     }
     cols = st.columns(len(summary) + 1)
     for col, (label, value) in zip(cols, summary.items(), strict=False):
-        col.metric(label, "–" if value is None else f"{value:.4f}")
+        col.metric(label, "–" if value is None else f"{100 * value:.1f}%")
     cols[-1].metric("images", full["n"], help=f"{full['unscored']} of unshared classes unscored")
     classes = full["classes"]
     cm = pd.DataFrame(full["confusion_matrix"], index=classes, columns=classes)
     left, right = st.columns(2)
-    left.altair_chart(confusion_chart(cm), width="stretch")
+    by_row = left.toggle("Normalise by row (share of each true class)", key=f"by-row-{set_name}")
+    left.altair_chart(confusion_chart(cm, by_row), width="stretch")
     with left.expander("Confusion matrix as a table (rows: true, columns: predicted)"):
         st.table(cm)
     per_class = pd.DataFrame(full["per_class"]).T.rename_axis("class")
@@ -367,18 +489,70 @@ def calibration_section(out: str, version: str, entry: Contender, set_name: str)
     )
 
 
-def gallery(out: str, version: str, entry: Contender) -> None:
-    wrong = misclassified(out, version, entry.dataset, entry.name, "test")
-    root = Path(entry.source("test")["root"])
-    shown = [(root / i, t, p) for i, t, p in wrong if (root / i).is_file()][:GALLERY_MAX]
+def gallery(out: str, version: str, entry: Contender, set_name: str, hide_truth: bool) -> None:
+    """The set's misclassified images, the most confident mistakes first."""
+    if hide_truth:  # which test images an upload gets wrong would leak the answer key
+        st.caption(
+            "Competition mode: an upload's misclassified test images are not shown, since they "
+            "would reveal true labels of the test set."
+        )
+        return
+    wrong = misclassified(out, version, entry.dataset, entry.name, set_name)
+    root = Path(entry.source(set_name)["root"])
+    shown = [(root / i, t, p, c) for i, t, p, c in wrong if (root / i).is_file()][:GALLERY_MAX]
     st.caption(
-        f"{len(wrong)} test images misclassified; {len(shown)} shown "
-        f"(at most {GALLERY_MAX}, read from {root})."
+        f"{len(wrong)} {set_name} images misclassified; {len(shown)} shown, the most confident "
+        f"mistakes first (at most {GALLERY_MAX}, read from {root})."
     )
     for start in range(0, len(shown), GALLERY_COLUMNS):
         row = shown[start : start + GALLERY_COLUMNS]
-        for col, (path, true, pred) in zip(st.columns(GALLERY_COLUMNS), row, strict=False):
-            col.image(str(path), caption=f"true {true} · predicted {pred}", width="stretch")
+        for col, (path, true, pred, conf) in zip(st.columns(GALLERY_COLUMNS), row, strict=False):
+            caption = f"true {true} · predicted {pred} ({100 * conf:.0f}%)"
+            col.image(str(path), caption=caption, width="stretch")
+
+
+def show_entry(config: str, entry_name: str) -> None:
+    """Open another configuration on the Details tab (a button's callback)."""
+    st.session_state["detail_row"] = config
+    st.session_state["detail_entry"] = entry_name
+
+
+def ensemble_members(entry: Contender, view: pd.DataFrame, long: pd.DataFrame) -> None:
+    """An ensemble's method, members and weights (or greedy counts), each member a link."""
+    meta = entry.meta
+    names = list(meta.members)
+    weights = list(meta.weights) or [None] * len(names)
+    counts = meta.extra.get("multiset") or {}
+    rows = pd.DataFrame(
+        {
+            "member": names,
+            "weight": weights if len(weights) == len(names) else [None] * len(names),
+            "count": [counts.get(n) for n in names] if counts else [None] * len(names),
+        }
+    )
+    used = rows["count"].fillna(0).gt(0) if counts else rows["weight"].fillna(1).ne(0)
+    rows["used"] = used
+    st.subheader("Members")
+    top = meta.top
+    st.markdown(
+        f"Method **{meta.method or '?'}**, K = **{int(used.sum())}** of {len(names)} "
+        f"candidates used{'' if top is None else f' (top {top} by validation accuracy)'}; "
+        "cost counts only the members used."
+    )
+    st.dataframe(rows.dropna(axis=1, how="all"), hide_index=True, key="ensemble_members")
+    configs = long[long["dataset"] == entry.dataset].drop_duplicates("entry")
+    config_of = dict(zip(configs["entry"], configs["name"], strict=True))
+    cols = st.columns(min(len(names), 6) or 1)
+    for i, name in enumerate(names):
+        config = config_of.get(name)
+        cols[i % len(cols)].button(
+            name,
+            key=f"member-{i}",
+            on_click=show_entry,
+            args=(config, name),
+            disabled=config is None or config not in set(view["name"]),
+            help="open this member's details",
+        )
 
 
 def details_tab(
@@ -389,20 +563,29 @@ def details_tab(
         return
     name = st.selectbox("Configuration", list(view["name"]), key="detail_row")
     entries = sorted(long[(long["dataset"] == dataset) & (long["name"] == name)]["entry"].unique())
+    if st.session_state.get("detail_entry") not in entries:
+        st.session_state.pop("detail_entry", None)
     entry_name = (
         st.selectbox("Seed", entries, key="detail_entry") if len(entries) > 1 else entries[0]
     )
     entry = find_entry(out, version, dataset, entry_name)
+    if getattr(entry.meta, "description", ""):
+        st.markdown(f"*{entry.meta.description}*")
+    if entry.kind == "ensemble":
+        ensemble_members(entry, view, long)
     scored = [s for s in entry.files if entry.source(s) is not None]
     # in-domain test first, then every cross-domain set; validation only when nothing else
     shown = [s for s in ("test",) if s in scored] + [s for s in scored if s not in IN_DOMAIN]
     shown = shown or scored
+    hide_truth = entry.kind == "upload" and competition_mode(out)
     st.subheader(f"{entry_name}: scores per evaluation set")
     for tab, set_name in zip(st.tabs(shown), shown, strict=True):
         with tab:
             set_scores(out, version, entry, set_name)
             st.markdown("**Calibration and selective prediction**")
             calibration_section(out, version, entry, set_name)
+            st.markdown(f"**Misclassified {set_name} images**")
+            gallery(out, version, entry, set_name, hide_truth and set_name == competition.SET)
 
     st.subheader("Training curves")
     hist = history(out, dataset, entry_name)
@@ -417,10 +600,6 @@ def details_tab(
             if curves:
                 col.line_chart(hist[curves], x_label="epoch", y_label=label)
 
-    if "test" in scored:
-        st.subheader("Misclassified test images")
-        gallery(out, version, entry)
-
     pictures = sorted(Layout(Path(out)).explanations(dataset, entry_name).glob("*.png"))
     if pictures:  # written by `python -m pipeline.explain`
         st.subheader("Explanations")
@@ -429,8 +608,15 @@ def details_tab(
 
     st.subheader("Provenance")
     if entry.meta.command is not None:
-        st.code(entry.meta.command, language="bash")
+        st.code(entry.meta.command, language="bash", wrap_lines=True)
     st.json(entry.meta.to_json(), expanded=False)
+
+
+def competition_mode(out: str) -> bool:
+    try:
+        return competition.load_settings(Path(out)) is not None
+    except (OSError, ValueError):  # a damaged settings file: err on the side of hiding
+        return True
 
 
 def eval_sets(entries: list[Contender], dataset: str) -> dict[str, dict]:
@@ -454,7 +640,49 @@ def submission_uploader(set_name: str) -> UploadedFile | None:
     )
 
 
-def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) -> None:
+def would_rank(table: pd.DataFrame, set_name: str, scores: dict) -> tuple[int, int, str]:
+    """The rank an upload would get, and among how many: the leaderboard's own rule (equal
+    scores share a rank), on test accuracy for the test set and balanced accuracy elsewhere, so
+    that the rank after saving is the one shown before."""
+    if set_name == "test":
+        column, metric, ranked = "test_acc", "accuracy", table[table["rank"].notna()]
+    else:
+        column, metric = f"{set_name}_bacc", "balanced_accuracy"
+        ranked = table[table[column].notna()] if column in table else table.iloc[:0]
+    label = "test accuracy" if set_name == "test" else f"{set_name} balanced accuracy"
+    return int((ranked[column] > scores[metric]).sum()) + 1, len(ranked) + 1, label
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def sample_csv(out: str, source_json: str) -> bytes:
+    """The set's sample submission, built once (thousands of rows)."""
+    key, vocabulary = answer_key(out, source_json)
+    return sample_submission(list(key), vocabulary)
+
+
+def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> None:
+    """The set in words, a sample submission to download and its first lines inline."""
+    st.markdown(
+        "Answer key: "
+        + set_description(set_name, source, len(key), len(set(key.values()))).replace("**", "")
+    )
+    sample = sample_csv(out, json.dumps(source, sort_keys=True))
+    st.markdown(
+        "A submission is a CSV with a header `id`, one probability column per class and `pred`,"
+        " one row per image (the repository's `submissions/README.md`); the sample "
+        "below gives every class the same probability:"
+    )
+    st.code(head_lines(sample), language="text")
+    st.download_button(
+        f"Download a sample submission for {set_name} ({len(key)} rows)",
+        sample,
+        file_name=f"sample-{set_name}.csv",
+        mime="text/csv",
+        key=f"sample-{set_name}",
+    )
+
+
+def competition_tab(out: str, version: str, dataset: str, table: pd.DataFrame) -> None:
     if "saved" in st.session_state:
         st.success(st.session_state.pop("saved"))
     sets = eval_sets(load(out, version)[0], dataset)
@@ -471,32 +699,38 @@ def competition_tab(out: str, version: str, dataset: str, long: pd.DataFrame) ->
         return
     set_name = st.selectbox(f"Evaluation set of {dataset}", list(sets), key="eval_set")
     source = sets[set_name]
-    st.caption(f"Answer key: {json.dumps(source)}")
+    try:
+        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
+    except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
+        st.error(str(exc))
+        return
+    format_help(out, set_name, source, key)
     uploaded = submission_uploader(set_name)
     if uploaded is None:
         return
     try:
-        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
         result = check_upload(uploaded.getvalue(), key, uploaded.name, vocabulary=vocabulary)
-    except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
+    except ValueError as exc:
         st.error(str(exc))
         return
     s = result.scores
-    others = long[(long["dataset"] == dataset) & (long["set"] == set_name)]
-    others = others[others["unscored"] == 0]  # entries that leave images unscored never rank
-    others = others.groupby("name")["accuracy"].mean()
-    rank = int((others > s["accuracy"]).sum()) + 1
+    rank, of, label = would_rank(table, set_name, s)
     st.success(f"{uploaded.name}: valid, {s['n']} images scored.")
     cols = st.columns(4)
-    cols[0].metric("accuracy", f"{s['accuracy']:.4f}")
-    cols[1].metric("macro-F1", f"{s['macro_f1']:.4f}")
-    cols[2].metric("balanced accuracy", f"{s['balanced_accuracy']:.4f}")
-    cols[3].metric(f"would rank ({set_name} accuracy)", f"{rank} of {len(others) + 1}")
+    cols[0].metric("accuracy", f"{100 * s['accuracy']:.1f}%")
+    cols[1].metric("macro-F1", f"{100 * s['macro_f1']:.1f}%")
+    cols[2].metric("balanced accuracy", f"{100 * s['balanced_accuracy']:.1f}%")
+    cols[3].metric(f"would rank ({label})", f"{rank} of {of}")
 
     name = st.text_input("Name to save it under", key="upload_name")
+    description = st.text_input(
+        "Description (optional: the model, its training, a link)", key="upload_description"
+    )
     if st.button("Save", key="save", disabled=not name.strip()):
         try:
-            folder = save_upload(Path(out), dataset, set_name, name, result, source)
+            folder = save_upload(
+                Path(out), dataset, set_name, name, result, source, description=description
+            )
         except ValueError as exc:
             st.error(str(exc))
             return
@@ -634,6 +868,31 @@ def team_history(out: str, dataset: str, team: str, settings: competition.Settin
         st.rerun()
 
 
+@st.fragment(run_every=LIVE_REFRESH_S)
+def live_section(out: str, datasets: list[str]) -> None:
+    """Members the zoo's manifest lists as running, pending or failed, read again every few
+    seconds: a long zoo run can be watched as it goes."""
+    for tag in datasets:
+        runs = live_runs(Path(out), tag)
+        if runs.empty:
+            continue
+        states = runs["state"].value_counts()
+        st.markdown(
+            f"**Training now ({tag})**: "
+            + ", ".join(f"{n} {state}" for state, n in states.items())
+            + f" · read every {LIVE_REFRESH_S} s"
+        )
+        st.dataframe(
+            runs,
+            hide_index=True,
+            key=f"live-{tag}",
+            column_config={
+                "val_acc": st.column_config.NumberColumn("val acc.", format="percent"),
+                "train_loss": st.column_config.NumberColumn("train loss", format="%.3f"),
+            },
+        )
+
+
 def main() -> None:
     st.set_page_config(page_title="WBC Zoo leaderboard", layout="wide")
     out = out_folder()
@@ -645,10 +904,16 @@ def main() -> None:
         st.error(f"Could not score the submissions under {out / 'submissions'}: {exc}")
         st.stop()
     st.title("WBC Zoo leaderboard")
+    st.caption(
+        "White-blood-cell classifiers ranked on their own lab's test images and, across labs, "
+        "on other labs' images, where most of them fall apart."
+    )
     if not entries or long.empty:
+        live_section(str(out), list(manifests(out)))
         st.info(
-            f"No scored submissions under `{out / 'submissions'}`. Train the zoo first: "
-            "`python -m pipeline.zoo --all` (with `--out` pointing here)."
+            f"No scored submissions under `{out / 'submissions'}` yet. Train the zoo: "
+            "`python -m pipeline.zoo --all` (with `--out` pointing here); members appear above "
+            "while they train and on the board when they finish."
         )
         st.stop()
     dataset = st.sidebar.selectbox(
@@ -656,13 +921,14 @@ def main() -> None:
     )
     table = board(str(out), version, dataset, choose_test_set(long, dataset))
     view = sidebar_filters(table)
+    live_section(str(out), [dataset])
     tabs = st.tabs(["Leaderboard", "Details", "Competition"])
     with tabs[0]:
-        leaderboard_tab(view, len(table))
+        leaderboard_tab(str(out), version, dataset, view, len(table))
     with tabs[1]:
         details_tab(str(out), version, dataset, view, long)
     with tabs[2]:
-        competition_tab(str(out), version, dataset, long)
+        competition_tab(str(out), version, dataset, table)
 
 
 main()

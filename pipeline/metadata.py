@@ -208,6 +208,7 @@ class UploadMeta(EntryMeta):
 
     kind: ClassVar[str] = "upload"
     name: str = ""
+    description: str = ""  # the uploader's own words
 
 
 KINDS: dict[str, type[EntryMeta]] = {

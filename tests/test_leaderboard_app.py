@@ -237,20 +237,27 @@ def test_check_upload_scores_a_valid_file(out: Path) -> None:
 
 
 def test_table_ranks_configurations_with_seeds_pooled(app: AppTest) -> None:
-    t = table(app)
+    t = table(app)  # the overview: rank to cost, percentages, the test interval in one cell
+    assert t.columns.tolist() == [
+        "rank", "name", "note", "test", "cross_bacc", "bccd_bacc", "rank_shift", "params_m",
+        "gmacs",
+    ]  # fmt: skip
     assert t["name"].tolist() == ["ens-soft-top2", "alpha-fast", "beta-fast"]
     assert t["rank"].tolist() == [1, 2, 3]
-    assert t["n"].tolist() == [1, 2, 1]
-    assert t["test_acc"].tolist() == pytest.approx([1.0, 7 / 12, 2 / 6])
-    assert t["bccd_acc"].tolist() == pytest.approx([0.5, 0.375, 1.0])
+    assert t["test"].tolist() == ["100.0", "58.3", "33.3"]  # no interval from 2 seeds
     assert t["rank_shift"].tolist() == [-1, -1, 2]
+    app.segmented_control(key="preset").set_value("all").run()
+    t = table(app)
+    assert t["n"].tolist() == [1, 2, 1]
+    assert t["test_acc"].tolist() == pytest.approx([100.0, 700 / 12, 100 / 3])
+    assert t["bccd_acc"].tolist() == pytest.approx([50.0, 37.5, 100.0])
     assert {"test_acc_ci95", "test_macro_f1", "val_acc", "cross_acc", "params_m", "gmacs"} <= set(
         t.columns
     )
     assert app.markdown[0].value.startswith("**3 of 3 rows** · top: **ens-soft-top2**")
     captions = " ".join(c.value for c in app.caption)
     assert "positive means the row climbs when the lab changes" in captions
-    assert "Student t 95% interval" in captions
+    assert "Student t 95% interval from 3 seeds on" in captions
 
 
 def test_filters(app: AppTest) -> None:
@@ -277,22 +284,25 @@ def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Pa
             index=CLASSES, columns=CLASSES, fill_value=0
         )
         np.testing.assert_array_equal(cm.value.to_numpy(), expected.to_numpy())
-    assert [c.value for c in app.code] == [ZOO_COMMAND]
+    assert app.code[0].value == ZOO_COMMAND  # then the Competition tab's sample
     assert app.json[0].value and json.loads(app.json[0].value)["member"] == "alpha-fast-s1"
     captions = " ".join(c.value for c in app.caption)
     assert "No training history" in captions  # s1 has none; s0 has one
     assert "3 test images misclassified; 3 shown" in captions  # half of 6, all on disk
-    assert len(app.image) == 3
+    assert "6 bccd images misclassified; 6 shown" in captions  # each set's own mistakes
+    assert len(app.image) == 3 + 6
     explained = out / "zoo" / "explain" / "cells" / "alpha-fast-s0"
     explained.mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(explained / "tsne.png")  # as `pipeline.explain` leaves it
     app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
     assert "No training history" not in " ".join(c.value for c in app.caption)
     assert "Explanations" in [s.value for s in app.subheader]
-    shown = re.search(r"misclassified; (\d+) shown", " ".join(c.value for c in app.caption))
-    assert len(app.image) == int(shown.group(1)) + 1  # the gallery, then the explanation
+    shown = sum(
+        map(int, re.findall(r"misclassified; (\d+) shown", " ".join(c.value for c in app.caption)))
+    )
+    assert len(app.image) == shown + 1  # the galleries, then the explanation
     app.selectbox(key="detail_row").set_value("ens-soft-top2").run()
-    assert [c.value for c in app.code] == [ENSEMBLE_COMMAND]
+    assert app.code[0].value == ENSEMBLE_COMMAND
 
 
 def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
@@ -300,8 +310,8 @@ def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
     app.file_uploader(key="upload").set_value(("mine.csv", perfect(key), "text/csv")).run()
     assert not app.error and not app.exception
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["accuracy"] == "1.0000" and metrics["macro-F1"] == "1.0000"
-    assert metrics["balanced accuracy"] == "1.0000"
+    assert metrics["accuracy"] == "100.0%" and metrics["macro-F1"] == "100.0%"
+    assert metrics["balanced accuracy"] == "100.0%"
     assert metrics["would rank (test accuracy)"] == "1 of 4"
     app.text_input(key="upload_name").set_value("my upload!").run()
     assert "It will be saved as cells/my-upload." in [c.value for c in app.caption]
@@ -447,3 +457,129 @@ def test_details_show_calibration_before_and_after(
     # bccd has no uncalibrated copy: no "before"
     bccd_tab = dict(shown[-5:])
     assert bccd_tab["ECE before"] == "–"
+
+
+# --- honest ranks, chance, cost, uploads, live runs ------------------------------------------
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_ties_share_a_rank_and_would_rank_is_the_rank_after_saving(app: AppTest, out) -> None:
+    """An upload identical to the ensemble used to rank above it (its name sorts first), and
+    the rank shown before saving differed from the one after."""
+    key = answer_key(out)
+    app.file_uploader(key="upload").set_value(("copy.csv", perfect(key), "text/csv")).run()
+    before = {m.label: m.value for m in app.metric}["would rank (test accuracy)"]
+    app.text_input(key="upload_name").set_value("aaa-copy").run()
+    app.button(key="save").click().run()
+    t = table(app)
+    assert t["name"].tolist()[:2] == ["ens-soft-top2", "aaa-copy"]  # the earlier one first
+    assert t["rank"].tolist() == [1, 1, 3, 4]
+    assert before == "1 of 4"
+    app.selectbox(key="eval_set").set_value("bccd").run()
+    bccd = answer_key(out, "bccd")
+    app.file_uploader(key="upload").set_value(("b.csv", perfect(bccd), "text/csv")).run()
+    metrics = {m.label: m.value for m in app.metric}
+    # tied with beta (1.0); among the 3 rows scored on bccd and this one
+    assert metrics["would rank (bccd balanced accuracy)"] == "1 of 4"
+
+
+def test_rows_at_chance_are_marked(app: AppTest) -> None:
+    """beta-fast gets 2 of 6 test images right: chance for 3 classes."""
+    t = table(app).set_index("name")
+    assert t.loc["beta-fast", "note"] == "chance: test"
+    assert t.loc["alpha-fast", "note"] == ""
+
+
+def test_ensembles_cost_only_the_members_they_weigh(out: Path, monkeypatch) -> None:
+    meta_file = out / "submissions" / "cells" / "ens-soft-top2" / "meta.json"
+    meta = json.loads(meta_file.read_text()) | {"weights": [0.997, 0.0]}
+    meta_file.write_text(json.dumps(meta))
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.segmented_control(key="preset").set_value("cost").run()
+    ens = table(at).set_index("name").loc["ens-soft-top2"]
+    # alpha-fast-s0 alone (5 M, 0.5 GMACs), not alpha + beta (25 M) as meta.json states
+    assert (ens["params_m"], ens["gmacs"], ens["members_used"]) == (5.0, 0.5, 1)
+    at.selectbox(key="detail_row").set_value("ens-soft-top2").run()
+    members = frame_with(at, "weight")
+    assert members["member"].tolist() == ["alpha-fast-s0", "beta-fast-s0"]
+    assert members["used"].tolist() == [True, False]
+    assert any("K = **1** of 2" in m.value for m in at.markdown)
+    at.button(key="member-0").click().run()  # a member's button opens its page
+    assert at.selectbox(key="detail_row").value == "alpha-fast"
+
+
+def test_uploads_are_their_own_kind_without_cost(app: AppTest, out: Path) -> None:
+    key = answer_key(out)
+    app.file_uploader(key="upload").set_value(("mine.csv", perfect(key), "text/csv")).run()
+    app.text_input(key="upload_name").set_value("mine").run()
+    app.text_input(key="upload_description").set_value("a  ViT, 3 epochs").run()
+    app.button(key="save").click().run()
+    app.segmented_control(key="preset").set_value("cost").run()
+    row = table(app).set_index("name").loc["mine"]
+    assert row["kind"] == "upload" and row["family"] == "" and pd.isna(row["params_m"])
+    assert "" not in app.sidebar.multiselect(key="family").options
+    assert "?" not in app.sidebar.multiselect(key="family").options
+    app.selectbox(key="detail_row").set_value("mine").run()
+    assert "*a ViT, 3 epochs*" in [m.value for m in app.markdown]
+
+
+def test_an_uploads_test_mistakes_stay_hidden_in_competition_mode(app: AppTest, out) -> None:
+    key = answer_key(out)
+    wrong = csv_bytes(list(key), onehot(predictions(list(key.values()), 0.5)))
+    app.file_uploader(key="upload").set_value(("half.csv", wrong, "text/csv")).run()
+    app.text_input(key="upload_name").set_value("half").run()
+    app.button(key="save").click().run()
+    app.selectbox(key="detail_row").set_value("half").run()
+    assert len(app.image) == 3  # outside competition mode: its 3 mistakes
+    from pipeline.leaderboard import competition
+
+    competition.save_settings(out, competition.Settings(public_share=0.5, daily_limit=2))
+    app.run()
+    assert not app.image
+    assert any("would reveal true labels" in c.value for c in app.caption)
+
+
+def test_running_members_appear_with_their_progress(out: Path, monkeypatch) -> None:
+    """A zoo run in progress: members running or pending show their last epoch."""
+    manifest = {"alpha-fast-s0": {"state": "done"}, "gamma-fast-s0": {"state": "running"},
+                "delta-fast-s0": {"state": "pending"}}  # fmt: skip
+    (out / "zoo" / "manifest-cells.json").write_text(json.dumps(manifest))
+    history = out / "zoo" / "members" / "cells" / "gamma-fast-s0" / "history.csv"
+    history.parent.mkdir(parents=True)
+    history.write_text("epoch,train_loss,train_acc,val_acc\n1,1.2,0.3,0.4\n2,0.9,0.5,0.625\n")
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    live = frame_with(at, "state")
+    assert live["member"].tolist() == ["delta-fast-s0", "gamma-fast-s0"]
+    assert live["state"].tolist() == ["pending", "running"]
+    assert pd.isna(live["epoch"][0]) and live["epoch"][1] == 2
+    assert live["val_acc"][1] == 0.625
+    assert any("1 pending, 1 running" in m.value or "1 running, 1 pending" in m.value
+               for m in at.markdown)  # fmt: skip
+    # before any member finished, the board is empty but the runs show
+    for folder in (out / "submissions" / "cells").iterdir():
+        (folder / "meta.json").unlink()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert frame_with(at, "state")["member"].tolist() == ["delta-fast-s0", "gamma-fast-s0"]
+
+
+def test_transductive_entries_can_be_filtered(out: Path, monkeypatch) -> None:
+    source = out / "submissions" / "cells" / "alpha-fast-s0"
+    adapted = out / "submissions" / "cells" / "alpha-fast-s0+tent"
+    adapted.mkdir()
+    for f in source.glob("*.csv"):
+        (adapted / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((source / "meta.json").read_text())
+    meta |= {"member": adapted.name, "kind": "adapted", "transductive": True}
+    (adapted / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("WBCZOO_OUT", str(out))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert len(table(at)) == 4
+    at.sidebar.multiselect(key="transductive").set_value(["transductive"]).run()
+    assert table(at)["name"].tolist() == ["alpha-fast+tent"]
+    at.sidebar.multiselect(key="transductive").set_value(["inductive"]).run()
+    assert "alpha-fast+tent" not in table(at)["name"].tolist()

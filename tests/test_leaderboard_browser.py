@@ -2,7 +2,7 @@
 
 Needs /usr/bin/chromium and the playwright package (never `playwright install`). By default it
 serves a fabricated out folder; ``WBCZOO_BROWSER_OUT=DIR`` serves a copy of DIR instead (without
-checkpoints). ``WBCZOO_SCREENSHOT=1`` saves the screenshot as docs/leaderboard.png.
+checkpoints). ``WBCZOO_SCREENSHOT=1`` saves the screenshots as docs/leaderboard*.png.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from test_leaderboard_app import answer_key, fabricate_out, perfect
 
 from pipeline.leaderboard import competition
@@ -106,7 +107,21 @@ def served_page(out: Path, tmp_path: Path) -> Iterator:
             server.wait(timeout=10)
 
 
+def screenshot(page, tmp_path: Path, name: str) -> Path:
+    """Into docs/ with ``WBCZOO_SCREENSHOT=1``, else into the test's folder."""
+    folder = ROOT / "docs" if os.environ.get("WBCZOO_SCREENSHOT") == "1" else tmp_path
+    shot = folder / f"{name}.png"
+    page.mouse.move(0, 0)  # no hover overlay in the picture
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    with Image.open(shot) as image:  # 256 colours: a third of the size, as sharp
+        image.convert("RGB").quantize(256).save(shot, optimize=True)
+    return shot
+
+
 def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
+    """At 1400×1000 the overview shows every column, cross-lab ones included, without
+    scrolling; then the details and competition pages."""
     long = long_table(find_entries(out), Scorer())
     table = leaderboard(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
     expected = f"{len(table)} of {len(table)} rows · top: {table['name'][0]}"
@@ -114,13 +129,40 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
         summary = page.locator('[data-testid="stMarkdownContainer"]', has_text="rows · top:")
         summary.wait_for(timeout=PAGE_MS)
         assert expected in summary.inner_text()
-        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=PAGE_MS)
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.wait_for(timeout=PAGE_MS)
         page.wait_for_timeout(1500)  # the table's canvas paints after it is attached
-        shot = tmp_path / "leaderboard.png"
-        if os.environ.get("WBCZOO_SCREENSHOT") == "1":
-            shot = ROOT / "docs" / "leaderboard.png"
-        page.screenshot(path=str(shot))
-        assert shot.stat().st_size > 10_000
+        # the grid scrolls sideways when its columns are wider than the page
+        scroller = grid.locator(".dvn-scroller").first
+        widths = scroller.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert widths[0] <= widths[1] + 1, f"the overview scrolls sideways: {widths}"
+        box = grid.bounding_box()
+        assert box["x"] + box["width"] <= 1400
+        screenshot(page, tmp_path, "leaderboard")
+        page.get_by_text("cost", exact=True).first.click()
+        page.wait_for_timeout(1000)
+        page.get_by_role("tab", name="Details").click()
+        page.get_by_text("scores per evaluation set").wait_for(timeout=PAGE_MS)
+        ensembles = table[table["kind"] == "ensemble"]["name"]
+        if len(ensembles):
+            page.locator('[data-testid="stSelectbox"]', has_text="Configuration").click()
+            page.get_by_role("option", name=ensembles.iloc[0], exact=True).click()
+            page.get_by_text("candidates used").wait_for(timeout=PAGE_MS)
+        page.wait_for_timeout(1500)
+        screenshot(page, tmp_path, "leaderboard-details")
+        cross = [c.removesuffix("_bacc") for c in table.columns if c.endswith("_bacc")]
+        cross = [c for c in cross if c != "cross"]
+        if cross:  # the gallery of a cross-domain set: that set's own mistakes
+            page.get_by_role("tab", name=cross[0], exact=True).click()
+        gallery = page.get_by_text("images misclassified", exact=False)
+        gallery = gallery.nth(1 if cross else 0)
+        gallery.scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)
+        screenshot(page, tmp_path, "leaderboard-gallery")
+        page.get_by_role("tab", name="Competition").click()
+        page.get_by_text("Download a sample submission").wait_for(timeout=PAGE_MS)
+        page.wait_for_timeout(500)
+        screenshot(page, tmp_path, "leaderboard-competition")
 
 
 def test_competition_submission_in_chromium(tmp_path: Path, make_tree) -> None:

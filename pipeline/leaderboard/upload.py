@@ -26,6 +26,7 @@ from pipeline.submissions import Submission, SubmissionError, read_submission, w
 
 MAX_BYTES = 20 * 2**20
 NAME_MAX = 64
+DESCRIPTION_MAX = 500
 EXAMPLES = 3  # ids quoted in a mismatch message
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # the zoo's own names (members <arch>-<recipe>-s<seed>, ensembles ens-...), in any case: a
@@ -107,10 +108,17 @@ def sanitise_name(name: str) -> str:
 
 
 def save_upload(
-    out: Path, dataset: str, set_name: str, name: str, upload: Upload, source: dict
+    out: Path,
+    dataset: str,
+    set_name: str,
+    name: str,
+    upload: Upload,
+    source: dict,
+    description: str = "",
 ) -> Path:
     """Write ``OUT/submissions/<dataset>/<name>/<set>.csv`` and its ``meta.json`` (kind
-    ``upload``, ``source``: where the set's answer key comes from); return the folder.
+    ``upload``, ``source``: where the set's answer key comes from, the uploader's
+    ``description``, at most 500 characters); return the folder.
 
     Never overwrites: an existing folder of that name is an error.
     """
@@ -140,6 +148,7 @@ def save_upload(
         classes=tuple(sub.classes),
         sets={set_name: source},
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        description=" ".join(description.split())[:DESCRIPTION_MAX],
     )
     write_json(folder / "meta.json", meta.to_json())
     return folder
