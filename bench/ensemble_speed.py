@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline.data import load_dataset
 from pipeline.ensemble import cli
-from pipeline.ensemble.members import load_candidates
+from pipeline.ensemble.candidates import load_candidates
 from pipeline.submissions import write_submission
 
 
