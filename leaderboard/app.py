@@ -82,7 +82,13 @@ def shared_scorer(out: str) -> tuple[Scorer, threading.Lock]:
     return Scorer(Path(out) / "zoo" / "leaderboard-cache.json"), threading.Lock()
 
 
-@st.cache_data(show_spinner="Scoring submissions…", max_entries=4)
+# Every call of a cache_data function returns a fresh copy of its value. Copies of all entries
+# (a thousand typed meta.json records) on every rerun pile up objects that the garbage collector
+# must then walk, a full collection landing in some later interaction: reruns ask the small
+# cached results below, which read ``load`` only when they are computed.
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def load(out: str, version: str) -> tuple[list[Contender], pd.DataFrame]:
     """Entries and the long score table (``version`` is only part of the cache key)."""
     entries = find_entries(Path(out))
@@ -91,13 +97,26 @@ def load(out: str, version: str) -> tuple[list[Contender], pd.DataFrame]:
         return entries, long_table(entries, scorer)
 
 
+@st.cache_data(show_spinner="Scoring submissions…", max_entries=4)
+def score_table(out: str, version: str) -> pd.DataFrame:
+    """The long score table without the entries (empty when there is no entry)."""
+    return load(out, version)[1]
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def board(out: str, version: str, dataset: str, test_set: str | None) -> pd.DataFrame:
     return leaderboard(load(out, version)[1], dataset, test_set)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
 def find_entry(out: str, version: str, dataset: str, name: str) -> Contender:
     return next(e for e in load(out, version)[0] if e.dataset == dataset and e.name == name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def dataset_sets(out: str, version: str, dataset: str) -> dict[str, dict]:
+    """``eval_sets`` of the dataset's entries."""
+    return eval_sets(load(out, version)[0], dataset)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -298,15 +317,22 @@ def glossary() -> None:
         st.markdown("\n".join(f"- **{term}**: {meaning}." for term, meaning in GLOSSARY.items()))
 
 
-def sets_described(out: str, version: str, dataset: str) -> None:
-    """Each evaluation set in words, with its size: a 10-image set must say so."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def set_descriptions(out: str, version: str, dataset: str) -> list[str]:
+    """Each evaluation set of the dataset in words (sets without a readable answer key left out)."""
     lines = []
-    for set_name, source in eval_sets(load(out, version)[0], dataset).items():
+    for set_name, source in dataset_sets(out, version, dataset).items():
         try:
             key, _ = answer_key(out, json.dumps(source, sort_keys=True))
         except (OSError, KeyError, ValueError):
             continue
         lines.append(set_description(set_name, source, len(key), len(set(key.values()))))
+    return lines
+
+
+def sets_described(out: str, version: str, dataset: str) -> None:
+    """Each evaluation set in words, with its size: a 10-image set must say so."""
+    lines = set_descriptions(out, version, dataset)
     if lines:
         with st.expander("The evaluation sets"):
             st.markdown("\n".join(f"- {line}" for line in lines))
@@ -685,7 +711,7 @@ def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> N
 def competition_tab(out: str, version: str, dataset: str, table: pd.DataFrame) -> None:
     if "saved" in st.session_state:
         st.success(st.session_state.pop("saved"))
-    sets = eval_sets(load(out, version)[0], dataset)
+    sets = dataset_sets(out, version, dataset)
     if not sets:
         st.info(f"No entry of {dataset} says where its answer keys come from.")
         return
@@ -899,7 +925,7 @@ def main() -> None:
     st.sidebar.caption(f"Out folder: `{out.resolve()}`")
     version = version_of(out)
     try:
-        entries, long = load(str(out), version)
+        long = score_table(str(out), version)
     except (OSError, KeyError, ValueError) as exc:  # e.g. a dataset moved away from its root
         st.error(f"Could not score the submissions under {out / 'submissions'}: {exc}")
         st.stop()
@@ -908,7 +934,7 @@ def main() -> None:
         "White-blood-cell classifiers ranked on their own lab's test images and, across labs, "
         "on other labs' images, where most of them fall apart."
     )
-    if not entries or long.empty:
+    if long.empty:
         live_section(str(out), list(manifests(out)))
         st.info(
             f"No scored submissions under `{out / 'submissions'}` yet. Train the zoo: "

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipeline.calibration import apply_temperature, compare
 from pipeline.data import load_dataset
+from pipeline.leaderboard.collect import Contender
 from pipeline.leaderboard.pareto import pareto_front
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
 from pipeline.names import BadName
@@ -271,6 +272,24 @@ def test_filters(app: AppTest) -> None:
     assert table(app)["name"].tolist() == ["alpha-fast"]
     app.multiselect(key="norm").set_value(["gn"]).run()
     assert not app.dataframe and "No row passes the filters" in app.info[0].value
+
+
+def test_a_filter_change_copies_only_the_entry_shown(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit's cache hands each call a fresh copy of its value; reruns that copied every
+    entry several times left a full garbage collection for the next interaction to pay."""
+    copies = []
+
+    def counted(self, state: dict) -> None:  # pickle calls it for each entry it rebuilds
+        self.__dict__.update(state)
+        copies.append(self.name)
+
+    monkeypatch.setattr(Contender, "__setstate__", counted, raising=False)
+    app.text_input(key="search").set_value("ens").run()  # the same entry stays in the details
+    assert not app.exception
+    assert table(app)["name"].tolist() == ["ens-soft-top2"]
+    assert copies == ["ens-soft-top2"]
 
 
 def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Path) -> None:
