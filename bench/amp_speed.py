@@ -30,7 +30,7 @@ from pipeline.recipes import get_recipe, override
 
 
 def images_per_second(
-    member: str, data: CachedImages, size: int, batch: int, precision: engine.Precision
+    member: str, data: CachedImages, size: int, batch: int, precision: engine.Runtime
 ) -> float:
     """One timed epoch after two warm-up batches (cuDNN autotuning, allocator)."""
     entry = load_catalogue()[member]
@@ -89,7 +89,7 @@ def main() -> None:
     for member in args.models.split(","):
         speeds = []
         for choice in args.precisions.split(","):
-            precision = engine.Precision(
+            precision = engine.Runtime(
                 device, engine.amp_dtype(device, choice), args.channels_last
             )
             speeds.append(images_per_second(member, data, args.size, args.batch_size, precision))

@@ -26,7 +26,7 @@ from pipeline.data import load_dataset
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import load_or_build
 from pipeline.data.loader import CachedImages, make_loader
-from pipeline.engine import Precision
+from pipeline.engine import Runtime
 from pipeline.models.catalogue import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -91,7 +91,7 @@ def main() -> None:
             cache.images, cache.rows(ids), labels, build_augment(["hflip", "vflip"], args.size)
         )
         loader = make_loader(data, args.batch_size, True, args.workers, 0, False)
-        precision = Precision(torch.device("cpu"), None, False)
+        precision = Runtime(torch.device("cpu"), None, False)
         zoo_ips = time_epochs(loader, args.epochs, precision.to_input)
 
     base_loader = DataLoader(

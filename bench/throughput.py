@@ -112,7 +112,7 @@ def main() -> None:
     # cycle the images so that warm-up and timed steps never run out
     order = np.resize(np.arange(len(ids)), (steps + WARMUP_BATCHES + 1) * args.batch_size)
     base_data = Subset(baseline_folder(dataset.root, ids, args.size), order.tolist())
-    precision = engine.Precision(device, engine.amp_dtype(device), channels_last=True)
+    precision = engine.Runtime(device, engine.amp_dtype(device), channels_last=True)
 
     with tempfile.TemporaryDirectory() as cache_dir:
         start = time.perf_counter()
