@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.data import Dataset, load_dataset
+from pipeline.data import Dataset, Record, load_dataset
 
 
 @dataclass
@@ -19,18 +19,21 @@ class AnswerKeys:
     def key(self, source: dict) -> dict[str, str]:
         """id -> label for a set described as ``{"adapter", "root", "split"}`` (see meta.json);
         the images it lists as ``unreadable`` (no member could decode them) are left out."""
-        dataset = self._dataset(source)
+        unreadable = set(source.get("unreadable", ()))
+        return {r.id: r.label for r in self.records(source) if r.id not in unreadable}
+
+    def records(self, source: dict) -> list[Record]:
+        """Every image of the set: its dataset ``split``, or the whole dataset without one."""
+        dataset = self.dataset(source)
         split = source.get("split")
         if split is not None and split not in dataset.splits:
             raise KeyError(f"{dataset.root} has no split {split!r}: {', '.join(dataset.splits)}")
-        records = dataset.splits[split] if split is not None else dataset.records()
-        unreadable = set(source.get("unreadable", ()))
-        return {r.id: r.label for r in records if r.id not in unreadable}
+        return dataset.splits[split] if split is not None else dataset.records()
 
     def vocabulary(self, source: dict) -> tuple[str, ...]:
         """The classes the set is scored over: its adapter's declared vocabulary, which may hold
         classes no image of the set has (Raabin's TestB: five classes, two present)."""
-        return self._dataset(source).classes
+        return self.dataset(source).classes
 
     def answers(self, source: dict) -> tuple[dict[str, str], tuple[str, ...]]:
         """The key and vocabulary of one set: what ``scoring.score`` takes."""
@@ -42,7 +45,7 @@ class AnswerKeys:
         """Set name -> its answers (None for a set without a source), for calibration."""
         return lambda name: self.answers(sources[name]) if sources.get(name) else None
 
-    def _dataset(self, source: dict) -> Dataset:
+    def dataset(self, source: dict) -> Dataset:
         ident = (source["adapter"], str(Path(source["root"])))
         if ident not in self._datasets:
             self._datasets[ident] = load_dataset(*ident)

@@ -1,15 +1,33 @@
-"""A member's penultimate features: what the audit, explanations and pretraining's probe embed."""
+"""A member's inputs in batches, and its penultimate features: what the audit, explanations,
+test-time adaptation and pretraining's probe run on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from pipeline.engine import Runtime
 from pipeline.models import Entry
 from pipeline.models.factory import get_module
+
+
+def batches(
+    images: np.ndarray,
+    rows: np.ndarray,
+    runtime: Runtime,
+    size: int,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[torch.Tensor]:
+    """Normalised input batches of ``images[rows]`` (uint8 NHWC) on the model's device;
+    ``prepare`` maps each chunk of pixels first (a member's stain normalisation)."""
+    for start in range(0, len(rows), size):
+        chunk = np.ascontiguousarray(images[rows[start : start + size]])
+        if prepare is not None:
+            chunk = prepare(chunk)
+        yield runtime.to_input(torch.from_numpy(chunk).permute(0, 3, 1, 2))
 
 
 @torch.no_grad()

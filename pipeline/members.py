@@ -10,6 +10,7 @@ import numpy as np
 from torch import nn
 
 from pipeline import engine
+from pipeline.adapt.methods import NO_ADAPTATION, Adaptation, adapted_probabilities
 from pipeline.calibration import apply_temperature
 from pipeline.checkpoint import WEIGHTS_FILE, find_weights, load_weights
 from pipeline.data.cellcrop import DEFAULT_CELL_FRACTION, CropSpec
@@ -63,7 +64,7 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, En
     """The training dataset and meta.json of a member or ensemble, by name."""
     plain_name(name, "member or ensemble name")
     if dataset is not None:
-        plain_name(dataset, "--dataset")
+        plain_name(dataset, "--tag")
     found = Layout(out).meta_files(dataset, name)
     if not found:
         raise FileNotFoundError(
@@ -73,7 +74,7 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, En
         )
     if len(found) > 1:
         datasets = ", ".join(p.parent.parent.name for p in found)
-        raise UserError(f"{name!r} exists for several datasets ({datasets}): pass --dataset")
+        raise UserError(f"{name!r} exists for several datasets ({datasets}): pass --tag")
     return found[0].parent.parent.name, read_entry(found[0])
 
 
@@ -110,14 +111,24 @@ def load_member(out: Path, name: str, dataset: str | None = None, device: str = 
     return LoadedMember(name, dataset, meta, entry, model, precision)
 
 
-def member_probs(member: LoadedMember, images: np.ndarray, calibrated: bool = True) -> np.ndarray:
+def member_probs(
+    member: LoadedMember,
+    images: np.ndarray,
+    calibrated: bool = True,
+    adaptation: Adaptation = NO_ADAPTATION,
+) -> np.ndarray:
     """Probabilities for uint8 ``(N, S, S, 3)`` images at the member's size (mapped onto its
-    training stain here, when it was trained so), scaled by its temperature unless
-    ``calibrated`` is False (what its ``<set>.csv`` and ``raw/`` hold)."""
+    training stain here, when it was trained so), after adapting to these images if
+    ``adaptation`` says so, scaled by its temperature unless ``calibrated`` is False (what its
+    ``<set>.csv`` and ``raw/`` hold)."""
     if len(images) == 0:
         return np.zeros((0, len(member.classes)))
     images = member_input(member, images)
-    probs = predict_rows(member.model, images, np.arange(len(images)), member.precision)
+    rows = np.arange(len(images))
+    if adaptation.active:
+        probs = adapted_probabilities(member.model, images, rows, member.precision, adaptation)
+    else:
+        probs = predict_rows(member.model, images, rows, member.precision)
     return apply_temperature(probs, member.temperature) if calibrated else probs
 
 

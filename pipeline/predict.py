@@ -13,35 +13,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.adapt.methods import Adaptation, adapted_probabilities
-from pipeline.calibration import accepted, apply_temperature
+from pipeline.adapt.methods import Adaptation
+from pipeline.calibration import accepted
 from pipeline.cli import options as opts
 from pipeline.data.cache import decode
 from pipeline.data.cellcrop import CropSpec
-from pipeline.data.records import IMAGE_SUFFIXES
+from pipeline.data.records import list_images
 from pipeline.errors import UserError, user_errors
 from pipeline.io import write_text
-from pipeline.members import load_ensemble, load_member, member_input, member_probs
+from pipeline.members import load_ensemble, load_member, member_probs
 
 RARE_SHARE = 0.02  # below this share, or with fewer than RARE_COUNT cells, a percentage is shaky
 RARE_COUNT = 5
-
-
-def list_images(paths: list[Path]) -> list[Path]:
-    """Image files named directly or found (recursively) in named folders, in a stable order."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"{path} does not exist")
-    return found
 
 
 def decode_all(
@@ -196,14 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in members:
         images, names, _ = decoded[m.image_size, m.crop]
         keep = [i for i, f in enumerate(names) if f not in failed]
-        if adaptation.active:
-            kept = member_input(m, images[keep])
-            rows = np.arange(len(kept))
-            adapted = adapted_probabilities(m.model, kept, rows, m.precision, adaptation)
-            use_temperature = calibrated or ensemble is not None
-            probs.append(apply_temperature(adapted, m.temperature) if use_temperature else adapted)
-        else:
-            probs.append(member_probs(m, images[keep], calibrated or ensemble is not None))
+        probs.append(member_probs(m, images[keep], calibrated or ensemble is not None, adaptation))
     final = ensemble.combine(probs, calibrated) if ensemble else probs[0]
 
     predicted = [classes[i] for i in final.argmax(axis=1)] if len(final) else []

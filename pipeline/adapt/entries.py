@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline import provenance
 from pipeline.adapt.methods import Adaptation, adapted_probabilities
-from pipeline.data import Dataset, load_dataset
+from pipeline.answers import AnswerKeys
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.io import write_json
@@ -42,17 +42,16 @@ def member_views(
 ) -> dict[str, tuple[View, tuple[str, ...]]]:
     """Every set the member was scored on, decoded at its size, crop and stain, from its
     answer-key sources (the same images its own submissions hold), with the set's vocabulary."""
-    datasets: dict[tuple[str, str], Dataset] = {}
+    keys = AnswerKeys()
+    registered: set[Path] = set()
     views = {}
     for set_name, source in member.meta.sets.items():
-        ident = (source["adapter"], source["root"])
-        if ident not in datasets:
-            datasets[ident] = load_dataset(*ident)
-            store.register(datasets[ident])
-        ds = datasets[ident]
-        split = source.get("split")
-        records = ds.splits[split] if split is not None else ds.records()
-        image_set = ImageSet(set_name, ds.name, ds.root, tuple(records), ds.adapter, split)
+        ds = keys.dataset(source)
+        if ds.root not in registered:
+            registered.add(ds.root)
+            store.register(ds)
+        records = tuple(keys.records(source))
+        image_set = ImageSet(set_name, ds.name, ds.root, records, ds.adapter, source.get("split"))
         view = store.view(image_set, member.image_size, member.crop, member.stain)
         views[set_name] = (view, ds.classes)
     return views

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pipeline import engine
+from pipeline.features import batches
 
 METHODS = ("none", "adabn", "tent")
 BATCH = 64  # BatchNorm statistics of a batch: large enough to be stable, small enough for a CPU
@@ -54,6 +55,9 @@ class Adaptation:
         return "".join(f"+{p}" for p in parts)
 
 
+NO_ADAPTATION = Adaptation()  # plain predictions
+
+
 def parse_adaptations(text: str) -> list[Adaptation]:
     """``adabn,tent,tta,adabn+tta`` -> one adaptation per comma-separated item."""
     out = []
@@ -75,15 +79,6 @@ def parse_adaptations(text: str) -> list[Adaptation]:
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-def batches(
-    images: np.ndarray, rows: np.ndarray, precision: engine.Runtime, size: int
-) -> Iterator[torch.Tensor]:
-    """Normalised input batches of ``images[rows]`` (uint8 NHWC) on the model's device."""
-    for start in range(0, len(rows), size):
-        chunk = np.ascontiguousarray(images[rows[start : start + size]])
-        yield precision.to_input(torch.from_numpy(chunk).permute(0, 3, 1, 2))
 
 
 @contextlib.contextmanager

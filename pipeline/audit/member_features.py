@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pipeline.data.cache import load_or_build
 from pipeline.data.records import Dataset
-from pipeline.features import penultimate
+from pipeline.features import batches, penultimate
 from pipeline.members import load_member, member_input
 
 BATCH = 128
@@ -40,12 +40,5 @@ def member_features(
         {r.id: r.mask for r in records if r.mask},
     )
     rows = cache.rows(ids)
-    batches = (
-        member.precision.to_input(
-            torch.from_numpy(
-                member_input(member, np.asarray(cache.images[rows[s : s + BATCH]]))
-            ).permute(0, 3, 1, 2)
-        )
-        for s in range(0, len(rows), BATCH)
-    )
-    return penultimate(member.model, member.entry, batches)
+    chunks = batches(cache.images, rows, member.precision, BATCH, partial(member_input, member))
+    return penultimate(member.model, member.entry, chunks)

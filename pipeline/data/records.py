@@ -99,6 +99,23 @@ def scan_class_folders(
     return records, skipped
 
 
+def list_images(paths: list[Path]) -> list[Path]:
+    """Image files named directly or found (recursively) in named folders, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path} does not exist")
+    return found
+
+
 def _hidden(name: str) -> bool:
     """Hidden files and folders, and macOS archive debris (``__MACOSX``)."""
     return name.startswith(".") or name == "__MACOSX"

@@ -14,14 +14,13 @@ import torch
 from tqdm import tqdm
 
 from pipeline import engine
-from pipeline.adapt.methods import batches
 from pipeline.cli import options as opts
 from pipeline.data import load_dataset
 from pipeline.data.cache import load_or_build
-from pipeline.data.records import IMAGE_SUFFIXES
+from pipeline.data.records import IMAGE_SUFFIXES, list_images
 from pipeline.data.store import ImageStore, View, image_sets
 from pipeline.errors import user_errors
-from pipeline.features import penultimate
+from pipeline.features import batches, penultimate
 from pipeline.io import write_json
 from pipeline.layout import Layout
 from pipeline.models import Entry, create_model, load_catalogue
@@ -73,11 +72,7 @@ def folder_images(folder: Path, size: int, cache_dir: Path, progress: bool) -> V
     """Every image file below ``folder``, decoded at ``size`` (unreadable ones left out)."""
     if not folder.is_dir():
         raise SystemExit(f"--extra {folder}: not a folder")
-    ids = sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    ids = sorted(p.relative_to(folder).as_posix() for p in list_images([folder]))
     if not ids:
         raise SystemExit(f"--extra {folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     cache = load_or_build(folder, ids, size, folder.name, cache_dir, progress=progress)
