@@ -89,9 +89,7 @@ def main() -> None:
     for member in args.models.split(","):
         speeds = []
         for choice in args.precisions.split(","):
-            precision = engine.Runtime(
-                device, engine.amp_dtype(device, choice), args.channels_last
-            )
+            precision = engine.Runtime(device, engine.amp_dtype(device, choice), args.channels_last)
             speeds.append(images_per_second(member, data, args.size, args.batch_size, precision))
         ratio = f"{speeds[-1] / speeds[0]:7.2f}x" if len(speeds) > 1 else ""
         print(f"{member:<20}" + "".join(f"{s:12.1f}" for s in speeds) + "   " + ratio, flush=True)
