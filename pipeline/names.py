@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.errors import UserError
+
 NAME_MAX = 128
 QUOTE_MAX = 60
 # '+' joins a recipe's override fingerprint and a test-time adaptation to a member's name
@@ -18,7 +20,7 @@ RULE = (
 )
 
 
-class BadName(ValueError):
+class BadName(UserError, ValueError):
     """A name that cannot be used as a plain file or folder name."""
 
 
