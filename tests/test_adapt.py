@@ -16,6 +16,7 @@ from pipeline.adapt import __main__ as adapt_cli
 from pipeline.adapt.methods import (
     Adaptation,
     adapted_probabilities,
+    applicable,
     dihedral,
     parse_adaptations,
     probabilities,
@@ -102,6 +103,31 @@ def test_dihedral_gives_the_eight_symmetries() -> None:
     x = torch.arange(9.0).view(1, 1, 3, 3)
     views = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
     assert len(views) == 8
+
+
+def test_a_model_without_batchnorm_gets_only_the_adaptations_that_change_it() -> None:
+    asked = parse_adaptations("adabn,tta,adabn+tta,tent,tta")
+    assert [a.suffix for a in applicable(asked, small_net())] == [
+        "+adabn",
+        "+tta",
+        "+adabn+tta",
+        "+tent",
+    ]
+    no_bn = nn.Sequential(*[m for m in small_net() if not isinstance(m, nn.BatchNorm2d)])
+    assert [a.suffix for a in applicable(asked, no_bn)] == ["+tta"]
+    assert applicable(parse_adaptations("adabn,tent"), no_bn) == []
+
+
+def test_adapting_a_member_without_batchnorm_writes_no_copy_of_it(zoo_out: Path) -> None:
+    out = zoo_out / "out"
+    args = ["--dataset", "folder", "--data", str(zoo_out / "cells"), "--weights", "none",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
+            "--out", str(out), "--cache-dir", str(zoo_out / "cache"), "--no-progress",
+            "--models", "squeezenet1_1", "--adapt", "adabn,adabn+tta"]  # fmt: skip
+    with pytest.warns(UserWarning, match="no BatchNorm layer: \\+adabn, \\+adabn\\+tta"):
+        assert zoo.main(args) == 0
+    names = {e.name for e in find_entries(out) if e.name.startswith("squeezenet1_1")}
+    assert names == {f"squeezenet1_1-{FAST}-s0", f"squeezenet1_1-{FAST}-s0+tta"}
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,12 @@ the member's metadata plus ``adapted_from``, ``adaptation`` and ``transductive``
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from pipeline import provenance
-from pipeline.adapt.methods import Adaptation, adapted_probabilities
+from pipeline.adapt.methods import Adaptation, adapted_probabilities, applicable
 from pipeline.answers import AnswerKeys
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
@@ -102,6 +103,13 @@ def adapt_member(
     """Write one adapted entry per adaptation of member ``name``; return the scores of the
     member itself (adaptation ``none``) and of each adapted entry on every set."""
     member = load_member(out, name, dataset, device)
+    if skipped := [a.suffix for a in adaptations if a not in applicable(adaptations, member.model)]:
+        warnings.warn(
+            f"{member.name} has no BatchNorm layer: {', '.join(skipped)} would repeat its plain "
+            "or TTA predictions, so no such entry is written",
+            stacklevel=2,
+        )
+        adaptations = applicable(adaptations, member.model)
     folders = {a: entry_folder(out, member, a) for a in adaptations}
     views = member_views(member, store)
     results = []

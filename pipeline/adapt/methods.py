@@ -81,6 +81,16 @@ def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def applicable(adaptations: list[Adaptation], model: nn.Module) -> list[Adaptation]:
+    """The adaptations that can change this model's predictions, each once: without a
+    BatchNorm layer AdaBN and TENT have nothing to adapt (``adabn+tta`` is ``tta``), and an entry
+    for them would repeat the plain or the TTA entry under a transductive name."""
+    if batchnorm_layers(model):
+        return list(dict.fromkeys(adaptations))
+    kept = [Adaptation(tta=True)] if any(a.tta for a in adaptations) else []
+    return kept
+
+
 @contextlib.contextmanager
 def restored(model: nn.Module) -> Iterator[nn.Module]:
     """Whatever happens inside, the model leaves with its weights, buffers, modes and
