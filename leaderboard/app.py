@@ -1,7 +1,9 @@
 """The WBC Zoo leaderboard: ``streamlit run leaderboard/app.py -- --out DIR``.
 
 Ranks every member and ensemble under ``DIR/submissions`` (``--out``, else ``WBCZOO_OUT``, else
-the current folder), shows one configuration in detail, and scores uploaded submissions.
+the current folder), shows one configuration in detail, and scores uploaded submissions. The
+reference zoos shipped under ``zoo/reference/`` are a click away (read-only); without ``--out``
+or ``WBCZOO_OUT`` the board opens on one of them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import streamlit as st  # noqa: E402
 from streamlit.runtime.uploaded_file_manager import UploadedFile  # noqa: E402
 
 from pipeline.calibration import RAW_FOLDER, compare  # noqa: E402
+from pipeline.data.cache import DEFAULT_CACHE_DIR  # noqa: E402
 from pipeline.layout import Layout  # noqa: E402
 from pipeline.leaderboard import competition  # noqa: E402
 from pipeline.leaderboard.collect import Contender, find_entries  # noqa: E402
@@ -42,6 +45,7 @@ from pipeline.leaderboard.present import (  # noqa: E402
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
 from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table, ranked_test_sets  # noqa: E402
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
+from pipeline.reference import Reference, references  # noqa: E402
 from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
 
@@ -50,13 +54,41 @@ GALLERY_COLUMNS = 6
 LIVE_REFRESH_S = 10  # how often the table of members still training is read again
 
 
-def out_folder() -> Path:
-    """``--out`` after ``--`` on the command line, else ``WBCZOO_OUT``, else the current folder."""
+def out_folder() -> tuple[Path, bool]:
+    """``--out`` after ``--`` on the command line, else ``WBCZOO_OUT``, else the current folder;
+    and whether the user named it."""
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--out", type=Path)
     # parse_known_args: under pytest's AppTest, sys.argv is pytest's own command line
     args, _ = p.parse_known_args(sys.argv[1:])
-    return args.out or Path(os.environ.get("WBCZOO_OUT", "."))
+    named = args.out or os.environ.get("WBCZOO_OUT")
+    return Path(named or "."), bool(named)
+
+
+@st.cache_resource(show_spinner="Unpacking the reference zoo…")
+def reference_out(folder: str) -> str:
+    """The reference zoo's ``--out`` folder, unpacked into the cache once per archive."""
+    return str(Reference(Path(folder)).unpacked(DEFAULT_CACHE_DIR))
+
+
+def choose_zoo(out: Path, named: bool) -> tuple[Path, Reference | None]:
+    """The zoo to show: the user's own or a reference zoo (the default when no folder was
+    named, so a first look shows real numbers)."""
+    refs = references()
+    if not refs:
+        return out, None
+    labels = [f"Your zoo ({out})"] + [f"Reference: {r.name}" for r in refs]
+    label = st.sidebar.radio(
+        "Zoo",
+        labels,
+        index=0 if named else 1,
+        key="zoo",
+        help="Reference zoos ship with the repository (zoo/reference/): read-only.",
+    )
+    if label == labels[0]:
+        return out, None
+    ref = refs[labels.index(label) - 1]
+    return Path(reference_out(str(ref.folder))), ref
 
 
 # --- loading, cached -------------------------------------------------------------------------
@@ -79,7 +111,7 @@ def shared_scorer(out: str) -> tuple[Scorer, threading.Lock]:
 
     Sessions run in threads; the lock keeps them from writing the score cache at the same time.
     """
-    return Scorer(Path(out) / "zoo" / "leaderboard-cache.json"), threading.Lock()
+    return Scorer.of_zoo(Path(out)), threading.Lock()
 
 
 # Every call of a cache_data function returns a fresh copy of its value. Copies of all entries
@@ -708,7 +740,9 @@ def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> N
     )
 
 
-def competition_tab(out: str, version: str, dataset: str, table: pd.DataFrame) -> None:
+def competition_tab(
+    out: str, version: str, dataset: str, table: pd.DataFrame, read_only: bool = False
+) -> None:
     if "saved" in st.session_state:
         st.success(st.session_state.pop("saved"))
     sets = dataset_sets(out, version, dataset)
@@ -747,6 +781,9 @@ def competition_tab(out: str, version: str, dataset: str, table: pd.DataFrame) -
     cols[1].metric("macro-F1", f"{100 * s['macro_f1']:.1f}%")
     cols[2].metric("balanced accuracy", f"{100 * s['balanced_accuracy']:.1f}%")
     cols[3].metric(f"would rank ({label})", f"{rank} of {of}")
+    if read_only:
+        st.caption("The reference zoo is read-only: to keep this submission, save it on your zoo.")
+        return
 
     name = st.text_input("Name to save it under", key="upload_name")
     description = st.text_input(
@@ -921,8 +958,9 @@ def live_section(out: str, datasets: list[str]) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="WBC Zoo leaderboard", layout="wide")
-    out = out_folder()
-    st.sidebar.caption(f"Out folder: `{out.resolve()}`")
+    out, ref = choose_zoo(*out_folder())
+    if ref is None:
+        st.sidebar.caption(f"Out folder: `{out.resolve()}`")
     version = version_of(out)
     try:
         long = score_table(str(out), version)
@@ -934,6 +972,8 @@ def main() -> None:
         "White-blood-cell classifiers ranked on their own lab's test images and, across labs, "
         "on other labs' images, where most of them fall apart."
     )
+    if ref is not None:
+        st.info(f"**Reference zoo {ref.name}** (read-only): {ref.summary}", icon="📌")
     if long.empty:
         live_section(str(out), list(manifests(out)))
         st.info(
@@ -954,7 +994,7 @@ def main() -> None:
     with tabs[1]:
         details_tab(str(out), version, dataset, view, long)
     with tabs[2]:
-        competition_tab(str(out), version, dataset, table)
+        competition_tab(str(out), version, dataset, table, read_only=ref is not None)
 
 
 main()

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import UserError
+from pipeline.names import plain_name
+
 META_FILE = "meta.json"
 
 
@@ -29,6 +32,18 @@ class Layout:
     def submissions(self, dataset: str) -> Path:
         """Every entry trained on ``dataset``."""
         return self.submissions_root / dataset
+
+    def dataset_tag(self, tag: str | None) -> str:
+        """``tag`` (``--tag``), else the one dataset the zoo holds; a clear error when it holds
+        none or several."""
+        if tag:
+            return plain_name(tag, "--tag")
+        root = self.submissions_root
+        tags = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        if len(tags) != 1:
+            found = ", ".join(tags) or "none"
+            raise UserError(f"{root} holds {len(tags)} datasets ({found}): pick one with --tag")
+        return tags[0]
 
     def submission(self, dataset: str, name: str) -> Path:
         """One entry's submission files and ``meta.json``."""
@@ -68,6 +83,12 @@ class Layout:
 
     def lock(self, dataset: str, member: str) -> Path:
         return self.zoo / "locks" / dataset / f"{member}.lock"
+
+    @property
+    def answers(self) -> Path:
+        """Answer keys written down with the zoo (``pipeline.reference``), used for its sets
+        in place of the datasets' own."""
+        return self.zoo / "answers.json"
 
     @property
     def leaderboard_cache(self) -> Path:

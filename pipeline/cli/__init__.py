@@ -22,6 +22,7 @@ COMMANDS = {
     "pipeline.adapt": "pipeline.adapt.__main__",
     "pipeline.pretrain": "pipeline.pretrain.__main__",
     "pipeline.audit": "pipeline.audit.__main__",
+    "pipeline.reference": "pipeline.reference.__main__",
     "pipeline.data.cropsheet": "pipeline.data.cropsheet",
 }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -21,7 +20,6 @@ from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.layout import Layout
 from pipeline.metadata import EnsembleMeta
-from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.stats import paired_bootstrap
 from pipeline.submissions import check_kind, write_submission
@@ -59,17 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def find_dataset(root: Path, tag: str | None) -> str:
-    if tag:
-        return plain_name(tag, "--tag")
-    tags = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if len(tags) != 1:
-        raise SystemExit(
-            f"{root} holds {len(tags)} datasets ({', '.join(tags) or 'none'}): pick one with --tag"
-        )
-    return tags[0]
-
-
 def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
     source = candidate.meta.source(set_name)
     if source is None:
@@ -86,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before anything is built
     started = time.perf_counter()
     layout = Layout(args.out)
-    tag = find_dataset(layout.submissions_root, args.tag)
+    tag = layout.dataset_tag(args.tag)
     candidates = load_candidates(layout.submissions(tag))
     if args.pool_seeds:
         candidates = pool_seeds(candidates)

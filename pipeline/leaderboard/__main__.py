@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no submissions under {Layout(args.out).submissions_root}: run pipeline.zoo first",
               file=sys.stderr)  # fmt: skip
         return 1
-    scorer = Scorer(Layout(args.out).leaderboard_cache)
+    scorer = Scorer.of_zoo(args.out)
     long = long_table(entries, scorer)
     datasets = [args.tag] if args.tag else sorted(long["dataset"].unique())
     boards = []
@@ -116,7 +116,7 @@ def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     save_settings(args.out, settings)
     print(f"competition mode: {dataclasses.asdict(settings)} ({settings_file(args.out)})")
     if args.reveal:
-        print_competition(args.out, find_entries(args.out), Scorer(), settings, None)
+        print_competition(args.out, find_entries(args.out), Scorer.of_zoo(args.out), settings, None)
     return 0
 
 

@@ -9,8 +9,9 @@ from functools import cache
 from pathlib import Path
 
 from pipeline import classes, metrics, scoring
-from pipeline.answers import AnswerKeys, ids_fingerprint
+from pipeline.answers import AnswerKeys, ids_fingerprint, keys_of_zoo
 from pipeline.io import write_json
+from pipeline.layout import Layout
 from pipeline.leaderboard.collect import Contender
 from pipeline.scoring import score
 from pipeline.submissions import read_submission
@@ -36,6 +37,11 @@ class Scorer:
                 self._cache = json.loads(self.cache_file.read_text())
             except (OSError, json.JSONDecodeError):
                 self._cache = {}  # a damaged cache is only a slower start
+
+    @classmethod
+    def of_zoo(cls, out: Path) -> Scorer:
+        """The scorer of the zoo under ``out``: its score cache and its answer keys."""
+        return cls(Layout(out).leaderboard_cache, keys_of_zoo(out))
 
     def full(self, entry: Contender, set_name: str) -> dict:
         """All metrics of one submission file (confusion matrix, per class, AUC)."""

@@ -1,0 +1,123 @@
+"""The reference zoo: packed from a zoo with its answer keys, unpacked safely, scored where its
+datasets are not; and the one shipped under zoo/reference/, read as a newcomer would."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_leaderboard_app import APP, fabricate_out, table
+
+from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.scores import Scorer
+from pipeline.leaderboard.table import leaderboard, long_table
+from pipeline.reference import ARCHIVE, Reference, ReferenceError, pack, references
+from pipeline.reference.__main__ import main as pack_main
+
+SHIPPED = references()
+WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+
+def board_of(out: Path) -> list[tuple]:
+    long = long_table(find_entries(out), Scorer.of_zoo(out))
+    return sorted(map(tuple, leaderboard(long, "cells").astype(str).values.tolist()))
+
+
+def test_a_packed_zoo_scores_the_same_without_its_datasets(tmp_path, make_tree) -> None:
+    out = fabricate_out(tmp_path, make_tree)
+    weights = out / "zoo" / "members" / "cells" / "alpha-fast-s0" / "best.safetensors"
+    weights.write_bytes(b"weights")
+    before = board_of(out)
+    archive, count = pack(out, "cells", tmp_path / "refs" / "tiny")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert count == len(names) and "zoo/answers.json" in names
+    assert "zoo/members/cells/alpha-fast-s0/history.csv" in names
+    assert not [n for n in names if n.endswith(WEIGHTS)]
+    shutil.rmtree(tmp_path / "cells"), shutil.rmtree(tmp_path / "bccd")  # the datasets are gone
+    with pytest.warns(UserWarning, match="does not exist"):
+        assert long_table(find_entries(out), Scorer.of_zoo(out)).empty  # no longer scores
+    unpacked = Reference(archive.parent).unpacked(tmp_path / "cache")
+    assert board_of(unpacked) == before
+    assert Reference(archive.parent).unpacked(tmp_path / "cache") == unpacked  # once
+
+
+def test_packing_is_reproducible_and_names_a_zoo_without_entries(tmp_path, make_tree) -> None:
+    out = fabricate_out(tmp_path, make_tree)
+    first = pack(out, "cells", tmp_path / "a")[0].read_bytes()
+    assert pack(out, "cells", tmp_path / "b")[0].read_bytes() == first
+    with pytest.raises(ReferenceError, match="no entries to pack"):
+        pack(out, "other", tmp_path / "c")
+
+
+def test_the_pack_command_refuses_a_name_that_is_a_path(tmp_path, make_tree, capsys) -> None:
+    out = fabricate_out(tmp_path, make_tree)
+    assert pack_main(["--out", str(out), "--reference", "../up", "--into", str(tmp_path)]) == 2
+    assert "not a plain name" in capsys.readouterr().err
+    assert pack_main(["--out", str(out), "--reference", "tiny", "--into", str(tmp_path)]) == 0
+    assert (tmp_path / "tiny" / ARCHIVE).is_file()
+
+
+def test_an_archive_that_reaches_outside_is_refused(tmp_path) -> None:
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    with tarfile.open(folder / ARCHIVE, "w:xz") as tar:
+        info = tarfile.TarInfo("../../escaped.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(ReferenceError, match="cannot unpack"):
+        Reference(folder).unpacked(tmp_path / "cache")
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert not list((tmp_path / "cache" / "reference").iterdir())  # no half-unpacked folder
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no reference zoo under zoo/reference")
+def test_the_shipped_reference_zoo_is_small_complete_and_scores(tmp_path) -> None:
+    ref = SHIPPED[0]
+    assert ref.archive.stat().st_size < 10e6
+    assert "random" in ref.summary and "64 px" in ref.summary
+    with tarfile.open(ref.archive) as tar:
+        assert not [n for n in tar.getnames() if n.endswith(WEIGHTS)]
+    out = ref.unpacked(tmp_path / "cache")
+    entries = find_entries(out)
+    kinds = {e.kind for e in entries}
+    assert kinds >= {"member", "ensemble", "adapted"}
+    members = {e.meta.family for e in entries if e.kind == "member"}
+    assert len([e for e in entries if e.kind == "member"]) >= 8 and len(members) >= 5
+    long = long_table(entries, Scorer.of_zoo(out))
+    board = leaderboard(long, "pbc")
+    assert board["test_acc"].notna().all()
+    assert board["test_acc"].max() > 0.9  # real numbers, not chance
+    for lab in ("bccd", "tecom", "lisc"):
+        assert long[long["set"] == lab]["accuracy"].notna().any(), lab
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no reference zoo under zoo/reference")
+def test_the_board_opens_on_the_reference_zoo_unless_a_zoo_is_named(
+    tmp_path, make_tree, monkeypatch
+) -> None:
+    monkeypatch.delenv("WBCZOO_OUT", raising=False)
+    monkeypatch.chdir(tmp_path)  # the user's own zoo: this empty folder
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.sidebar.radio(key="zoo").value.startswith("Reference")
+    assert any("Reference zoo" in m.value and "read-only" in m.value for m in at.info)
+    assert len(table(at)) >= 8
+    at.tabs[2].run()
+    assert not [b for b in at.button if b.key == "save"]  # nothing can be saved into it
+    at.sidebar.radio(key="zoo").set_value(at.sidebar.radio(key="zoo").options[0]).run()
+    assert any("No scored submissions" in m.value for m in at.info)
+    monkeypatch.setenv("WBCZOO_OUT", str(fabricate_out(tmp_path, make_tree)))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert at.sidebar.radio(key="zoo").value.startswith("Your zoo")
+    assert len(table(at)) == 3
