@@ -25,6 +25,12 @@ def paired_bootstrap(
     return float(a.mean() - b.mean()), float(lo), float(hi)
 
 
+def bootstrap_ci(correct: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy with a percentile 95% interval over resampled images (one model, one seed: the
+    interval of the test set's size, not of training's randomness)."""
+    return paired_bootstrap(correct, np.zeros(len(correct)), n, seed)
+
+
 def mean_ci(values: pd.Series) -> tuple[float, float, int]:
     """Mean, half-width of the Student t 95% interval (NaN for one value), and n."""
     v = values.dropna().to_numpy(dtype=float)

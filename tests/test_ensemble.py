@@ -18,7 +18,7 @@ from pipeline.ensemble.candidates import MemberMismatchError, load_candidates, p
 from pipeline.layout import Layout
 from pipeline.members import fitted_method
 from pipeline.metadata import EnsembleMeta
-from pipeline.stats import paired_bootstrap
+from pipeline.stats import bootstrap_ci, paired_bootstrap
 from pipeline.submissions import KindClash, read_submission, write_submission
 
 
@@ -95,6 +95,14 @@ def test_stacking_recovers_a_planted_mapping() -> None:
     y_new, new = draw(300)
     assert (methods.stack_predict(model, new, 3).argmax(1) == y_new).mean() > 0.97
     assert (methods.soft(new).argmax(1) == y_new).mean() < 0.6
+
+
+def test_bootstrap_ci_brackets_the_accuracy_and_narrows_with_more_images() -> None:
+    few = np.array([1, 1, 1, 0] * 5, dtype=bool)
+    acc, lo, hi = bootstrap_ci(few)
+    assert acc == 0.75 and lo < acc < hi
+    _, lo_many, hi_many = bootstrap_ci(np.tile(few, 50))
+    assert hi_many - lo_many < (hi - lo) / 4
 
 
 def test_paired_bootstrap() -> None:
@@ -179,6 +187,9 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
     assert table.loc[table["name"] == "good-fast-s0", "kind"].item() == "member (best on val)"
     gains = table.dropna(subset=["test_gain_vs_best"])
     assert len(gains) == 5 and (gains["gain_ci_low"] <= gains["test_gain_vs_best"]).all()
+    assert (table["test_ci_low"] <= table["test_acc"]).all()
+    assert (table["test_acc"] <= table["test_ci_high"]).all()
+    assert (table["test_ci_high"] - table["test_ci_low"] > 0).any()
     assert "ens-stack-top3" in capsys.readouterr().out
     # ensembles are outputs, never candidates: a second run sees the same five members
     assert run(zoo, "--top", "3") == 0

@@ -21,7 +21,7 @@ from pipeline.io import atomic_write, write_json, write_text
 from pipeline.layout import Layout
 from pipeline.metadata import EnsembleMeta
 from pipeline.scoring import score
-from pipeline.stats import paired_bootstrap
+from pipeline.stats import bootstrap_ci, paired_bootstrap
 from pipeline.submissions import check_kind, write_submission
 from pipeline.tracking import make_tracker
 
@@ -182,19 +182,24 @@ def report(
     y_val: np.ndarray,
     args: argparse.Namespace,
 ) -> pd.DataFrame:
-    """Validation and test scores of members and ensembles, and each ensemble's gain over the
-    best member (chosen on validation) on test, with a paired bootstrap 95% interval."""
+    """Validation and test scores of members and ensembles, test accuracy with a bootstrap 95%
+    interval, and each ensemble's gain over the best member (chosen on validation) on test, with
+    a paired bootstrap 95% interval."""
     classes = candidates[0].sets["val"].classes
     best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
     test_vocabulary = keys.vocabulary(candidates[0].meta.sets["test"]) if has_test else ()
+    if has_test:
+        y_test = np.array([classes.index(test_key[i]) for i in candidates[0].sets["test"].ids])
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}
         if test is not None:
             m = score(candidates[0].sets["test"].ids, test, classes, test_key, test_vocabulary)
-            out |= {"test_acc": m["accuracy"], "test_macro_f1": m["macro_f1"]}
+            _, lo, hi = bootstrap_ci(test.argmax(1) == y_test, args.bootstrap, args.seed)
+            out |= {"test_acc": m["accuracy"], "test_ci_low": lo, "test_ci_high": hi,
+                    "test_macro_f1": m["macro_f1"]}  # fmt: skip
         return out
 
     rows = []
@@ -203,7 +208,6 @@ def report(
         if c is best:
             rows[-1]["kind"] = "member (best on val)"
     if has_test:
-        y_test = np.array([classes.index(test_key[i]) for i in candidates[0].sets["test"].ids])
         best_correct = best.probs("test").argmax(1) == y_test
     for ens in ensembles:
         test = ens.predict("test") if has_test else None
