@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, fabricate_out, table
 
+from pipeline.leaderboard.__main__ import main as leaderboard_main
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table
@@ -100,6 +101,15 @@ def test_the_shipped_reference_zoo_is_small_complete_and_scores(tmp_path) -> Non
     assert board["test_acc"].max() > 0.9  # real numbers, not chance
     for lab in ("bccd", "tecom", "lisc"):
         assert long[long["set"] == lab]["accuracy"].notna().any(), lab
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no reference zoo under zoo/reference")
+def test_the_leaderboard_command_ranks_a_reference_zoo(capsys) -> None:
+    assert leaderboard_main(["--reference", SHIPPED[0].name, "--format", "csv"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("dataset,test_set,rank,name") and len(printed) > 8
+    assert leaderboard_main(["--reference", SHIPPED[0].name, "--competition"]) == 2
+    assert "read-only" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no reference zoo under zoo/reference")

@@ -58,6 +58,7 @@ MEANINGS = {
     "pipeline.pretrain (members of its architecture)",
     "--adapt": "test-time adaptation: adabn, tent or tta, or a method with tta (adabn+tta)",
     "--per-set": "images drawn from each set",
+    "--reference": "a reference zoo's name, its folder under zoo/reference/ (e.g. pbc-fast64)",
     "--debug": "show the traceback of an error in the input too",
 }
 

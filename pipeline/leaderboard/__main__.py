@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pipeline.cli import options as opts
+from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.errors import user_errors
 from pipeline.layout import Layout
 from pipeline.leaderboard.collect import Contender, find_entries, in_domain_test_source
@@ -21,6 +22,7 @@ from pipeline.leaderboard.competition import (
 )
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
+from pipeline.reference import references
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opts.add_out(p)
     opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: every one, a table each)")
+    opts.option(
+        p,
+        "--reference",
+        metavar="NAME",
+        choices=[r.name for r in references()],
+        help="rank a reference zoo shipped with the repository instead of --out's: "
+        + ", ".join(r.name for r in references()),
+    )
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     c = p.add_argument_group("competition mode (leaderboard/README.md)")
     c.add_argument(
@@ -64,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
+    if args.reference:
+        if args.competition or args.reveal:
+            p.error("a reference zoo is read-only: --competition and --reveal take --out")
+        ref = next(r for r in references() if r.name == args.reference)
+        args.out = ref.unpacked(DEFAULT_CACHE_DIR)
     if args.competition or args.reveal:
         return organise(p, args)
     entries = find_entries(args.out)

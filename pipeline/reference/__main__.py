@@ -23,12 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opts.add_out(p)
     opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: the only one under OUT/submissions)")
-    p.add_argument(
-        "--reference",
-        required=True,
-        metavar="NAME",
-        help="the reference zoo's name, its folder under --into (e.g. pbc-fast64)",
-    )
+    opts.option(p, "--reference", required=True, metavar="NAME")
     p.add_argument(
         "--into",
         type=Path,
