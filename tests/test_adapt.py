@@ -22,7 +22,9 @@ from pipeline.adapt.methods import (
     probabilities,
     reestimate,
 )
+from pipeline.calibration import apply_temperature
 from pipeline.leaderboard.collect import find_entries
+from pipeline.submissions import read_submission
 from pipeline.recipes import get_recipe, override
 
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
@@ -194,8 +196,16 @@ def test_zoo_adapts_its_members_after_training(zoo_out: Path, capsys) -> None:
             "--adapt", "adabn+tta"]  # fmt: skip
     assert zoo.main(args) == 0
     assert f"{MEMBER}+adabn+tta lab2" in " ".join(capsys.readouterr().out.split())
-    meta = zoo_out / "out" / "submissions" / "cells" / f"{MEMBER}+adabn+tta" / "meta.json"
-    assert json.loads(meta.read_text())["adaptation"]["tta"] is True
+    folder = zoo_out / "out" / "submissions" / "cells" / f"{MEMBER}+adabn+tta"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["adaptation"]["tta"] is True
+    # calibrated by the member's temperature, as the meta.json it inherits says
+    temperature = meta["calibration"]["temperature"]
+    assert temperature != 1.0
+    raw = read_submission(folder / "raw" / "lab2.csv").probs
+    np.testing.assert_allclose(
+        read_submission(folder / "lab2.csv").probs, apply_temperature(raw, temperature), atol=1e-6
+    )
 
 
 def test_predict_adapts_to_the_given_cells(zoo_out: Path, tmp_path: Path) -> None:

@@ -12,9 +12,12 @@ import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import provenance
 from pipeline.adapt.methods import Adaptation, adapted_probabilities, applicable
 from pipeline.answers import AnswerKeys
+from pipeline.calibration import apply_temperature, raw_path
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.io import write_json
@@ -91,6 +94,17 @@ def entry_folder(out: Path, member: LoadedMember, adaptation: Adaptation) -> Pat
     return folder
 
 
+def write_adapted(
+    folder: Path, set_name: str, ids: list[str], probs: np.ndarray, member: LoadedMember
+) -> None:
+    """One set's adapted predictions, laid out as the member's own: calibrated by the member's
+    temperature (what its inherited ``meta.json`` says) with the raw copy in ``raw/``."""
+    if member.meta.calibration:
+        write_submission(raw_path(folder, set_name), ids, probs, member.classes)
+        probs = apply_temperature(probs, member.temperature)
+    write_submission(folder / f"{set_name}.csv", ids, probs, member.classes)
+
+
 def adapt_member(
     out: Path,
     name: str,
@@ -120,8 +134,7 @@ def adapt_member(
                 member.model, view.images, view.rows, member.precision, adaptation
             )
             if adaptation.active:
-                write_submission(folders[adaptation] / f"{set_name}.csv", view.ids, probs,
-                                 member.classes)  # fmt: skip
+                write_adapted(folders[adaptation], set_name, view.ids, probs, member)
             key = dict(zip(view.ids, view.labels, strict=True))
             s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
             results.append(
