@@ -4,6 +4,7 @@ datasets are not; and the one shipped under zoo/reference/, read as a newcomer w
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import sys
 import tarfile
@@ -38,18 +39,28 @@ def test_a_packed_zoo_scores_the_same_without_its_datasets(tmp_path, make_tree) 
     out = fabricate_out(tmp_path, make_tree)
     weights = out / "zoo" / "members" / "cells" / "alpha-fast-s0" / "best.safetensors"
     weights.write_bytes(b"weights")
+    alpha = out / "submissions" / "cells" / "alpha-fast-s0"
+    adapted = shutil.copytree(alpha, alpha.with_name("alpha-fast-s0+adabn"))
+    meta = json.loads((alpha / "meta.json").read_text())
+    meta |= {"member": adapted.name, "kind": "adapted", "transductive": True}
+    (adapted / "meta.json").write_text(json.dumps(meta))
+    (alpha / "raw").mkdir()
+    shutil.copy(alpha / "test.csv", alpha / "raw" / "test.csv")
     before = board_of(out)
     archive, count = pack(out, "cells", tmp_path / "refs" / "tiny")
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert count == len(names) and "zoo/answers.json" in names
     assert "zoo/members/cells/alpha-fast-s0/history.csv" in names
-    assert not [n for n in names if n.endswith(WEIGHTS)]
+    assert not [n for n in names if n.endswith(WEIGHTS) or "/raw/" in n]
+    assert "submissions/cells/alpha-fast-s0+adabn/test.csv" in names
+    assert "submissions/cells/alpha-fast-s0+adabn/val.csv" not in names  # nothing chosen on it
+    before = [row for row in before if "+adabn" not in row[1]]  # its val column is left out
     shutil.rmtree(tmp_path / "cells"), shutil.rmtree(tmp_path / "bccd")  # the datasets are gone
     with pytest.warns(UserWarning, match="does not exist"):
         assert long_table(find_entries(out), Scorer.of_zoo(out)).empty  # no longer scores
     unpacked = Reference(archive.parent).unpacked(tmp_path / "cache")
-    assert board_of(unpacked) == before
+    assert [row for row in board_of(unpacked) if "+adabn" not in row[1]] == before
     assert Reference(archive.parent).unpacked(tmp_path / "cache") == unpacked  # once
 
 
@@ -88,7 +99,7 @@ def test_the_shipped_reference_zoo_is_small_complete_and_scores(tmp_path) -> Non
     assert ref.archive.stat().st_size < 10e6
     assert "random" in ref.summary and "64 px" in ref.summary
     with tarfile.open(ref.archive) as tar:
-        assert not [n for n in tar.getnames() if n.endswith(WEIGHTS)]
+        assert not [n for n in tar.getnames() if n.endswith(WEIGHTS) or "/raw/" in n]
     out = ref.unpacked(tmp_path / "cache")
     entries = find_entries(out)
     kinds = {e.kind for e in entries}

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.answers import AnswerKeys, freeze
+from pipeline.calibration import FIT_SET
 from pipeline.errors import UserError
 from pipeline.layout import META_FILE, Layout
-from pipeline.metadata import MetaError, read_entry
+from pipeline.metadata import AdaptedMeta, MetaError, read_entry
 
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "zoo" / "reference"
 ARCHIVE = "zoo.tar.xz"
@@ -83,11 +84,19 @@ def references(root: Path = REFERENCE_ROOT) -> list[Reference]:
 
 
 def zoo_files(out: Path, tag: str) -> Iterator[Path]:
-    """The files of a zoo that a reference keeps: every entry's submissions and ``meta.json``,
-    members' and ensembles' histories and metrics, and the zoo's tables, never weights."""
+    """The files of a zoo that a reference keeps: every entry's ranked submissions and
+    ``meta.json``, members' and ensembles' histories and metrics, and the zoo's tables.
+
+    Left out, to keep the repository small: weights, the uncalibrated ``raw/`` copies, and
+    adapted entries' validation files (adaptation is for other labs' sets; nothing is chosen on
+    an adapted entry's validation score)."""
     layout = Layout(out)
     for meta_file in layout.meta_files(tag):
-        yield from sorted(p for p in meta_file.parent.rglob("*") if p.suffix in (".csv", ".json"))
+        adapted = isinstance(read_entry(meta_file), AdaptedMeta)
+        yield meta_file
+        for csv in sorted(meta_file.parent.glob("*.csv")):
+            if not (adapted and csv.stem == FIT_SET):
+                yield csv
     for kind in ("members", "ensembles"):
         for name in _RECORDS:
             yield from sorted((layout.zoo / kind / tag).glob(f"*/{name}"))
@@ -112,6 +121,7 @@ def entry_sources(out: Path, tag: str) -> list[dict]:
 def pack(out: Path, tag: str, dest: Path, keys: AnswerKeys | None = None) -> tuple[Path, int]:
     """Pack the zoo under ``out`` (dataset ``tag``) into ``dest/zoo.tar.xz`` with its answer keys
     frozen from the datasets; return the archive and how many files it holds."""
+    sources = entry_sources(out, tag)  # every meta.json readable, or a clear error
     files = list(zoo_files(out, tag))
     if not any(p.name == META_FILE for p in files):
         raise ReferenceError(f"{Layout(out).submissions(tag)}: no entries to pack (--out, --tag)")
@@ -119,7 +129,7 @@ def pack(out: Path, tag: str, dest: Path, keys: AnswerKeys | None = None) -> tup
     archive = dest / ARCHIVE
     with tempfile.TemporaryDirectory() as tmp:
         answers = Path(tmp) / "answers.json"
-        freeze(keys or AnswerKeys(), entry_sources(out, tag), answers)
+        freeze(keys or AnswerKeys(), sources, answers)
         members = [(p, p.relative_to(out)) for p in files]
         members.append((answers, Layout(Path(".")).answers))
         staging = archive.with_name(f".{ARCHIVE}.partial")
