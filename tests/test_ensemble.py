@@ -194,6 +194,10 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
     # ensembles are outputs, never candidates: a second run sees the same five members
     assert run(zoo, "--top", "3") == 0
     assert len(pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")) == 10
+    # another --top adds its rows; the earlier run's ensembles stay in the table
+    assert run(zoo, "--top", "2", "--method", "soft") == 0
+    names = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")["name"].tolist()
+    assert len(names) == 11 and "ens-stack-top3" in names and "ens-soft-top2" in names
 
 
 def test_test_predictions_never_influence_the_choice(zoo: Path) -> None:

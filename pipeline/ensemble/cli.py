@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -57,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def merged(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """This run's rows over an earlier table's: ensembles of other runs (another ``--top``)
+    stay, rows of the same name are replaced. An unreadable earlier table is replaced whole."""
+    try:
+        old = pd.read_csv(path)
+    except (OSError, ValueError):
+        return table
+    if "name" not in old.columns:
+        return table
+    kept = old[~old["name"].isin(table["name"])]
+    members = table[~table["kind"].str.startswith("ensemble")]
+    ensembles = pd.concat([kept[kept["kind"].str.startswith("ensemble")],
+                           table[table["kind"].str.startswith("ensemble")]])  # fmt: skip
+    return pd.concat([members, ensembles], ignore_index=True)
+
+
 def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
     source = candidate.meta.source(set_name)
     if source is None:
@@ -104,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             tracker.log_ensemble(args.out, tag, ens.name)
 
     table = report(candidates, ensembles, keys, y_val, args)
-    write_text(layout.ensembles_table(tag), table.to_csv(index=False))
+    write_text(
+        layout.ensembles_table(tag), merged(layout.ensembles_table(tag), table).to_csv(index=False)
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
     print(
         f"\n{len(ensembles)} ensemble(s) of {len(candidates)} candidates in "
