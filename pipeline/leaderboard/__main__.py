@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.cli import options as opts
 from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.errors import user_errors
+from pipeline.errors import UserError, user_errors
 from pipeline.layout import Layout
 from pipeline.leaderboard.collect import Contender, find_entries, in_domain_test_source
 from pipeline.leaderboard.competition import (
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.reference:
         if args.competition or args.reveal:
-            p.error("a reference zoo is read-only: --competition and --reveal take --out")
+            raise UserError("a reference zoo is read-only: --competition and --reveal take --out")
         ref = next(r for r in references() if r.name == args.reference)
         args.out = ref.unpacked(DEFAULT_CACHE_DIR)
     if args.competition or args.reveal:
