@@ -973,7 +973,7 @@ def main() -> None:
         "on other labs' images, where most of them fall apart."
     )
     if ref is not None:
-        st.info(f"**Reference zoo {ref.name}** (read-only): {ref.summary}", icon="📌")
+        st.info(f"**Reference zoo {ref.name}** (read-only): {ref.summary}")
     if long.empty:
         live_section(str(out), list(manifests(out)))
         st.info(

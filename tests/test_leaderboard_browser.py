@@ -25,6 +25,7 @@ from pipeline.leaderboard import competition
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table
+from pipeline.reference import references
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -69,8 +70,9 @@ def out(tmp_path: Path, make_tree) -> Path:
 
 
 @contextlib.contextmanager
-def served_page(out: Path, tmp_path: Path) -> Iterator:
-    """A Chromium page on ``streamlit run leaderboard/app.py`` serving ``out``."""
+def served_page(out: Path | None, tmp_path: Path) -> Iterator:
+    """A Chromium page on ``streamlit run leaderboard/app.py`` serving ``out``; with None, run
+    as a newcomer would: no ``--out`` nor ``WBCZOO_OUT``."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -83,8 +85,9 @@ def served_page(out: Path, tmp_path: Path) -> Iterator:
     with open(log, "w") as log_file:
         server = subprocess.Popen(
             command,
-            cwd=ROOT,
-            env={**os.environ, "WBCZOO_OUT": str(out)},
+            cwd=ROOT,  # the project's .streamlit/config.toml applies
+            env={k: v for k, v in os.environ.items() if k != "WBCZOO_OUT"}
+            | ({"WBCZOO_OUT": str(out)} if out else {}),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -107,9 +110,11 @@ def served_page(out: Path, tmp_path: Path) -> Iterator:
             server.wait(timeout=10)
 
 
-def screenshot(page, tmp_path: Path, name: str) -> Path:
-    """Into docs/ with ``WBCZOO_SCREENSHOT=1``, else into the test's folder."""
-    folder = ROOT / "docs" if os.environ.get("WBCZOO_SCREENSHOT") == "1" else tmp_path
+def screenshot(page, tmp_path: Path, name: str, docs: bool = True) -> Path:
+    """Into docs/ with ``WBCZOO_SCREENSHOT=1`` (unless ``docs`` is False), else into the test's
+    folder."""
+    keep = docs and os.environ.get("WBCZOO_SCREENSHOT") == "1"
+    folder = ROOT / "docs" if keep else tmp_path
     shot = folder / f"{name}.png"
     page.mouse.move(0, 0)  # no hover overlay in the picture
     page.screenshot(path=str(shot))
@@ -138,7 +143,7 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
         assert widths[0] <= widths[1] + 1, f"the overview scrolls sideways: {widths}"
         box = grid.bounding_box()
         assert box["x"] + box["width"] <= 1400
-        screenshot(page, tmp_path, "leaderboard")
+        screenshot(page, tmp_path, "leaderboard-own", docs=False)  # docs: the reference zoo's
         page.get_by_text("cost", exact=True).first.click()
         page.wait_for_timeout(1000)
         page.get_by_role("tab", name="Details").click()
@@ -163,6 +168,20 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
         page.get_by_text("Download a sample submission").wait_for(timeout=PAGE_MS)
         page.wait_for_timeout(500)
         screenshot(page, tmp_path, "leaderboard-competition")
+
+
+@pytest.mark.skipif(not references(), reason="no reference zoo under zoo/reference")
+def test_a_first_look_opens_on_the_reference_zoo(tmp_path: Path) -> None:
+    """``streamlit run leaderboard/app.py`` with no zoo named shows the shipped reference zoo,
+    marked read-only, with real numbers: the README's screenshot."""
+    with served_page(None, tmp_path) as page:
+        page.get_by_text("(read-only)", exact=False).first.wait_for(timeout=PAGE_MS * 2)
+        summary = page.locator('[data-testid="stMarkdownContainer"]', has_text="rows · top:")
+        summary.wait_for(timeout=PAGE_MS)
+        assert "top: ens-" in summary.inner_text()  # an ensemble leads the real zoo
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=PAGE_MS)
+        page.wait_for_timeout(1500)
+        screenshot(page, tmp_path, "leaderboard")
 
 
 def test_competition_submission_in_chromium(tmp_path: Path, make_tree) -> None:
