@@ -24,8 +24,8 @@ from pipeline.adapt.methods import (
 )
 from pipeline.calibration import apply_temperature
 from pipeline.leaderboard.collect import find_entries
-from pipeline.submissions import read_submission
 from pipeline.recipes import get_recipe, override
+from pipeline.submissions import read_submission
 
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 MEMBER = f"resnet18-{FAST}-s0"
