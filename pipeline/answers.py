@@ -79,9 +79,9 @@ def source_ident(source: dict) -> str:
     return json.dumps([source["adapter"], str(Path(source["root"])), source.get("split")])
 
 
-def freeze(keys: AnswerKeys, sources: Iterable[dict], path: Path) -> int:
-    """Write the answer keys of ``sources`` (every image, ``unreadable`` ones too) to ``path``;
-    return how many sets it holds."""
+def freeze(keys: AnswerKeys, sources: Iterable[dict], path: Path) -> None:
+    """Write the answer keys of ``sources`` (every image, ``unreadable`` ones too) to ``path``,
+    each set once."""
     frozen = {}
     for source in sources:
         plain = {k: source[k] for k in ("adapter", "root", "split") if k in source}
@@ -93,7 +93,6 @@ def freeze(keys: AnswerKeys, sources: Iterable[dict], path: Path) -> int:
                 "labels": keys.key(plain),
             }
     write_json(path, {"format": 1, "sets": list(frozen.values())})
-    return len(frozen)
 
 
 def keys_of_zoo(out: Path) -> AnswerKeys:

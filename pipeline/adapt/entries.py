@@ -117,13 +117,14 @@ def adapt_member(
     """Write one adapted entry per adaptation of member ``name``; return the scores of the
     member itself (adaptation ``none``) and of each adapted entry on every set."""
     member = load_member(out, name, dataset, device)
-    if skipped := [a.suffix for a in adaptations if a not in applicable(adaptations, member.model)]:
+    kept = applicable(adaptations, member.model)
+    if skipped := [a.suffix for a in adaptations if a not in kept]:
         warnings.warn(
             f"{member.name} has no BatchNorm layer: {', '.join(skipped)} would repeat its plain "
             "or TTA predictions, so no such entry is written",
             stacklevel=2,
         )
-        adaptations = applicable(adaptations, member.model)
+    adaptations = kept
     folders = {a: entry_folder(out, member, a) for a in adaptations}
     views = member_views(member, store)
     results = []

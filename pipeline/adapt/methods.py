@@ -87,8 +87,7 @@ def applicable(adaptations: list[Adaptation], model: nn.Module) -> list[Adaptati
     for them would repeat the plain or the TTA entry under a transductive name."""
     if batchnorm_layers(model):
         return list(dict.fromkeys(adaptations))
-    kept = [Adaptation(tta=True)] if any(a.tta for a in adaptations) else []
-    return kept
+    return [Adaptation(tta=True)] if any(a.tta for a in adaptations) else []
 
 
 @contextlib.contextmanager

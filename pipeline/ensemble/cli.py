@@ -65,13 +65,11 @@ def merged(path: Path, table: pd.DataFrame) -> pd.DataFrame:
         old = pd.read_csv(path)
     except (OSError, ValueError):
         return table
-    if "name" not in old.columns:
+    if not {"name", "kind"} <= set(old.columns):
         return table
-    kept = old[~old["name"].isin(table["name"])]
-    members = table[~table["kind"].str.startswith("ensemble")]
-    ensembles = pd.concat([kept[kept["kind"].str.startswith("ensemble")],
-                           table[table["kind"].str.startswith("ensemble")]])  # fmt: skip
-    return pd.concat([members, ensembles], ignore_index=True)
+    earlier = old[old["kind"].str.startswith("ensemble") & ~old["name"].isin(table["name"])]
+    ensemble = table["kind"].str.startswith("ensemble")
+    return pd.concat([table[~ensemble], earlier, table[ensemble]], ignore_index=True)
 
 
 def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
@@ -121,9 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             tracker.log_ensemble(args.out, tag, ens.name)
 
     table = report(candidates, ensembles, keys, y_val, args)
-    write_text(
-        layout.ensembles_table(tag), merged(layout.ensembles_table(tag), table).to_csv(index=False)
-    )
+    table_file = layout.ensembles_table(tag)
+    write_text(table_file, merged(table_file, table).to_csv(index=False))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
     print(
         f"\n{len(ensembles)} ensemble(s) of {len(candidates)} candidates in "

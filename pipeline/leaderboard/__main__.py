@@ -35,13 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opts.add_out(p)
     opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: every one, a table each)")
+    shipped = [r.name for r in references()]
     opts.option(
         p,
         "--reference",
         metavar="NAME",
-        choices=[r.name for r in references()],
+        choices=shipped,
         help="rank a reference zoo shipped with the repository instead of --out's: "
-        + ", ".join(r.name for r in references()),
+        + ", ".join(shipped),
     )
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     c = p.add_argument_group("competition mode (leaderboard/README.md)")

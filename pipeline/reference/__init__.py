@@ -18,8 +18,8 @@ from pathlib import Path
 from pipeline.answers import AnswerKeys, freeze
 from pipeline.calibration import FIT_SET
 from pipeline.errors import UserError
-from pipeline.layout import META_FILE, Layout
-from pipeline.metadata import AdaptedMeta, MetaError, read_entry
+from pipeline.layout import Layout
+from pipeline.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry
 
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "zoo" / "reference"
 ARCHIVE = "zoo.tar.xz"
@@ -83,7 +83,18 @@ def references(root: Path = REFERENCE_ROOT) -> list[Reference]:
     return [Reference(p.parent) for p in sorted(root.glob(f"*/{ARCHIVE}"))]
 
 
-def zoo_files(out: Path, tag: str) -> Iterator[Path]:
+def read_entries(out: Path, tag: str) -> dict[Path, EntryMeta]:
+    """Every entry's ``meta.json`` and what it says; a damaged one is an error, not a gap."""
+    entries = {}
+    for meta_file in Layout(out).meta_files(tag):
+        try:
+            entries[meta_file] = read_entry(meta_file)
+        except MetaError as exc:
+            raise ReferenceError(f"{exc}: mend or remove the entry before packing") from exc
+    return entries
+
+
+def zoo_files(out: Path, tag: str, entries: dict[Path, EntryMeta]) -> Iterator[Path]:
     """The files of a zoo that a reference keeps: every entry's ranked submissions and
     ``meta.json``, members' and ensembles' histories and metrics, and the zoo's tables.
 
@@ -91,8 +102,8 @@ def zoo_files(out: Path, tag: str) -> Iterator[Path]:
     adapted entries' validation files (adaptation is for other labs' sets; nothing is chosen on
     an adapted entry's validation score)."""
     layout = Layout(out)
-    for meta_file in layout.meta_files(tag):
-        adapted = isinstance(read_entry(meta_file), AdaptedMeta)
+    for meta_file, meta in entries.items():
+        adapted = isinstance(meta, AdaptedMeta)
         yield meta_file
         for csv in sorted(meta_file.parent.glob("*.csv")):
             if not (adapted and csv.stem == FIT_SET):
@@ -106,25 +117,14 @@ def zoo_files(out: Path, tag: str) -> Iterator[Path]:
             yield table
 
 
-def entry_sources(out: Path, tag: str) -> list[dict]:
-    """Every evaluation set that an entry of the zoo names, as its ``meta.json`` describes it."""
-    sources = []
-    for meta_file in Layout(out).meta_files(tag):
-        try:
-            meta = read_entry(meta_file)
-        except MetaError as exc:
-            raise ReferenceError(f"{exc}: mend or remove the entry before packing") from exc
-        sources += [s for s in meta.sets.values() if s]
-    return sources
-
-
 def pack(out: Path, tag: str, dest: Path, keys: AnswerKeys | None = None) -> tuple[Path, int]:
     """Pack the zoo under ``out`` (dataset ``tag``) into ``dest/zoo.tar.xz`` with its answer keys
     frozen from the datasets; return the archive and how many files it holds."""
-    sources = entry_sources(out, tag)  # every meta.json readable, or a clear error
-    files = list(zoo_files(out, tag))
-    if not any(p.name == META_FILE for p in files):
+    entries = read_entries(out, tag)
+    if not entries:
         raise ReferenceError(f"{Layout(out).submissions(tag)}: no entries to pack (--out, --tag)")
+    files = list(zoo_files(out, tag, entries))
+    sources = [s for meta in entries.values() for s in meta.sets.values() if s]
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / ARCHIVE
     with tempfile.TemporaryDirectory() as tmp:
