@@ -163,6 +163,11 @@ def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str 
     dataset, meta = find_meta(out, name, dataset)
     if not isinstance(meta, EnsembleMeta):
         raise ValueError(f"{name!r} is not an ensemble")
+    if meta.adapted_from:
+        raise UserError(
+            f"{name!r} is {meta.adapted_from!r} adapted to whole evaluation sets: predict with "
+            f"--ensemble {meta.adapted_from} --adapt METHOD"
+        )
     pooled = [m for m in meta.members if m.endswith("-pooled")]
     if pooled:
         raise ValueError(f"{name!r} pools seeds ({pooled[0]}): predict with its members instead")

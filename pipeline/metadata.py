@@ -186,7 +186,8 @@ class AdaptedMeta(MemberMeta):
 class EnsembleMeta(EntryMeta):
     """An ensemble (``pipeline.ensemble``); its fitted method is ``estimator``, a file in
     ``OUT/zoo/ensembles/<dataset>/<name>/`` (older ensembles: ``method`` and ``weights``, and a
-    stacker's ``stack_model``)."""
+    stacker's ``stack_model``). An adapted ensemble (``pipeline.adapt``) is that method applied
+    to its members' adapted entries: ``adapted_from`` names the ensemble, ``adaptation`` how."""
 
     kind: ClassVar[str] = "ensemble"
     method: str = ""
@@ -200,6 +201,9 @@ class EnsembleMeta(EntryMeta):
     weights_init: tuple[str, ...] = ()
     params: int = 0
     gmacs: float | None = None
+    adapted_from: str = ""  # an adapted ensemble: the ensemble whose method it reapplies
+    adaptation: dict = field(default_factory=dict)
+    transductive: bool = False
 
 
 @dataclass(frozen=True)

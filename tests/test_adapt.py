@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,10 @@ from pipeline.adapt.methods import (
     reestimate,
 )
 from pipeline.calibration import apply_temperature
+from pipeline.ensemble import cli as ensemble_cli
 from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.scores import Scorer
+from pipeline.leaderboard.table import long_table
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
 
@@ -218,3 +222,53 @@ def test_predict_adapts_to_the_given_cells(zoo_out: Path, tmp_path: Path) -> Non
     assert list(a["file"]) == list(b["file"]) and len(a) == 8
     numbers = ["eosinophil", "lymphocyte", "neutrophil"]
     assert np.abs(a[numbers].to_numpy() - b[numbers].to_numpy()).max() > 1e-6
+
+
+def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
+    zoo_out: Path, tmp_path: Path, capsys
+) -> None:
+    """The ensemble keeps its validation-chosen weights and recombines its members' adapted
+    predictions; a member without BatchNorm contributes its TTA entry."""
+    out = tmp_path / "out"
+    shutil.copytree(zoo_out / "out", out)
+    train = ["--dataset", "folder", "--data", str(zoo_out / "cells"), "--weights", "none",
+             "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
+             "--out", str(out), "--cache-dir", str(zoo_out / "cache"), "--no-progress",
+             "--models", "squeezenet1_0", "--eval", f"lab2={zoo_out / 'lab2'}"]  # fmt: skip
+    assert zoo.main(train) == 0
+    ens, squeeze = "ens-soft-custom", f"squeezenet1_0-{FAST}-s0"
+    members = f"{MEMBER},{squeeze}"
+    assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--members", members]) == 0
+    args = ["--members", ens, "--adapt", "adabn+tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    with pytest.warns(UserWarning, match="no BatchNorm layer"):
+        assert adapt_cli.main(args) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"{ens} " in printed and f"{ens}+adabn+tta " in printed
+
+    entries = {e.name: e for e in find_entries(out)}
+    adapted = entries[f"{ens}+adabn+tta"]
+    assert adapted.kind == "ensemble" and adapted.meta.transductive is True
+    assert adapted.meta.adapted_from == ens and adapted.meta.adaptation["method"] == "adabn"
+    assert f"{squeeze}+tta" in entries and f"{squeeze}+adabn+tta" not in entries
+    weights = dict(zip(entries[ens].meta.members, entries[ens].meta.weights, strict=True))
+    assert 0 < weights[squeeze] < 1  # both members count, so both sources are checked
+    sources = {MEMBER: f"{MEMBER}+adabn+tta", squeeze: f"{squeeze}+tta"}
+    expected = sum(weights[m] * read_submission(entries[s].files["lab2"]).probs
+                   for m, s in sources.items())  # fmt: skip
+    raw = read_submission(adapted.folder / "raw" / "lab2.csv").probs
+    np.testing.assert_allclose(raw, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    plain = read_submission(entries[ens].files["lab2"]).probs
+    assert np.abs(read_submission(adapted.files["lab2"]).probs - plain).max() > 1e-4
+
+    rows = {r["entry"]: r for r in long_table(list(entries.values()), Scorer.of_zoo(out))
+            .to_dict("records")}  # fmt: skip
+    assert rows[f"{ens}+adabn+tta"]["transductive"] and not rows[ens]["transductive"]
+    assert (
+        rows[f"{ens}+adabn+tta"]["kind"] == "adapted ensemble" and rows[ens]["kind"] == "ensemble"
+    )
+
+    refused = predict.main(["--ensemble", f"{ens}+adabn+tta", "--out", str(out),
+                            "--device", "cpu", str(zoo_out / "lab2")])  # fmt: skip
+    assert refused == 2
+    assert f"--ensemble {ens} --adapt" in capsys.readouterr().err

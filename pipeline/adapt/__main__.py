@@ -7,10 +7,13 @@ import sys
 
 import pandas as pd
 
+from pipeline.adapt.ensembles import adapt_ensemble, ensemble_scores
 from pipeline.adapt.entries import adapt_member
 from pipeline.cli import options as opts
 from pipeline.data.store import ImageStore
 from pipeline.errors import user_errors
+from pipeline.members import find_meta
+from pipeline.metadata import EnsembleMeta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,9 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
         "adaptation as its own leaderboard entry (<member>+adabn, ...). AdaBN re-estimates "
         "BatchNorm statistics on the set's own images; TENT also tunes the BatchNorm affine "
         "parameters by entropy minimisation; both are transductive (they look at the set's "
-        "images, never its labels). TTA averages the 8 flips and 90 degree turns.",
+        "images, never its labels). TTA averages the 8 flips and 90 degree turns. An ensemble "
+        "is adapted by applying its fitted method to its members' adapted entries (made "
+        "first where missing): <ensemble>+adabn+tta.",
     )
-    opts.option(p, "--members", required=True)
+    opts.option(
+        p,
+        "--members",
+        required=True,
+        help=opts.MEANINGS["--members"] + ", or ensembles, e.g. ens-soft-top4",
+    )
     opts.option(
         p,
         "--adapt",
@@ -44,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     store = ImageStore(args.cache_dir, progress=False)
     rows = []
     for name in opts.split_names(args.members):
-        rows += adapt_member(args.out, name, adaptations, store, args.tag, args.device)
+        dataset, meta = find_meta(args.out, name, args.tag)
+        if isinstance(meta, EnsembleMeta):
+            rows += ensemble_scores(args.out, name, meta, dataset)
+            rows += adapt_ensemble(args.out, name, meta, dataset, adaptations, store, args.device)
+        else:
+            rows += adapt_member(args.out, name, adaptations, store, dataset, args.device)
     table = pd.DataFrame([vars(r) for r in rows])
     wide = table.pivot_table(
         index="entry", columns="set_name", values=["accuracy", "balanced_accuracy"], sort=False

@@ -23,7 +23,7 @@ from pipeline.errors import UserError
 from pipeline.io import write_json
 from pipeline.layout import Layout
 from pipeline.members import LoadedMember, load_member
-from pipeline.metadata import AdaptedMeta, MetaError, read_entry
+from pipeline.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry
 from pipeline.scoring import score
 from pipeline.submissions import write_submission
 
@@ -76,33 +76,33 @@ def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> A
     )
 
 
-def entry_folder(out: Path, member: LoadedMember, adaptation: Adaptation) -> Path:
-    """The adapted entry's folder; only an earlier adaptation of the same member may be
-    replaced there, never an entry of another kind."""
-    folder = Layout(out).submission(member.dataset, member.name + adaptation.suffix)
-    meta_file = folder / "meta.json"
+def entry_folder(out: Path, dataset: str, name: str, adaptation: Adaptation) -> Path:
+    """The folder of entry ``name``'s adaptation; only an earlier adaptation of the same entry
+    may be replaced there, never an entry of another kind."""
+    folder = Layout(out).submission(dataset, name + adaptation.suffix)
     if folder.exists():
         try:
-            meta = read_entry(meta_file)
+            meta = read_entry(folder / "meta.json")
         except MetaError:
             meta = None
-        if not (isinstance(meta, AdaptedMeta) and meta.adapted_from == member.name):
+        if getattr(meta, "adapted_from", None) != name:
             raise EntryClash(
-                f"{folder} exists and is not an adaptation of {member.name}: "
+                f"{folder} exists and is not an adaptation of {name}: "
                 "move it away (nothing was written)"
             )
     return folder
 
 
 def write_adapted(
-    folder: Path, set_name: str, ids: list[str], probs: np.ndarray, member: LoadedMember
+    folder: Path, set_name: str, ids: list[str], probs: np.ndarray, meta: EntryMeta
 ) -> None:
-    """One set's adapted predictions, laid out as the member's own: calibrated by the member's
-    temperature (what its inherited ``meta.json`` says) with the raw copy in ``raw/``."""
-    if member.meta.calibration:
-        write_submission(raw_path(folder, set_name), ids, probs, member.classes)
-        probs = apply_temperature(probs, member.temperature)
-    write_submission(folder / f"{set_name}.csv", ids, probs, member.classes)
+    """One set's adapted predictions, laid out as those of the entry ``meta`` describes:
+    calibrated by its temperature (what the inherited ``meta.json`` says), the raw copy in
+    ``raw/``."""
+    if meta.calibration:
+        write_submission(raw_path(folder, set_name), ids, probs, meta.classes)
+        probs = apply_temperature(probs, meta.temperature)
+    write_submission(folder / f"{set_name}.csv", ids, probs, meta.classes)
 
 
 def adapt_member(
@@ -125,7 +125,7 @@ def adapt_member(
             stacklevel=2,
         )
     adaptations = kept
-    folders = {a: entry_folder(out, member, a) for a in adaptations}
+    folders = {a: entry_folder(out, member.dataset, member.name, a) for a in adaptations}
     views = member_views(member, store)
     results = []
     for adaptation in [Adaptation(), *adaptations]:
@@ -135,7 +135,7 @@ def adapt_member(
                 member.model, view.images, view.rows, member.precision, adaptation
             )
             if adaptation.active:
-                write_adapted(folders[adaptation], set_name, view.ids, probs, member)
+                write_adapted(folders[adaptation], set_name, view.ids, probs, member.meta)
             key = dict(zip(view.ids, view.labels, strict=True))
             s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
             results.append(

@@ -107,10 +107,12 @@ def row_description(e: Contender) -> dict:
         "dataset": e.dataset,
         "name": e.config,
         "entry": e.name,
-        "kind": {"member": "single"}.get(e.kind, e.kind),
+        "kind": "adapted ensemble"
+        if isinstance(m, EnsembleMeta) and m.adapted_from
+        else {"member": "single"}.get(e.kind, e.kind),
         "created": m.created or "",
         "description": m.description if isinstance(m, UploadMeta) else "",
-        "transductive": isinstance(m, MemberMeta) and m.transductive,
+        "transductive": isinstance(m, (MemberMeta, EnsembleMeta)) and m.transductive,
     }
     if isinstance(m, MemberMeta):  # adapted entries too
         weights, norm, family, members_used = m.weights, m.norm, m.family, 1

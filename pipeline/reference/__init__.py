@@ -19,7 +19,7 @@ from pipeline.answers import AnswerKeys, freeze
 from pipeline.calibration import FIT_SET
 from pipeline.errors import UserError
 from pipeline.layout import Layout
-from pipeline.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry
+from pipeline.metadata import AdaptedMeta, EnsembleMeta, EntryMeta, MetaError, read_entry
 
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "zoo" / "reference"
 ARCHIVE = "zoo.tar.xz"
@@ -103,7 +103,9 @@ def zoo_files(out: Path, tag: str, entries: dict[Path, EntryMeta]) -> Iterator[P
     an adapted entry's validation score)."""
     layout = Layout(out)
     for meta_file, meta in entries.items():
-        adapted = isinstance(meta, AdaptedMeta)
+        adapted = isinstance(meta, AdaptedMeta) or (
+            isinstance(meta, EnsembleMeta) and bool(meta.adapted_from)
+        )
         yield meta_file
         for csv in sorted(meta_file.parent.glob("*.csv")):
             if not (adapted and csv.stem == FIT_SET):

@@ -1,0 +1,126 @@
+"""Adapted ensembles: a fitted ensemble's method applied to its members' adapted entries.
+
+An ensemble keeps the members and weights it chose on validation; ``<ensemble>+adabn+tta``
+recombines the members' ``+adabn+tta`` predictions with them, so a lab change is met by every
+member at once. Members' adapted entries that are missing are made first (``adapt_member``);
+a member without BatchNorm contributes its TTA (or plain) predictions, which is what AdaBN
+leaves of it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import provenance
+from pipeline.adapt.entries import SetResult, adapt_member, entry_folder, write_adapted
+from pipeline.adapt.methods import Adaptation
+from pipeline.answers import keys_of_zoo
+from pipeline.data.store import ImageStore
+from pipeline.errors import UserError
+from pipeline.io import write_json
+from pipeline.layout import Layout
+from pipeline.members import fitted_method
+from pipeline.metadata import EnsembleMeta, MetaError, read_entry
+from pipeline.scoring import score
+from pipeline.submissions import Submission, read_submission
+
+
+def member_predictions(
+    out: Path,
+    dataset: str,
+    member: str,
+    adaptation: Adaptation,
+    store: ImageStore,
+    device: str,
+    module: str,
+) -> dict[str, Submission]:
+    """Set -> the member's predictions under ``adaptation``, from its adapted entry (made now
+    when missing or made otherwise); a member that has no BatchNorm gives its entry without
+    the BatchNorm method."""
+    layout = Layout(out)
+    for candidate in (adaptation, Adaptation(tta=adaptation.tta)):
+        if not candidate.active:
+            folder = layout.submission(dataset, member)
+        else:
+            folder = layout.submission(dataset, member + candidate.suffix)
+            if not made_with(folder, member, candidate):
+                adapt_member(out, member, [candidate], store, dataset, device, module)
+        if (folder / "meta.json").is_file():
+            return {p.stem: read_submission(p) for p in sorted(folder.glob("*.csv"))}
+    raise UserError(f"{layout.submission(dataset, member)}: member {member!r} has no predictions")
+
+
+def made_with(folder: Path, member: str, adaptation: Adaptation) -> bool:
+    try:
+        meta = read_entry(folder / "meta.json")
+    except (MetaError, FileNotFoundError):
+        return False
+    return getattr(meta, "adapted_from", None) == member and meta.adaptation == asdict(adaptation)
+
+
+def adapt_ensemble(
+    out: Path,
+    name: str,
+    meta: EnsembleMeta,
+    dataset: str,
+    adaptations: list[Adaptation],
+    store: ImageStore,
+    device: str = "auto",
+    module: str = "pipeline.adapt",
+) -> list[SetResult]:
+    """Write ``<name><suffix>`` for every adaptation of ensemble ``name`` and return its scores
+    on every set its members share."""
+    if meta.adapted_from:
+        raise UserError(f"{name!r} is already adapted: adapt {meta.adapted_from!r} instead")
+    if pooled := [m for m in meta.members if m.endswith("-pooled")]:
+        raise UserError(
+            f"{name!r} pools seeds ({pooled[0]}): their adapted entries cannot be pooled back; "
+            "adapt an ensemble built without --pool-seeds"
+        )
+    estimator = fitted_method(out, dataset, name, meta)
+    keys = keys_of_zoo(out)
+    folders = {a: entry_folder(out, dataset, name, a) for a in adaptations}
+    results = []
+    for adaptation in adaptations:
+        preds = [
+            member_predictions(out, dataset, m, adaptation, store, device, module)
+            for m in meta.members
+        ]
+        folder = folders[adaptation]
+        for set_name in sorted(set.intersection(*(set(p) for p in preds))):
+            raw = estimator.predict_proba([p[set_name].probs for p in preds])
+            ids = preds[0][set_name].ids
+            write_adapted(folder, set_name, ids, raw, meta)
+            source = meta.source(set_name)
+            if source is not None:
+                s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
+                results.append(SetResult(name + adaptation.suffix, set_name, s["n"],
+                                         s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
+        adapted = meta.with_changes(
+            member=name + adaptation.suffix,
+            adapted_from=name,
+            adaptation=asdict(adaptation),
+            transductive=adaptation.transductive,
+            command=provenance.command_line(module),
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        write_json(folder / "meta.json", adapted.to_json())  # last: complete once it exists
+    return results
+
+
+def ensemble_scores(out: Path, name: str, meta: EnsembleMeta, dataset: str) -> list[SetResult]:
+    """The ensemble's own scores per set, beside which its adapted entries are printed."""
+    keys = keys_of_zoo(out)
+    results = []
+    for set_name, source in sorted(meta.sets.items()):
+        path = Layout(out).submission(dataset, name) / f"{set_name}.csv"
+        if not path.is_file():
+            continue
+        sub = read_submission(path)
+        s = score(sub.ids, np.asarray(sub.probs), sub.classes, *keys.answers(source), auc=False)
+        results.append(SetResult(name, set_name, s["n"], s["accuracy"], s["balanced_accuracy"]))
+    return results
