@@ -1,8 +1,9 @@
 """Adapted entries: a trained member's predictions after test-time adaptation, one entry each.
 
 ``<member><suffix>`` (e.g. ``resnet18-fast-s0+adabn``) is a leaderboard entry of kind
-``adapted`` beside its member, with a submission file for every set the member was scored on and
-the member's metadata plus ``adapted_from``, ``adaptation`` and ``transductive``.
+``adapted`` beside its member, with a submission file for every set the member was scored on
+but validation, and the member's metadata plus ``adapted_from``, ``adaptation`` and
+``transductive``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from pipeline import provenance
 from pipeline.adapt.methods import Adaptation, adapted_probabilities, applicable
 from pipeline.answers import AnswerKeys
-from pipeline.calibration import apply_temperature, raw_path
+from pipeline.calibration import FIT_SET, apply_temperature, raw_path
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.io import write_json
@@ -44,12 +45,16 @@ class SetResult:
 def member_views(
     member: LoadedMember, store: ImageStore
 ) -> dict[str, tuple[View, tuple[str, ...]]]:
-    """Every set the member was scored on, decoded at its size, crop and stain, from its
-    answer-key sources (the same images its own submissions hold), with the set's vocabulary."""
+    """Every set the member was scored on but validation, decoded at its size, crop and stain,
+    from its answer-key sources (the same images its own submissions hold), with the set's
+    vocabulary. Validation is left out: nothing is chosen on an adapted entry, and it is the
+    largest set (about 60% of the adaptation's time on PBC)."""
     keys = AnswerKeys()
     registered: set[Path] = set()
     views = {}
     for set_name, source in member.meta.sets.items():
+        if set_name == FIT_SET:
+            continue
         ds = keys.dataset(source)
         if ds.root not in registered:
             registered.add(ds.root)
