@@ -195,7 +195,13 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
     assert run(zoo, "--top", "3") == 0
     assert len(pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")) == 10
     # another --top adds its rows; the earlier run's ensembles stay in the table
-    assert run(zoo, "--top", "2", "--method", "soft") == 0
+    adapted = subs / "ens-soft-top2+adabn"  # an adaptation of an earlier ens-soft-top2
+    adapted.mkdir()
+    (adapted / "meta.json").write_text(
+        json.dumps({"kind": "ensemble", "adapted_from": "ens-soft-top2"})
+    )
+    with pytest.warns(UserWarning, match="ens-soft-top2\\+adabn adapted the earlier ens-soft-top2"):
+        assert run(zoo, "--top", "2", "--method", "soft") == 0
     names = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")["name"].tolist()
     assert len(names) == 11 and "ens-stack-top3" in names and "ens-soft-top2" in names
 

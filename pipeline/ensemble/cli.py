@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import joblib
@@ -117,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         save(ens, args, tag, classes, scope, keys)
         if tracker is not None:
             tracker.log_ensemble(args.out, tag, ens.name)
+        if adapted := sorted(p.parent.name for p in layout.meta_files(tag)
+                             if p.parent.name.startswith(ens.name + "+")):  # fmt: skip
+            warnings.warn(
+                f"{', '.join(adapted)} adapted the earlier {ens.name}: redo them with "
+                f"python -m pipeline.adapt --members {ens.name} --adapt ...",
+                stacklevel=1,
+            )
 
     table = report(candidates, ensembles, keys, y_val, args)
     table_file = layout.ensembles_table(tag)
