@@ -24,6 +24,14 @@ from pipeline.names import plain_name
 from pipeline.train import predict_rows
 
 
+class WrongKind(UserError, ValueError):
+    """A name that is another kind of entry than the command needs (an ensemble for a member)."""
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 @dataclass
 class LoadedMember:
     name: str
@@ -81,8 +89,16 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, En
 def load_member(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
     """A member's best checkpoint in eval mode, with the input handling it was trained with."""
     dataset, meta = find_meta(out, name, dataset)
+    if isinstance(meta, MemberMeta) and type(meta) is not MemberMeta:
+        raise WrongKind(
+            f"{name!r} is {_a(meta.kind)} entry, not a member: name its member "
+            f"{getattr(meta, 'adapted_from', '') or '?'!r} and adapt with --adapt"
+        )
     if type(meta) is not MemberMeta:
-        raise ValueError(f"{name!r} is an {meta.kind}, not a member")
+        raise WrongKind(
+            f"{name!r} is {_a(meta.kind)}, not a member: name a trained member "
+            "(python -m pipeline.leaderboard lists them; an ensemble goes to --ensemble)"
+        )
     if meta.arch is None or meta.image_size is None:
         raise MetaError(f"{Layout(out).meta(dataset, name)}: a member needs arch and image_size")
     folder = Layout(out).member(dataset, name)
@@ -162,15 +178,18 @@ class LoadedEnsemble:
 def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
     dataset, meta = find_meta(out, name, dataset)
     if not isinstance(meta, EnsembleMeta):
-        raise ValueError(f"{name!r} is not an ensemble")
+        raise WrongKind(
+            f"{name!r} is {_a(meta.kind)}, not an ensemble: name one built by pipeline.ensemble "
+            "(a member goes to --member)"
+        )
     if meta.adapted_from:
-        raise UserError(
+        raise WrongKind(
             f"{name!r} is {meta.adapted_from!r} adapted to whole evaluation sets: predict with "
             f"--ensemble {meta.adapted_from} --adapt METHOD"
         )
     pooled = [m for m in meta.members if m.endswith("-pooled")]
     if pooled:
-        raise ValueError(f"{name!r} pools seeds ({pooled[0]}): predict with its members instead")
+        raise WrongKind(f"{name!r} pools seeds ({pooled[0]}): predict with its members instead")
     members = [load_member(out, m, dataset, device) for m in meta.members]
     return LoadedEnsemble(name, meta, members, fitted_method(out, dataset, name, meta))
 

@@ -268,7 +268,13 @@ def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
         rows[f"{ens}+adabn+tta"]["kind"] == "adapted ensemble" and rows[ens]["kind"] == "ensemble"
     )
 
-    refused = predict.main(["--ensemble", f"{ens}+adabn+tta", "--out", str(out),
-                            "--device", "cpu", str(zoo_out / "lab2")])  # fmt: skip
-    assert refused == 2
-    assert f"--ensemble {ens} --adapt" in capsys.readouterr().err
+    # a name of the wrong kind is one line naming the right flag, never a traceback
+    wrong = {("--ensemble", f"{ens}+adabn+tta"): f"--ensemble {ens} --adapt",
+             ("--member", ens): "an ensemble goes to --ensemble",
+             ("--ensemble", MEMBER): "a member goes to --member",
+             ("--member", f"{MEMBER}+adabn+tta"): f"name its member '{MEMBER}'"}  # fmt: skip
+    for (flag, name), hint in wrong.items():
+        argv = [flag, name, "--out", str(out), "--device", "cpu", str(zoo_out / "lab2")]
+        assert predict.main(argv) == 2
+        err = capsys.readouterr().err
+        assert hint in err and len(err.strip().splitlines()) == 1
