@@ -9,7 +9,6 @@ store is SQLite under the zoo's output folder (``OUT/zoo/mlflow.db``, artefacts 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 import tempfile
@@ -57,18 +56,6 @@ def add_tracking_args(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--track-experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name"
     )
-
-
-def data_fingerprint(sets: Mapping[str, Any]) -> str:
-    """SHA-256 (16 hex digits) of every set's image list: name, id and label of each image.
-
-    It changes when an image is added, removed, relabelled or moved to another split; it does
-    not read the pixels."""
-    digest = hashlib.sha256()
-    for name in sorted(sets):
-        for record in sorted(sets[name].records, key=lambda r: r.id):
-            digest.update(f"{name}\t{record.id}\t{record.label}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def default_uri(out: Path) -> str:
@@ -188,7 +175,7 @@ class MlflowTracker:
         self._client.set_terminated(run_id)
         return run_id
 
-    def log_member(self, out: Path, dataset: str, name: str, fingerprint: str) -> str:
+    def log_member(self, out: Path, dataset: str, name: str) -> str:
         member = Layout(out).member(dataset, name)
         meta_file = Layout(out).meta(dataset, name)
         meta = read_entry(meta_file)
@@ -196,7 +183,8 @@ class MlflowTracker:
         params = {k: str(v) for k in MEMBER_PARAMS if (v := getattr(meta, k, None)) is not None}
         params |= flatten("recipe", getattr(meta, "recipe", {}))
         params |= {
-            "data_fingerprint": fingerprint,
+            "data_fingerprint": str(getattr(meta, "data_fingerprint", None)),  # train and val
+            "test_set": str(meta.test_set),
             "dataset": dataset,
             "temperature": str(meta.calibration.get("temperature")),
         }
@@ -219,13 +207,13 @@ class MlflowTracker:
             confusion_tables(metrics["sets"]),
         )
 
-    def member_finished(self, out: Path, dataset: str, result: Mapping, fingerprint: str) -> None:
+    def member_finished(self, out: Path, dataset: str, result: Mapping) -> None:
         """Log a member the zoo just trained, or one it skipped that no run records yet."""
         name, status = result["member"], result["status"]
         if status == "trained" or (
             status == "skipped (done)" and not self.has_run("member", dataset, name)
         ):
-            self.log_member(out, dataset, name, fingerprint)
+            self.log_member(out, dataset, name)
 
     def log_ensemble(self, out: Path, dataset: str, name: str) -> str:
         folder = Layout(out).ensemble(dataset, name)

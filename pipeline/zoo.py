@@ -28,7 +28,7 @@ from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, disk, downloads, plan
 from pipeline.recipes import Recipe
 from pipeline.stats import seed_summary
-from pipeline.tracking import data_fingerprint, make_tracker
+from pipeline.tracking import make_tracker
 from pipeline.train import MemberConfig, MemberPaths, is_done
 
 RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats
@@ -368,7 +368,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     tracker = make_tracker(args, args.out)  # a wrong URI stops the run before any training
-    fingerprint = data_fingerprint(sets) if tracker else ""
     executor = make_executor(args, Layout(args.out).slurm)
     jobs = [
         JobSpec(
@@ -388,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         for result in executor.run(jobs):
             report(result)
             if tracker is not None:
-                tracker.member_finished(args.out, tag, result, fingerprint)
+                tracker.member_finished(args.out, tag, result)
             results[result["member"]] = result
             overall.update()
     rows = [results[job.member_id] for job in jobs if job.member_id in results]  # job order
