@@ -13,8 +13,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from pipeline import provenance
 from pipeline.adapt.entries import SetResult, adapt_member, entry_folder, write_adapted
 from pipeline.adapt.methods import Adaptation
@@ -121,6 +119,6 @@ def ensemble_scores(out: Path, name: str, meta: EnsembleMeta, dataset: str) -> l
         if not path.is_file():
             continue
         sub = read_submission(path)
-        s = score(sub.ids, np.asarray(sub.probs), sub.classes, *keys.answers(source), auc=False)
+        s = score(sub.ids, sub.probs, sub.classes, *keys.answers(source), auc=False)
         results.append(SetResult(name, set_name, s["n"], s["accuracy"], s["balanced_accuracy"]))
     return results
