@@ -7,13 +7,14 @@ import dataclasses
 import io
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.adapt.methods import Adaptation
+from pipeline.adapt.methods import Adaptation, few_images_warning
 from pipeline.calibration import accepted
 from pipeline.cli import options as opts
 from pipeline.data.cache import decode
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         decoded[size, crop] = decode_all(files, size, crop)
         failed |= decoded[size, crop][2]
     readable = [f for f in files if f not in failed]
+    if adaptation.transductive and (warning := few_images_warning(len(readable), "--adapt")):
+        warnings.warn(warning, stacklevel=1)
     probs = []
     for m in members:
         images, names, _ = decoded[m.image_size, m.crop]

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import provenance
-from pipeline.adapt.methods import Adaptation, adapted_probabilities, applicable
+from pipeline.adapt.methods import (
+    Adaptation,
+    adapted_probabilities,
+    applicable,
+    few_images_warning,
+)
 from pipeline.answers import AnswerKeys
 from pipeline.calibration import FIT_SET, apply_temperature, raw_path
 from pipeline.data.store import ImageSet, ImageStore, View
@@ -132,6 +137,10 @@ def adapt_member(
     adaptations = kept
     folders = {a: entry_folder(out, member.dataset, member.name, a) for a in adaptations}
     views = member_views(member, store)
+    if any(a.transductive for a in adaptations):
+        for set_name, (view, _) in views.items():
+            if warning := few_images_warning(len(view.ids), f"{member.name} on {set_name}"):
+                warnings.warn(warning, stacklevel=2)
     results = []
     for adaptation in [Adaptation(), *adaptations]:
         entry = member.name + adaptation.suffix

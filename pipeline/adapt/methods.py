@@ -56,6 +56,17 @@ class Adaptation:
 
 
 NO_ADAPTATION = Adaptation()  # plain predictions
+FEW_IMAGES = 32  # below this, statistics re-estimated from the set itself are noisy
+
+
+def few_images_warning(n: int, what: str) -> str | None:
+    """A warning for adapting (AdaBN, TENT) to too few images to estimate statistics from."""
+    if n >= FEW_IMAGES:
+        return None
+    return (
+        f"{what}: AdaBN and TENT re-estimate BatchNorm statistics from the set's own images, here "
+        f"{n} only, which is noisy; adapt to {FEW_IMAGES} or more cells of one lab and scanner"
+    )
 
 
 def parse_adaptations(text: str) -> list[Adaptation]:
