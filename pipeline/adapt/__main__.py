@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         index="entry", columns="set_name", values=["accuracy", "balanced_accuracy"], sort=False
     )
     wide.columns = [f"{s}_{'bacc' if m == 'balanced_accuracy' else 'acc'}" for m, s in wide.columns]
-    print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(wide.to_string(float_format=lambda v: f"{v:.4f}", na_rep=""))
     print(f"\nentries written under {args.out / 'submissions'}; rank them with "
           "python -m pipeline.leaderboard")  # fmt: skip
     return 0

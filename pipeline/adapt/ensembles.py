@@ -17,6 +17,7 @@ from pipeline import provenance
 from pipeline.adapt.entries import SetResult, adapt_member, entry_folder, write_adapted
 from pipeline.adapt.methods import Adaptation
 from pipeline.answers import keys_of_zoo
+from pipeline.calibration import FIT_SET
 from pipeline.data.store import ImageStore
 from pipeline.errors import UserError
 from pipeline.io import write_json
@@ -111,12 +112,13 @@ def adapt_ensemble(
 
 
 def ensemble_scores(out: Path, name: str, meta: EnsembleMeta, dataset: str) -> list[SetResult]:
-    """The ensemble's own scores per set, beside which its adapted entries are printed."""
+    """The ensemble's own scores on the sets its adapted entries have (all but validation),
+    printed beside them."""
     keys = keys_of_zoo(out)
     results = []
     for set_name, source in sorted(meta.sets.items()):
         path = Layout(out).submission(dataset, name) / f"{set_name}.csv"
-        if not path.is_file():
+        if set_name == FIT_SET or not path.is_file():
             continue
         sub = read_submission(path)
         s = score(sub.ids, sub.probs, sub.classes, *keys.answers(source), auc=False)
