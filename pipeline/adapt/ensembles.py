@@ -28,34 +28,39 @@ from pipeline.scoring import score
 from pipeline.submissions import Submission, read_submission
 
 
-def member_predictions(
+def make_missing(
     out: Path,
     dataset: str,
     member: str,
-    adaptation: Adaptation,
+    adaptations: list[Adaptation],
     store: ImageStore,
     device: str,
     module: str,
+) -> None:
+    """Make the member's adapted entries that are missing or were made otherwise, in one pass
+    (the member is loaded and its sets decoded once)."""
+    missing = [a for a in adaptations if not made_with(Layout(out), dataset, member, a)]
+    if missing:
+        adapt_member(out, member, missing, store, dataset, device, module)
+
+
+def member_predictions(
+    layout: Layout, dataset: str, member: str, adaptation: Adaptation
 ) -> dict[str, Submission]:
-    """Set -> the member's predictions under ``adaptation``, from its adapted entry (made now
-    when missing or made otherwise); a member that has no BatchNorm gives its entry without
-    the BatchNorm method."""
-    layout = Layout(out)
+    """Set -> the member's predictions under ``adaptation``, from its adapted entry; a member
+    without BatchNorm, which has no such entry, gives its entry without the BatchNorm method
+    (``adapt_member`` writes ``+tta`` for its ``+adabn+tta``)."""
     for candidate in (adaptation, Adaptation(tta=adaptation.tta)):
-        if not candidate.active:
-            folder = layout.submission(dataset, member)
-        else:
-            folder = layout.submission(dataset, member + candidate.suffix)
-            if not made_with(folder, member, candidate):
-                adapt_member(out, member, [candidate], store, dataset, device, module)
+        folder = layout.submission(dataset, member + candidate.suffix)
         if (folder / "meta.json").is_file():
             return {p.stem: read_submission(p) for p in sorted(folder.glob("*.csv"))}
     raise UserError(f"{layout.submission(dataset, member)}: member {member!r} has no predictions")
 
 
-def made_with(folder: Path, member: str, adaptation: Adaptation) -> bool:
+def made_with(layout: Layout, dataset: str, member: str, adaptation: Adaptation) -> bool:
+    """Whether the member's entry for ``adaptation`` exists and was made with these settings."""
     try:
-        meta = read_entry(folder / "meta.json")
+        meta = read_entry(layout.meta(dataset, member + adaptation.suffix))
     except (MetaError, FileNotFoundError):
         return False
     return getattr(meta, "adapted_from", None) == member and meta.adaptation == asdict(adaptation)
@@ -84,11 +89,10 @@ def adapt_ensemble(
     keys = keys_of_zoo(out)
     folders = {a: entry_folder(out, dataset, name, a) for a in adaptations}
     results = []
+    for member in meta.members:
+        make_missing(out, dataset, member, adaptations, store, device, module)
     for adaptation in adaptations:
-        preds = [
-            member_predictions(out, dataset, m, adaptation, store, device, module)
-            for m in meta.members
-        ]
+        preds = [member_predictions(Layout(out), dataset, m, adaptation) for m in meta.members]
         folder = folders[adaptation]
         for set_name in sorted(set.intersection(*(set(p) for p in preds))):
             raw = estimator.predict_proba([p[set_name].probs for p in preds])
