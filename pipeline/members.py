@@ -18,7 +18,14 @@ from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensemble import methods
 from pipeline.errors import UserError
 from pipeline.layout import Layout
-from pipeline.metadata import EnsembleMeta, EntryMeta, MemberMeta, MetaError, read_entry
+from pipeline.metadata import (
+    AdaptedMeta,
+    EnsembleMeta,
+    EntryMeta,
+    MemberMeta,
+    MetaError,
+    read_entry,
+)
 from pipeline.models import Entry, create_model, load_catalogue
 from pipeline.names import plain_name
 from pipeline.train import predict_rows
@@ -89,10 +96,10 @@ def find_meta(out: Path, name: str, dataset: str | None = None) -> tuple[str, En
 def load_member(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
     """A member's best checkpoint in eval mode, with the input handling it was trained with."""
     dataset, meta = find_meta(out, name, dataset)
-    if isinstance(meta, MemberMeta) and type(meta) is not MemberMeta:
+    if isinstance(meta, AdaptedMeta):
         raise WrongKind(
             f"{name!r} is {_a(meta.kind)} entry, not a member: name its member "
-            f"{getattr(meta, 'adapted_from', '') or '?'!r} and adapt with --adapt"
+            f"{meta.adapted_from or '?'!r} and adapt with --adapt"
         )
     if type(meta) is not MemberMeta:
         raise WrongKind(
