@@ -32,6 +32,7 @@ from pipeline.data.cache import DEFAULT_CACHE_DIR  # noqa: E402
 from pipeline.layout import Layout  # noqa: E402
 from pipeline.leaderboard import competition  # noqa: E402
 from pipeline.leaderboard.collect import Contender, find_entries  # noqa: E402
+from pipeline.leaderboard.disclosure import Disclosure, disclosure  # noqa: E402
 from pipeline.leaderboard.live import live_runs, manifests  # noqa: E402
 from pipeline.leaderboard.pareto import pareto_front  # noqa: E402
 from pipeline.leaderboard.present import (  # noqa: E402
@@ -44,11 +45,17 @@ from pipeline.leaderboard.present import (  # noqa: E402
 )
 from pipeline.leaderboard.scores import Scorer  # noqa: E402
 from pipeline.leaderboard.table import IN_DOMAIN, leaderboard, long_table, ranked_test_sets  # noqa: E402
+from pipeline.leaderboard.teams import Team, authenticate  # noqa: E402
 from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload  # noqa: E402
 from pipeline.reference import Reference, references  # noqa: E402
 from pipeline.scoring import mistakes  # noqa: E402
 from pipeline.submissions import read_submission  # noqa: E402
 
+COMPETING = (
+    "Competition mode: the test set's confusion matrix, per-class scores and misclassified "
+    "images are not shown until the organiser reveals the private scores: they would reveal "
+    "true labels of the test set."
+)
 GALLERY_MAX = 24
 GALLERY_COLUMNS = 6
 LIVE_REFRESH_S = 10  # how often the table of members still training is read again
@@ -463,7 +470,8 @@ def confusion_chart(cm: pd.DataFrame, by_row: bool) -> alt.LayerChart:
     return cells + labels
 
 
-def set_scores(out: str, version: str, entry: Contender, set_name: str) -> None:
+def set_scores(out: str, version: str, entry: Contender, set_name: str, truth: bool) -> None:
+    """Headline metrics; with ``truth``, also the confusion matrix and per-class table."""
     full = full_scores(out, version, entry.dataset, entry.name, set_name)
     summary = {
         "accuracy": full["accuracy"],
@@ -475,6 +483,9 @@ def set_scores(out: str, version: str, entry: Contender, set_name: str) -> None:
     for col, (label, value) in zip(cols, summary.items(), strict=False):
         col.metric(label, "–" if value is None else f"{100 * value:.1f}%")
     cols[-1].metric("images", full["n"], help=f"{full['unscored']} of unshared classes unscored")
+    if not truth:
+        st.caption(COMPETING)
+        return
     classes = full["classes"]
     cm = pd.DataFrame(full["confusion_matrix"], index=classes, columns=classes)
     left, right = st.columns(2)
@@ -547,13 +558,10 @@ def calibration_section(out: str, version: str, entry: Contender, set_name: str)
     )
 
 
-def gallery(out: str, version: str, entry: Contender, set_name: str, hide_truth: bool) -> None:
+def gallery(out: str, version: str, entry: Contender, set_name: str, truth: bool) -> None:
     """The set's misclassified images, the most confident mistakes first."""
-    if hide_truth:  # which test images an upload gets wrong would leak the answer key
-        st.caption(
-            "Competition mode: an upload's misclassified test images are not shown, since they "
-            "would reveal true labels of the test set."
-        )
+    if not truth:  # an image captioned with its true class is a label of the test set
+        st.caption(COMPETING)
         return
     wrong = misclassified(out, version, entry.dataset, entry.name, set_name)
     root = Path(entry.source(set_name)["root"])
@@ -635,15 +643,16 @@ def details_tab(
     # in-domain test first, then every cross-domain set; validation only when nothing else
     shown = [s for s in ("test",) if s in scored] + [s for s in scored if s not in IN_DOMAIN]
     shown = shown or scored
-    hide_truth = entry.kind == "upload" and competition_mode(out)
+    rules: Disclosure = disclosure(Path(out))
     st.subheader(f"{entry_name}: scores per evaluation set")
     for tab, set_name in zip(st.tabs(shown), shown, strict=True):
+        truth = rules.shows_truth(set_name)
         with tab:
-            set_scores(out, version, entry, set_name)
+            set_scores(out, version, entry, set_name, truth)
             st.markdown("**Calibration and selective prediction**")
             calibration_section(out, version, entry, set_name)
             st.markdown(f"**Misclassified {set_name} images**")
-            gallery(out, version, entry, set_name, hide_truth and set_name == competition.SET)
+            gallery(out, version, entry, set_name, truth)
 
     st.subheader("Training curves")
     hist = history(out, dataset, entry_name)
@@ -668,13 +677,6 @@ def details_tab(
     if entry.meta.command is not None:
         st.code(entry.meta.command, language="bash", wrap_lines=True)
     st.json(entry.meta.to_json(), expanded=False)
-
-
-def competition_mode(out: str) -> bool:
-    try:
-        return competition.load_settings(Path(out)) is not None
-    except (OSError, ValueError):  # a damaged settings file: err on the side of hiding
-        return True
 
 
 def eval_sets(entries: list[Contender], dataset: str) -> dict[str, dict]:
@@ -755,7 +757,7 @@ def competition_tab(
         st.error(f"Competition settings: {exc}")
         return
     if settings is not None:
-        contest(out, dataset, sets, settings)
+        contest(out, dataset, settings)
         return
     set_name = st.selectbox(f"Evaluation set of {dataset}", list(sets), key="eval_set")
     source = sets[set_name]
@@ -822,27 +824,29 @@ def choose_test_set(long: pd.DataFrame, dataset: str) -> str | None:
     )
 
 
-def contest(out: str, dataset: str, sets: dict[str, dict], settings: competition.Settings) -> None:
-    """Competition mode: teams submit for the test set and are ranked on its public part."""
-    source = sets.get(competition.SET)
-    if source is None:
-        st.info(f"No entry of {dataset} has a {competition.SET} set to compete on.")
-        return
+def contest(out: str, dataset: str, settings: competition.Settings) -> None:
+    """Competition mode: teams submit for the test bundle's opaque ids and are ranked on its
+    public part; a team's token opens its submitting, history and final selection."""
     try:
-        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
-    except (OSError, KeyError, ValueError) as exc:
+        key = competition.load_key(Path(out), dataset)
+    except ValueError as exc:
         st.error(str(exc))
         return
-    public, _ = competition.divide(key, settings.public_share)
+    if key is None:
+        st.info(
+            f"No competition on {dataset} yet: the organiser makes its test bundle with "
+            f"`python -m pipeline.leaderboard --out DIR --competition --tag {dataset} "
+            "--bundle BUNDLE`."
+        )
+        return
+    public, _ = key.divide(settings.public_share)
     hidden = "revealed" if settings.revealed else "hidden until the organiser reveals them"
     st.markdown(
-        f"**Competition** on the {dataset} test set: ranked on its public part ({len(public)} of "
-        f"{len(key)} images, stratified); private scores {hidden}. At most "
-        f"{settings.daily_limit} submissions per team and UTC day."
+        f"**Competition** on the {dataset} test bundle: ranked on its public part "
+        f"({len(public)} of {len(key.images)} images, stratified, drawn in secret); private "
+        f"scores {hidden}. At most {settings.daily_limit} submissions per team and UTC day."
     )
-    table = competition.board(
-        Path(out), dataset, settings, competition.public_set(key, settings.public_share)
-    )
+    table = competition.board(Path(out), dataset, settings, key.public_set(settings.public_share))
     if table.empty:
         st.info("No submission yet.")
     else:
@@ -852,38 +856,45 @@ def contest(out: str, dataset: str, sets: dict[str, dict], settings: competition
             "Final ranking on the private part, by each team's selected submission; public "
             "rank by best public accuracy; shake-up = public rank − private rank."
         )
-    team = st.text_input("Team", key="team").strip()
+    cols = st.columns(2)
+    name = cols[0].text_input("Team", key="team").strip()
+    token = cols[1].text_input("Token", key="token", type="password").strip()
+    if not (name and token):
+        st.caption("Your team's name and the token the organiser gave you open submitting.")
+        return
+    try:
+        team = authenticate(Path(out), name, token)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
     uploaded = submission_uploader(competition.SET)
     if uploaded is not None:
-        submit_form(out, dataset, team, uploaded, key, vocabulary, settings)
-    if team:
-        team_history(out, dataset, team, settings)
+        submit_form(out, dataset, team, uploaded, key, settings)
+    team_history(out, dataset, team, settings)
 
 
 def submit_form(
     out: str,
     dataset: str,
-    team: str,
+    team: Team,
     uploaded: UploadedFile,
-    key: dict[str, str],
-    vocabulary: tuple[str, ...],
+    key: competition.ContestKey,
     settings: competition.Settings,
 ) -> None:
     """Check an uploaded file; on Submit, score and store it for ``team``. Scores show only once
     submitted, and only the public one: checking a file is no free probe of the test set."""
     try:
-        result = check_upload(uploaded.getvalue(), key, uploaded.name, vocabulary=vocabulary)
+        competition.check(uploaded.getvalue(), key, uploaded.name)
     except ValueError as exc:
         st.error(str(exc))
         return
-    then = "Submit it" if team else "Give your team's name, then submit it"
-    st.caption(f"{uploaded.name} is valid. {then} to see its public score.")
-    if st.button("Submit", key="submit", disabled=not team):
+    st.caption(f"{uploaded.name} is valid. Submit it to see its public score.")
+    if st.button("Submit", key="submit"):
         _, lock = shared_scorer(out)
         try:
             with lock:  # the daily limit holds across sessions
                 record = competition.submit(
-                    Path(out), dataset, team, result, uploaded.name, key, vocabulary, settings
+                    Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key, settings
                 )
         except ValueError as exc:
             st.error(str(exc))
@@ -895,17 +906,17 @@ def submit_form(
         st.rerun()
 
 
-def team_history(out: str, dataset: str, team: str, settings: competition.Settings) -> None:
+def team_history(out: str, dataset: str, team: Team, settings: competition.Settings) -> None:
     """A team's submissions, today's count, and its choice for the final ranking."""
     try:
-        records = competition.history(Path(out), dataset, team)
-    except ValueError as exc:  # an unusable team name, or a damaged record
+        records = competition.history(Path(out), dataset, team.name)
+    except ValueError as exc:  # a damaged record
         st.error(str(exc))
         return
     if not records:
-        st.caption(f"No submission by {team} yet.")
+        st.caption(f"No submission by {team.name} yet.")
         return
-    chosen = competition.selected(Path(out), dataset, team, records)
+    chosen = competition.selected(Path(out), dataset, team.name, records)
     rows = []
     for r in records:
         row = {"submission": r.id, "file": r.file, "created": r.created}
@@ -913,7 +924,7 @@ def team_history(out: str, dataset: str, team: str, settings: competition.Settin
         if settings.revealed:
             row["private_acc"] = r.private["accuracy"]
         rows.append(row | {"selected": r.id == chosen.id})
-    st.subheader(f"Submissions of {records[0].team}")
+    st.subheader(f"Submissions of {team.name}")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="history")
     today = time.strftime("%Y-%m-%d", time.gmtime())
     used = sum(r.day == today for r in records)
@@ -923,11 +934,11 @@ def team_history(out: str, dataset: str, team: str, settings: competition.Settin
         "Selected for the final ranking (default: the best public score)",
         ids,
         index=ids.index(chosen.id),
-        key=f"final-{records[0].team}",
+        key=f"final-{team.name}",
         disabled=settings.revealed,
     )
     if pick != chosen.id:
-        competition.select(Path(out), dataset, team, pick)
+        competition.select(Path(out), dataset, team, pick, settings)
         st.rerun()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_leaderboard_app import answer_key, fabricate_out, perfect
+from test_leaderboard_app import csv_bytes, fabricate_out, onehot
 
+from pipeline.leaderboard import __main__ as cli
 from pipeline.leaderboard import competition
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
@@ -184,19 +186,34 @@ def test_a_first_look_opens_on_the_reference_zoo(tmp_path: Path) -> None:
         screenshot(page, tmp_path, "leaderboard")
 
 
-def test_competition_submission_in_chromium(tmp_path: Path, make_tree) -> None:
-    """A team submits a file in competition mode and sees its public score, never the
-    private one."""
+def test_competition_submission_in_chromium(tmp_path: Path, make_tree, capsys) -> None:
+    """A team logs in with its token and submits a file of the bundle's opaque ids in
+    competition mode and sees its public score, never the private one; a member's test tab
+    shows no true labels."""
     out = fabricate_out(tmp_path, make_tree)
-    competition.save_settings(out, competition.Settings(public_share=0.5, daily_limit=2))
-    key = answer_key(out)
+    args = ["--out", str(out), "--competition", "--public-share", "0.5", "--daily-limit", "2"]
+    assert cli.main([*args, "--bundle", str(tmp_path / "bundle")]) == 0
+    assert cli.main(["--out", str(out), "--add-team", "Browsers"]) == 0
+    token = re.search(r"token (\S+)", capsys.readouterr().out).group(1)
+    key = competition.load_key(out, "cells").labels
     upload = tmp_path / "mine.csv"
-    upload.write_bytes(perfect(key))
+    upload.write_bytes(csv_bytes(list(key), onehot(list(key.values()))))
     with served_page(out, tmp_path) as page:
+        page.get_by_role("tab", name="Details").click()
+        page.get_by_text("Competition mode: the test set's confusion matrix").first.wait_for(
+            timeout=PAGE_MS
+        )
+        # the test tab is the one open: no caption of a test mistake is visible on it
+        assert page.locator("text=/true \\w+ · predicted/ >> visible=true").count() == 0
+        page.wait_for_timeout(1000)
+        screenshot(page, tmp_path, "leaderboard-competition-hidden")
+        page.get_by_role("tab", name="bccd", exact=True).click()  # other labs keep theirs
+        page.locator("text=/true \\w+ · predicted/ >> visible=true").first.wait_for(timeout=PAGE_MS)
         page.get_by_role("tab", name="Competition").click()
         page.get_by_text("ranked on its public part").wait_for(timeout=PAGE_MS)
-        page.get_by_label("Team").fill("Browsers")
-        page.get_by_label("Team").press("Enter")
+        for label, value in (("Team", "Browsers"), ("Token", token)):
+            page.get_by_label(label).fill(value)
+            page.get_by_label(label).press("Enter")
         page.locator('input[type="file"]').set_input_files(str(upload))
         page.get_by_text("mine.csv is valid").wait_for(timeout=PAGE_MS)
         page.get_by_role("button", name="Submit").click()
@@ -204,4 +221,6 @@ def test_competition_submission_in_chromium(tmp_path: Path, make_tree) -> None:
         page.get_by_text("1 of 2 submissions used today (UTC).").wait_for(timeout=PAGE_MS)
         shown = page.locator('[data-testid="stAlert"]', has_text="of team Browsers").inner_text()
         assert "private" not in shown
+        page.wait_for_timeout(1500)
+        screenshot(page, tmp_path, "leaderboard-competition-mode")
     assert len(competition.history(out, "cells", "Browsers")) == 1

@@ -1,22 +1,32 @@
-"""Competition mode: a public and a private part of the test set, team limits, the final board."""
+"""Competition mode: an opaque test bundle, a secret division into a public and a private part,
+team tokens and limits, the audit log, the final board, and nothing shown before the reveal."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sys
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, CLASSES, answer_key, csv_bytes, fabricate_out, onehot
 
 from pipeline.leaderboard import __main__ as cli
-from pipeline.leaderboard import competition
+from pipeline.leaderboard import competition, teams
+from pipeline.leaderboard.bundle import make_bundle
 from pipeline.leaderboard.competition import Settings, divide
-from pipeline.leaderboard.upload import check_upload
+from pipeline.leaderboard.disclosure import disclosure
+from pipeline.reference import pack
+from pipeline.submissions import SubmissionError, read_submission
 
 DAY = 86_400.0
 NOON = 1_780_000_000.0 - 1_780_000_000.0 % DAY + DAY / 2  # a fixed UTC noon
+HEX_ID = re.compile(r"[0-9a-f]{16}\.(jpg|png)")
 
 
 @pytest.fixture(autouse=True)
@@ -25,94 +35,223 @@ def keep_main_module(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
+def organise(out: Path, bundle: Path, capsys, *names: str) -> dict[str, str]:
+    """Competition mode on with a bundle, as the organiser does it; team name -> token."""
+    args = ["--out", str(out), "--competition", "--public-share", "0.5", "--daily-limit", "2"]
+    assert cli.main([*args, "--bundle", str(bundle)]) == 0
+    tokens = {}
+    for name in names:
+        assert cli.main(["--out", str(out), "--add-team", name]) == 0
+        tokens[name] = re.search(r"token (\S+)", capsys.readouterr().out).group(1)
+    return tokens
+
+
 @pytest.fixture
 def out(tmp_path: Path, make_tree) -> Path:
-    out = fabricate_out(tmp_path, make_tree)
-    competition.save_settings(out, Settings(public_share=0.5, daily_limit=2))
-    return out
+    return fabricate_out(tmp_path, make_tree)
 
 
-def answers(key: dict[str, str], right: set[str]) -> bytes:
-    """A submission right on the ids of ``right``, one class off on the others."""
-    ids = list(key)
-    preds = [key[i] if i in right else CLASSES[(CLASSES.index(key[i]) + 1) % 3] for i in ids]
+@pytest.fixture
+def tokens(out: Path, tmp_path: Path, capsys) -> dict[str, str]:
+    return organise(out, tmp_path / "bundle", capsys, "team a", "team b")
+
+
+def contest(out: Path) -> competition.ContestKey:
+    return competition.load_key(out, "cells")
+
+
+def answers(key: competition.ContestKey, right: set[str]) -> bytes:
+    """A submission on the opaque ids, right on those of ``right``, one class off elsewhere."""
+    labels = key.labels
+    ids = sorted(labels)
+    preds = [labels[i] if i in right else CLASSES[(CLASSES.index(labels[i]) + 1) % 3] for i in ids]
     return csv_bytes(ids, onehot(preds))
 
 
-def send(out: Path, team: str, data: bytes, now: float) -> competition.Record:
-    key = answer_key(out)
-    upload = check_upload(data, key, "mine.csv", vocabulary=CLASSES)
+def send(out: Path, team: str, token: str, data: bytes, now: float) -> competition.Record:
+    who = teams.authenticate(out, team, token)
     settings = competition.load_settings(out)
-    return competition.submit(out, "cells", team, upload, "mine.csv", key, CLASSES, settings, now)
+    return competition.submit(out, "cells", who, data, "mine.csv", contest(out), settings, now)
 
 
-def test_division_is_deterministic_stratified_and_complete() -> None:
+# --- the bundle ------------------------------------------------------------------------------
+
+
+def test_division_is_stratified_complete_and_needs_the_secret_salt() -> None:
     key = {f"{c}/{i:03d}.jpg": c for c in CLASSES for i in range(10)}
-    public, private = divide(key, 0.3)
+    public, private = divide(key, 0.3, "salt")
     assert public.isdisjoint(private) and public | private == set(key)
     assert all(sum(key[i] == c for i in public) == 3 for c in CLASSES)
     shuffled = dict(reversed(list(key.items())))
-    assert divide(shuffled, 0.3) == (public, private)
-    assert divide(key, 0.5)[0] > public  # a larger share keeps the smaller share's draws
+    assert divide(shuffled, 0.3, "salt") == (public, private)
+    assert divide(key, 0.5, "salt")[0] > public  # a larger share keeps the smaller share's draws
+    # another salt draws another division: without the organiser's, nobody recomputes it
+    assert divide(key, 0.3, "other")[0] != public
 
 
-def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out: Path) -> None:
+def test_bundle_images_carry_no_class_name_or_order(tmp_path: Path, make_tree) -> None:
+    counts = {c: 30 for c in CLASSES}
+    make_tree(tmp_path / "cells", counts)
+    key = {f"{c}/img_{i:03d}.jpg": c for c in CLASSES for i in range(30)}
+    # a JPEG whose comment and EXIF name its class and file, and a PNG
+    tell = "eosinophil/img_000.jpg"
+    with Image.open(tmp_path / "cells" / tell) as image:
+        exif = Image.Exif()
+        exif[0x010E] = "eosinophil EO_1.jpg"  # ImageDescription
+        image.save(tmp_path / "cells" / tell, comment=b"eosinophil img_000", exif=exif)
+    Image.new("RGB", (9, 7), (200, 10, 30)).save(tmp_path / "cells/neutrophil/img_029.png")
+    key["neutrophil/img_029.png"] = key.pop("neutrophil/img_029.jpg")
+    source = {"adapter": "folder", "root": str(tmp_path / "cells"), "split": "test"}
+    bundle = tmp_path / "bundle"
+    contest_key = make_bundle(bundle, "cells", source, key, CLASSES)
+
+    assert sorted(p.name for p in bundle.iterdir()) == ["README.txt", "images", SAMPLE]
+    files = sorted((bundle / "images").iterdir())
+    assert len(files) == len(key) and all(HEX_ID.fullmatch(f.name) for f in files)
+    for f in files:
+        real, label = contest_key.images[f.stem]
+        data = f.read_bytes().lower()
+        for telltale in (*CLASSES, Path(real).stem, "eo_1"):
+            assert telltale.encode() not in data, (f.name, telltale)
+        with Image.open(f) as mine, Image.open(tmp_path / "cells" / real) as theirs:
+            np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs.convert("RGB")))
+    assert {f.suffix for f in files} == {".jpg", ".png"}
+    # the random ids' order says nothing of the classes (files are written in that order)
+    by_id = [contest_key.images[f.stem][1] for f in files]
+    assert by_id != sorted(by_id)
+    sample = read_submission(bundle / SAMPLE)
+    assert sorted(sample.ids) == sorted(contest_key.images)
+    text = (bundle / SAMPLE).read_text() + (bundle / "README.txt").read_text()
+    assert contest_key.salt not in text and "img_" not in text
+    with pytest.raises(ValueError, match="already exists: give --bundle a new folder"):
+        make_bundle(bundle, "cells", source, key, CLASSES)
+
+
+SAMPLE = "sample_submission.csv"
+
+
+def test_ids_read_from_file_names_score_nothing(out: Path, tokens: dict) -> None:
+    """The attack of issue 23: a one-hot file from ``id.split('/')[-2]``. The answer key's ids
+    are not the competition's, and the competition's say nothing."""
     key = answer_key(out)
-    public, private = divide(key, 0.5)
-    prober = send(out, "prober", answers(key, set(public)), NOON)  # right on public only
-    honest = send(out, "honest", answers(key, set(key)), NOON + 60)
+    from_names = csv_bytes(list(key), onehot([i.split("/")[-2] for i in key]))
+    with pytest.raises(SubmissionError, match="ids missing"):
+        send(out, "team a", tokens["team a"], from_names, NOON)
+    assert not any(c in i for i in contest(out).images for c in CLASSES)
+    assert competition.history(out, "cells", "team a") == []
+
+
+def test_the_key_and_salt_stay_out_of_reference_archives(out: Path, tokens, tmp_path) -> None:
+    send(out, "team a", tokens["team a"], answers(contest(out), set()), NOON)
+    archive, _ = pack(out, "cells", tmp_path / "ref")
+    with tarfile.open(archive, "r:xz") as tar:
+        names = tar.getnames()
+        blob = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    assert names and not [n for n in names if n.startswith("competition")]
+    secret = contest(out)
+    assert secret.salt.encode() not in blob
+    assert not [o for o in secret.images if o.encode() in blob]
+
+
+# --- teams, limits, audit ----------------------------------------------------------------------
+
+
+def test_tokens_are_stored_hashed_and_checked(out: Path, tokens: dict, capsys) -> None:
+    stored = teams.teams_file(out).read_text()
+    assert tokens["team a"] not in stored and tokens["team b"] not in stored
+    assert teams.authenticate(out, "team a", tokens["team a"]).name == "team-a"
+    for name, token in (("team a", tokens["team b"]), ("team c", tokens["team a"])):
+        with pytest.raises(teams.TokenError, match="unknown team or wrong token"):
+            teams.authenticate(out, name, token)
+    assert cli.main(["--out", str(out), "--add-team", "Team-A"]) == 2
+    assert "already registered" in capsys.readouterr().err
+
+
+def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -> None:
+    key = contest(out)
+    everything = set(key.images)
+    first = send(out, "team a", tokens["team a"], answers(key, set()), NOON)
+    best = send(out, "team a", tokens["team a"], answers(key, everything), NOON + 1)
+    with pytest.raises(ValueError, match=r"team-a has used all 2 submissions of today \(UTC\)"):
+        send(out, "team a", tokens["team a"], answers(key, everything), NOON + 2)
+    with pytest.raises(teams.TokenError):  # another name needs that team's token
+        send(out, "team z", tokens["team a"], answers(key, everything), NOON + 3)
+    send(out, "team a", tokens["team a"], answers(key, set()), NOON + DAY)  # a new UTC day
+    records = competition.history(out, "cells", "team a")
+    assert [r.id for r in records][:2] == [first.id, best.id] and len(records) == 3
+    settings = competition.load_settings(out)
+    assert competition.selected(out, "cells", "team a", records).id == best.id  # best public
+    team_a = teams.authenticate(out, "team a", tokens["team a"])
+    competition.select(out, "cells", team_a, first.id, settings)
+    assert competition.selected(out, "cells", "team a", records).id == first.id
+    with pytest.raises(ValueError, match="has no submission 'nope'"):
+        competition.select(out, "cells", team_a, "nope", settings)
+    revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
+    with pytest.raises(ValueError, match="final selection is frozen"):
+        competition.select(out, "cells", team_a, best.id, revealed)
+    final = competition.board(out, "cells", revealed, key.public_set(0.5))
+    assert final.loc[0, "selected"] == first.id and final.loc[0, "private_acc"] == 0.0
+
+    log = [json.loads(line) for line in teams.audit_file(out).read_text().splitlines()]
+    assert [e["submission"] for e in log] == [r.id for r in records]
+    assert log[1]["sha256"] == hashlib.sha256(answers(key, everything)).hexdigest()
+    assert (log[1]["team"], log[1]["public_accuracy"]) == ("team-a", 1.0)
+
+
+def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out, tokens) -> None:
+    key = contest(out)
+    public, private = key.divide(0.5)
+    prober = send(out, "team a", tokens["team a"], answers(key, set(public)), NOON)
+    honest = send(out, "team b", tokens["team b"], answers(key, set(key.images)), NOON + 60)
     assert (prober.public["accuracy"], prober.private["accuracy"]) == (1.0, 0.0)
     assert prober.public["n"] == len(public) and prober.private["n"] == len(private)
     settings = competition.load_settings(out)
-    fingerprint = competition.public_set(key, 0.5)
-    table = competition.board(out, "cells", settings, fingerprint)
-    assert table["team"].tolist() == ["prober", "honest"]  # equal public scores: earlier first
+    table = competition.board(out, "cells", settings, key.public_set(0.5))
+    assert table["team"].tolist() == ["team-a", "team-b"]  # equal public: earlier first
     assert "private_acc" not in table.columns and "shake_up" not in table.columns
-    assert honest.team == "honest"
-
+    assert honest.team == "team-b"
     revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
-    final = competition.board(out, "cells", revealed, fingerprint)
-    assert final["team"].tolist() == ["honest", "prober"]
+    final = competition.board(out, "cells", revealed, key.public_set(0.5))
+    assert final["team"].tolist() == ["team-b", "team-a"]
     assert final["private_acc"].tolist() == [1.0, 0.0]
     assert final["shake_up"].tolist() == [1, -1]  # public rank − private rank
-    # another public part (share changed) is another board: old scores are not mixed in
     assert competition.board(out, "cells", revealed, "another").empty
 
 
-def test_daily_limit_history_and_selection(out: Path) -> None:
-    key = answer_key(out)
-    everything = set(key)
-    first = send(out, "team a", answers(key, set()), NOON)
-    best = send(out, "team a", answers(key, everything), NOON + 1)
-    with pytest.raises(
-        ValueError, match=r"team-a has used all 2 submissions of today \(UTC\): try again tomorrow"
+def test_cli_submit_refuses_hostile_input_in_one_line(out, tokens, tmp_path, capsys) -> None:
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_bytes(answers(contest(out), set()))
+    bad.write_bytes(b"id,neutrophil\nx,1\n")
+    base = ["--out", str(out), "--submit"]
+    for args in (
+        [str(good), "--team", "team a", "--token", "guess"],
+        [str(good), "--team", "nobody", "--token", tokens["team a"]],
+        [str(bad), "--team", "team a", "--token", tokens["team a"]],
+        [str(good), "--team", "team a"],
     ):
-        send(out, "team a", answers(key, everything), NOON + 2)
-    assert len(competition.history(out, "cells", "team a")) == 2
-    send(out, "team a", answers(key, set()), NOON + DAY)  # a new UTC day
-    records = competition.history(out, "cells", "team a")
-    assert [r.id for r in records][:2] == [first.id, best.id] and len(records) == 3
-    assert competition.selected(out, "cells", "team a", records).id == best.id  # best public
-    competition.select(out, "cells", "team a", first.id)
-    assert competition.selected(out, "cells", "team a", records).id == first.id
-    revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
-    final = competition.board(out, "cells", revealed, competition.public_set(key, 0.5))
-    assert final.loc[0, "selected"] == first.id and final.loc[0, "private_acc"] == 0.0
-    with pytest.raises(ValueError, match="has no submission 'nope'"):
-        competition.select(out, "cells", "team a", "nope")
+        assert cli.main(base + args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not teams.audit_file(out).exists()
+    assert cli.main([*base, str(good), "--team", "team a", "--token", tokens["team a"]]) == 0
+    assert "of team team-a, public accuracy 0.0000" in capsys.readouterr().out
+    assert len(teams.audit_file(out).read_text().splitlines()) == 1
 
 
-def test_competition_uploads_stay_off_the_zoo_board(out: Path, capsys) -> None:
-    send(out, "team", answers(answer_key(out), set(answer_key(out))), NOON)
+def test_cli_board_and_reveal(out: Path, tokens: dict, capsys) -> None:
+    key = contest(out)
+    send(out, "team a", tokens["team a"], answers(key, set(key.images)), NOON)
     assert cli.main(["--out", str(out)]) == 0
     text = capsys.readouterr().out
-    zoo_board, _, contest = text.partition("### cells: competition, public board")
-    assert "| team |" not in zoo_board and "| 1 | team | 1.0000 |" in contest
-    assert "private" not in contest
+    zoo_board, _, board = text.partition("### cells: competition, public board")
+    assert "team-a" not in zoo_board and "| 1 | team-a | 1.0000 |" in board
+    assert "private" not in board
+    assert cli.main(["--out", str(out), "--reveal"]) == 0
+    assert competition.load_settings(out).revealed
+    assert "shake_up" in capsys.readouterr().out
 
 
-def test_cli_turns_the_mode_on_and_reveals(tmp_path: Path, make_tree, capsys) -> None:
-    out = fabricate_out(tmp_path, make_tree)
+def test_cli_turns_the_mode_on_and_keeps_one_key(out: Path, tmp_path: Path, capsys) -> None:
     assert cli.main(["--out", str(out), "--reveal"]) == 2
     assert "competition mode is off; turn it on with --competition" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
@@ -120,13 +259,24 @@ def test_cli_turns_the_mode_on_and_reveals(tmp_path: Path, make_tree, capsys) ->
     assert info.value.code == 2 and not competition.settings_file(out).exists()
     assert cli.main(["--out", str(out), "--competition", "--daily-limit", "3"]) == 0
     assert competition.load_settings(out) == Settings(daily_limit=3)
-    send(out, "team", answers(answer_key(out), set()), NOON)
-    assert cli.main(["--out", str(out), "--reveal"]) == 0
-    assert competition.load_settings(out).revealed
-    assert "shake_up" in capsys.readouterr().out
+    assert cli.main(["--out", str(out), "--competition", "--bundle", str(tmp_path / "b")]) == 0
+    salt = contest(out).salt
+    assert cli.main(["--out", str(out), "--competition", "--bundle", str(tmp_path / "c")]) == 2
+    assert "has a competition already" in capsys.readouterr().err
+    assert contest(out).salt == salt and not (tmp_path / "c").exists()
 
 
 # --- the app ---------------------------------------------------------------------------------
+
+
+def test_disclosure_hides_test_truth_until_the_reveal(out: Path) -> None:
+    assert disclosure(out).shows_truth("test")
+    competition.save_settings(out, Settings())
+    assert not disclosure(out).shows_truth("test") and disclosure(out).shows_truth("bccd")
+    competition.save_settings(out, Settings(revealed=True))
+    assert disclosure(out).shows_truth("test")
+    competition.settings_file(out).write_text("{")
+    assert not disclosure(out).shows_truth("test")
 
 
 def open_app(out: Path, monkeypatch) -> AppTest:
@@ -141,40 +291,96 @@ def frame(at: AppTest, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
-def test_app_submits_shows_public_only_limits_and_reveals(out: Path, monkeypatch) -> None:
-    key = answer_key(out)
-    public, _ = divide(key, 0.5)
+def page_text(at) -> str:
+    """Everything a page (or one of its tabs) says in words and tables."""
+    parts = [e.value for kind in ("markdown", "caption", "text", "title", "subheader", "info",
+             "error", "success", "warning", "code", "json") for e in getattr(at, kind)]  # fmt: skip
+    parts += [d.value.to_csv() for d in (*at.dataframe, *at.table)]
+    parts += [m.value for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def seeds(at: AppTest) -> list[str | None]:
+    """The Details tab's seed choices (None: the configuration has one seed, no choice)."""
+    try:
+        return list(at.selectbox(key="detail_entry").options)
+    except KeyError:
+        return [None]
+
+
+def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monkeypatch) -> None:
+    """Walk every configuration, seed and set of the Details tab and the Competition tab in
+    competition mode: no test image's class or file name, no test confusion matrix or
+    per-class table, no gallery of test mistakes, no private score."""
+    key = contest(out)
+    public, private = key.divide(0.5)
+    right = set(public) | set(sorted(private)[:1])  # private accuracy 1 of 3: telltale 0.3333
+    record = send(out, "team a", tokens["team a"], answers(key, right), NOON)
+    assert record.private["accuracy"] == pytest.approx(1 / 3)
+    test_files = [Path(i).name for i in answer_key(out)]
+    at = open_app(out, monkeypatch)
+    pages = 0
+    for config in at.selectbox(key="detail_row").options:
+        at.selectbox(key="detail_row").set_value(config).run()
+        for seed in seeds(at):
+            if seed is not None:
+                at.selectbox(key="detail_entry").set_value(seed).run()
+            assert not at.exception
+            text = page_text(at)
+            assert "test images misclassified" not in text
+            assert "bccd images misclassified" in text  # other labs' sets keep theirs
+            assert not [f for f in test_files if f in text]
+            assert "private_acc" not in text
+            assert len(at.table) == 1  # the bccd confusion matrix only
+            per_class = [d for d in at.dataframe if "specificity" in d.value.columns]
+            assert len(per_class) == 1
+            gallery = re.findall(r"bccd images misclassified; (\d+) shown", text)
+            assert len(at.image) == int(gallery[0])
+            pages += 1
+    assert pages >= 4
+    at.text_input(key="team").set_value("team a").run()
+    at.text_input(key="token").set_value(tokens["team a"]).run()
+    assert frame(at, "submission")["public_acc"].tolist() == [1.0]
+    text = page_text(next(t for t in at.tabs if t.label == "Competition"))
+    assert "1.0" in text and "0.3333" not in text and "33.3" not in text
+    assert "private_acc" not in text and not [f for f in test_files if f in text]
+
+
+def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeypatch) -> None:
+    key = contest(out)
+    public, _ = key.divide(0.5)
     at = open_app(out, monkeypatch)
     assert any("Competition" in m.value and "public part" in m.value for m in at.markdown)
-    at.text_input(key="team").set_value("Probers").run()
+    at.text_input(key="team").set_value("team a").run()
+    at.text_input(key="token").set_value(tokens["team b"]).run()
+    assert "unknown team or wrong token" in at.error[0].value
+    assert not at.file_uploader and not [d for d in at.dataframe if "submission" in d.value]
+    at.text_input(key="token").set_value(tokens["team a"]).run()
     at.file_uploader(key="upload").set_value(("p.csv", answers(key, set(public)), "text/csv"))
     at.run()
     assert not at.error, [e.value for e in at.error]
     at.button(key="submit").click().run()
+    first = competition.history(out, "cells", "team a")[0].id
     assert [s.value for s in at.success] == [
-        f"p.csv: submission {competition.history(out, 'cells', 'Probers')[0].id} of team "
-        "Probers, public accuracy 1.0000."
+        f"p.csv: submission {first} of team team-a, public accuracy 1.0000."
     ]
-    board = frame(at, "team")
-    assert board["team"].tolist() == ["Probers"] and "private_acc" not in board.columns
-    assert "private_acc" not in frame(at, "submission").columns
+    assert "private_acc" not in frame(at, "team").columns
     assert "1 of 2 submissions used today (UTC)." in [c.value for c in at.caption]
-
-    at.file_uploader(key="upload").set_value(("q.csv", answers(key, set(key)), "text/csv")).run()
+    all_right = answers(key, set(key.images))
+    at.file_uploader(key="upload").set_value(("q.csv", all_right, "text/csv")).run()
     at.button(key="submit").click().run()
-    at.file_uploader(key="upload").set_value(("r.csv", answers(key, set()), "text/csv")).run()
+    at.file_uploader(key="upload").set_value(("r.csv", all_right, "text/csv")).run()
     at.button(key="submit").click().run()
-    assert "Probers has used all 2 submissions of today" in at.error[0].value
-    assert len(competition.history(out, "cells", "Probers")) == 2
+    assert "team-a has used all 2 submissions of today" in at.error[0].value
+    # the answer key's own ids, class in the name, are not the competition's
+    real = answer_key(out)
+    from_names = csv_bytes(list(real), onehot([i.split("/")[-2] for i in real]))
+    at.file_uploader(key="upload").set_value(("s.csv", from_names, "text/csv")).run()
+    assert "ids missing" in at.error[0].value
 
-    partial = ("id,neutrophil\n" + "".join(f"{i},1.0\n" for i in key)).encode()
-    at.file_uploader(key="upload").set_value(("s.csv", partial, "text/csv")).run()
-    assert "no probability column for eosinophil, lymphocyte" in at.error[0].value
-
-    # p.csv and q.csv tie on public: the earlier is selected until the team picks q.csv
-    p_id, q_id = (r.id for r in competition.history(out, "cells", "Probers"))
+    _, q_id = (r.id for r in competition.history(out, "cells", "team a"))
     assert frame(at, "submission")["selected"].tolist() == [True, False]
-    at.selectbox(key="final-Probers").set_value(q_id).run()
+    at.selectbox(key="final-team-a").set_value(q_id).run()
     assert frame(at, "submission")["selected"].tolist() == [False, True]
 
     assert cli.main(["--out", str(out), "--reveal"]) == 0
@@ -182,4 +388,5 @@ def test_app_submits_shows_public_only_limits_and_reveals(out: Path, monkeypatch
     board = frame(at, "team")
     assert (board.loc[0, "selected"], board.loc[0, "private_acc"]) == (q_id, 1.0)
     assert board.loc[0, "shake_up"] == 0
-    assert json.loads(competition.settings_file(out).read_text())["revealed"] is True
+    at.selectbox(key="detail_row").set_value("alpha-fast").run()
+    assert "test images misclassified" in page_text(at)  # revealed: the gallery is back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -11,18 +12,16 @@ from pipeline.cli import options as opts
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.errors import UserError, user_errors
 from pipeline.layout import Layout
-from pipeline.leaderboard.collect import Contender, find_entries, in_domain_test_source
-from pipeline.leaderboard.competition import (
-    Settings,
-    board,
-    load_settings,
-    public_set,
-    save_settings,
-    settings_file,
-)
+from pipeline.leaderboard import competition as contest
+from pipeline.leaderboard.bundle import make_bundle
+from pipeline.leaderboard.collect import find_entries, in_domain_test_source
+from pipeline.leaderboard.competition import Settings, board, load_settings, save_settings
 from pipeline.leaderboard.scores import Scorer
 from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
+from pipeline.leaderboard.teams import add_team, authenticate
 from pipeline.reference import references
+
+TOKEN_ENV = "WBCZOO_TEAM_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +62,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"submissions per team and UTC day (default {Settings.daily_limit})",
     )
     c.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="DIR",
+        help="with --competition: write the participants' test bundle of --tag's test set to "
+        "DIR (images under random ids, a sample submission; no labels) and keep its key in "
+        "OUT/competition/<dataset>/",
+    )
+    c.add_argument(
+        "--add-team",
+        metavar="NAME",
+        help="register a team and print its token (shown this once, stored only hashed)",
+    )
+    c.add_argument(
+        "--submit",
+        type=Path,
+        metavar="FILE",
+        help="submit FILE for --tag's competition as --team (token: --token or "
+        f"{TOKEN_ENV}); prints the public score",
+    )
+    c.add_argument("--team", help="the team a --submit is for")
+    c.add_argument("--token", help=f"the team's token (default: ${TOKEN_ENV})")
+    c.add_argument(
         "--reveal",
         action="store_true",
         help="show the private scores and the shake-up from now on, and exit",
@@ -76,10 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.reference:
-        if args.competition or args.reveal:
-            raise UserError("a reference zoo is read-only: --competition and --reveal take --out")
+        if args.competition or args.reveal or args.add_team or args.submit:
+            raise UserError(
+                "a reference zoo is read-only: --competition, --reveal, --add-team and --submit "
+                "take --out"
+            )
         ref = next(r for r in references() if r.name == args.reference)
         args.out = ref.unpacked(DEFAULT_CACHE_DIR)
+    if args.bundle and not args.competition:
+        raise UserError("--bundle goes with --competition")
+    if args.add_team:
+        team, token = add_team(args.out, args.add_team)
+        print(f"team {team}: token {token}\n(shown only now: hand it to the team)")
+        return 0
+    if args.submit:
+        return submit(args)
     if args.competition or args.reveal:
         return organise(p, args)
     entries = find_entries(args.out)
@@ -110,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'' if i == 0 else chr(10)}### {title}\n\n{to_markdown(table)}")
     settings = load_settings(args.out)
     if settings is not None and args.format == "markdown":
-        print_competition(args.out, entries, scorer, settings, datasets)
+        print_competition(args.out, settings, datasets)
     return 0
 
 
@@ -129,27 +161,67 @@ def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings or Settings(), **changes)
     except ValueError as exc:  # a bad setting, on the command line or in the file
         p.error(str(exc))
+    if args.bundle:
+        bundle(args)
     save_settings(args.out, settings)
-    print(f"competition mode: {dataclasses.asdict(settings)} ({settings_file(args.out)})")
+    print(f"competition mode: {dataclasses.asdict(settings)} ({contest.settings_file(args.out)})")
     if args.reveal:
-        print_competition(args.out, find_entries(args.out), Scorer.of_zoo(args.out), settings, None)
+        print_competition(args.out, settings, None)
     return 0
 
 
-def print_competition(
-    out: Path, entries: list[Contender], scorer: Scorer, settings: Settings, datasets: list | None
-) -> None:
+def bundle(args: argparse.Namespace) -> None:
+    """Write the participants' bundle of a dataset's test set and keep its key."""
+    entries = find_entries(args.out)
+    dataset = args.tag or Layout(args.out).dataset_tag(None)
+    if contest.load_key(args.out, dataset) is not None:
+        raise UserError(
+            f"{contest.key_file(args.out, dataset)}: {dataset} has a competition already; its "
+            "submissions are scored with that key (nothing changed)"
+        )
+    source = in_domain_test_source(entries, dataset)
+    if source is None:
+        raise UserError(f"{dataset}: no entry says where its test answers come from (--tag)")
+    keys = Scorer.of_zoo(args.out).keys
+    key = make_bundle(args.bundle, dataset, source, keys.key(source), keys.vocabulary(source))
+    contest.save_key(args.out, dataset, key)
+    print(f"{args.bundle}: {len(key.images)} test images of {dataset} under random ids; the key "
+          f"stays in {contest.key_file(args.out, dataset)}")  # fmt: skip
+
+
+def submit(args: argparse.Namespace) -> int:
+    """``--submit FILE --team NAME``: one team's submission, scored on the public part."""
+    settings = load_settings(args.out)
+    token = args.token or os.environ.get(TOKEN_ENV, "")
+    if settings is None:
+        raise UserError(f"{args.out}: competition mode is off; the organiser turns it on")
+    if not args.team or not token:
+        raise UserError(f"--submit needs --team and a token (--token or {TOKEN_ENV})")
+    team = authenticate(args.out, args.team, token)
+    dataset = args.tag or Layout(args.out).dataset_tag(None)
+    key = contest.load_key(args.out, dataset)
+    if key is None:
+        raise UserError(f"{dataset}: no competition bundle yet (the organiser makes it)")
+    try:
+        record = contest.submit(
+            args.out, dataset, team, args.submit.read_bytes(), args.submit.name, key, settings
+        )
+    except ValueError as exc:  # the daily limit
+        raise UserError(str(exc)) from exc
+    print(f"{args.submit.name}: submission {record.id} of team {record.team}, public accuracy "
+          f"{record.public['accuracy']:.4f}")  # fmt: skip
+    return 0
+
+
+def print_competition(out: Path, settings: Settings, datasets: list | None) -> None:
     """The competition board of every dataset with competition submissions."""
     for folder in sorted(p for p in (out / "competition").glob("*") if p.is_dir()):
         if datasets is not None and folder.name not in datasets:
             continue
-        source = in_domain_test_source(entries, folder.name)
-        if source is None:
-            print(f"{folder.name}: no entry says where its test answers come from",
-                  file=sys.stderr)  # fmt: skip
+        key = contest.load_key(out, folder.name)
+        if key is None:
             continue
-        key = scorer.keys.key(source)
-        table = board(out, folder.name, settings, public_set(key, settings.public_share))
+        table = board(out, folder.name, settings, key.public_set(settings.public_share))
         what = "final board (private scores)" if settings.revealed else "public board"
         print(f"\n### {folder.name}: competition, {what}\n\n{to_markdown(table)}")
 

@@ -1,13 +1,17 @@
 """Competition mode: uploads ranked on a public part of a test set, the rest kept private.
 
-As on Kaggle: each dataset's test split is divided once, deterministically and stratified, into
-a public and a private part; an upload is scored on both, but only its public score is shown
-until the organiser reveals the private ones. Teams (the name given at upload) have a daily
+As on Kaggle: the organiser turns a dataset's test split into a bundle of images under opaque
+random ids (``pipeline.leaderboard.bundle``) and keeps, server-side in
+``OUT/competition/<dataset>/key.json``, which id is which image with which label, and the secret
+salt that divides the ids, stratified, into a public and a private part. A submission names the
+opaque ids; it is scored on both parts, but only its public score is shown until the organiser
+reveals the private ones. Teams hold tokens (``pipeline.leaderboard.teams``) and have a daily
 submission limit, a history, and one submission selected for the final ranking.
 
-Everything lives under ``OUT/competition/``: ``settings.json`` (its presence turns the mode on)
-and ``<dataset>/<team>/<id>.csv`` with ``<id>.json`` (the scores) and ``selected.json``.
-Zoo members and ensembles are not part of it: they keep their full test scores.
+Everything lives under ``OUT/competition/``: ``settings.json`` (its presence turns the mode on),
+``teams.json``, ``audit.jsonl``, and per dataset ``key.json`` and ``<team>/<id>.csv`` with
+``<id>.json`` (the scores) and ``selected.json``. None of it is ever packed into a reference
+zoo. Zoo members and ensembles are not part of it: they keep their full test scores.
 """
 
 from __future__ import annotations
@@ -24,15 +28,21 @@ import numpy as np
 import pandas as pd
 
 from pipeline.answers import ids_fingerprint
+from pipeline.errors import UserError
 from pipeline.io import read_json, write_json
 from pipeline.leaderboard.scores import SUMMARY
-from pipeline.leaderboard.upload import Upload, sanitise_name
+from pipeline.leaderboard.teams import FOLDER, Team, audit
+from pipeline.leaderboard.upload import Upload, check_upload, sanitise_name
+from pipeline.names import plain_name
 from pipeline.scoring import score
 from pipeline.submissions import write_submission
 
-FOLDER = "competition"
-SALT = "wbczoo-competition-v1"  # changing it draws another division: a new competition
+KEY_FILE = "key.json"
 SET = "test"  # the set competitions are held on
+
+
+class ContestError(UserError, ValueError):
+    """A competition file (settings, key) that cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -71,24 +81,62 @@ def save_settings(out: Path, settings: Settings) -> None:
     write_json(settings_file(out), dataclasses.asdict(settings))
 
 
-def divide(key: dict[str, str], share: float) -> tuple[frozenset[str], frozenset[str]]:
+@dataclass(frozen=True)
+class ContestKey:
+    """A dataset's competition, as only the server knows it (``key.json``)."""
+
+    salt: str  # secret: who knows it knows the division
+    vocabulary: tuple[str, ...]
+    images: dict[str, tuple[str, str]]  # opaque id -> (the answer key's id, label)
+    source: dict  # where the answer key comes from (meta.json's form)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Opaque id -> label: the answer key submissions are checked and scored against."""
+        return {opaque: label for opaque, (_, label) in self.images.items()}
+
+    def divide(self, share: float) -> tuple[frozenset[str], frozenset[str]]:
+        return divide(self.labels, share, self.salt)
+
+    def public_set(self, share: float) -> str:
+        """The fingerprint of the public part: the identity of the public board."""
+        return ids_fingerprint(self.divide(share)[0])
+
+
+def key_file(out: Path, dataset: str) -> Path:
+    return out / FOLDER / plain_name(dataset, "dataset") / KEY_FILE
+
+
+def save_key(out: Path, dataset: str, contest: ContestKey) -> None:
+    write_json(key_file(out, dataset), {"format": 1} | dataclasses.asdict(contest))
+
+
+def load_key(out: Path, dataset: str) -> ContestKey | None:
+    """The dataset's competition key, or None when the organiser has not made its bundle."""
+    path = key_file(out, dataset)
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+        images = {o: (i, lab) for o, (i, lab) in data["images"].items()}
+        return ContestKey(data["salt"], tuple(data["vocabulary"]), images, data["source"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ContestError(f"{path}: not a competition key ({exc})") from exc
+
+
+def divide(key: dict[str, str], share: float, salt: str) -> tuple[frozenset[str], frozenset[str]]:
     """(public ids, private ids) of a test set: for each class, the ``round(share * n)`` ids
-    first in the order of ``sha256(SALT + id)``. A pure function of the ids, labels and share,
-    so it is fixed by the versioned split file and the same on every machine."""
+    first in the order of ``sha256(salt + id)``. Deterministic given the secret ``salt``,
+    unpredictable without it."""
+
+    def draw(image_id: str) -> str:
+        return hashlib.sha256(f"{salt}\0{image_id}".encode()).hexdigest()
+
     public: set[str] = set()
     for label in sorted(set(key.values())):
-        ids = sorted((i for i, lab in key.items() if lab == label), key=_draw)
+        ids = sorted((i for i, lab in key.items() if lab == label), key=draw)
         public.update(ids[: round(share * len(ids))])
     return frozenset(public), frozenset(key) - public
-
-
-def _draw(image_id: str) -> str:
-    return hashlib.sha256(f"{SALT}\0{image_id}".encode()).hexdigest()
-
-
-def public_set(key: dict[str, str], share: float) -> str:
-    """The fingerprint of the public part: the identity of the public board."""
-    return ids_fingerprint(divide(key, share)[0])
 
 
 @dataclass(frozen=True)
@@ -119,51 +167,64 @@ def history(out: Path, dataset: str, team: str) -> list[Record]:
     return [_record(p) for p in sorted(folder.glob("*.json")) if p.name != "selected.json"]
 
 
+def check(data: bytes, contest: ContestKey, filename: str) -> Upload:
+    """A competition submission checked against the opaque ids (``SubmissionError`` if not)."""
+    return check_upload(data, contest.labels, filename, vocabulary=contest.vocabulary)
+
+
 def submit(
     out: Path,
     dataset: str,
-    team: str,
-    upload: Upload,
+    team: Team,
+    data: bytes,
     filename: str,
-    key: dict[str, str],
-    vocabulary: Sequence[str],
+    contest: ContestKey,
     settings: Settings,
     now: float | None = None,
 ) -> Record:
-    """Score a checked upload on the public and the private part and store it for ``team``.
+    """Check an authenticated team's file, score it on the public and the private part, store
+    it and log it (``audit.jsonl``).
 
-    Over the daily limit it is a ``ValueError`` and nothing is written.
+    A file that breaks the format or names other ids is a ``SubmissionError``; over the daily
+    limit it is a ``ValueError``; either way nothing is written.
     """
+    upload = check(data, contest, filename)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
-    past = history(out, dataset, team)
+    past = history(out, dataset, team.name)
     today = [r for r in past if r.day == created[:10]]
     if len(today) >= settings.daily_limit:
         raise ValueError(
-            f"team {sanitise_name(team)} has used all {settings.daily_limit} submissions of "
+            f"team {team.name} has used all {settings.daily_limit} submissions of "
             "today (UTC): try again tomorrow (nothing was saved)"
         )
-    public, private = divide(key, settings.public_share)
+    public, private = contest.divide(settings.public_share)
     sub = upload.submission
     scores = {
-        part: score_part(sub.ids, sub.probs, sub.classes, key, vocabulary, ids)
+        part: score_part(sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids)
         for part, ids in (("public", public), ("private", private))
     }
     record = Record(
         id=f"{created.replace('-', '').replace(':', '')}-{len(past) + 1:03d}",
-        team=sanitise_name(team),
+        team=team.name,
         dataset=dataset,
         created=created,
         file=filename,
         public=scores["public"],
         private=scores["private"],
-        public_set=public_set(key, settings.public_share),
+        public_set=contest.public_set(settings.public_share),
     )
-    folder = team_folder(out, dataset, team)
+    folder = team_folder(out, dataset, team.name)
     order = np.argsort(sub.ids, kind="stable")
     write_submission(
         folder / f"{record.id}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
     )
-    write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # last: complete
+    write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # complete from here
+    audit(
+        out,
+        {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
+         "file": filename, "sha256": hashlib.sha256(data).hexdigest(),
+         "public_accuracy": record.public["accuracy"]},
+    )  # fmt: skip
     return record
 
 
@@ -188,11 +249,14 @@ def score_part(
     return {k: full[k] for k in SUMMARY}
 
 
-def select(out: Path, dataset: str, team: str, record_id: str) -> None:
-    """Choose the team's submission for the final (private) ranking."""
-    if record_id not in {r.id for r in history(out, dataset, team)}:
-        raise ValueError(f"team {sanitise_name(team)} has no submission {record_id!r}")
-    write_json(team_folder(out, dataset, team) / "selected.json", {"selected": record_id})
+def select(out: Path, dataset: str, team: Team, record_id: str, settings: Settings) -> None:
+    """Choose an authenticated team's submission for the final (private) ranking; frozen once
+    revealed."""
+    if settings.revealed:
+        raise ValueError("the private scores are revealed: the final selection is frozen")
+    if record_id not in {r.id for r in history(out, dataset, team.name)}:
+        raise ValueError(f"team {team.name} has no submission {record_id!r}")
+    write_json(team_folder(out, dataset, team.name) / "selected.json", {"selected": record_id})
 
 
 def selected(out: Path, dataset: str, team: str, records: list[Record]) -> Record | None:
