@@ -281,3 +281,40 @@ def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
         assert predict.main(argv) == 2
         err = capsys.readouterr().err
         assert hint in err and len(err.strip().splitlines()) == 1
+
+
+def transductive_member_zoo(zoo_out: Path, tmp_path: Path) -> Path:
+    """A copy of the zoo whose member is transductive (as one from a backbone pretrained on
+    evaluation images is)."""
+    out = tmp_path / "out"
+    shutil.copytree(zoo_out / "out", out)
+    meta_file = out / "submissions" / "cells" / MEMBER / "meta.json"
+    meta_file.write_text(json.dumps(json.loads(meta_file.read_text()) | {"transductive": True}))
+    return out
+
+
+def test_an_adapted_entry_keeps_its_members_transductive_flag(
+    zoo_out: Path, tmp_path: Path
+) -> None:
+    """TTA alone is inductive, but the member under it already saw evaluation images."""
+    out = transductive_member_zoo(zoo_out, tmp_path)
+    args = ["--members", MEMBER, "--adapt", "tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 0
+    entries = {e.name: e for e in find_entries(out)}
+    assert entries[f"{MEMBER}+tta"].meta.transductive is True
+
+
+def test_an_ensemble_is_transductive_when_a_member_is(zoo_out: Path, tmp_path: Path) -> None:
+    out = transductive_member_zoo(zoo_out, tmp_path)
+    ens = "ens-soft-custom"
+    assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--members", MEMBER]) == 0
+    args = ["--members", ens, "--adapt", "tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 0
+    entries = {e.name: e for e in find_entries(out)}
+    assert entries[ens].meta.transductive is True
+    assert entries[f"{ens}+tta"].meta.transductive is True
+    rows = {r["entry"]: r for r in long_table(list(entries.values()), Scorer.of_zoo(out))
+            .to_dict("records")}  # fmt: skip
+    assert rows[ens]["transductive"] and rows[f"{ens}+tta"]["transductive"]

@@ -23,7 +23,7 @@ from pipeline.errors import UserError
 from pipeline.io import write_json
 from pipeline.layout import Layout
 from pipeline.members import fitted_method
-from pipeline.metadata import EnsembleMeta, MetaError, read_entry
+from pipeline.metadata import EnsembleMeta, MetaError, is_transductive, read_entry
 from pipeline.scoring import score
 from pipeline.submissions import Submission, read_submission
 
@@ -91,6 +91,10 @@ def adapt_ensemble(
     results = []
     for member in meta.members:
         make_missing(out, dataset, member, adaptations, store, device, module)
+    # an ensemble built before ensembles carried the flag: its members still say
+    seen = meta.transductive or any(
+        is_transductive(read_entry(Layout(out).meta(dataset, m))) for m in meta.members
+    )
     for adaptation in adaptations:
         preds = [member_predictions(Layout(out), dataset, m, adaptation) for m in meta.members]
         folder = folders[adaptation]
@@ -107,7 +111,7 @@ def adapt_ensemble(
             member=name + adaptation.suffix,
             adapted_from=name,
             adaptation=asdict(adaptation),
-            transductive=adaptation.transductive,
+            transductive=seen or adaptation.transductive,
             command=provenance.command_line(module),
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )

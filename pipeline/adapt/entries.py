@@ -3,7 +3,7 @@
 ``<member><suffix>`` (e.g. ``resnet18-fast-s0+adabn``) is a leaderboard entry of kind
 ``adapted`` beside its member, with a submission file for every set the member was scored on
 but validation, and the member's metadata plus ``adapted_from``, ``adaptation`` and
-``transductive``.
+``transductive`` (the member's or the adaptation's).
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> A
             "member": member.name + adaptation.suffix,
             "adapted_from": member.name,
             "adaptation": asdict(adaptation),
-            "transductive": adaptation.transductive,
+            # a member that saw evaluation images (its backbone did) stays transductive
+            "transductive": member.meta.transductive or adaptation.transductive,
             "command": provenance.command_line(module),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
