@@ -195,6 +195,20 @@ class Calibration:
         }
 
 
+def calibrate_outputs(
+    ids: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    key: dict[str, str],
+    vocabulary: Sequence[str],
+    outputs: str,
+) -> dict:
+    """What ``meta.json`` stores under ``calibration`` for a temperature fitted on validation
+    outputs ``probs`` that no submission holds (an adapted entry's), ``outputs`` saying which."""
+    fit_probs, y = aligned_labels(ids, probs, classes, key, vocabulary)[:2]
+    return Calibration(fit_temperature(fit_probs, y), len(y), {}).meta | {"outputs": outputs}
+
+
 # a set's answer key (id -> label) and class vocabulary, or None where it has none
 KeyOf = Callable[[str], "tuple[dict[str, str], Sequence[str]] | None"]
 

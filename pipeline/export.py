@@ -5,6 +5,11 @@ The graph takes what ``pipeline.data.cache.decode`` makes of an image file, uint
 ones (``probs_raw``): scaling to [0, 1], normalisation, the network(s), the ensemble's
 combination and the temperatures are inside it. ``model.json`` beside it is the contract: the
 size, the crop, the normalisation, the class order and the temperature.
+
+Stain normalisation (a member trained with ``stain_norm``) is per-image statistics and, for
+Macenko, an eigen-decomposition and percentiles that ONNX has no operators for, so it stays a
+step before the graph: the bundle ships ``stain.py`` (``pipeline.data.stain_apply`` verbatim)
+and ``model.json`` names the reference it maps every image onto.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -25,6 +31,7 @@ from torch import nn
 from pipeline import provenance
 from pipeline.calibration import LOG_FLOOR
 from pipeline.cli import options as opts
+from pipeline.data import stain_apply
 from pipeline.ensemble.methods import (
     VOTE_TIE_BREAK,
     EnsembleMethod,
@@ -32,7 +39,7 @@ from pipeline.ensemble.methods import (
     VoteEnsemble,
 )
 from pipeline.errors import user_errors
-from pipeline.io import atomic_write, write_json
+from pipeline.io import atomic_write, write_json, write_text
 from pipeline.layout import Layout
 from pipeline.members import LoadedEnsemble, LoadedMember, load_ensemble, load_member
 from pipeline.models.factory import set_module
@@ -40,6 +47,7 @@ from pipeline.models.factory import set_module
 OPSET = 17
 INPUT = "image"
 OUTPUTS = ("probs", "probs_raw")
+STAIN_MODULE = "stain.py"  # shipped beside a stain-normalised member's graph
 STACK_FLOOR = 1e-7  # pipeline.ensemble.methods.stack_features clips member probabilities here
 
 
@@ -167,6 +175,20 @@ class EnsembleGraph(nn.Module):
         return scaled(raw, self.temperature), raw
 
 
+def stain_step(member: LoadedMember) -> dict | None:
+    """The stain normalisation to apply before the graph, as ``model.json`` states it."""
+    if member.stain is None:
+        return None
+    return {
+        **member.stain.to_dict(),
+        "in_graph": False,
+        "module": STAIN_MODULE,
+        "call": "stain.normalise_all(images, method, values): uint8 (N, S, S, 3) RGB, after "
+        "the crop and resize, before the graph",
+        "requires": f"numpy, torchstain=={version('torchstain')}",
+    }
+
+
 def contract(members: Sequence[LoadedMember], classes: Sequence[str], temperature: float) -> dict:
     """What a caller must do to an image before the graph, and what comes out."""
     first = members[0]
@@ -184,6 +206,7 @@ def contract(members: Sequence[LoadedMember], classes: Sequence[str], temperatur
             "resize": "bilinear (PIL), after the crop; see pipeline.data.cache.decode",
             "normalisation": [{"member": m.name, **(m.meta.normalisation or {})} for m in members],
             "normalisation_in_graph": True,
+            "stain_norm": stain_step(first),
         },
         "outputs": {
             "probs": f"probabilities, calibrated (temperature {temperature:g}, fitted on "
@@ -195,10 +218,15 @@ def contract(members: Sequence[LoadedMember], classes: Sequence[str], temperatur
 
 
 def check_shared_input(members: Sequence[LoadedMember]) -> None:
-    """One graph input needs one image size and one crop for all members."""
-    inputs = {(m.image_size, m.crop) for m in members}
+    """One graph input needs one image size, one crop and one stain for all members."""
+    inputs = {(m.image_size, m.crop, m.stain) for m in members}
     if len(inputs) > 1:
-        shown = ", ".join(f"{m.name}: {m.image_size} px, {m.crop.mode} crop" for m in members)
+        shown = ", ".join(
+            f"{m.name}: {m.image_size} px, {m.crop.mode} crop, "
+            f"{m.stain.method if m.stain else 'no'} stain"
+            + (f" {m.stain.digest}" if m.stain else "")
+            for m in members
+        )
         raise ValueError(
             f"the members take different inputs ({shown}): export them one by one with --member"
         )
@@ -261,6 +289,8 @@ def export(
         "command": provenance.command_line("pipeline.export"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if members[0].stain is not None:
+        write_text(folder / STAIN_MODULE, Path(stain_apply.__file__).read_text(encoding="utf-8"))
     write_json(folder / "model.json", info)
     return folder
 
@@ -269,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = opts.command_parser(
         "python -m pipeline.export",
         "Export a trained member or a saved ensemble as ONNX (uint8 RGB images in, "
-        "calibrated probabilities out), with its preprocessing contract in model.json.",
+        "calibrated probabilities out), with its preprocessing contract in model.json. A "
+        "member trained with stain normalisation ships stain.py: map images onto its stain "
+        "with it (model.json: preprocessing.stain_norm) before the graph.",
     )
     which = p.add_mutually_exclusive_group(required=True)
     opts.option(which, "--member")

@@ -65,6 +65,11 @@ class Layout:
         """A fitted ensemble (``ensemble.joblib``) and its metrics."""
         return self.zoo / "ensembles" / dataset / name
 
+    def adapted_fit(self, dataset: str, name: str) -> Path:
+        """An adapted entry's validation outputs (``val.csv``, uncalibrated) its temperature was
+        fitted on: kept out of its submissions, so nothing is chosen on them."""
+        return self.zoo / "adapted" / dataset / name
+
     def explanations(self, dataset: str, name: str) -> Path:
         return self.zoo / "explain" / dataset / name
 

@@ -203,7 +203,7 @@ class EnsembleMeta(EntryMeta):
     gmacs: float | None = None
     adapted_from: str = ""  # an adapted ensemble: the ensemble whose method it reapplies
     adaptation: dict = field(default_factory=dict)
-    transductive: bool = False
+    transductive: bool = False  # some member is, or its adaptation is
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,12 @@ class UploadMeta(EntryMeta):
     kind: ClassVar[str] = "upload"
     name: str = ""
     description: str = ""  # the uploader's own words
+
+
+def is_transductive(meta: EntryMeta) -> bool:
+    """Whether an entry's predictions (or anything they were made from) saw evaluation images;
+    an upload says nothing of the kind."""
+    return isinstance(meta, MemberMeta | EnsembleMeta) and meta.transductive
 
 
 KINDS: dict[str, type[EntryMeta]] = {

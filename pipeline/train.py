@@ -6,6 +6,7 @@ import io
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pipeline.data.augment import build_augment
 from pipeline.data.cache import CENTRE_CROP
 from pipeline.data.cellcrop import CropSpec
 from pipeline.data.loader import CachedImages, make_loader
+from pipeline.data.overlap import describe_shared, set_files, shared_images
 from pipeline.data.stain import StainReference, fit_reference
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.gpu_augment import GpuAugment, split_augment
@@ -178,6 +180,7 @@ class Training:
     criterion: nn.Module
     val_view: View
     val_labels: np.ndarray
+    backbone: dict  # what a pretrained backbone file adds to meta.json (backbone_meta)
     start: int = 0
     history: list[dict] = field(default_factory=list)
     best_score: float = -1.0
@@ -286,6 +289,7 @@ def set_up(
         criterion=WeightedCrossEntropy(weight, recipe.label_smoothing),
         val_view=val_view,
         val_labels=label_indices(val_view, classes),
+        backbone=backbone_meta(weights_used, cfg.weights, sets, cfg.member_id),
     )
 
 
@@ -417,16 +421,33 @@ def finalise(run: Training) -> dict:
     return {**summary, "status": "trained"}
 
 
-def backbone_meta(used: str, requested: str) -> dict:
-    """A member started from a pretrained backbone file names it, and inherits its
-    transductive flag (a backbone that saw evaluation images)."""
+def backbone_meta(used: str, requested: str, sets: dict[str, ImageSet], member: str) -> dict:
+    """A member started from a pretrained backbone file names it, and is transductive when the
+    backbone saw evaluation images: as the file says, or because a folder it was pretrained on
+    (``extra``) holds an image of one of this member's sets but train, which pretraining may
+    never have been told of (one warning names them)."""
     if used != weights_api.FILE:
         return {}
     backbone = describe_backbone(Path(requested))
+    folders = [Path(f) for f in backbone.get("extra") or []]
+    if gone := [f for f in folders if not f.is_dir()]:
+        warnings.warn(
+            f"{member}: --weights {requested} was pretrained on {gone[0]}, which is not here: "
+            "its overlap with the evaluation sets is not checked",
+            stacklevel=2,
+        )
+    evaluated = {name: set_files(s) for name, s in sets.items() if name != "train"}
+    shared = shared_images([f for f in folders if f.is_dir()], evaluated)
+    if shared:
+        warnings.warn(
+            f"{member}: --weights {requested} was pretrained on images it is scored on "
+            f"({describe_shared(shared)}): the member is transductive",
+            stacklevel=2,
+        )
     return {
-        "weights_file": backbone,
+        "weights_file": {**backbone, "evaluation_overlap": shared},
         "weights_sha256": backbone["sha256"],
-        "transductive": bool(backbone["transductive"]),
+        "transductive": bool(backbone["transductive"]) or bool(shared),
     }
 
 
@@ -445,7 +466,7 @@ def member_meta(run: Training, metrics: dict, calib: dict, best_epoch: int) -> M
         recipe=asdict(recipe),
         weights=run.weights_used,
         weights_requested=cfg.weights,
-        **backbone_meta(run.weights_used, cfg.weights),
+        **run.backbone,
         data_fingerprint=run.settings["data_fingerprint"],
         image_size=size,
         normalisation={"mean": list(runtime.mean), "std": list(runtime.std)},

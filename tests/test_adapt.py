@@ -24,7 +24,8 @@ from pipeline.adapt.methods import (
     probabilities,
     reestimate,
 )
-from pipeline.calibration import apply_temperature
+from pipeline.answers import AnswerKeys
+from pipeline.calibration import apply_temperature, fit_temperature
 from pipeline.ensemble import cli as ensemble_cli
 from pipeline.leaderboard.collect import find_entries
 from pipeline.leaderboard.scores import Scorer
@@ -281,3 +282,102 @@ def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
         assert predict.main(argv) == 2
         err = capsys.readouterr().err
         assert hint in err and len(err.strip().splitlines()) == 1
+
+
+def transductive_member_zoo(zoo_out: Path, tmp_path: Path) -> Path:
+    """A copy of the zoo whose member is transductive (as one from a backbone pretrained on
+    evaluation images is)."""
+    out = tmp_path / "out"
+    shutil.copytree(zoo_out / "out", out)
+    meta_file = out / "submissions" / "cells" / MEMBER / "meta.json"
+    meta_file.write_text(json.dumps(json.loads(meta_file.read_text()) | {"transductive": True}))
+    return out
+
+
+def test_an_adapted_entry_keeps_its_members_transductive_flag(
+    zoo_out: Path, tmp_path: Path
+) -> None:
+    """TTA alone is inductive, but the member under it already saw evaluation images."""
+    out = transductive_member_zoo(zoo_out, tmp_path)
+    args = ["--members", MEMBER, "--adapt", "tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 0
+    entries = {e.name: e for e in find_entries(out)}
+    assert entries[f"{MEMBER}+tta"].meta.transductive is True
+
+
+def ensemble_of_member_adapted(zoo_out: Path, out: Path, ens: str) -> dict:
+    """Build ``ens``, a soft ensemble of the member alone, adapt it with TTA; the entries."""
+    assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--members", MEMBER]) == 0
+    args = ["--members", ens, "--adapt", "tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 0
+    return {e.name: e for e in find_entries(out)}
+
+
+def test_an_ensemble_is_transductive_when_a_member_is(zoo_out: Path, tmp_path: Path) -> None:
+    out = transductive_member_zoo(zoo_out, tmp_path)
+    ens = "ens-soft-custom"
+    entries = ensemble_of_member_adapted(zoo_out, out, ens)
+    assert entries[ens].meta.transductive is True
+    assert entries[f"{ens}+tta"].meta.transductive is True
+    rows = {r["entry"]: r for r in long_table(list(entries.values()), Scorer.of_zoo(out))
+            .to_dict("records")}  # fmt: skip
+    assert rows[ens]["transductive"] and rows[f"{ens}+tta"]["transductive"]
+
+
+def val_labels(entry, ids: list[str]) -> np.ndarray:
+    key, _ = AnswerKeys().answers(entry.meta.source("val"))
+    return np.array([entry.meta.classes.index(key[i]) for i in ids])
+
+
+def test_an_adapted_entry_fits_its_temperature_on_adapted_validation_outputs(
+    zoo_out: Path, tmp_path: Path
+) -> None:
+    """The member's temperature was fitted on plain validation outputs; AdaBN and TTA change
+    them, so the adapted entry gets its own, from validation adapted the same way, which no
+    submission holds (nothing is chosen on an adapted entry)."""
+    out = tmp_path / "out"
+    shutil.copytree(zoo_out / "out", out)
+    args = ["--members", MEMBER, "--adapt", "adabn+tta", "--out", str(out),
+            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+    assert adapt_cli.main(args) == 0
+    entries = {e.name: e for e in find_entries(out)}
+    adapted, member = entries[f"{MEMBER}+adabn+tta"], entries[MEMBER]
+    assert "val" not in adapted.files and not (adapted.folder / "raw" / "val.csv").exists()
+    fit = read_submission(out / "zoo" / "adapted" / "cells" / f"{MEMBER}+adabn+tta" / "val.csv")
+    assert fit.ids == read_submission(member.files["val"]).ids
+    expected = fit_temperature(fit.probs, val_labels(member, fit.ids))
+    calibration = adapted.meta.calibration
+    assert calibration["temperature"] == pytest.approx(expected, abs=1e-5)
+    assert calibration["outputs"] == "adapted validation outputs" and calibration["n"] == len(
+        fit.ids
+    )
+    assert abs(calibration["temperature"] - member.meta.temperature) > 1e-3
+    raw = read_submission(adapted.folder / "raw" / "lab2.csv").probs
+    np.testing.assert_allclose(
+        read_submission(adapted.files["lab2"]).probs,
+        apply_temperature(raw, calibration["temperature"]),
+        atol=1e-6,
+    )
+
+
+def test_an_adapted_ensemble_fits_its_temperature_on_its_members_adapted_outputs(
+    zoo_out: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(zoo_out / "out", out)
+    ens = "ens-soft-custom"
+    entries = ensemble_of_member_adapted(zoo_out, out, ens)
+    fits = out / "zoo" / "adapted" / "cells"
+    member_fit = read_submission(fits / f"{MEMBER}+tta" / "val.csv")
+    # one member: the soft ensemble's outputs are its calibrated +tta outputs
+    combined = apply_temperature(member_fit.probs, entries[f"{MEMBER}+tta"].meta.temperature)
+    np.testing.assert_allclose(
+        read_submission(fits / f"{ens}+tta" / "val.csv").probs, combined, atol=1e-6
+    )
+    expected = fit_temperature(combined, val_labels(entries[ens], member_fit.ids))
+    adapted = entries[f"{ens}+tta"].meta
+    assert adapted.temperature == pytest.approx(expected, abs=1e-5)
+    assert adapted.calibration["outputs"] == "adapted validation outputs"
+    assert abs(adapted.temperature - entries[ens].meta.temperature) > 1e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from pipeline import export
 from pipeline.checkpoint import WEIGHTS_FILE, save_weights
 from pipeline.classes import CLASSES
 from pipeline.data.cache import decode
+from pipeline.data.stain import fit_reference
 from pipeline.ensemble.methods import EnsembleMethod, GreedyEnsemble
 from pipeline.members import (
     LoadedEnsemble,
@@ -207,3 +209,45 @@ def test_an_ensemble_method_without_a_graph_is_refused() -> None:
         export.EnsembleGraph(LoadedEnsemble("ens", meta, [], Geometric().fit(probs, y)))
     greedy = GreedyEnsemble(3).fit(probs, y)  # a weighted mean: exported as one
     assert export.EnsembleGraph(LoadedEnsemble("ens", meta, [], greedy)).method == "greedy"
+
+
+def stain_normalised_member(out: Path, seed: int = 0, method: str = "reinhard") -> str:
+    """A member trained (so its meta.json says) on cells mapped onto their own Reinhard stain."""
+    name = fake_trained_member(out, "resnet18", seed=seed)
+    cells = np.stack([decode(p, 32)[0] for p in sample_files(per_class=1)])
+    ref = fit_reference(method, cells, np.arange(len(cells)), seed)
+    meta_file = out / "submissions" / "pbc" / name / "meta.json"
+    meta = json.loads(meta_file.read_text()) | {"stain_norm": ref.to_dict()}
+    meta_file.write_text(json.dumps(meta))
+    return name
+
+
+def test_a_stain_normalised_member_ships_its_stain_step(tmp_path: Path) -> None:
+    """The bundle's stain.py, then the graph, give predict's probabilities; the graph alone
+    would not (the stain matters on these cells)."""
+    name = stain_normalised_member(tmp_path)
+    folder = export.export(tmp_path, name, "member")
+    member = load_member(tmp_path, name, device="cpu")
+    contract = json.loads((folder / "model.json").read_text())
+    step = contract["preprocessing"]["stain_norm"]
+    assert step["method"] == "reinhard" and step["in_graph"] is False
+    assert step["module"] == "stain.py" and step["values"] == list(member.stain.values)
+    source = (folder / "stain.py").read_text()
+    assert "pipeline" not in source.split('"""', 2)[2]  # no import of the pipeline: it ships alone
+    spec = importlib.util.spec_from_file_location("shipped_stain", folder / "stain.py")
+    stain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stain)
+
+    images = sample_images(member)
+    expected = member_probs(member, images)
+    prepared = stain.normalise_all(images, step["method"], step["values"])
+    np.testing.assert_allclose(onnx_probs(folder, prepared), expected, atol=TOLERANCE)
+    assert np.abs(onnx_probs(folder, images) - expected).max() > 10 * TOLERANCE
+
+
+def test_an_ensemble_of_different_stains_is_refused(tmp_path: Path) -> None:
+    members = [stain_normalised_member(tmp_path, seed=0),
+               fake_trained_member(tmp_path, "squeezenet1_1")]  # fmt: skip
+    save_ensemble(tmp_path, "ens-stains", members, "soft")
+    with pytest.raises(ValueError, match="resnet18-fast-s0: 32 px, centre crop, reinhard stain"):
+        export.export(tmp_path, "ens-stains", "ensemble")

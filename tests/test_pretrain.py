@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def pretrained(tmp_path_factory, make_tree) -> Path:
     root = tmp_path_factory.mktemp("pretrain")
     make_tree(root / "cells", {"eosinophil": 8, "lymphocyte": 8, "neutrophil": 8}, size=(36, 36))
     make_tree(root / "lab2", {"Lymphocyte": 3, "Neutrophil": 3}, size=(30, 30), seed=7)
-    make_tree(root / "unlabelled", {"slide1": 5}, size=(30, 30), seed=9)
+    make_tree(root / "unlabelled", {"slide1": 5}, size=(30, 30), seed=50)  # not lab2's
     args = ["--arch", "resnet18", "--dataset", "folder", "--data", str(root / "cells"),
             "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--device", "cpu",
             "--extra", str(root / "unlabelled"), "--eval", f"lab2={root / 'lab2'}",
@@ -106,3 +107,50 @@ def test_zoo_fine_tunes_a_member_from_a_pretrained_backbone(pretrained: Path, ca
     assert zoo.main([*base[:-2], "--weights", str(pretrained / "nope.pt"), "--models",
                      "resnet18"]) == 2  # fmt: skip
     assert "no such file" in capsys.readouterr().err
+
+
+def pretrain_args(root: Path, name: str, *extra: str) -> list[str]:
+    return ["--arch", "resnet18", "--dataset", "folder", "--data", str(root / "cells"),
+            "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--device", "cpu",
+            "--out", str(root / "out"), "--cache-dir", str(root / "cache"), "--no-progress",
+            "--output", str(root / f"{name}.pt"), *extra]  # fmt: skip
+
+
+def test_extra_holding_the_data_roots_evaluation_images_is_transductive(
+    pretrained: Path, capsys
+) -> None:
+    """--extra equal to --data holds its validation and test splits, with no --eval given."""
+    assert (
+        pretrain_cli.main(pretrain_args(pretrained, "own", "--extra", str(pretrained / "cells")))
+        == 0
+    )
+    report = json.loads((pretrained / "own.json").read_text())
+    splits = load_dataset("folder", pretrained / "cells").splits
+    assert report["transductive"] is True
+    assert report["shared"] == {"val": len(splits["val"]), "test": len(splits["test"])}
+    assert "transductive: --extra holds" in capsys.readouterr().out
+
+
+def test_training_checks_a_backbones_extra_folders_against_every_evaluation_set(
+    pretrained: Path,
+) -> None:
+    """Copies of lab2's cells, renamed, pretrained on without --eval lab2: the backbone file
+    cannot know, but a member scored on lab2 is transductive, with one warning naming it."""
+    copies = pretrained / "slides"
+    for i, path in enumerate(sorted((pretrained / "lab2").rglob("*.jpg"))[:2]):
+        copies.mkdir(exist_ok=True)
+        shutil.copy(path, copies / f"cell{i}.jpg")
+    assert pretrain_cli.main(pretrain_args(pretrained, "slides", "--extra", str(copies))) == 0
+    assert json.loads((pretrained / "slides.json").read_text())["transductive"] is False
+    out = pretrained / "zoo-slides"
+    args = ["--dataset", "folder", "--data", str(pretrained / "cells"), "--image-size", "32",
+            "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--out", str(out),
+            "--cache-dir", str(pretrained / "cache"), "--no-progress", "--models", "resnet18",
+            "--weights", str(pretrained / "slides.pt"),
+            "--eval", f"lab2={pretrained / 'lab2'}"]  # fmt: skip
+    with pytest.warns(UserWarning, match=r"scored on \(2 images of lab2\): the member is transd"):
+        assert zoo.main(args) == 0
+    (meta_file,) = (out / "submissions" / "cells").glob("resnet18-*/meta.json")
+    meta = json.loads(meta_file.read_text())
+    assert meta["transductive"] is True
+    assert meta["weights_file"]["evaluation_overlap"] == {"lab2": 2}

@@ -10,20 +10,27 @@ leaves of it.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pipeline import provenance
-from pipeline.adapt.entries import SetResult, adapt_member, entry_folder, write_adapted
+from pipeline.adapt.entries import (
+    SetResult,
+    adapt_member,
+    adapted_calibration,
+    entry_folder,
+    fit_outputs,
+    write_adapted,
+)
 from pipeline.adapt.methods import Adaptation
 from pipeline.answers import keys_of_zoo
-from pipeline.calibration import FIT_SET
+from pipeline.calibration import FIT_SET, apply_temperature
 from pipeline.data.store import ImageStore
 from pipeline.errors import UserError
 from pipeline.io import write_json
 from pipeline.layout import Layout
 from pipeline.members import fitted_method
-from pipeline.metadata import EnsembleMeta, MetaError, read_entry
+from pipeline.metadata import EnsembleMeta, MetaError, is_transductive, read_entry
 from pipeline.scoring import score
 from pipeline.submissions import Submission, read_submission
 
@@ -47,23 +54,37 @@ def make_missing(
 def member_predictions(
     layout: Layout, dataset: str, member: str, adaptation: Adaptation
 ) -> dict[str, Submission]:
-    """Set -> the member's predictions under ``adaptation``, from its adapted entry; a member
-    without BatchNorm, which has no such entry, gives its entry without the BatchNorm method
+    """Set -> the member's (calibrated) predictions under ``adaptation``, from its adapted
+    entry, validation from the outputs its temperature was fitted on; a member without
+    BatchNorm, which has no such entry, gives its entry without the BatchNorm method
     (``adapt_member`` writes ``+tta`` for its ``+adabn+tta``)."""
     for candidate in (adaptation, Adaptation(tta=adaptation.tta)):
-        folder = layout.submission(dataset, member + candidate.suffix)
+        name = member + candidate.suffix
+        folder = layout.submission(dataset, name)
         if (folder / "meta.json").is_file():
-            return {p.stem: read_submission(p) for p in sorted(folder.glob("*.csv"))}
+            preds = {p.stem: read_submission(p) for p in sorted(folder.glob("*.csv"))}
+            fit = layout.adapted_fit(dataset, name) / f"{FIT_SET}.csv"
+            if FIT_SET not in preds and fit.is_file():  # an adapted entry's, calibrated as it
+                raw = read_submission(fit)
+                temperature = read_entry(folder / "meta.json").temperature
+                preds[FIT_SET] = replace(raw, probs=apply_temperature(raw.probs, temperature))
+            return preds
     raise UserError(f"{layout.submission(dataset, member)}: member {member!r} has no predictions")
 
 
 def made_with(layout: Layout, dataset: str, member: str, adaptation: Adaptation) -> bool:
-    """Whether the member's entry for ``adaptation`` exists and was made with these settings."""
+    """Whether the member's entry for ``adaptation`` exists and was made with these settings
+    and a temperature of its own (entries of earlier versions reused the member's)."""
+    name = member + adaptation.suffix
     try:
-        meta = read_entry(layout.meta(dataset, member + adaptation.suffix))
+        meta = read_entry(layout.meta(dataset, name))
     except (MetaError, FileNotFoundError):
         return False
-    return getattr(meta, "adapted_from", None) == member and meta.adaptation == asdict(adaptation)
+    return (
+        getattr(meta, "adapted_from", None) == member
+        and meta.adaptation == asdict(adaptation)
+        and (layout.adapted_fit(dataset, name) / f"{FIT_SET}.csv").is_file()
+    )
 
 
 def adapt_ensemble(
@@ -91,26 +112,38 @@ def adapt_ensemble(
     results = []
     for member in meta.members:
         make_missing(out, dataset, member, adaptations, store, device, module)
+    # an ensemble built before ensembles carried the flag: its members still say
+    seen = meta.transductive or any(
+        is_transductive(read_entry(Layout(out).meta(dataset, m))) for m in meta.members
+    )
     for adaptation in adaptations:
+        entry = name + adaptation.suffix
         preds = [member_predictions(Layout(out), dataset, m, adaptation) for m in meta.members]
         folder = folders[adaptation]
-        for set_name in sorted(set.intersection(*(set(p) for p in preds))):
-            raw = estimator.predict_proba([p[set_name].probs for p in preds])
-            ids = preds[0][set_name].ids
-            write_adapted(folder, set_name, ids, raw, meta)
-            source = meta.source(set_name)
-            if source is not None:
-                s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
-                results.append(SetResult(name + adaptation.suffix, set_name, s["n"],
-                                         s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
+        shared = sorted(set.intersection(*(set(p) for p in preds)), key=lambda s: s != FIT_SET)
         adapted = meta.with_changes(
-            member=name + adaptation.suffix,
+            member=entry,
             adapted_from=name,
             adaptation=asdict(adaptation),
-            transductive=adaptation.transductive,
+            calibration={},  # without validation outputs to fit on: uncalibrated, and says so
+            transductive=seen or adaptation.transductive,
             command=provenance.command_line(module),
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
+        for set_name in shared:
+            raw = estimator.predict_proba([p[set_name].probs for p in preds])
+            ids = preds[0][set_name].ids
+            source = meta.source(set_name)
+            if set_name == FIT_SET:  # first: its own temperature, as its members have
+                fit_outputs(out, dataset, entry, ids, raw, meta.classes)
+                calib = adapted_calibration(ids, raw, meta.classes, *keys.answers(source))
+                adapted = adapted.with_changes(calibration=calib)
+                continue
+            write_adapted(folder, set_name, ids, raw, adapted)
+            if source is not None:
+                s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
+                results.append(SetResult(entry, set_name, s["n"],
+                                         s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
         write_json(folder / "meta.json", adapted.to_json())  # last: complete once it exists
     return results
 

@@ -2,8 +2,9 @@
 
 ``<member><suffix>`` (e.g. ``resnet18-fast-s0+adabn``) is a leaderboard entry of kind
 ``adapted`` beside its member, with a submission file for every set the member was scored on
-but validation, and the member's metadata plus ``adapted_from``, ``adaptation`` and
-``transductive``.
+but validation (nothing is chosen on an adapted entry), and the member's metadata plus
+``adapted_from``, ``adaptation``, ``transductive`` (the member's or the adaptation's) and its own
+temperature, fitted on the adaptation's validation outputs (kept in ``Layout.adapted_fit``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pipeline.adapt.methods import (
     few_images_warning,
 )
 from pipeline.answers import AnswerKeys
-from pipeline.calibration import FIT_SET, apply_temperature, raw_path
+from pipeline.calibration import FIT_SET, apply_temperature, calibrate_outputs, raw_path
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.io import write_json
@@ -50,16 +51,13 @@ class SetResult:
 def member_views(
     member: LoadedMember, store: ImageStore
 ) -> dict[str, tuple[View, tuple[str, ...]]]:
-    """Every set the member was scored on but validation, decoded at its size, crop and stain,
-    from its answer-key sources (the same images its own submissions hold), with the set's
-    vocabulary. Validation is left out: nothing is chosen on an adapted entry, and it is the
-    largest set (about 60% of the adaptation's time on PBC)."""
+    """Every set the member was scored on, validation first, decoded at its size, crop and
+    stain, from its answer-key sources (the same images its own submissions hold), with the
+    set's vocabulary."""
     keys = AnswerKeys()
     registered: set[Path] = set()
     views = {}
-    for set_name, source in member.meta.sets.items():
-        if set_name == FIT_SET:
-            continue
+    for set_name, source in sorted(member.meta.sets.items(), key=lambda s: s[0] != FIT_SET):
         ds = keys.dataset(source)
         if ds.root not in registered:
             registered.add(ds.root)
@@ -71,7 +69,9 @@ def member_views(
     return views
 
 
-def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> AdaptedMeta:
+def adapted_meta(
+    member: LoadedMember, adaptation: Adaptation, module: str, calibration: dict
+) -> AdaptedMeta:
     inherited = {f.name: getattr(member.meta, f.name) for f in fields(member.meta)}
     return AdaptedMeta(
         **inherited
@@ -79,7 +79,9 @@ def adapted_meta(member: LoadedMember, adaptation: Adaptation, module: str) -> A
             "member": member.name + adaptation.suffix,
             "adapted_from": member.name,
             "adaptation": asdict(adaptation),
-            "transductive": adaptation.transductive,
+            "calibration": calibration,
+            # a member that saw evaluation images (its backbone did) stays transductive
+            "transductive": member.meta.transductive or adaptation.transductive,
             "command": provenance.command_line(module),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -103,12 +105,28 @@ def entry_folder(out: Path, dataset: str, name: str, adaptation: Adaptation) -> 
     return folder
 
 
+def fit_outputs(
+    out: Path, dataset: str, name: str, ids: list[str], probs: np.ndarray, classes: tuple[str, ...]
+) -> None:
+    """Keep the validation outputs an adapted entry's temperature was fitted on, outside its
+    submissions (``Layout.adapted_fit``); an adapted ensemble fits its own on its members'."""
+    write_submission(Layout(out).adapted_fit(dataset, name) / f"{FIT_SET}.csv", ids, probs, classes)
+
+
+def adapted_calibration(
+    ids: list[str], probs: np.ndarray, classes: tuple[str, ...], key: dict, vocabulary: tuple
+) -> dict:
+    """The temperature of an adapted entry, fitted on its adaptation's validation outputs
+    (adapting to validation itself): the member's own was fitted on plain outputs, which TTA
+    smooths and AdaBN or TENT shift."""
+    return calibrate_outputs(ids, probs, classes, key, vocabulary, "adapted validation outputs")
+
+
 def write_adapted(
     folder: Path, set_name: str, ids: list[str], probs: np.ndarray, meta: EntryMeta
 ) -> None:
     """One set's adapted predictions, laid out as those of the entry ``meta`` describes:
-    calibrated by its temperature (what the inherited ``meta.json`` says), the raw copy in
-    ``raw/``."""
+    calibrated by its temperature, the raw copy in ``raw/``."""
     if meta.calibration:
         write_submission(raw_path(folder, set_name), ids, probs, meta.classes)
         probs = apply_temperature(probs, meta.temperature)
@@ -144,18 +162,26 @@ def adapt_member(
     results = []
     for adaptation in [Adaptation(), *adaptations]:
         entry = member.name + adaptation.suffix
+        # without validation outputs to fit on, an adapted entry says it is uncalibrated
+        meta = adapted_meta(member, adaptation, module, {}) if adaptation.active else member.meta
         for set_name, (view, vocabulary) in views.items():
+            if set_name == FIT_SET and not adaptation.active:
+                continue  # the member's own temperature and scores stand
             probs = adapted_probabilities(
                 member.model, view.images, view.rows, member.precision, adaptation
             )
-            if adaptation.active:
-                write_adapted(folders[adaptation], set_name, view.ids, probs, member.meta)
             key = dict(zip(view.ids, view.labels, strict=True))
+            if set_name == FIT_SET:  # first: the temperature the other sets are written with
+                fit_outputs(out, member.dataset, entry, view.ids, probs, member.classes)
+                calib = adapted_calibration(view.ids, probs, member.classes, key, vocabulary)
+                meta = adapted_meta(member, adaptation, module, calib)
+                continue
+            if adaptation.active:
+                write_adapted(folders[adaptation], set_name, view.ids, probs, meta)
             s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
             results.append(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )
         if adaptation.active:  # meta.json last: the folder is an entry once it is complete
-            write_json(folders[adaptation] / "meta.json",
-                       adapted_meta(member, adaptation, module).to_json())  # fmt: skip
+            write_json(folders[adaptation] / "meta.json", meta.to_json())
     return results

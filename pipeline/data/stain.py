@@ -2,21 +2,21 @@
 (stain vectors from optical density), both from torchstain.
 
 The reference is fitted on training images and stored with the member, so evaluation sets and
-``predict`` map every image onto the stain the member learnt. Whole decoded arrays are
-normalised once and cached by content, like decoded crops.
+``predict`` map every image onto the stain the member learnt (``stain_apply``, which an export
+ships). Whole decoded arrays are normalised once and cached by content, like decoded crops.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torchstain.numpy.normalizers import NumpyMacenkoNormalizer, NumpyReinhardNormalizer
 
+from pipeline.data import stain_apply
 from pipeline.io import atomic_write
 
 STAIN_METHODS = ("none", "reinhard", "macenko")
@@ -66,40 +66,8 @@ def fit_reference(
                                    *map(float, macenko.maxCRef)))  # fmt: skip
 
 
-def normaliser(ref: StainReference) -> Callable[[np.ndarray], np.ndarray]:
-    """One uint8 HWC image -> the same image in the reference's stain. An image the method
-    cannot unmix (too few stained pixels for Macenko) comes back unchanged."""
-    if ref.method == "reinhard":
-        reinhard = NumpyReinhardNormalizer()
-        reinhard.target_means = np.array(ref.values[:3])
-        reinhard.target_stds = np.array(ref.values[3:])
-
-        def apply(image: np.ndarray) -> np.ndarray:
-            if np.asarray(image).std() == 0:  # a flat image has no spread to rescale
-                return image
-            return reinhard.normalize(image)
-
-        return apply
-    macenko = NumpyMacenkoNormalizer()
-    macenko.HERef = np.array(ref.values[:6]).reshape(3, 2)
-    macenko.maxCRef = np.array(ref.values[6:])
-
-    def unmix(image: np.ndarray) -> np.ndarray:
-        if np.asarray(image).std() == 0:
-            return image
-        try:
-            with np.errstate(all="ignore"):
-                out = macenko.normalize(image, stains=False)[0]
-        except (np.linalg.LinAlgError, ValueError, IndexError):
-            return image
-        return image if not np.isfinite(out).all() else out
-
-    return unmix
-
-
 def normalise_all(images: np.ndarray, ref: StainReference) -> np.ndarray:
-    apply = normaliser(ref)
-    return np.stack([apply(np.asarray(im)) for im in images]) if len(images) else images.copy()
+    return stain_apply.normalise_all(images, ref.method, ref.values)
 
 
 def normalised(images: np.ndarray, ref: StainReference, cache_dir: Path) -> np.ndarray:

@@ -21,7 +21,7 @@ from pipeline.ensemble.methods import ESTIMATOR_FILE, GreedyEnsemble, StackEnsem
 from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.layout import Layout
-from pipeline.metadata import EnsembleMeta
+from pipeline.metadata import EnsembleMeta, is_transductive
 from pipeline.scoring import score
 from pipeline.stats import bootstrap_ci, paired_bootstrap
 from pipeline.submissions import check_kind, write_submission
@@ -191,6 +191,7 @@ def save(
         sets=sources,
         test_set=ens.members[0].meta.test_set,
         calibration=calib.meta,
+        transductive=any(is_transductive(m) for m in metas),
         command=provenance.command_line("pipeline.ensemble"),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         extra=extra,

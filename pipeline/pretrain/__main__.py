@@ -17,6 +17,7 @@ from pipeline import engine
 from pipeline.cli import options as opts
 from pipeline.data import load_dataset
 from pipeline.data.cache import load_or_build
+from pipeline.data.overlap import describe_shared, set_files, shared_images
 from pipeline.data.records import IMAGE_SUFFIXES, list_images
 from pipeline.data.store import ImageStore, View, image_sets
 from pipeline.errors import user_errors
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=Path,
         help="a folder of more unlabelled images (searched recursively); repeatable. A folder "
-        "that holds evaluation images makes the weights transductive",
+        "that holds an image of --data's validation or test split or of an --eval set (same "
+        "bytes, any name) makes the weights transductive",
     )
     opts.add_eval(p, "another lab's set to probe the features on: NAME=[ADAPTER:]PATH; repeatable")
     opts.option(p, "--epochs", type=int, default=d.epochs)
@@ -70,19 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def folder_images(folder: Path, size: int, cache_dir: Path, progress: bool) -> View:
     """Every image file below ``folder``, decoded at ``size`` (unreadable ones left out)."""
-    if not folder.is_dir():
-        raise SystemExit(f"--extra {folder}: not a folder")
     ids = sorted(p.relative_to(folder).as_posix() for p in list_images([folder]))
     if not ids:
         raise SystemExit(f"--extra {folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     cache = load_or_build(folder, ids, size, folder.name, cache_dir, progress=progress)
     readable = [i for i in ids if i not in cache.failed]
     return View(cache.images, cache.rows(readable), readable, [""] * len(readable))
-
-
-def overlaps(a: Path, b: Path) -> bool:
-    a, b = a.resolve(), b.resolve()
-    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
 def features(model: torch.nn.Module, entry: Entry, view: View, rows: np.ndarray,
@@ -107,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(args.dataset, args.data)
     if "train" not in dataset.splits:
         raise SystemExit(f"{args.data}: {args.dataset} has no train split to pretrain on")
+    if missing := [f for f in args.extra if not f.is_dir()]:
+        raise SystemExit(f"--extra {missing[0]}: not a folder")
     evals = {name: load_dataset(adapter, path) for name, (adapter, path) in
              opts.parse_eval(args.eval).items()}  # fmt: skip
-    transductive = any(overlaps(x, ds.root) for x in args.extra for ds in evals.values())
+    sets = image_sets(dataset, evals)
+    # validation, test and every --eval set, by content: --extra may be the data root itself
+    shared = shared_images(args.extra, {n: set_files(s) for n, s in sets.items() if n != "train"})
+    transductive = bool(shared)
     store = ImageStore(args.cache_dir, progress=progress)
     for ds in (dataset, *evals.values()):
         store.register(ds)
-    sets = image_sets(dataset, evals)
     views = {name: store.view(s, config.image_size) for name, s in sets.items()}
 
     train = views["train"]
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     images = np.concatenate([np.asarray(im)[rows] for im, rows in pools])
     n = len(images)
     print(f"SimCLR on {n} unlabelled images of {entry.name} at {config.image_size} px, "
-          f"{config.epochs} epochs" + (" (transductive: --extra holds evaluation images)"
+          f"{config.epochs} epochs" + (f" (transductive: --extra holds {describe_shared(shared)})"
                                        if transductive else ""), flush=True)  # fmt: skip
     device = engine.resolve_device(args.device)
     bar = tqdm(total=config.epochs, desc="pretrain", unit="epoch", disable=not progress)
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or Layout(args.out).pretrained(name)
     info = {"method": "simclr", "config": asdict(config), "images": n, "dataset": dataset.name,
             "extra": [str(p.resolve()) for p in args.extra], "transductive": transductive,
-            "losses": losses, "train_time_s": round(seconds, 1)}  # fmt: skip
+            "shared": shared, "losses": losses, "train_time_s": round(seconds, 1)}  # fmt: skip
     save_backbone(output, entry, backbone_state(model, entry), info)
 
     precision = engine.Runtime(device, None, False, tuple(entry.mean), tuple(entry.std))
