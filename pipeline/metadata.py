@@ -43,6 +43,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "stain_norm": (dict,),
     "adaptation": (dict,),
     "aux_heads": (list,),
+    "out_of_fold": (dict,),
 }
 _SOURCE_KEYS = ("adapter", "root")
 
@@ -204,6 +205,18 @@ class EnsembleMeta(EntryMeta):
     adapted_from: str = ""  # an adapted ensemble: the ensemble whose method it reapplies
     adaptation: dict = field(default_factory=dict)
     transductive: bool = False  # some member is, or its adaptation is
+    # a fitted method's cross-fitted validation score: {"accuracy", "folds", "seed"}; empty for
+    # vote and soft, and for ensembles built before it was measured
+    out_of_fold: dict = field(default_factory=dict)
+
+    @property
+    def val_acc_oof(self) -> float | None:
+        """The out-of-fold validation accuracy it is chosen by, where it was fitted; an adapted
+        ensemble has none (it has no validation predictions of its own)."""
+        value = self.out_of_fold.get("accuracy")
+        if self.adapted_from or not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        return float(value)
 
 
 @dataclass(frozen=True)

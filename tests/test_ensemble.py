@@ -15,7 +15,11 @@ from pipeline.calibration import apply_temperature
 from pipeline.data import load_dataset
 from pipeline.ensemble import cli, methods
 from pipeline.ensemble.candidates import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.ensemble.selection import chosen_on_validation
 from pipeline.layout import Layout
+from pipeline.leaderboard.collect import find_entries
+from pipeline.leaderboard.scores import Scorer
+from pipeline.leaderboard.table import leaderboard, long_table
 from pipeline.members import fitted_method
 from pipeline.metadata import EnsembleMeta
 from pipeline.stats import bootstrap_ci, paired_bootstrap
@@ -97,6 +101,73 @@ def test_stacking_recovers_a_planted_mapping() -> None:
     assert (methods.soft(new).argmax(1) == y_new).mean() < 0.6
 
 
+class Memorise(methods.EnsembleMethod):
+    """A method that remembers every validation image's label: perfect in-sample, useless on
+    images it was not fitted on (it answers uniformly there)."""
+
+    method = "memorise"
+
+    def fit(self, probs, y):
+        super().fit(probs, y)
+        self.seen_ = {row.tobytes(): label for row, label in zip(probs[0], y, strict=True)}
+        return self
+
+    def predict_proba(self, probs):
+        out = np.full(probs[0].shape, 1 / probs[0].shape[1])
+        for i, row in enumerate(probs[0]):
+            if (label := self.seen_.get(row.tobytes())) is not None:
+                out[i] = np.eye(probs[0].shape[1])[label]
+        return out
+
+
+def test_out_of_fold_never_predicts_an_image_with_a_fit_that_saw_its_label() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    probs = [rng.dirichlet(np.ones(3), len(y)) for _ in range(2)]
+    assert methods.accuracy(Memorise().fit(probs, y).predict_proba(probs), y) == 1.0
+    oof, folds = methods.out_of_fold(Memorise(), probs, y)
+    assert folds == methods.OOF_FOLDS
+    np.testing.assert_allclose(oof, 1 / 3)  # every image came from a fit without it
+
+
+def test_out_of_fold_removes_the_in_sample_gain_of_fitted_methods() -> None:
+    """Thirty members that guess: every fitted method looks better than chance on the
+    validation images it was fitted on, and is near chance out of fold."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 150)
+    probs = [rng.dirichlet(np.ones(3), len(y)) for _ in range(30)]
+    for est in (methods.GreedyEnsemble(1), methods.StackEnsemble(), methods.WeightedEnsemble()):
+        in_sample = methods.accuracy(est.fit(probs, y).predict_proba(
+            [probs[i] for i in est.members_]), y)  # fmt: skip
+        oof, _ = methods.out_of_fold(est, probs, y)
+        assert in_sample - methods.accuracy(oof, y) > 0.05, est.method
+        assert methods.accuracy(oof, y) < 0.4, est.method
+    # a class with one validation image cannot be held out: no score rather than a wrong one
+    assert methods.out_of_fold(methods.WeightedEnsemble(), probs, np.r_[y[:-1], 3]) is None
+    assert not methods.SoftEnsemble.fitted and not methods.VoteEnsemble.fitted
+
+
+def test_the_entries_chosen_on_validation_are_never_the_best_on_test_by_construction() -> None:
+    table = pd.DataFrame([
+        {"name": "a-fast-s0", "kind": "member", "val_acc": 0.97, "test_acc": 0.95},
+        {"name": "b-fast-s0", "kind": "member", "val_acc": 0.96, "test_acc": 0.98},
+        {"name": "ens-stack-all", "kind": "ensemble (8)", "val_acc": 0.99,
+         "val_acc_oof": 0.975, "test_acc": 0.96},
+        {"name": "ens-soft-all", "kind": "ensemble (8)", "val_acc": 0.98,
+         "val_acc_oof": np.nan, "test_acc": 0.97},
+        {"name": "ens-greedy-top4", "kind": "ensemble (4)", "val_acc": 0.985,
+         "val_acc_oof": 0.97, "test_acc": 0.99},
+    ])  # fmt: skip
+    chosen = chosen_on_validation(table)
+    # the member by validation accuracy; the in-sample 99% of stacking loses to soft's 98%
+    assert (chosen.member["name"], chosen.ensemble["name"]) == ("a-fast-s0", "ens-soft-all")
+    # a table written before out-of-fold scores (the reference zoo's) still has its choice
+    old = table.drop(columns="val_acc_oof").assign(kind=lambda t: t["kind"].replace(
+        {"member": "member (best on val)"}))  # fmt: skip
+    assert chosen_on_validation(old).ensemble["name"] == "ens-stack-all"
+    assert chosen_on_validation(old.iloc[:2]).ensemble is None
+
+
 def test_bootstrap_ci_brackets_the_accuracy_and_narrows_with_more_images() -> None:
     few = np.array([1, 1, 1, 0] * 5, dtype=bool)
     acc, lo, hi = bootstrap_ci(few)
@@ -156,7 +227,10 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
         folder = subs / f"ens-{method}-top3"
         meta = json.loads((folder / "meta.json").read_text())
         assert meta["kind"] == "ensemble" and meta["method"] == method
-        assert meta["selection_metric"] == "validation accuracy" and meta["top"] == 3
+        fitted = method not in ("vote", "soft")
+        selection = "out-of-fold validation accuracy" if fitted else "validation accuracy"
+        assert meta["selection_metric"] == selection and meta["top"] == 3
+        assert bool(meta["out_of_fold"]) == fitted
         assert sum(meta["weights"]) == pytest.approx(1, abs=1e-5)
         assert set(meta["members"]) <= {"good-fast-s0", "fair-fast-s0", "fair2-fast-s0"}
         test = read_submission(folder / "test.csv")
@@ -184,7 +258,8 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
     )
     table = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")
     assert len(table) == 5 + 5
-    assert table.loc[table["name"] == "good-fast-s0", "kind"].item() == "member (best on val)"
+    assert table.loc[table["chosen_on_val"], "name"].tolist()[0] == "good-fast-s0"
+    assert table["chosen_on_val"].sum() == 2  # a member and an ensemble
     gains = table.dropna(subset=["test_gain_vs_best"])
     assert len(gains) == 5 and (gains["gain_ci_low"] <= gains["test_gain_vs_best"]).all()
     assert (table["test_ci_low"] <= table["test_acc"]).all()
@@ -204,6 +279,31 @@ def test_cli_builds_every_method_and_writes_submissions(zoo: Path, capsys) -> No
         assert run(zoo, "--top", "2", "--method", "soft") == 0
     names = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv")["name"].tolist()
     assert len(names) == 11 and "ens-stack-top3" in names and "ens-soft-top2" in names
+
+
+def test_fitted_ensembles_carry_their_out_of_fold_score_to_the_table_and_board(
+    zoo: Path, capsys
+) -> None:
+    assert run(zoo, "--top", "3") == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv").set_index("name")
+    board = leaderboard(long_table(find_entries(zoo), Scorer()), "cells").set_index("name")
+    for method in methods.METHODS:
+        name = f"ens-{method}-top3"
+        meta = json.loads((zoo / "submissions" / "cells" / name / "meta.json").read_text())
+        oof = meta["out_of_fold"]
+        if method in ("vote", "soft"):
+            assert oof == {} and pd.isna(table.loc[name, "val_acc_oof"])
+            assert pd.isna(board.loc[name, "val_acc_oof"])
+            continue
+        assert oof["folds"] >= 2 and oof["seed"] == 0
+        assert table.loc[name, "val_acc_oof"] == pytest.approx(oof["accuracy"])
+        assert board.loc[name, "val_acc_oof"] == pytest.approx(oof["accuracy"])
+    assert board["val_acc_oof"][~board.index.str.startswith("ens-")].isna().all()
+    chosen = chosen_on_validation(table.reset_index())
+    assert table.index[table["chosen_on_val"]].tolist() == [
+        chosen.member["name"], chosen.ensemble["name"]]  # fmt: skip
+    assert f"ensemble chosen on validation: {chosen.ensemble['name']}: val " in printed
 
 
 def test_test_predictions_never_influence_the_choice(zoo: Path) -> None:

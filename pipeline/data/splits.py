@@ -78,22 +78,24 @@ def balanced_test_split(
     return {name: splits[name] for name in fractions}
 
 
-def write_split_file(path: Path, splits: dict[str, list[Record]]) -> None:
+def write_split_file(path: Path, splits: dict[str, list[Record]], column: str = "split") -> None:
+    """``id,label,<column>`` rows sorted by id (``column``: ``split``, or ``part`` for the
+    choose/report parts of an evaluation set)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["id", "label", "split"])
+    writer.writerow(["id", "label", column])
     rows = sorted((r.id, r.label, name) for name, rs in splits.items() for r in rs)
     writer.writerows(rows)
     write_text(path, buf.getvalue())
 
 
-def read_split_file(path: Path) -> dict[str, tuple[str, str]]:
-    """Map id -> (label, split)."""
+def read_split_file(path: Path, column: str = "split") -> dict[str, tuple[str, str]]:
+    """Map id -> (label, split) (``column`` as in ``write_split_file``)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"id", "label", "split"} <= set(reader.fieldnames):
-            raise DatasetLayoutError(f"{path}: a split file needs the columns id,label,split")
-        return {row["id"]: (row["label"], row["split"]) for row in reader}
+        if reader.fieldnames is None or not {"id", "label", column} <= set(reader.fieldnames):
+            raise DatasetLayoutError(f"{path}: a split file needs the columns id,label,{column}")
+        return {row["id"]: (row["label"], row[column]) for row in reader}
 
 
 def apply_split_file(
@@ -107,7 +109,7 @@ def apply_split_file(
     if unknown:
         raise DatasetLayoutError(
             f"{len(unknown)} images are not in the split file {source} (first: {unknown[0]}); "
-            "is this the PBC release the split was made for?"
+            "is this the release of the data the split was made for?"
         )
     mislabelled = [r.id for r in records if labels.get(r.id, r.label) != r.label]
     if mislabelled:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.ensemble import methods
 from pipeline.ensemble.candidates import Candidate
-from pipeline.ensemble.methods import METHODS, EnsembleMethod, make_method
+from pipeline.ensemble.methods import METHODS, EnsembleMethod, make_method, out_of_fold
 from pipeline.scoring import accuracy
 
 __all__ = ["METHODS", "Ensemble", "build", "choose", "val_accuracy"]
@@ -16,11 +16,14 @@ __all__ = ["METHODS", "Ensemble", "build", "choose", "val_accuracy"]
 
 @dataclass
 class Ensemble:
-    """A fitted ensemble method and the candidates it combines."""
+    """A fitted ensemble method and the candidates it combines; for a fitted method, its
+    out-of-fold validation probabilities (``oof``, over ``oof_folds`` folds)."""
 
     name: str
     members: list[Candidate]
     estimator: EnsembleMethod
+    oof: np.ndarray | None = field(default=None, repr=False)
+    oof_folds: int | None = None
 
     @property
     def method(self) -> str:
@@ -64,8 +67,15 @@ def build(
     greedy_size: int = 10,
     seed: int = 0,
 ) -> Ensemble:
-    """Fit one ensemble on the validation labels ``y``."""
+    """Fit one ensemble on the validation labels ``y``; a fitted method is also cross-fitted
+    over the same pool for its out-of-fold validation score (the pool's top K stays chosen on
+    all of validation, as for every method)."""
     estimator = make_method(method, greedy_size, seed)
     pool = choose(method, candidates, y, top)
-    estimator.fit([c.probs("val") for c in pool], y)
-    return Ensemble(name, [pool[i] for i in estimator.members_], estimator)
+    val = [c.probs("val") for c in pool]
+    oof = out_of_fold(estimator, val, y, seed=seed) if estimator.fitted else None
+    estimator.fit(val, y)
+    members = [pool[i] for i in estimator.members_]
+    if oof is None:
+        return Ensemble(name, members, estimator)
+    return Ensemble(name, members, estimator, oof[0], oof[1])

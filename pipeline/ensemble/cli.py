@@ -13,16 +13,17 @@ import numpy as np
 import pandas as pd
 
 from pipeline import calibration, provenance
-from pipeline.answers import AnswerKeys
+from pipeline.answers import AnswerKeys, keys_of_zoo
 from pipeline.cli import options as opts
-from pipeline.ensemble.build import METHODS, Ensemble, build, val_accuracy
+from pipeline.ensemble.build import METHODS, Ensemble, build
 from pipeline.ensemble.candidates import Candidate, load_candidates, pool_seeds
 from pipeline.ensemble.methods import ESTIMATOR_FILE, GreedyEnsemble, StackEnsemble
+from pipeline.ensemble.selection import OOF_COLUMN, chosen_on_validation, summary
 from pipeline.errors import user_errors
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.layout import Layout
 from pipeline.metadata import EnsembleMeta, is_transductive
-from pipeline.scoring import score
+from pipeline.scoring import accuracy, score
 from pipeline.stats import bootstrap_ci, paired_bootstrap
 from pipeline.submissions import check_kind, write_submission
 from pipeline.tracking import make_tracker
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m pipeline.ensemble",
         "Build vote, soft, weighted, greedy and stacking ensembles of the zoo's "
         "members. Members and weights are chosen on the validation set alone; every ensemble "
-        "is written back as submissions in the members' format.",
+        "is written back as submissions in the members' format. Fitted methods (weighted, "
+        "greedy, stack) are also scored out of fold on validation (5 stratified folds), and the "
+        "member and ensemble chosen on validation are printed last.",
     )
     opts.add_out(p)
     opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: the only one under OUT/submissions)")
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown member(s) {missing}; known: {', '.join(known)}")
         candidates, top, scope = [known[m] for m in wanted], None, "custom"
     classes = candidates[0].sets["val"].classes
-    keys = AnswerKeys()
+    keys = keys_of_zoo(args.out)  # a packed zoo's frozen keys where it has them
     val_key = labels(candidates[0], "val", keys)
     y_val = np.array([classes.index(val_key[i]) for i in candidates[0].sets["val"].ids])
 
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for ens in ensembles:  # every name is checked before any is written
         check_kind(layout.submission(tag, ens.name), "ensemble")
     for ens in ensembles:
-        save(ens, args, tag, classes, scope, keys)
+        save(ens, args, tag, classes, scope, keys, y_val)
         if tracker is not None:
             tracker.log_ensemble(args.out, tag, ens.name)
         if adapted := sorted(p.parent.name for p in layout.meta_files(tag)
@@ -128,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
 
     table = report(candidates, ensembles, keys, y_val, args)
     table_file = layout.ensembles_table(tag)
-    write_text(table_file, merged(table_file, table).to_csv(index=False))
+    whole = merged(table_file, table)
+    chosen = chosen_on_validation(whole)  # over the zoo's table: other runs' ensembles too
+    picked = {row["name"] for row in (chosen.member, chosen.ensemble) if row is not None}
+    whole = whole.assign(chosen_on_val=whole["name"].isin(picked))
+    table = table.assign(chosen_on_val=table["name"].isin(picked))
+    write_text(table_file, whole.to_csv(index=False))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
+    print(f"\nover {table_file}:", *summary(chosen), sep="\n")
     print(
         f"\n{len(ensembles)} ensemble(s) of {len(candidates)} candidates in "
         f"{time.perf_counter() - started:.1f} s; submissions in {layout.submissions(tag)}"
@@ -144,6 +153,7 @@ def save(
     classes: tuple,
     scope: str,
     keys: AnswerKeys,
+    y_val: np.ndarray,
 ) -> None:
     """Its submissions (calibrated, the uncalibrated in ``raw/``), meta.json, and in
     ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and the fitted method
@@ -166,8 +176,13 @@ def save(
     write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
     names = [m.name for m in ens.members]
+    oof = (
+        {}
+        if ens.oof is None
+        else {"accuracy": accuracy(ens.oof, y_val), "folds": ens.oof_folds, "seed": args.seed}
+    )
     extra: dict = {
-        "selection_metric": "validation accuracy",
+        "selection_metric": "out-of-fold validation accuracy" if oof else "validation accuracy",
         "versions": provenance.package_versions(),
         "git_commit": provenance.git_commit(),
     }
@@ -192,6 +207,7 @@ def save(
         test_set=ens.members[0].meta.test_set,
         calibration=calib.meta,
         transductive=any(is_transductive(m) for m in metas),
+        out_of_fold=oof,
         command=provenance.command_line("pipeline.ensemble"),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         extra=extra,
@@ -207,11 +223,10 @@ def report(
     y_val: np.ndarray,
     args: argparse.Namespace,
 ) -> pd.DataFrame:
-    """Validation and test scores of members and ensembles, test accuracy with a bootstrap 95%
-    interval, and each ensemble's gain over the best member (chosen on validation) on test, with
-    a paired bootstrap 95% interval."""
+    """Validation and test scores of members and ensembles (a fitted ensemble's out-of-fold
+    validation accuracy too), test accuracy with a bootstrap 95% interval, and each ensemble's
+    gain over the member chosen on validation on test, with a paired bootstrap 95% interval."""
     classes = candidates[0].sets["val"].classes
-    best = max(candidates, key=lambda c: (val_accuracy(c, y_val), c.name))
     has_test = all("test" in c.sets for c in candidates)
     test_key = labels(candidates[0], "test", keys) if has_test else {}
     test_vocabulary = keys.vocabulary(candidates[0].meta.sets["test"]) if has_test else ()
@@ -227,16 +242,18 @@ def report(
                     "test_macro_f1": m["macro_f1"]}  # fmt: skip
         return out
 
-    rows = []
-    for c in candidates:
-        rows.append(row(c.name, "member", c.probs("val"), c.probs("test") if has_test else None))
-        if c is best:
-            rows[-1]["kind"] = "member (best on val)"
+    rows = [
+        row(c.name, "member", c.probs("val"), c.probs("test") if has_test else None)
+        for c in candidates
+    ]
+    chosen = chosen_on_validation(pd.DataFrame(rows)).member
+    best = next(c for c in candidates if c.name == chosen["name"])
     if has_test:
         best_correct = best.probs("test").argmax(1) == y_test
     for ens in ensembles:
         test = ens.predict("test") if has_test else None
         r = row(ens.name, f"ensemble ({len(ens.members)})", ens.predict("val"), test)
+        r[OOF_COLUMN] = np.nan if ens.oof is None else accuracy(ens.oof, y_val)
         if test is not None:
             diff, lo, hi = paired_bootstrap(
                 test.argmax(1) == y_test, best_correct, args.bootstrap, args.seed

@@ -16,7 +16,7 @@ from typing import ClassVar, Self
 import joblib
 import numpy as np
 from scipy.optimize import minimize
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
@@ -24,6 +24,7 @@ from pipeline.metadata import EnsembleMeta
 from pipeline.scoring import accuracy
 
 ESTIMATOR_FILE = "ensemble.joblib"  # in OUT/zoo/ensembles/<dataset>/<name>/
+OOF_FOLDS = 5  # cross-fitting folds for a fitted method's out-of-fold validation score
 VOTE_TIE_BREAK = 1e-3  # far below one vote (>= 1/len(members)), so it only decides ties
 
 
@@ -154,6 +155,7 @@ class EnsembleMethod(BaseEstimator):
     """
 
     method: ClassVar[str]
+    fitted: ClassVar[bool] = True  # learns from validation labels: scored out-of-fold
 
     def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Self:
         self.n_classes_ = int(probs[0].shape[1])
@@ -167,6 +169,7 @@ class EnsembleMethod(BaseEstimator):
 
 class VoteEnsemble(EnsembleMethod):
     method = "vote"
+    fitted = False
 
     def predict_proba(self, probs: Sequence[np.ndarray]) -> np.ndarray:
         return vote(probs)
@@ -174,6 +177,7 @@ class VoteEnsemble(EnsembleMethod):
 
 class SoftEnsemble(EnsembleMethod):
     method = "soft"
+    fitted = False
 
 
 class WeightedEnsemble(EnsembleMethod):
@@ -220,6 +224,33 @@ ENSEMBLE_METHODS: dict[str, type[EnsembleMethod]] = {
     for m in (VoteEnsemble, SoftEnsemble, WeightedEnsemble, GreedyEnsemble, StackEnsemble)
 }
 METHODS = tuple(ENSEMBLE_METHODS)
+
+
+def out_of_fold(
+    estimator: EnsembleMethod,
+    probs: Sequence[np.ndarray],
+    y: np.ndarray,
+    folds: int = OOF_FOLDS,
+    seed: int = 0,
+) -> tuple[np.ndarray, int] | None:
+    """Validation probabilities of ``estimator``'s method, each image predicted by a copy
+    fitted on the other folds (stratified, seeded), and the number of folds used.
+
+    A fitted method's score on the validation set it was fitted on is in-sample; this one is
+    not, so fitted and unfitted ensembles can be compared on validation. None where the rarest
+    class has too few images to hold any out and still fit the method on the rest."""
+    counts = np.bincount(y)
+    k = int(min(folds, counts[counts > 0].min())) if len(y) else 0
+    if k < 2:
+        return None
+    out = np.zeros_like(probs[0], dtype=float)
+    for train, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(y, y):
+        try:
+            fold = clone(estimator).fit([p[train] for p in probs], y[train])
+        except ValueError:  # stacking's own folds need 2 images of every class in the rest
+            return None
+        out[held] = fold.predict_proba([probs[i][held] for i in fold.members_])
+    return out, k
 
 
 def make_method(method: str, greedy_size: int = 10, seed: int = 0) -> EnsembleMethod:

@@ -113,6 +113,8 @@ def row_description(e: Contender) -> dict:
         "created": m.created or "",
         "description": m.description if isinstance(m, UploadMeta) else "",
         "transductive": isinstance(m, (MemberMeta, EnsembleMeta)) and m.transductive,
+        # a fitted ensemble's validation score out of fold: its val_acc is in-sample
+        "val_acc_oof": _or_nan(m.val_acc_oof) if isinstance(m, EnsembleMeta) else np.nan,
     }
     if isinstance(m, MemberMeta):  # adapted entries too
         weights, norm, family, members_used = m.weights, m.norm, m.family, 1
@@ -168,6 +170,7 @@ def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -
         row["test_acc"], row["test_acc_ci95"], row["n"] = mean_ci(test["accuracy"])
         row["test_macro_f1"] = mean_ci(test["macro_f1"])[0]
         row["val_acc"] = mean_ci(group[group["set"] == "val"]["accuracy"])[0]
+        row["val_acc_oof"] = group.drop_duplicates("entry")["val_acc_oof"].mean()
         row["test_chance"] = _first(test, "chance")
         row["_complete"] = len(test) > 0 and test["unscored"].sum() == 0
         row["_cross_complete"] = True
@@ -206,6 +209,10 @@ def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -
         table["rank_shift"] = (in_rank - cross_rank).where(~at_chance).astype("Int64")
     table = table.drop(columns=["_complete", "_cross_complete", "_unranked"])
     return table.reset_index(drop=True)
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def _first(rows: pd.DataFrame, column: str) -> float:
