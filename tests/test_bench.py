@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-BENCHES = ("amp_speed", "data_path", "ensemble_speed", "leaderboard_speed", "throughput")
+BENCHES = (
+    "amp_speed", "data_path", "ensemble_speed", "gpu_pack", "leaderboard_speed", "throughput"
+)  # fmt: skip
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"  # the bundled PBC subset
 
 
@@ -36,3 +38,33 @@ def test_cpu_benches_run_on_the_bundled_sample(
     monkeypatch.setattr(sys, "argv", [name, "--data", str(SAMPLE), *argv, *extra])
     importlib.import_module(f"bench.{name}").main()
     assert "squeezenet1_1" in capsys.readouterr().out or name == "data_path"
+
+
+def test_gpu_pack_round_trip_keeps_names_splits_and_pixels(tmp_path: Path) -> None:
+    """What travels to a GPU machine comes back under its original ids, so the versioned split
+    still applies; a non-image with an image name travels as it is."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.gpu_pack import pack, unpack
+
+    src = tmp_path / "src"
+    (src / "set" / "a").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(src / "set" / "a" / "x.png")
+    Image.fromarray(pixels).save(src / "set" / "a" / "y.jpg", quality=95)
+    (src / "set" / "a" / ".DS_1.jpg").write_bytes(b"\x00\x05Bud1 not an image")
+    (src / "split.csv").write_text("id,label,split\n", encoding="utf-8")
+    pack(src, tmp_path / "packed", size=30, quality=100, workers=1)
+    assert sorted(p.name for p in (tmp_path / "packed" / "set" / "a").iterdir()) == [
+        ".DS_1.jpg", "x.png.webp", "y.jpg.webp"
+    ]  # fmt: skip
+    unpack(tmp_path / "packed", tmp_path / "out", workers=1)
+    out = tmp_path / "out"
+    assert (out / "split.csv").read_text(encoding="utf-8") == "id,label,split\n"
+    assert (out / "set" / "a" / ".DS_1.jpg").read_bytes().startswith(b"\x00\x05Bud1")
+    with Image.open(out / "set" / "a" / "x.png") as im:
+        assert im.format == "PNG" and im.size == (30, 20)  # longest side 30, aspect kept
+    with Image.open(out / "set" / "a" / "y.jpg") as im:
+        assert im.format == "JPEG" and im.size == (30, 20)
