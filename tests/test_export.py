@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import joblib
@@ -46,7 +45,7 @@ FAMILIES = {
     "resnext50_32x4d": 32,
 }
 # Families whose smallest member makes a 100-500 MB file (tens of seconds each on a CPU): run
-# with WBCZOO_SLOW_TESTS=1. AlexNet and VGG at these sizes need MatrixPool.
+# with WBCZOO_SLOW_TESTS=1 (the slow marker). AlexNet and VGG at these sizes need MatrixPool.
 LARGE_FAMILIES = {
     "convnext_tiny": 32,
     "vit_b_16": 32,
@@ -54,9 +53,6 @@ LARGE_FAMILIES = {
     "vgg11": 64,
     "wide_resnet50_2": 32,
 }
-slow = pytest.mark.skipif(
-    not os.environ.get("WBCZOO_SLOW_TESTS"), reason="large export: set WBCZOO_SLOW_TESTS=1"
-)
 
 
 def sample_files(per_class: int = 2) -> list[Path]:
@@ -120,7 +116,10 @@ def onnx_probs(folder: Path, images: np.ndarray, output: str = "probs") -> np.nd
 
 @pytest.mark.parametrize(
     ("arch", "size"),
-    [*FAMILIES.items(), *(pytest.param(a, s, marks=slow) for a, s in LARGE_FAMILIES.items())],
+    [
+        *FAMILIES.items(),
+        *(pytest.param(a, s, marks=pytest.mark.slow) for a, s in LARGE_FAMILIES.items()),
+    ],
 )
 def test_onnxruntime_reproduces_pytorch_on_real_cells(tmp_path: Path, arch: str, size: int) -> None:
     name = fake_trained_member(tmp_path, arch, size)

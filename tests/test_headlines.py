@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tarfile
 from pathlib import Path
@@ -73,9 +72,7 @@ def test_test_best_figures_appear_only_labelled_as_such() -> None:
                 assert "best on test" in statement, (doc, statement)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("WBCZOO_SLOW_TESTS"), reason="rebuilds 10 ensembles: WBCZOO_SLOW_TESTS=1"
-)
+@pytest.mark.slow  # rebuilds 10 ensembles
 def test_out_of_fold_selection_on_the_reference_archive_names_the_readme_ensemble(
     tmp_path: Path,
 ) -> None:
