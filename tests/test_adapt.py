@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,12 +125,12 @@ def test_a_model_without_batchnorm_gets_only_the_adaptations_that_change_it() ->
     assert applicable(parse_adaptations("adabn,tent"), no_bn) == []
 
 
-def test_adapting_a_member_without_batchnorm_writes_no_copy_of_it(zoo_out: Path) -> None:
-    out = zoo_out / "out"
-    args = ["--dataset", "folder", "--data", str(zoo_out / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-            "--out", str(out), "--cache-dir", str(zoo_out / "cache"), "--no-progress",
-            "--models", "squeezenet1_1", "--adapt", "adabn,adabn+tta"]  # fmt: skip
+def test_adapting_a_member_without_batchnorm_writes_no_copy_of_it(
+    trained_zoo: Path, trained_zoo_copy: Path, zoo_args
+) -> None:
+    out = trained_zoo_copy
+    args = zoo_args(trained_zoo / "cells", out, "--adapt", "adabn,adabn+tta",
+                    models="squeezenet1_1", cache=trained_zoo / "cache")  # fmt: skip
     with pytest.warns(UserWarning, match="no BatchNorm layer: \\+adabn, \\+adabn\\+tta"):
         assert zoo.main(args) == 0
     names = {e.name for e in find_entries(out) if e.name.startswith("squeezenet1_1")}
@@ -152,24 +151,12 @@ def test_parse_adaptations_refuses(text: str) -> None:
         parse_adaptations(text)
 
 
-@pytest.fixture(scope="module")
-def zoo_out(tmp_path_factory, make_tree) -> Path:
-    """One member trained for one epoch on a tiny folder dataset, with another lab's set."""
-    root = tmp_path_factory.mktemp("adapt")
-    make_tree(root / "cells", {"eosinophil": 10, "lymphocyte": 10, "neutrophil": 10}, size=(36, 36))
-    make_tree(root / "lab2", {"Lymphocyte": 4, "Neutrophil": 4}, size=(30, 30), seed=7)
-    args = ["--dataset", "folder", "--data", str(root / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-            "--out", str(root / "out"), "--cache-dir", str(root / "cache"), "--no-progress",
-            "--models", "resnet18", "--eval", f"lab2={root / 'lab2'}"]  # fmt: skip
-    assert zoo.main(args) == 0
-    return root
-
-
-def test_adapt_writes_transductive_entries_beside_the_member(zoo_out: Path, capsys) -> None:
-    out = zoo_out / "out"
+def test_adapt_writes_transductive_entries_beside_the_member(
+    trained_zoo: Path, trained_zoo_copy: Path, capsys
+) -> None:
+    out = trained_zoo_copy
     args = ["--members", MEMBER, "--adapt", "adabn,tta", "--out", str(out),
-            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+            "--cache-dir", str(trained_zoo / "cache"), "--device", "cpu"]  # fmt: skip
     assert adapt_cli.main(args) == 0
     printed = capsys.readouterr().out
     assert f"{MEMBER}+adabn" in printed and "lab2_bacc" in printed
@@ -182,28 +169,30 @@ def test_adapt_writes_transductive_entries_beside_the_member(zoo_out: Path, caps
     assert adapt_cli.main(args) == 0  # an adaptation of the same member may be redone
 
 
-def test_adapt_never_replaces_another_entry(zoo_out: Path, capsys) -> None:
-    out = zoo_out / "out"
+def test_adapt_never_replaces_another_entry(
+    trained_zoo: Path, trained_zoo_copy: Path, capsys
+) -> None:
+    out = trained_zoo_copy
     other = out / "submissions" / "cells" / f"{MEMBER}+tent"
     other.mkdir(parents=True)
     (other / "meta.json").write_text(json.dumps({"kind": "upload"}))
     args = ["--members", MEMBER, "--adapt", "tent", "--out", str(out),
-            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+            "--cache-dir", str(trained_zoo / "cache"), "--device", "cpu"]  # fmt: skip
     assert adapt_cli.main(args) == 2
     assert "is not an adaptation of" in capsys.readouterr().err
     assert json.loads((other / "meta.json").read_text()) == {"kind": "upload"}
 
 
-def test_zoo_adapts_its_members_after_training(zoo_out: Path, capsys) -> None:
-    args = ["--dataset", "folder", "--data", str(zoo_out / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-            "--out", str(zoo_out / "out"), "--cache-dir", str(zoo_out / "cache"), "--no-progress",
-            "--models", "resnet18", "--eval", f"lab2={zoo_out / 'lab2'}",
-            "--adapt", "adabn+tta"]  # fmt: skip
+def test_zoo_adapts_its_members_after_training(
+    trained_zoo: Path, trained_zoo_copy: Path, zoo_args, capsys
+) -> None:
+    args = zoo_args(trained_zoo / "cells", trained_zoo_copy, "--eval",
+                    f"lab2={trained_zoo / 'lab2'}", "--adapt", "adabn+tta", models="resnet18",
+                    cache=trained_zoo / "cache")  # fmt: skip
     with pytest.warns(UserWarning, match=re.escape(MEMBER) + " on lab2: AdaBN and TENT .* here 8"):
         assert zoo.main(args) == 0
     assert f"{MEMBER}+adabn+tta lab2" in " ".join(capsys.readouterr().out.split())
-    folder = zoo_out / "out" / "submissions" / "cells" / f"{MEMBER}+adabn+tta"
+    folder = trained_zoo_copy / "submissions" / "cells" / f"{MEMBER}+adabn+tta"
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["adaptation"]["tta"] is True
     # calibrated by the member's temperature, as the meta.json it inherits says
@@ -215,13 +204,13 @@ def test_zoo_adapts_its_members_after_training(zoo_out: Path, capsys) -> None:
     )
 
 
-def test_predict_adapts_to_the_given_cells(zoo_out: Path, tmp_path: Path) -> None:
-    base = ["--member", MEMBER, "--out", str(zoo_out / "out"), "--device", "cpu"]
+def test_predict_adapts_to_the_given_cells(trained_zoo: Path, tmp_path: Path) -> None:
+    base = ["--member", MEMBER, "--out", str(trained_zoo / "out"), "--device", "cpu"]
     plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
-    assert predict.main([*base, "--csv", str(plain), str(zoo_out / "lab2")]) == 0
+    assert predict.main([*base, "--csv", str(plain), str(trained_zoo / "lab2")]) == 0
     with pytest.warns(UserWarning, match="here 8 only, which is noisy"):  # a slide of 8 cells
         assert predict.main([*base, "--csv", str(adapted), "--adapt", "adabn", "--tta",
-                             str(zoo_out / "lab2")]) == 0  # fmt: skip
+                             str(trained_zoo / "lab2")]) == 0  # fmt: skip
     a, b = pd.read_csv(plain), pd.read_csv(adapted)
     assert list(a["file"]) == list(b["file"]) and len(a) == 8
     numbers = ["eosinophil", "lymphocyte", "neutrophil"]
@@ -229,22 +218,16 @@ def test_predict_adapts_to_the_given_cells(zoo_out: Path, tmp_path: Path) -> Non
 
 
 def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
-    zoo_out: Path, tmp_path: Path, capsys
+    trained_zoo: Path, trained_zoo_copy: Path, capsys
 ) -> None:
     """The ensemble keeps its validation-chosen weights and recombines its members' adapted
-    predictions; a member without BatchNorm contributes its TTA entry."""
-    out = tmp_path / "out"
-    shutil.copytree(zoo_out / "out", out)
-    train = ["--dataset", "folder", "--data", str(zoo_out / "cells"), "--weights", "none",
-             "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-             "--out", str(out), "--cache-dir", str(zoo_out / "cache"), "--no-progress",
-             "--models", "squeezenet1_0", "--eval", f"lab2={zoo_out / 'lab2'}"]  # fmt: skip
-    assert zoo.main(train) == 0
-    ens, squeeze = "ens-soft-custom", f"squeezenet1_0-{FAST}-s0"
+    predictions; a member without BatchNorm (squeezenet1_1) contributes its TTA entry."""
+    out = trained_zoo_copy
+    ens, squeeze = "ens-soft-custom", f"squeezenet1_1-{FAST}-s0"
     members = f"{MEMBER},{squeeze}"
     assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--members", members]) == 0
     args = ["--members", ens, "--adapt", "adabn+tta", "--out", str(out),
-            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+            "--cache-dir", str(trained_zoo / "cache"), "--device", "cpu"]  # fmt: skip
     with pytest.warns(UserWarning, match="no BatchNorm layer"):
         assert adapt_cli.main(args) == 0
     printed = " ".join(capsys.readouterr().out.split())
@@ -278,47 +261,47 @@ def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
              ("--ensemble", MEMBER): "a member goes to --member",
              ("--member", f"{MEMBER}+adabn+tta"): f"name its member '{MEMBER}'"}  # fmt: skip
     for (flag, name), hint in wrong.items():
-        argv = [flag, name, "--out", str(out), "--device", "cpu", str(zoo_out / "lab2")]
+        argv = [flag, name, "--out", str(out), "--device", "cpu", str(trained_zoo / "lab2")]
         assert predict.main(argv) == 2
         err = capsys.readouterr().err
         assert hint in err and len(err.strip().splitlines()) == 1
 
 
-def transductive_member_zoo(zoo_out: Path, tmp_path: Path) -> Path:
-    """A copy of the zoo whose member is transductive (as one from a backbone pretrained on
-    evaluation images is)."""
-    out = tmp_path / "out"
-    shutil.copytree(zoo_out / "out", out)
+def transductive_member_zoo(out: Path) -> Path:
+    """``out``, a copy of the zoo, with its member made transductive (as one from a backbone
+    pretrained on evaluation images is)."""
     meta_file = out / "submissions" / "cells" / MEMBER / "meta.json"
     meta_file.write_text(json.dumps(json.loads(meta_file.read_text()) | {"transductive": True}))
     return out
 
 
 def test_an_adapted_entry_keeps_its_members_transductive_flag(
-    zoo_out: Path, tmp_path: Path
+    trained_zoo: Path, trained_zoo_copy: Path
 ) -> None:
     """TTA alone is inductive, but the member under it already saw evaluation images."""
-    out = transductive_member_zoo(zoo_out, tmp_path)
+    out = transductive_member_zoo(trained_zoo_copy)
     args = ["--members", MEMBER, "--adapt", "tta", "--out", str(out),
-            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+            "--cache-dir", str(trained_zoo / "cache"), "--device", "cpu"]  # fmt: skip
     assert adapt_cli.main(args) == 0
     entries = {e.name: e for e in find_entries(out)}
     assert entries[f"{MEMBER}+tta"].meta.transductive is True
 
 
-def ensemble_of_member_adapted(zoo_out: Path, out: Path, ens: str) -> dict:
+def ensemble_of_member_adapted(trained_zoo: Path, out: Path, ens: str) -> dict:
     """Build ``ens``, a soft ensemble of the member alone, adapt it with TTA; the entries."""
     assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--members", MEMBER]) == 0
     args = ["--members", ens, "--adapt", "tta", "--out", str(out),
-            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+            "--cache-dir", str(trained_zoo / "cache"), "--device", "cpu"]  # fmt: skip
     assert adapt_cli.main(args) == 0
     return {e.name: e for e in find_entries(out)}
 
 
-def test_an_ensemble_is_transductive_when_a_member_is(zoo_out: Path, tmp_path: Path) -> None:
-    out = transductive_member_zoo(zoo_out, tmp_path)
+def test_an_ensemble_is_transductive_when_a_member_is(
+    trained_zoo: Path, trained_zoo_copy: Path
+) -> None:
+    out = transductive_member_zoo(trained_zoo_copy)
     ens = "ens-soft-custom"
-    entries = ensemble_of_member_adapted(zoo_out, out, ens)
+    entries = ensemble_of_member_adapted(trained_zoo, out, ens)
     assert entries[ens].meta.transductive is True
     assert entries[f"{ens}+tta"].meta.transductive is True
     rows = {r["entry"]: r for r in long_table(list(entries.values()), Scorer.of_zoo(out))
@@ -332,15 +315,14 @@ def val_labels(entry, ids: list[str]) -> np.ndarray:
 
 
 def test_an_adapted_entry_fits_its_temperature_on_adapted_validation_outputs(
-    zoo_out: Path, tmp_path: Path
+    trained_zoo: Path, trained_zoo_copy: Path
 ) -> None:
     """The member's temperature was fitted on plain validation outputs; AdaBN and TTA change
     them, so the adapted entry gets its own, from validation adapted the same way, which no
     submission holds (nothing is chosen on an adapted entry)."""
-    out = tmp_path / "out"
-    shutil.copytree(zoo_out / "out", out)
+    out = trained_zoo_copy
     args = ["--members", MEMBER, "--adapt", "adabn+tta", "--out", str(out),
-            "--cache-dir", str(zoo_out / "cache"), "--device", "cpu"]  # fmt: skip
+            "--cache-dir", str(trained_zoo / "cache"), "--device", "cpu"]  # fmt: skip
     assert adapt_cli.main(args) == 0
     entries = {e.name: e for e in find_entries(out)}
     adapted, member = entries[f"{MEMBER}+adabn+tta"], entries[MEMBER]
@@ -363,12 +345,11 @@ def test_an_adapted_entry_fits_its_temperature_on_adapted_validation_outputs(
 
 
 def test_an_adapted_ensemble_fits_its_temperature_on_its_members_adapted_outputs(
-    zoo_out: Path, tmp_path: Path
+    trained_zoo: Path, trained_zoo_copy: Path
 ) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(zoo_out / "out", out)
+    out = trained_zoo_copy
     ens = "ens-soft-custom"
-    entries = ensemble_of_member_adapted(zoo_out, out, ens)
+    entries = ensemble_of_member_adapted(trained_zoo, out, ens)
     fits = out / "zoo" / "adapted" / "cells"
     member_fit = read_submission(fits / f"{MEMBER}+tta" / "val.csv")
     # one member: the soft ensemble's outputs are its calibrated +tta outputs

@@ -205,17 +205,17 @@ def test_odd_image_ranks_first_as_outlier(
     assert (out / "audit-cells" / "outliers.png").stat().st_size > 0
 
 
-def test_outliers_in_a_zoo_members_feature_space(cells: Path, tmp_path: Path, cache_dir: Path):
+def test_outliers_in_a_zoo_members_feature_space(
+    cells: Path, tmp_path: Path, cache_dir: Path, trained_zoo: Path, zoo_args
+):
+    """The trained zoo's resnet18 (its own classes need not be these cells') embeds them."""
     from pipeline import zoo
 
-    zoo_out = tmp_path / "zoo"
-    zoo_args = ["--dataset", "folder", "--data", str(cells), "--weights", "none",
-                "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-                "--recipe", "fast", "--models", "resnet18", "--out", str(zoo_out),
-                "--cache-dir", str(cache_dir), "--no-progress"]  # fmt: skip
-    assert zoo.main(zoo_args) == 0
-    recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(zoo_args), False)
+    zoo_out = trained_zoo / "out"
+    args = zoo_args(trained_zoo / "cells", zoo_out, models="resnet18")
+    recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(args), False)
     member = f"resnet18-{recipe.name}-s0"
+    assert (zoo_out / "zoo" / "members" / "cells" / member / "best.safetensors").exists()
     out = tmp_path / "out"
     args = ["--dataset", "folder", "--data", str(cells), "--report", str(out / "audit-cells"),
             "--member", member, "--out", str(zoo_out)]  # fmt: skip

@@ -21,7 +21,6 @@ from pipeline.models import load_catalogue
 from pipeline.recipes import get_recipe, override
 
 ROOT = Path(__file__).resolve().parents[1]
-COUNTS = {"basophil": 8, "lymphocyte": 8, "neutrophil": 8}
 
 
 def empty_folder(tmp: Path) -> Path:
@@ -29,6 +28,7 @@ def empty_folder(tmp: Path) -> Path:
     return tmp / "empty"
 
 
+# the two below change the copy of the tiny dataset at tmp / "cells" (conftest's tiny_copy)
 def unknown_class(tmp: Path) -> Path:
     (tmp / "cells" / "Blast").mkdir()
     (tmp / "cells" / "Blast" / "x.jpg").write_bytes(
@@ -78,20 +78,6 @@ ZOO_CASES: dict[str, tuple[list[str] | Callable[[Path], Path], str]] = {
 }
 
 
-@pytest.fixture
-def cells(tmp_path: Path, make_tree) -> Path:
-    make_tree(tmp_path / "cells", COUNTS, size=(40, 36))
-    return tmp_path / "cells"
-
-
-def zoo_args(tmp: Path, data: Path, *extra: str) -> list[str]:
-    return [
-        "--dataset", "folder", "--data", str(data), "--weights", "none", "--image-size", "32",
-        "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--out", str(tmp / "out"),
-        "--cache-dir", str(tmp / "cache"), "--no-progress", "--models", "squeezenet1_1", *extra,
-    ]  # fmt: skip
-
-
 def assert_one_line(capsys: pytest.CaptureFixture[str], code: int, fragment: str) -> None:
     err = capsys.readouterr().err
     assert code == 2
@@ -100,10 +86,12 @@ def assert_one_line(capsys: pytest.CaptureFixture[str], code: int, fragment: str
 
 
 @pytest.mark.parametrize("case", ZOO_CASES)
-def test_bad_zoo_input_is_one_line_and_writes_nothing(tmp_path, cells, case, capsys) -> None:
+def test_bad_zoo_input_is_one_line_and_writes_nothing(
+    tmp_path, tiny_copy, zoo_args, case, capsys
+) -> None:
     given, fragment = ZOO_CASES[case]
-    data, extra = (given(tmp_path), []) if callable(given) else (cells, given)
-    assert_one_line(capsys, zoo.main(zoo_args(tmp_path, data, *extra)), fragment)
+    data, extra = (given(tmp_path), []) if callable(given) else (tiny_copy, given)
+    assert_one_line(capsys, zoo.main(zoo_args(data, tmp_path / "out", *extra)), fragment)
     assert not (tmp_path / "out").exists()
 
 
@@ -113,29 +101,27 @@ def test_dataset_without_data_is_one_line(tmp_path, capsys) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_a_gpu_that_is_not_there_is_one_line(tmp_path, cells, capsys) -> None:
-    code = zoo.main(zoo_args(tmp_path, cells, "--device", "cuda"))
+def test_a_gpu_that_is_not_there_is_one_line(tmp_path, tiny, zoo_args, capsys) -> None:
+    code = zoo.main(zoo_args(tiny, tmp_path / "out", "--device", "cuda"))
     assert_one_line(capsys, code, "no CUDA GPU is visible; use --device cpu")
     assert not (tmp_path / "out").exists()
 
 
-def test_an_out_that_is_a_file_is_left_alone(tmp_path, cells, capsys) -> None:
+def test_an_out_that_is_a_file_is_left_alone(tmp_path, tiny, zoo_args, capsys) -> None:
     out = tmp_path / "out"
     out.write_text("my notes")
-    args = zoo_args(tmp_path, cells)
-    args[args.index("--out") + 1] = str(out / "run")
+    args = zoo_args(tiny, out / "run", cache=tmp_path / "cache")
     assert_one_line(capsys, zoo.main(args), "is a file, not a folder")
     assert out.read_text() == "my notes"
 
 
-def test_a_read_only_out_is_one_line(tmp_path, cells, capsys, monkeypatch) -> None:
+def test_a_read_only_out_is_one_line(tmp_path, tiny, zoo_args, capsys, monkeypatch) -> None:
     # the tests may run as root, who may write anywhere: the check asks os.access, so ask it
     real = os.access
     out = tmp_path / "readonly"
     out.mkdir()
     monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != out and real(p, mode))
-    args = zoo_args(tmp_path, cells)
-    args[args.index("--out") + 1] = str(out)
+    args = zoo_args(tiny, out)
     assert_one_line(capsys, zoo.main(args), f"{out} is not writable; choose another --out")
     assert list(out.iterdir()) == []
 
@@ -245,7 +231,7 @@ def test_a_damaged_results_file_is_replaced_with_a_warning(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_a_gpu_index_beyond_the_visible_ones_is_one_line(tmp_path, cells, capsys) -> None:
-    code = zoo.main(zoo_args(tmp_path, cells, "--device", "cuda:99"))
+def test_a_gpu_index_beyond_the_visible_ones_is_one_line(tmp_path, tiny, zoo_args, capsys) -> None:
+    code = zoo.main(zoo_args(tiny, tmp_path / "out", "--device", "cuda:99"))
     assert_one_line(capsys, code, "--device cuda:99: only")
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,4 @@
-"""Grad-CAM, embedding maps and predictions of a tiny trained zoo."""
+"""Grad-CAM, embedding maps and predictions of a tiny trained zoo (conftest's trained_zoo)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from pipeline import predict, zoo
+from pipeline import predict
 from pipeline.calibration import apply_temperature
 from pipeline.checkpoint import load_weights, save_weights
 from pipeline.ensemble import cli as ensemble_cli
@@ -25,25 +25,9 @@ from pipeline.models import create_model, load_catalogue
 from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
 
-COUNTS = {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
-# the recipe of the trained fixture's flags: fast, named with the fingerprint of its changes
+# the recipe of the trained_zoo fixture's flags: fast, named with the fingerprint of its changes
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 IMAGES = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, make_tree) -> Path:
-    """Two members trained for one epoch on a tiny folder dataset, and a soft ensemble."""
-    root = tmp_path_factory.mktemp("zoo")
-    make_tree(root / "cells", COUNTS, size=(40, 40))
-    make_tree(root / "lab2", {"Lymphocyte": 4, "Neutrophil": 4}, size=(30, 30), seed=7)
-    args = ["--dataset", "folder", "--data", str(root / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-            "--out", str(root / "out"), "--cache-dir", str(root / "cache"), "--no-progress",
-            "--models", "resnet18,squeezenet1_1", "--eval", f"lab2={root / 'lab2'}"]  # fmt: skip
-    assert zoo.main(args) == 0
-    assert ensemble_cli.main(["--out", str(root / "out"), "--method", "soft", "--top", "0"]) == 0
-    return root
 
 
 @pytest.mark.parametrize("name", ["resnet18", "densenet121", "googlenet", "mobilenet_v2"])
@@ -62,14 +46,14 @@ def test_gradcam_maps_have_the_input_size_and_are_not_constant(name: str) -> Non
     assert (cam.flatten(1).std(1) > 0.01).all()
 
 
-def test_explain_writes_gradcam_and_tsne(trained: Path, capsys) -> None:
-    out = trained / "out"
+def test_explain_writes_gradcam_and_tsne(trained_zoo: Path, trained_zoo_copy: Path, capsys) -> None:
+    out = trained_zoo_copy
     base = ["--member", f"resnet18-{FAST}-s0", "--out", str(out)]
     assert explain.main([*base, "gradcam", "--mistakes-on", "val", "-n", "4"]) == 0
     folder = out / "zoo" / "explain" / "cells" / f"resnet18-{FAST}-s0"
     if "makes no mistake" not in capsys.readouterr().out:
         assert (folder / "gradcam-val.png").stat().st_size > 1000
-    image = next((trained / "cells" / "lymphocyte").iterdir())
+    image = next((trained_zoo / "cells" / "lymphocyte").iterdir())
     assert explain.main([*base, "gradcam", "--images", str(image), "--layer", "layer3"]) == 0
     assert (folder / "gradcam-images.png").stat().st_size > 1000
     assert explain.main([*base, "tsne", "--per-set", "6"]) == 0
@@ -81,16 +65,16 @@ def test_explain_writes_gradcam_and_tsne(trained: Path, capsys) -> None:
     assert f"error: resnet18-{FAST}-s0 has no set 'nope'" in capsys.readouterr().err
 
 
-def test_predict_a_folder_with_a_corrupt_file(trained: Path, tmp_path: Path, capsys) -> None:
+def test_predict_a_folder_with_a_corrupt_file(trained_zoo: Path, tmp_path: Path, capsys) -> None:
     images = tmp_path / "slide"
-    shutil.copytree(trained / "cells" / "eosinophil", images)
+    shutil.copytree(trained_zoo / "cells" / "eosinophil", images)
     (images / "broken.jpg").write_bytes(b"not a jpeg")
     csv = tmp_path / "pred.csv"
     args = [
         "--member",
         f"squeezenet1_1-{FAST}-s0",
         "--out",
-        str(trained / "out"),
+        str(trained_zoo / "out"),
         "--csv",
         str(csv),
     ]
@@ -104,27 +88,27 @@ def test_predict_a_folder_with_a_corrupt_file(trained: Path, tmp_path: Path, cap
     assert "broken.jpg" in capsys.readouterr().err
 
 
-def test_predict_with_a_saved_ensemble(trained: Path, tmp_path: Path, capsys) -> None:
+def test_predict_with_a_saved_ensemble(trained_zoo: Path, tmp_path: Path, capsys) -> None:
     csv = tmp_path / "pred.csv"
-    image = next((trained / "cells" / "neutrophil").iterdir())
-    assert predict.main(["--ensemble", "ens-soft-all", "--out", str(trained / "out"),
+    image = next((trained_zoo / "cells" / "neutrophil").iterdir())
+    assert predict.main(["--ensemble", "ens-soft-all", "--out", str(trained_zoo / "out"),
                          "--csv", str(csv), str(image)]) == 0  # fmt: skip
     assert len(pd.read_csv(csv)) == 1
-    assert predict.main(["--member", "nobody", "--out", str(trained / "out"), str(image)]) == 2
+    assert predict.main(["--member", "nobody", "--out", str(trained_zoo / "out"), str(image)]) == 2
     assert "error: no member or ensemble 'nobody'" in capsys.readouterr().err
 
 
 def test_predict_a_stacked_ensemble_from_another_folder(
-    trained: Path, tmp_path: Path, monkeypatch
+    trained_zoo: Path, trained_zoo_copy: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """A stacker built with a relative --out is found from any working folder: it was once
     saved by a path relative to the folder it was built in."""
-    monkeypatch.chdir(trained)
+    monkeypatch.chdir(trained_zoo_copy.parent)
     assert ensemble_cli.main(["--out", "out", "--method", "stack", "--top", "0"]) == 0
     monkeypatch.chdir(tmp_path)
     csv = tmp_path / "pred.csv"
-    image = next((trained / "cells" / "neutrophil").iterdir())
-    assert predict.main(["--ensemble", "ens-stack-all", "--out", str(trained / "out"),
+    image = next((trained_zoo / "cells" / "neutrophil").iterdir())
+    assert predict.main(["--ensemble", "ens-stack-all", "--out", str(trained_zoo_copy),
                          "--csv", str(csv), str(image)]) == 0  # fmt: skip
     assert len(pd.read_csv(csv)) == 1
 
@@ -172,9 +156,8 @@ def test_member_weights_are_half_on_disk_and_predict_as_in_full_precision(tmp_pa
         load_weights(other)
 
 
-def test_members_saved_before_safetensors_still_load(trained: Path, tmp_path) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(trained / "out", out)
+def test_members_saved_before_safetensors_still_load(trained_zoo_copy: Path) -> None:
+    out = trained_zoo_copy
     folder = out / "zoo" / "members" / "cells" / f"squeezenet1_1-{FAST}-s0"
     new = member_probs(load_member(out, f"squeezenet1_1-{FAST}-s0"), IMAGES)
     state, epoch = load_weights(folder / "best.safetensors")
@@ -184,8 +167,8 @@ def test_members_saved_before_safetensors_still_load(trained: Path, tmp_path) ->
     np.testing.assert_allclose(old, new, atol=1e-6)
 
 
-def test_training_calibrates_on_validation_and_keeps_the_raw_submissions(trained: Path) -> None:
-    out = trained / "out"
+def test_training_calibrates_on_validation_and_keeps_the_raw_submissions(trained_zoo: Path) -> None:
+    out = trained_zoo / "out"
     folder = out / "submissions" / "cells" / f"resnet18-{FAST}-s0"
     meta = json.loads((folder / "meta.json").read_text())
     t = meta["calibration"]["temperature"]
@@ -205,17 +188,19 @@ def test_training_calibrates_on_validation_and_keeps_the_raw_submissions(trained
     assert set(entry.files) == {"val", "test", "lab2"}
 
 
-def test_predict_sends_the_least_confident_cells_to_review(trained: Path, tmp_path: Path) -> None:
+def test_predict_sends_the_least_confident_cells_to_review(
+    trained_zoo: Path, tmp_path: Path
+) -> None:
     csv = tmp_path / "pred.csv"
     base = [
         "--member",
         f"squeezenet1_1-{FAST}-s0",
         "--out",
-        str(trained / "out"),
+        str(trained_zoo / "out"),
         "--csv",
         str(csv),
     ]
-    images = str(trained / "cells" / "eosinophil")  # 12 cells
+    images = str(trained_zoo / "cells" / "eosinophil")  # 12 cells
     assert predict.main([*base, "--coverage", "0.75", images]) == 0
     rows = pd.read_csv(csv)
     assert rows["review"].sum() == 3
@@ -234,7 +219,7 @@ def test_predict_sends_the_least_confident_cells_to_review(trained: Path, tmp_pa
     # the uncalibrated probabilities are the same cells at temperature 1
     assert predict.main([*base, "--uncalibrated", images]) == 0
     raw = pd.read_csv(csv)[["eosinophil", "lymphocyte", "neutrophil"]].to_numpy()
-    meta = json.loads((trained / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
+    meta = json.loads((trained_zoo / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
                        / "meta.json").read_text())  # fmt: skip
     calibrated = rows[["eosinophil", "lymphocyte", "neutrophil"]].to_numpy()
     np.testing.assert_allclose(
@@ -245,8 +230,8 @@ def test_predict_sends_the_least_confident_cells_to_review(trained: Path, tmp_pa
 @pytest.mark.parametrize("option", [["--review-below", "1.5"], ["--coverage", "0"],
                                     ["--coverage", "x"], ["--coverage", "0.5", "--review-below",
                                                           "0.5"]])  # fmt: skip
-def test_predict_rejects_a_bad_review_option(trained: Path, option: list[str], capsys) -> None:
+def test_predict_rejects_a_bad_review_option(trained_zoo: Path, option: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
-        predict.main(["--member", f"squeezenet1_1-{FAST}-s0", "--out", str(trained / "out"),
-                      *option, str(trained / "cells")])  # fmt: skip
+        predict.main(["--member", f"squeezenet1_1-{FAST}-s0", "--out", str(trained_zoo / "out"),
+                      *option, str(trained_zoo / "cells")])  # fmt: skip
     assert exc.value.code == 2 and option[0] in capsys.readouterr().err

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -24,27 +25,21 @@ from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
 
 REPO = Path(__file__).resolve().parents[1]
-COUNTS = {"basophil": 16, "lymphocyte": 16, "neutrophil": 16}
 MEMBERS = ("squeezenet1_1", "squeezenet1_0")  # small checkpoints: quick to write each epoch
 
 
 @pytest.fixture
-def tiny(tmp_path: Path, make_tree) -> Path:
-    make_tree(tmp_path / "cells", COUNTS, size=(40, 36))
-    return tmp_path / "cells"
+def args(tmp_path: Path, tiny: Path, zoo_args) -> Callable[..., list[str]]:
+    """``args(*extra, models=MEMBERS, epochs=1)``: a zoo of ``tiny`` into ``tmp_path/out``."""
 
+    def make(*extra: str, models: str = ",".join(MEMBERS), epochs: int = 1) -> list[str]:
+        return zoo_args(tiny, tmp_path / "out", *extra, models=models, epochs=epochs)
 
-def zoo_args(tmp_path: Path, data: Path, *extra: str, epochs: int = 1) -> list[str]:
-    return [
-        "--dataset", "folder", "--data", str(data), "--weights", "none", "--image-size", "32",
-        "--epochs", str(epochs), "--batch-size", "8", "--recipe", "fast",
-        "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
-        "--models", ",".join(MEMBERS), *extra,
-    ]  # fmt: skip
+    return make
 
 
 def recipe_name(epochs: int = 1) -> str:
-    """The name zoo_args' flags give the recipe: fast plus the fingerprint of their changes."""
+    """The name the zoo_args flags give the recipe: fast plus the fingerprint of their changes."""
     return override(get_recipe("fast"), {"image_size": 32, "epochs": epochs, "batch_size": 8}).name
 
 
@@ -89,8 +84,8 @@ def test_plan_counts_training_validation_and_final_predictions() -> None:
     assert member_flops(1.0, 1, {"train": 1, "val": 0}) == 6e9
 
 
-def test_plan_cli_prints_the_table_and_trains_nothing(tmp_path, tiny, capsys) -> None:
-    assert zoo.main(zoo_args(tmp_path, tiny, "--plan", "--gpu-tflops", "100")) == 0
+def test_plan_cli_prints_the_table_and_trains_nothing(tmp_path, args, capsys) -> None:
+    assert zoo.main(args("--plan", "--gpu-tflops", "100")) == 0
     out = capsys.readouterr().out
     assert "squeezenet1_1" in out and "TOTAL" in out and "floor_s" in out and "100 TFLOPS" in out
     assert "disk_MB" in out and "disk: up to 2.93 MB of member weights" in out
@@ -144,14 +139,13 @@ def test_split_augment_sends_what_has_a_device_form_to_the_device() -> None:
         split_augment(mixed, "maybe", cpu)
 
 
-def test_training_with_device_augmentation_and_compile_flag(tmp_path, tiny, monkeypatch) -> None:
+def test_training_with_device_augmentation_and_compile_flag(tmp_path, args, monkeypatch) -> None:
     """CPU-only check of the wiring: torch.compile is replaced by a recorder (compiling on
     this 2-core CPU would take minutes); the GPU check runs the real thing."""
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(kw) or model)
-    args = zoo_args(tmp_path, tiny, "--gpu-augment", "on", "--compile", "--deterministic")
-    args[args.index("--models") + 1] = "squeezenet1_1"
-    assert zoo.main(args) == 0
+    flags = ("--gpu-augment", "on", "--compile", "--deterministic")
+    assert zoo.main(args(*flags, models="squeezenet1_1")) == 0
     meta = json.loads(
         (tmp_path / f"out/submissions/cells/squeezenet1_1-{recipe_name()}-s0/meta.json").read_text()
     )
@@ -232,13 +226,11 @@ def test_manifest_updates_and_leftovers(tmp_path) -> None:
     assert [p.name for p in folder.iterdir()] == ["best.pt"]
 
 
-def test_a_member_locked_by_another_run_is_left_to_it(tmp_path, tiny, capsys) -> None:
-    args = zoo_args(tmp_path, tiny)
-    args[args.index("--models") + 1] = "squeezenet1_1"
+def test_a_member_locked_by_another_run_is_left_to_it(tmp_path, args, capsys) -> None:
     name = f"squeezenet1_1-{recipe_name()}-s0"
     lock = tmp_path / f"out/zoo/locks/cells/{name}.lock"
     with MemberLock(lock):
-        assert zoo.main(args) == 0  # not a failure: the other run trains it
+        assert zoo.main(args(models="squeezenet1_1")) == 0  # not a failure: the other run trains it
     assert f"BUSY {name}" in capsys.readouterr().out
     assert not (tmp_path / f"out/zoo/members/cells/{name}").exists()
     state = json.loads((tmp_path / "out/zoo/manifest-cells.json").read_text())
@@ -248,17 +240,16 @@ def test_a_member_locked_by_another_run_is_left_to_it(tmp_path, tiny, capsys) ->
 # --- executors ---------------------------------------------------------------------------
 
 
-def test_local_executor_with_two_worker_processes(tmp_path, tiny) -> None:
-    assert zoo.main(zoo_args(tmp_path, tiny, "--local-workers", "2")) == 0
+def test_local_executor_with_two_worker_processes(tmp_path, args) -> None:
+    assert zoo.main(args("--local-workers", "2")) == 0
     assert_zoo_finished(tmp_path / "out")
     pids = {json.loads(p.read_text())["pid"]
             for p in (tmp_path / "out/zoo/locks/cells").glob("*.lock")}  # fmt: skip
     assert os.getpid() not in pids  # trained in the worker processes, not in the driver
 
 
-def test_submitit_backend_in_its_debug_cluster(tmp_path, tiny) -> None:
-    args = zoo_args(tmp_path, tiny, "--executor", "submitit", "--slurm-cluster", "debug")
-    assert zoo.main(args) == 0
+def test_submitit_backend_in_its_debug_cluster(tmp_path, args) -> None:
+    assert zoo.main(args("--executor", "submitit", "--slurm-cluster", "debug")) == 0
     assert_zoo_finished(tmp_path / "out")
     assert (tmp_path / "out/zoo/slurm").is_dir()
 
@@ -272,9 +263,8 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_backend_on_a_local_cluster(tmp_path, tiny, ray_cluster) -> None:
-    args = zoo_args(tmp_path, tiny, "--executor", "ray", "--gpus-per-member", "1")
-    assert zoo.main(args) == 0
+def test_ray_backend_on_a_local_cluster(tmp_path, args, ray_cluster) -> None:
+    assert zoo.main(args("--executor", "ray", "--gpus-per-member", "1")) == 0
     assert_zoo_finished(tmp_path / "out")
     holders = [json.loads(p.read_text())
                for p in (tmp_path / "out/zoo/locks/cells").glob("*.lock")]  # fmt: skip
@@ -282,13 +272,13 @@ def test_ray_backend_on_a_local_cluster(tmp_path, tiny, ray_cluster) -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, tiny, workers) -> None:
+def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, args, workers) -> None:
     """Killed with SIGKILL: no cleanup runs in the driver, and its worker processes (2) die
     with it, freeing their locks; a next run finishes every member once, from its last epoch."""
     epochs = 4
-    args = zoo_args(tmp_path, tiny, "--local-workers", workers, epochs=epochs)
     out = tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-m", "pipeline.zoo", *args], cwd=REPO,
+    argv = args("--local-workers", workers, epochs=epochs)
+    driver = subprocess.Popen([sys.executable, "-m", "pipeline.zoo", *argv], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     members = out / "zoo" / "members" / "cells"
     deadline = time.monotonic() + 120
@@ -308,5 +298,5 @@ def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, tiny, w
         assert time.monotonic() < deadline, "a worker outlived its driver"
         time.sleep(0.1)
 
-    assert zoo.main(zoo_args(tmp_path, tiny, epochs=epochs)) == 0  # one worker: quicker here
+    assert zoo.main(args(epochs=epochs)) == 0  # one worker: quicker here
     assert_zoo_finished(out, epochs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,35 +26,24 @@ from pipeline.recipes import get_recipe, override
 from pipeline.submissions import read_submission
 from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
 
-COUNTS = {"basophil": 16, "lymphocyte": 16, "neutrophil": 16}
-# the recipe run_zoo's flags make, named with the fingerprint of their changes
+# the recipe zoo_args' flags make, named with the fingerprint of their changes
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 
 
 @pytest.fixture
-def tiny(tmp_path: Path, make_tree) -> Path:
-    """A 3-class folder dataset of 32 px images (split 64/24/12 by the folder adapter)."""
-    make_tree(tmp_path / "cells", COUNTS, size=(40, 36))
-    return tmp_path / "cells"
+def run_zoo(tmp_path: Path, zoo_args) -> Callable[..., int]:
+    """``run_zoo(data, *extra, **zoo_args_options)``: the zoo into ``tmp_path / "out"``."""
+    return lambda data, *extra, **options: zoo.main(
+        zoo_args(data, tmp_path / "out", *extra, **options)
+    )
 
 
-def run_zoo(tmp_path: Path, data: Path, *extra: str) -> int:
-    return zoo.main(
-        [
-            "--dataset", "folder", "--data", str(data), "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
-            "--no-progress", *extra,
-        ]
-    )  # fmt: skip
-
-
-def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree, capsys) -> None:
+def test_zoo_end_to_end_writes_members_and_submissions(
+    tmp_path, tiny, run_zoo, make_tree, capsys
+) -> None:
     make_tree(tmp_path / "other", {"Lymphocyte": 3, "Neutrophil": 4, "Monocyte": 2}, size=(30, 30))
-    code = run_zoo(
-        tmp_path, tiny, "--models", "resnet18,squeezenet1_1,googlenet", "--eval",
-        f"other={tmp_path / 'other'}",
-    )  # fmt: skip
+    code = run_zoo(tiny, "--eval", f"other={tmp_path / 'other'}",
+                   models="resnet18,squeezenet1_1,googlenet")  # fmt: skip
     assert code == 0
     dataset = load_dataset("folder", tiny)
     for arch in ("resnet18", "squeezenet1_1", "googlenet"):
@@ -90,25 +80,25 @@ def test_zoo_end_to_end_writes_members_and_submissions(tmp_path, tiny, make_tree
     assert f"resnet18-{FAST}-s0" in capsys.readouterr().out
 
 
-def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> None:
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
+def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, run_zoo, capsys) -> None:
+    assert run_zoo(tiny, models="squeezenet1_1") == 0
     best = tmp_path / "out/zoo/members/cells" / f"squeezenet1_1-{FAST}-s0" / "best.safetensors"
     stamp = best.stat().st_mtime_ns
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
+    assert run_zoo(tiny, models="squeezenet1_1") == 0
     assert best.stat().st_mtime_ns == stamp
     results = pd.read_csv(tmp_path / "out" / "zoo" / "results-cells.csv")
     assert results["status"].tolist() == ["skipped (done)"]
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--force") == 0
+    assert run_zoo(tiny, "--force", models="squeezenet1_1") == 0
     assert best.stat().st_mtime_ns != stamp
     stamp = best.stat().st_mtime_ns
     # other recipe values make another member, named by their fingerprint, beside the first
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--set", "lr=0.1") == 0
+    assert run_zoo(tiny, "--set", "lr=0.1", models="squeezenet1_1") == 0
     fast = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8, "lr": 0.1})
     assert fast.name not in (FAST, "fast")
     assert (best.parents[1] / f"squeezenet1_1-{fast.name}-s0" / "best.safetensors").exists()
     assert best.stat().st_mtime_ns == stamp
     # same name, other settings: an error, never a silent skip of the wrong member
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--weights", "auto") == 1
+    assert run_zoo(tiny, models="squeezenet1_1", weights="auto") == 1
     out = capsys.readouterr().out
     assert "was trained with other settings (weights_requested 'none', now 'auto')" in out
     assert "--force" in out
@@ -120,8 +110,8 @@ def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, capsys) -> N
     )
 
 
-def test_seeds_train_one_member_each(tmp_path, tiny) -> None:
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--seeds", "0,1") == 0
+def test_seeds_train_one_member_each(tmp_path, tiny, run_zoo) -> None:
+    assert run_zoo(tiny, "--seeds", "0,1", models="squeezenet1_1") == 0
     subs = tmp_path / "out" / "submissions" / "cells"
     assert sorted(p.name for p in subs.iterdir()) == [
         f"squeezenet1_1-{FAST}-s0",
@@ -132,7 +122,9 @@ def test_seeds_train_one_member_each(tmp_path, tiny) -> None:
     assert not (p0 == p1).all()
 
 
-def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypatch, capsys):
+def test_failing_member_is_reported_and_the_zoo_goes_on(
+    tmp_path, tiny, run_zoo, monkeypatch, capsys
+):
     import pipeline.train as train_module
 
     real = train_module.create_model
@@ -143,7 +135,7 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
         return real(entry, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "create_model", broken)
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_0,squeezenet1_1") == 1
+    assert run_zoo(tiny, models="squeezenet1_0,squeezenet1_1") == 1
     members = tmp_path / "out" / "zoo" / "members" / "cells"
     assert "out of memory" in (members / f"squeezenet1_0-{FAST}-s0" / "error.txt").read_text()
     assert json.loads((members / f"squeezenet1_0-{FAST}-s0" / "state.json").read_text())[
@@ -163,28 +155,27 @@ def test_failing_member_is_reported_and_the_zoo_goes_on(tmp_path, tiny, monkeypa
     assert [row[seed_at] for row in rows[-2:]] == ["0", "0"]
 
 
-def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, capsys) -> None:
+def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, run_zoo, capsys) -> None:
     """An upload saved under a member's name used to become that member (files replaced)."""
     upload = tmp_path / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
     upload.mkdir(parents=True)
     (upload / "test.csv").write_text("id,lymphocyte\na.jpg,1\n")
     (upload / "meta.json").write_text(json.dumps({"kind": "upload", "name": upload.name}))
     before = {p.name: p.read_bytes() for p in upload.iterdir()}
-    assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1", "--force") == 1
+    assert run_zoo(tiny, "--force", models="squeezenet1_1") == 1
     assert f"{upload} holds an entry of kind 'upload': refusing to write member files" in (
         capsys.readouterr().out
     )
     assert {p.name: p.read_bytes() for p in upload.iterdir()} == before
 
 
-def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(tmp_path, tiny, capsys):
+def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(
+    tmp_path, tiny, run_zoo, capsys
+):
     """The network is off (conftest): the member starts from random initialisation, the run
     says what it would download and write before, and how to fetch the weights after; stderr
     is no terminal here, so no progress bar writes to it."""
-    args = ["--dataset", "folder", "--data", str(tiny), "--weights", "auto", "--image-size", "32",
-            "--epochs", "1", "--batch-size", "8", "--recipe", "fast", "--models", "squeezenet1_1",
-            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
-    assert zoo.main(args) == 0
+    assert run_zoo(tiny, weights="auto", progress=True) == 0
     out, err = capsys.readouterr()
     assert "ImageNet weights: 1 of 1 to download, 4.96 MB into" in out
     assert "a member whose download fails starts from random initialisation" in out
@@ -329,11 +320,13 @@ def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
     # every other bad input: tests/test_cli_errors.py
 
 
-def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(tmp_path, tiny) -> None:
-    broken = sorted(r.id for r in load_dataset("folder", tiny).splits["test"])[0]
-    (tiny / broken).write_bytes(b"not a jpeg")
+def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(
+    tmp_path, tiny_copy, run_zoo
+) -> None:
+    broken = sorted(r.id for r in load_dataset("folder", tiny_copy).splits["test"])[0]
+    (tiny_copy / broken).write_bytes(b"not a jpeg")
     with pytest.warns(UserWarning, match=f"unreadable image.*{broken}"):
-        assert run_zoo(tmp_path, tiny, "--models", "squeezenet1_1") == 0
+        assert run_zoo(tiny_copy, models="squeezenet1_1") == 0
     subs = tmp_path / "out" / "submissions" / "cells" / f"squeezenet1_1-{FAST}-s0"
     meta = json.loads((subs / "meta.json").read_text())
     assert (
