@@ -109,7 +109,7 @@ def test_recipe_rejects_unknown_choices() -> None:
 
 
 def test_zoo_trains_with_every_option_and_the_member_reloads(
-    tmp_path: Path, make_tree, monkeypatch
+    tmp_path: Path, make_tree, zoo_args, monkeypatch
 ) -> None:
     real, criteria = engine.train_one_epoch, []
 
@@ -123,10 +123,7 @@ def test_zoo_trains_with_every_option_and_the_member_reloads(
                "cutmix_alpha=1.0", "augment=hflip,randaugment,color", "aug_strength=0.5",
                "head_dropout=0.2", "head_hidden=16", "select_metric=macro_f1",
                "label_smoothing=0.1"]  # fmt: skip
-    args = ["--dataset", "folder", "--data", str(tmp_path / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "2", "--batch-size", "8", "--recipe", "fast",
-            "--models", "resnet18", "--out", str(tmp_path / "out"),
-            "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
+    args = zoo_args(tmp_path / "cells", tmp_path / "out", models="resnet18", epochs=2)
     for option in options:
         args += ["--set", option]
     assert zoo.main(args) == 0

@@ -207,15 +207,13 @@ def test_balanced_test_for_generic_files_only(tmp_path: Path) -> None:
 # --- the zoo on an array file ----------------------------------------------------------------
 
 
-def test_zoo_trains_on_an_npz_file_and_scores_by_row_ids(tmp_path: Path, cache_dir: Path) -> None:
+def test_zoo_trains_on_an_npz_file_and_scores_by_row_ids(
+    tmp_path: Path, cache_dir: Path, zoo_args
+) -> None:
     path = tmp_path / "bloodmnist.npz"
     write_medmnist(path)
     out = tmp_path / "out"
-    args = [
-        "--dataset", "npz", "--data", str(path), "--models", "squeezenet1_1", "--epochs", "1",
-        "--image-size", "32", "--weights", "none", "--recipe", "fast", "--batch-size", "8",
-        "--out", str(out), "--cache-dir", str(cache_dir), "--no-progress",
-    ]  # fmt: skip
+    args = zoo_args(path, out, dataset="npz", cache=cache_dir)
     assert zoo.main(args) == 0
     recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(args), False)
     subs = out / "submissions" / "bloodmnist" / f"squeezenet1_1-{recipe.name}-s0"

@@ -64,16 +64,13 @@ def test_normalised_arrays_are_cached_by_content(tmp_path: Path) -> None:
 
 
 def test_a_stain_normalised_member_predicts_new_images_as_it_was_scored(
-    tmp_path: Path, make_tree
+    tmp_path: Path, make_tree, zoo_args
 ) -> None:
     make_tree(
         tmp_path / "cells", {"eosinophil": 8, "lymphocyte": 8, "neutrophil": 8}, size=(36, 36)
     )
     out = tmp_path / "out"
-    args = ["--dataset", "folder", "--data", str(tmp_path / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--recipe", "fast",
-            "--set", "stain_norm=reinhard", "--out", str(out), "--cache-dir",
-            str(tmp_path / "cache"), "--no-progress", "--models", "squeezenet1_1"]  # fmt: skip
+    args = zoo_args(tmp_path / "cells", out, "--set", "stain_norm=reinhard")
     assert zoo.main(args) == 0
     recipe = zoo.recipe_from_options(zoo.build_parser().parse_args(args), False)
     member = f"squeezenet1_1-{recipe.name}-s0"

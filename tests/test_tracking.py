@@ -24,15 +24,14 @@ def runs(out: Path) -> dict[str, object]:
     return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
 
 
-def test_zoo_and_ensembles_are_logged_to_the_local_store(tmp_path: Path, make_tree) -> None:
+def test_zoo_and_ensembles_are_logged_to_the_local_store(
+    tmp_path: Path, make_tree, zoo_args
+) -> None:
     make_tree(tmp_path / "cells", COUNTS, size=(36, 36))
     make_tree(tmp_path / "lab2", {"Lymphocyte": 3, "Neutrophil": 3}, size=(30, 30), seed=9)
     out = tmp_path / "out"
-    args = ["--dataset", "folder", "--data", str(tmp_path / "cells"), "--weights", "none",
-            "--image-size", "32", "--epochs", "2", "--batch-size", "8", "--recipe", "fast",
-            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
-            "--models", "squeezenet1_1", "--eval", f"lab2={tmp_path / 'lab2'}",
-            "--track", "mlflow"]  # fmt: skip
+    args = zoo_args(tmp_path / "cells", out, "--eval", f"lab2={tmp_path / 'lab2'}",
+                    "--track", "mlflow", epochs=2)  # fmt: skip
     assert zoo.main(args) == 0
     assert ensemble_cli.main(["--out", str(out), "--method", "soft", "--top", "0",
                               "--track", "mlflow"]) == 0  # fmt: skip
