@@ -15,7 +15,7 @@ from pipeline.ensembling.build import METHODS, build
 from pipeline.ensembling.candidates import load_candidates
 from pipeline.ensembling.selection import chosen_on_validation
 from pipeline.evaluation.answers import keys_of_zoo
-from pipeline.evaluation.scoring import accuracy
+from pipeline.evaluation.metrics import accuracy
 from pipeline.ranking.reference import references
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
-"""What every contact sheet draws with (the audit's sheets, ``pipeline.cropsheet``): one font,
-atomic PNG files."""
+"""What every contact sheet draws with (the audit's sheets, ``python -m pipeline.data.cropsheet``):
+one font, atomic PNG files."""
 
 from __future__ import annotations
 

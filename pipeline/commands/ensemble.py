@@ -19,7 +19,8 @@ from pipeline.ensembling.selection import OOF_COLUMN, chosen_on_validation, summ
 from pipeline.errors import user_errors
 from pipeline.evaluation import calibration
 from pipeline.evaluation.answers import AnswerKeys, keys_of_zoo
-from pipeline.evaluation.scoring import accuracy, score
+from pipeline.evaluation.metrics import accuracy
+from pipeline.evaluation.scoring import score
 from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.runs import provenance

@@ -21,7 +21,7 @@ from pipeline.data.store import ImageStore, View, image_sets
 from pipeline.errors import user_errors
 from pipeline.inference.features import batches, penultimate
 from pipeline.io import write_json
-from pipeline.models import Entry, create_model, engine, load_catalogue
+from pipeline.models import Architecture, create_model, engine, load_catalogue
 from pipeline.models.backbone_file import save_backbone
 from pipeline.runs.layout import Layout
 from pipeline.training.probe import knn_scores
@@ -78,7 +78,7 @@ def folder_images(folder: Path, size: int, cache_dir: Path, progress: bool) -> V
     return View(cache.images, cache.rows(readable), readable, [""] * len(readable))
 
 
-def features(model: torch.nn.Module, entry: Entry, view: View, rows: np.ndarray,
+def features(model: torch.nn.Module, entry: Architecture, view: View, rows: np.ndarray,
              precision: engine.Runtime) -> np.ndarray:  # fmt: skip
     return penultimate(model, entry, batches(view.images, rows, precision, 128))
 

@@ -17,7 +17,7 @@ from pipeline.errors import UserError, user_errors
 from pipeline.evaluation.stats import seed_summary
 from pipeline.executors.options import check_executor_args, make_executor
 from pipeline.io import check_writable, read_json, write_text
-from pipeline.models import Entry, load_catalogue, select
+from pipeline.models import Architecture, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import check_backbone
 from pipeline.models.engine import PRECISIONS, parse_device, resolve_device
@@ -162,7 +162,7 @@ def recipe_from_options(args: argparse.Namespace, preset: bool) -> Recipe:
     return opts.recipe_from_options(args, "gavas2021")
 
 
-def size_notes(recipe: Recipe, members: list[Entry]) -> list[str]:
+def size_notes(recipe: Recipe, members: list[Architecture]) -> list[str]:
     """Members that cannot train at the size asked for: each trains at its smallest input, and
     its meta.json records that size as ``image_size``."""
     asked = recipe.image_size
@@ -255,7 +255,7 @@ def report(result: dict) -> None:
     )
 
 
-def fetch_weights(members: list[Entry]) -> int:
+def fetch_weights(members: list[Architecture]) -> int:
     """Download the ImageNet weights the members lack; 1 if any could not be had."""
     failed = 0
     for entry in members:

@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.ensembling import methods
 from pipeline.ensembling.candidates import Candidate
 from pipeline.ensembling.methods import METHODS, EnsembleMethod, make_method, out_of_fold
-from pipeline.evaluation.scoring import accuracy
+from pipeline.evaluation.metrics import accuracy
 
 __all__ = ["METHODS", "Ensemble", "build", "choose", "val_accuracy"]
 

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
-from pipeline.evaluation.scoring import accuracy
+from pipeline.evaluation.metrics import accuracy
 from pipeline.runs.metadata import EnsembleMeta
 
 ESTIMATOR_FILE = "ensemble.joblib"  # in OUT/zoo/ensembles/<dataset>/<name>/

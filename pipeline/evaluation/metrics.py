@@ -14,6 +14,10 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
+def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    return float((np.asarray(probs).argmax(axis=1) == y).mean())
+
+
 def evaluate(
     y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str], auc: bool = True
 ) -> dict:

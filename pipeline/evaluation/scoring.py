@@ -75,10 +75,6 @@ def _vocabulary(vocabulary: Sequence[str], key: dict[str, str]) -> tuple[str, ..
     return ordered(vocabulary)
 
 
-def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
-    return float((np.asarray(probs).argmax(axis=1) == y).mean())
-
-
 @dataclass(frozen=True)
 class Mistake:
     id: str

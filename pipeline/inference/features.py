@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.models import Entry
+from pipeline.models import Architecture
 from pipeline.models.engine import Runtime
 from pipeline.models.factory import get_module
 
@@ -31,7 +31,9 @@ def batches(
 
 
 @torch.no_grad()
-def penultimate(model: nn.Module, entry: Entry, batches: Iterable[torch.Tensor]) -> np.ndarray:
+def penultimate(
+    model: nn.Module, entry: Architecture, batches: Iterable[torch.Tensor]
+) -> np.ndarray:
     """The input of the member's classifier for each image (globally pooled if spatial)."""
     head = get_module(model, entry.head)
     store: list[torch.Tensor] = []

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models import Entry
+from pipeline.models import Architecture
 from pipeline.models.factory import get_module
 
 # The last convolutional block of each family: its spatial maps are what Grad-CAM weighs.
@@ -32,7 +32,7 @@ CAM_LAYERS: dict[str, str] = {
 TIMM_CAM_LAYERS: dict[str, str] = {"resnet": "stages"}
 
 
-def cam_layer(entry: Entry) -> str:
+def cam_layer(entry: Architecture) -> str:
     if entry.cam_layer:
         return entry.cam_layer
     table = TIMM_CAM_LAYERS if entry.library == "timm" else CAM_LAYERS
@@ -90,6 +90,6 @@ def token_map(x: torch.Tensor) -> torch.Tensor:
 
 
 def member_cam(
-    model: nn.Module, entry: Entry, x: torch.Tensor, target: torch.Tensor | None = None
+    model: nn.Module, entry: Architecture, x: torch.Tensor, target: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return grad_cam(model, get_module(model, cam_layer(entry)), x, target)

@@ -15,7 +15,7 @@ from pipeline.ensembling import methods
 from pipeline.errors import UserError
 from pipeline.evaluation.calibration import apply_temperature
 from pipeline.inference.adaptation import NO_ADAPTATION, Adaptation, adapted_probabilities
-from pipeline.models import Entry, create_model, engine, load_catalogue
+from pipeline.models import Architecture, create_model, engine, load_catalogue
 from pipeline.names import plain_name
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights
 from pipeline.runs.layout import Layout
@@ -43,7 +43,7 @@ class LoadedMember:
     name: str
     dataset: str
     meta: MemberMeta
-    entry: Entry
+    entry: Architecture
     model: nn.Module
     precision: engine.Runtime
 

@@ -29,7 +29,7 @@ from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.metrics import evaluate
 from pipeline.evaluation.scoring import score
 from pipeline.io import atomic_write, read_json, write_json, write_text
-from pipeline.models import Entry, count_gmacs, count_params, create_model, engine
+from pipeline.models import Architecture, count_gmacs, count_params, create_model, engine
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import describe_backbone, file_sha256
 from pipeline.runs import provenance
@@ -48,7 +48,7 @@ EVAL_BATCH = 128
 
 @dataclass(frozen=True)
 class MemberConfig:
-    entry: Entry
+    entry: Architecture
     recipe: Recipe
     seed: int
     weights: str  # as asked for: imagenet | none | auto

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.models import Entry
+from pipeline.models import Architecture
 from pipeline.models import weights as weights_api
 from pipeline.runs.checkpoint import estimate_bytes
 from pipeline.training.recipes import Recipe
@@ -30,14 +30,14 @@ class Gpu:
     mfu: float = 0.35  # share of the peak that training reaches; small CNNs often reach less
 
 
-def member_gmacs(entry: Entry, size: int) -> float:
+def member_gmacs(entry: Architecture, size: int) -> float:
     """MACs (billions) per image at ``size``: convolutions scale with the pixel count (the
     catalogue counts them at the native size; a classifier behind adaptive pooling does not
     scale, which this overstates a little below the native size)."""
     return entry.gmacs * (size / entry.input_size) ** 2
 
 
-def member_bytes(entry: Entry) -> int:
+def member_bytes(entry: Architecture) -> int:
     """A finished member's weights file."""
     return estimate_bytes(entry.params_m * 1e6)
 
@@ -51,7 +51,7 @@ def member_flops(gmacs: float, epochs: int, counts: dict[str, int]) -> float:
 
 
 def plan(
-    members: Sequence[Entry], recipe: Recipe, seeds: int, counts: dict[str, int], gpu: Gpu
+    members: Sequence[Architecture], recipe: Recipe, seeds: int, counts: dict[str, int], gpu: Gpu
 ) -> pd.DataFrame:
     """One row per member (all its seeds) and a total row."""
     rows = []
@@ -112,7 +112,7 @@ def human(n: float) -> str:
     return f"{n / 1e9:.3g} GB" if n >= 1e9 else f"{n / 1e6:.3g} MB"
 
 
-def downloads(members: Sequence[Entry], weights: str) -> str | None:
+def downloads(members: Sequence[Architecture], weights: str) -> str | None:
     """What the run downloads, from the weight APIs' metadata (None: nothing to say)."""
     wanted = [e for e in members if e.imagenet] if weights in ("imagenet", "auto") else []
     missing = [e for e in wanted if weights_api.cached(e) is None]
@@ -131,7 +131,9 @@ def downloads(members: Sequence[Entry], weights: str) -> str | None:
     )
 
 
-def disk(members: Sequence[Entry], recipe: Recipe, seeds: int, counts: dict[str, int]) -> str:
+def disk(
+    members: Sequence[Architecture], recipe: Recipe, seeds: int, counts: dict[str, int]
+) -> str:
     """What the run writes: member weights, and decoded images once per input size."""
     weights = seeds * sum(member_bytes(e) for e in members)
     sizes = {e.image_size(recipe.image_size) for e in members}

@@ -19,7 +19,7 @@ from torch import nn
 
 from pipeline.data.augment import build_augment
 from pipeline.data.loader import CachedImages, make_loader
-from pipeline.models import Entry, create_model, engine
+from pipeline.models import Architecture, create_model, engine
 
 # Strong views: cells differ in stain, lamp and position across labs, never in orientation.
 VIEW_AUGMENT = ("resized_crop", "hflip", "vflip", "rot90", "hed", "colorjitter", "grayscale")
@@ -64,7 +64,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, partner)
 
 
-def backbone_state(model: nn.Module, entry: Entry) -> dict[str, torch.Tensor]:
+def backbone_state(model: nn.Module, entry: Architecture) -> dict[str, torch.Tensor]:
     """The parameters and buffers of everything but the classifier heads."""
     heads = tuple(f"{h}." for h in (entry.head, *entry.aux_heads))
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
@@ -72,7 +72,7 @@ def backbone_state(model: nn.Module, entry: Entry) -> dict[str, torch.Tensor]:
 
 
 def pretrain(
-    entry: Entry,
+    entry: Architecture,
     images: np.ndarray,
     rows: np.ndarray,
     config: SimCLRConfig,
