@@ -27,7 +27,7 @@ from pipeline.runs.metadata import (
     MetaError,
     read_entry,
 )
-from pipeline.training.member import predict_rows
+from pipeline.training.predictions import predict_rows
 
 
 class WrongKind(UserError, ValueError):

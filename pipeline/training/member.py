@@ -41,9 +41,8 @@ from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, cl
 from pipeline.training.gpu_augment import GpuAugment, split_augment
 from pipeline.training.mixing import Mixer
 from pipeline.training.optim import make_optimizer, make_scheduler
+from pipeline.training.predictions import EVAL_BATCH, predict_view
 from pipeline.training.recipes import Recipe, fingerprint, stored_recipe
-
-EVAL_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -537,25 +536,6 @@ def check_same_settings(
 def label_indices(view: View, classes: tuple[str, ...]) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     return np.array([index.get(label, -1) for label in view.labels], dtype=np.int64)
-
-
-def predict_rows(
-    model: nn.Module,
-    images: np.ndarray,
-    rows: np.ndarray,
-    precision: engine.Runtime,
-    workers: int = 0,
-) -> np.ndarray:
-    """Softmax probabilities for ``images[rows]`` (uint8 ``(N, S, S, 3)``), in batches."""
-    data = CachedImages(images, rows, np.zeros(len(rows), dtype=np.int64))
-    loader = make_loader(data, EVAL_BATCH, False, workers, 0, precision.device.type == "cuda")
-    return engine.predict(model, loader, precision)
-
-
-def predict_view(
-    model: nn.Module, view: View, precision: engine.Runtime, workers: int
-) -> np.ndarray:
-    return predict_rows(model, view.images, view.rows, precision, workers)
 
 
 def evaluate_sets(
