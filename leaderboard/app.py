@@ -21,7 +21,7 @@ if sys.path[0] != ROOT:
 import streamlit as st  # noqa: E402
 
 from leaderboard import board, competition_page, details, live, loaders, sidebar  # noqa: E402
-from pipeline.leaderboard.live import manifests  # noqa: E402
+from pipeline.ranking.live import manifests  # noqa: E402
 
 
 def main() -> None:

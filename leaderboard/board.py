@@ -8,7 +8,7 @@ import streamlit as st
 
 from leaderboard.charts import chance_rule, pareto_chart, tip
 from leaderboard.loaders import set_descriptions
-from pipeline.leaderboard.present import GLOSSARY, PRESETS, display_table
+from pipeline.ranking.present import GLOSSARY, PRESETS, display_table
 
 
 def column_config(table: pd.DataFrame) -> dict:

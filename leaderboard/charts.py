@@ -6,7 +6,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from pipeline.leaderboard.pareto import pareto_front
+from pipeline.ranking.pareto import pareto_front
 
 TITLES = {
     "name": "name",

@@ -13,11 +13,11 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from leaderboard.loaders import answer_key, dataset_sets, sample_csv, shared_scorer
-from pipeline.leaderboard import competition
-from pipeline.leaderboard.present import head_lines, set_description
-from pipeline.leaderboard.queries import would_rank
-from pipeline.leaderboard.teams import Team, authenticate
-from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+from pipeline.ranking import competition
+from pipeline.ranking.present import head_lines, set_description
+from pipeline.ranking.queries import would_rank
+from pipeline.ranking.teams import Team, authenticate
+from pipeline.ranking.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
 
 
 def submission_uploader(set_name: str) -> UploadedFile | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline.leaderboard.live import live_runs
+from pipeline.ranking.live import live_runs
 
 LIVE_REFRESH_S = 10  # how often the table of members still training is read again
 

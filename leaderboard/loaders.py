@@ -15,17 +15,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pipeline.calibration import RAW_FOLDER, compare
+from pipeline.evaluation.calibration import RAW_FOLDER, compare
 from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.layout import Layout
-from pipeline.leaderboard.collect import Contender, find_entries
-from pipeline.leaderboard.present import sample_submission, set_description
-from pipeline.leaderboard.queries import eval_sets
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table
-from pipeline.reference import Reference
-from pipeline.scoring import mistakes
-from pipeline.submissions import read_submission
+from pipeline.runs.layout import Layout
+from pipeline.ranking.collect import Contender, find_entries
+from pipeline.ranking.present import sample_submission, set_description
+from pipeline.ranking.queries import eval_sets
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.reference import Reference
+from pipeline.evaluation.scoring import mistakes
+from pipeline.runs.submissions import read_submission
 
 
 @st.cache_resource(show_spinner="Unpacking the reference zoo…")

@@ -133,7 +133,7 @@ def _fake_member(
     predictions cover the 8 canonical classes, as a PBC member's would.
     """
     from pipeline.data import load_dataset
-    from pipeline.submissions import write_submission
+    from pipeline.runs.submissions import write_submission
 
     rng = np.random.default_rng(seed)
     folder = out / "submissions" / tag / name

@@ -1,20 +1,17 @@
 """The commands agree: one meaning per flag name, shared parsers, old spellings kept for a
-release, no command importing another, a README table of every command and flag, and recipes
-checked before any work."""
+release, a README table of every command and flag, and recipes checked before any work (no
+command importing another: tests/test_layers.py)."""
 
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
-from pipeline import tune, zoo
-from pipeline.cli import COMMANDS, build_parser
-from pipeline.cli.options import SHARED, parse_eval, parse_seeds, split_names
+from pipeline.commands import COMMANDS, build_parser, tune, zoo
+from pipeline.commands.options import SHARED, parse_eval, parse_seeds, split_names
 from pipeline.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,30 +52,6 @@ def test_a_flag_name_means_one_thing_in_every_command() -> None:
 def test_out_is_the_zoo_root_wherever_it_is_taken() -> None:
     takes_out = [c for c in COMMANDS if "--out" in flags(c)]
     assert set(COMMANDS) - set(takes_out) == {"pipeline.data.cropsheet"}  # it reads no zoo
-
-
-def module_file(module: str) -> Path:
-    return Path(importlib.util.find_spec(module).origin)
-
-
-def pipeline_imports(path: Path) -> set[str]:
-    """Modules of ``pipeline`` that a file imports (``from pipeline import zoo`` included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    return {m for m in found if m.startswith("pipeline")}
-
-
-def test_no_command_imports_another_command() -> None:
-    commands = set(COMMANDS.values())
-    for module in commands | {"pipeline.ensemble.__main__"}:
-        others = commands - {module}
-        if module == "pipeline.ensemble.__main__":  # the entry point of ensemble.cli
-            others.discard("pipeline.ensemble.cli")
-        assert not pipeline_imports(module_file(module)) & others, module
 
 
 def parsed(command: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
