@@ -10,10 +10,10 @@ import streamlit as st
 
 from leaderboard.charts import confusion_chart, reliability_chart
 from leaderboard.loaders import calibration_report, find_entry, full_scores, history, misclassified
-from pipeline.runs.layout import Layout
 from pipeline.ranking.collect import Contender
 from pipeline.ranking.disclosure import Disclosure, disclosure
 from pipeline.ranking.table import IN_DOMAIN
+from pipeline.runs.layout import Layout
 
 COMPETING = (
     "Competition mode: the test set's confusion matrix, per-class scores and misclassified "

@@ -15,16 +15,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pipeline.evaluation.calibration import RAW_FOLDER, compare
 from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.runs.layout import Layout
+from pipeline.evaluation.calibration import RAW_FOLDER, compare
+from pipeline.evaluation.scoring import mistakes
+from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import Contender, find_entries
 from pipeline.ranking.present import sample_submission, set_description
 from pipeline.ranking.queries import eval_sets
-from pipeline.ranking.cached_scores import Scorer
-from pipeline.ranking.table import leaderboard, long_table
 from pipeline.ranking.reference import Reference
-from pipeline.evaluation.scoring import mistakes
+from pipeline.ranking.table import leaderboard, long_table
+from pipeline.runs.layout import Layout
 from pipeline.runs.submissions import read_submission
 
 
@@ -123,7 +123,7 @@ def misclassified(
 
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
-    """A member's training history (``pipeline.train.MemberPaths``); None for ensembles."""
+    """A member's training history (``pipeline.training.member.MemberPaths``); None for ensembles."""
     path = Layout(Path(out)).member(dataset, name) / "history.csv"
     return read_history(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 

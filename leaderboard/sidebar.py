@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from leaderboard.loaders import reference_out
-from pipeline.ranking.table import ranked_test_sets
 from pipeline.ranking.reference import Reference, references
+from pipeline.ranking.table import ranked_test_sets
 
 
 def out_folder() -> tuple[Path, bool]:

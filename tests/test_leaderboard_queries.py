@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from test_leaderboard_app import answer_key, fabricate_out, perfect
 
+from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.queries import Standing, eval_sets, would_rank
-from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.table import leaderboard, long_table
 from pipeline.ranking.upload import check_upload, save_upload
 
