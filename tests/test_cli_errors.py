@@ -16,7 +16,7 @@ import torch
 from pipeline.commands import ensemble as ensemble
 from pipeline.commands import explain as explain
 from pipeline.commands import predict, tune, zoo
-from pipeline.data import cropsheet
+from pipeline.commands import cropsheet
 from pipeline.models import load_catalogue
 from pipeline.training.recipes import get_recipe, override
 

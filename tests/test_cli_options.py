@@ -51,7 +51,7 @@ def test_a_flag_name_means_one_thing_in_every_command() -> None:
 
 def test_out_is_the_zoo_root_wherever_it_is_taken() -> None:
     takes_out = [c for c in COMMANDS if "--out" in flags(c)]
-    assert set(COMMANDS) - set(takes_out) == {"pipeline.data.cropsheet"}  # it reads no zoo
+    assert set(COMMANDS) - set(takes_out) == {"pipeline.cropsheet"}  # it reads no zoo
 
 
 def parsed(command: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
@@ -78,7 +78,7 @@ RENAMED = [  # (command, the old spelling, the new, arguments both need)
     ("pipeline.audit", ["--size", "32"], ["--image-size", "32"], ["--data", "d"]),
     ("pipeline.audit", ["--workers", "2"], ["--decode-workers", "2"], ["--data", "d"]),
     ("pipeline.audit", ["--top", "5"], ["--outliers", "5"], ["--data", "d"]),
-    ("pipeline.data.cropsheet", ["--out", "s.png"], ["--png", "s.png"], ["a=/a"]),
+    ("pipeline.cropsheet", ["--out", "s.png"], ["--png", "s.png"], ["a=/a"]),
 ]  # fmt: skip
 
 

@@ -321,7 +321,7 @@ def test_raabin_testb_alone_is_an_evaluation_set(raabin_root: Path, cache_dir) -
 
 
 def test_crop_sheet_counts_and_draws_every_set(tmp_path: Path, capsys) -> None:
-    from pipeline.data import cropsheet
+    from pipeline.commands import cropsheet
 
     lisc = lisc_frames(tmp_path / "LISC")
     save(

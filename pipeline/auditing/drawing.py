@@ -1,4 +1,4 @@
-"""What every contact sheet draws with (the audit's sheets, ``python -m pipeline.data.cropsheet``):
+"""What every contact sheet draws with (the audit's sheets, ``python -m pipeline.cropsheet``):
 one font, atomic PNG files."""
 
 from __future__ import annotations

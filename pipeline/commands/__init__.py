@@ -23,7 +23,7 @@ COMMANDS = {
     "pipeline.pretrain": "pipeline.commands.pretrain",
     "pipeline.audit": "pipeline.commands.audit",
     "pipeline.reference": "pipeline.commands.reference",
-    "pipeline.data.cropsheet": "pipeline.commands.cropsheet",
+    "pipeline.cropsheet": "pipeline.commands.cropsheet",
 }
 
 

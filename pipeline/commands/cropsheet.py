@@ -1,4 +1,4 @@
-"""``python -m pipeline.data.cropsheet``: look at cell-centred crops before training on them.
+"""``python -m pipeline.cropsheet``: look at cell-centred crops before training on them.
 
 For every set: how its cells were found (counts, fallbacks to a centre crop named), and a contact
 sheet row of source images with the found box drawn above the crops that the cache would store.
@@ -100,7 +100,7 @@ def draw_row(examples: list[Example], title: str, columns: int) -> Image.Image:
 
 def build_parser() -> argparse.ArgumentParser:
     p = opts.command_parser(
-        "python -m pipeline.data.cropsheet",
+        "python -m pipeline.cropsheet",
         "Find the white cell in every image of each set, print how often the finder "
         "fell back to a centre crop (no cell, several cells), and draw a contact sheet: source "
         "images with the found box (green; blue: expert mask) above the cell-centred crops (red "

@@ -1,4 +1,4 @@
-"""``python -m pipeline.data.cropsheet``: its code is pipeline/commands/cropsheet.py."""
+"""``python -m pipeline.cropsheet``: its code is pipeline/commands/cropsheet.py."""
 
 import sys
 
