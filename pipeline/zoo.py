@@ -24,6 +24,7 @@ from pipeline.manifest import Manifest, flocked, member_lock
 from pipeline.models import Entry, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import check_backbone
+from pipeline.models.mixstyle import check_family
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, disk, downloads, plan
 from pipeline.recipes import Recipe
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=GPU_MODES,
         help="flips, 90 degree turns and rotate60 on the device in batch: auto (on CUDA, when "
-        "every augmentation of the recipe has a device form), on, off",
+        "every augmentation of the recipe has a device form), on, off; randconv runs on the "
+        "device always",
     )
     speed.add_argument("--compile", action="store_true", help="torch.compile each member")
     speed.add_argument(
@@ -330,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     members = select(
         load_catalogue(), opts.split_names(args.models), args.all, opts.split_names(args.exclude)
     )
+    if recipe.mixstyle:
+        for entry in members:
+            check_family(entry.family, entry.name)
     if not args.plan:
         check_writable(args.out, "zoo", "submissions")
     if preset:
