@@ -193,6 +193,13 @@ RECIPES["robust-randconv"] = dataclasses.replace(
 )
 
 
+def for_member(recipe: Recipe, lr_scale: float) -> Recipe:
+    """The recipe a member trains with: its catalogue ``lr_scale`` times the recipe's lr,
+    named as that change would be (``fast+1a2b3c``, see ``override``), so a member trained at
+    another lr never shares a name with one trained at the recipe's own."""
+    return override(recipe, {"lr": float(f"{recipe.lr * lr_scale:.12g}")})
+
+
 def get_recipe(name: str) -> Recipe:
     """A named recipe, or one saved as JSON (``pipeline.tune`` writes them)."""
     if name.endswith(".json"):

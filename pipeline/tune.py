@@ -28,7 +28,7 @@ from pipeline.layout import Layout
 from pipeline.models import load_catalogue
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.names import plain_name
-from pipeline.recipes import Recipe, override, save_recipe
+from pipeline.recipes import Recipe, for_member, override, save_recipe
 from pipeline.train import MemberConfig, MemberPaths, train_member
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -91,6 +91,7 @@ class TuneWorker:
 
         def objective(trial: optuna.Trial) -> float:
             recipe = dataclasses.replace(suggest(trial, self.base), name=f"trial{trial.number}")
+            recipe = for_member(recipe, entry.lr_scale)
             cfg = MemberConfig(entry, recipe, self.seed, self.weights, data.tag, self.device)
 
             def report(row: dict) -> None:

@@ -27,7 +27,7 @@ from pipeline.models.backbone_file import check_backbone
 from pipeline.models.mixstyle import check_family
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.plan import Gpu, describe, disk, downloads, plan
-from pipeline.recipes import Recipe
+from pipeline.recipes import Recipe, for_member
 from pipeline.stats import seed_summary
 from pipeline.tracking import make_tracker
 from pipeline.train import MemberConfig, MemberPaths, is_done
@@ -178,6 +178,16 @@ def size_notes(recipe: Recipe, members: list[Entry]) -> list[str]:
         f"image size {asked} is below the smallest input of {', '.join(names)}: "
         f"trained at {size} px"
         for size, names in sorted(raised.items())
+    ]
+
+
+def lr_notes(recipe: Recipe, members: list[Entry]) -> list[str]:
+    """Members whose catalogue scales the recipe's lr train under another recipe name."""
+    return [
+        f"{e.name} has no normalisation layers: trained at lr {for_member(recipe, e.lr_scale).lr:g}"
+        f" ({e.lr_scale:g} x the recipe's), as recipe {for_member(recipe, e.lr_scale).name}"
+        for e in members
+        if e.lr_scale != 1
     ]
 
 
@@ -344,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             "where cached or downloadable (else random init). Pass --data for real training.",
             flush=True,
         )
-    for note in size_notes(recipe, members):
+    for note in size_notes(recipe, members) + lr_notes(recipe, members):
         print(note, flush=True)
     if weights_api.is_file(weights):
         check_backbone(Path(weights), members)
@@ -377,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [
         JobSpec(
             MemberConfig(
-                entry, recipe, seed, weights, tag, args.device, args.loader_workers, args.precision,
-                args.gpu_augment, args.compile, args.deterministic,
+                entry, for_member(recipe, entry.lr_scale), seed, weights, tag, args.device,
+                args.loader_workers, args.precision, args.gpu_augment, args.compile,
+                args.deterministic,
             ),
             spec, args.out.resolve(), args.force, not args.no_progress and not executor.parallel,
         )

@@ -1,4 +1,4 @@
-"""Generalisation without target data: MixStyle and RandConv."""
+"""Generalisation without target data: MixStyle, RandConv, and the lr of networks without norm."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pipeline.gpu_augment import GpuAugment, randconv, split_augment
 from pipeline.members import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.mixstyle import MixStyle, MixStyleError, add_mixstyle, insertion_points
-from pipeline.recipes import RecipeError, get_recipe, override
+from pipeline.recipes import RecipeError, for_member, get_recipe, override
+from pipeline.train import MemberConfig
 
 CATALOGUE = load_catalogue()
 
@@ -149,6 +150,26 @@ def test_randconv_runs_on_the_device_in_every_mode() -> None:
     assert get_recipe("robust-randconv").augment == robust
     with pytest.raises(RecipeError, match="unknown augmentation"):
         override(get_recipe("robust"), {"augment": "hflip,randconvv"})
+
+
+def test_the_lr_scale_lowers_only_networks_without_normalisation_and_renames_them() -> None:
+    scaled = {e.name for e in CATALOGUE.values() if e.lr_scale != 1}
+    assert "alexnet" in scaled
+    assert all(CATALOGUE[n].norm == "none" for n in scaled)
+    fast = get_recipe("fast")
+    alexnet = for_member(fast, CATALOGUE["alexnet"].lr_scale)
+    assert alexnet.lr == pytest.approx(2e-4)
+    # named as the same change made by hand would be: --set lr=2e-4
+    assert alexnet == override(fast, {"lr": "2e-4"}) and alexnet.name != "fast"
+    for name in ("resnet18", "squeezenet1_1", "vgg16_bn"):
+        assert for_member(fast, CATALOGUE[name].lr_scale) is fast
+    cfg = MemberConfig(CATALOGUE["alexnet"], alexnet, 0, "none", "pbc")
+    assert cfg.member_id == f"alexnet-{alexnet.name}-s0"
+    notes = zoo.lr_notes(fast, [CATALOGUE["resnet18"], CATALOGUE["alexnet"]])
+    assert notes == [
+        f"alexnet has no normalisation layers: trained at lr 0.0002 (0.1 x the recipe's), "
+        f"as recipe {alexnet.name}"
+    ]
 
 
 def test_mixstyle_is_a_recipe_field_off_by_default() -> None:
