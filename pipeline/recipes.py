@@ -197,6 +197,8 @@ def for_member(recipe: Recipe, lr_scale: float) -> Recipe:
     """The recipe a member trains with: its catalogue ``lr_scale`` times the recipe's lr,
     named as that change would be (``fast+1a2b3c``, see ``override``), so a member trained at
     another lr never shares a name with one trained at the recipe's own."""
+    if lr_scale == 1:  # not even rounded: a tuned lr of many digits keeps its name
+        return recipe
     return override(recipe, {"lr": float(f"{recipe.lr * lr_scale:.12g}")})
 
 

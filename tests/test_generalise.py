@@ -161,8 +161,10 @@ def test_the_lr_scale_lowers_only_networks_without_normalisation_and_renames_the
     assert alexnet.lr == pytest.approx(2e-4)
     # named as the same change made by hand would be: --set lr=2e-4
     assert alexnet == override(fast, {"lr": "2e-4"}) and alexnet.name != "fast"
+    tuned = override(fast, {"lr": 0.0012520653814999472})  # as pipeline.tune writes them
     for name in ("resnet18", "squeezenet1_1", "vgg16_bn"):
         assert for_member(fast, CATALOGUE[name].lr_scale) is fast
+        assert for_member(tuned, CATALOGUE[name].lr_scale) is tuned
     cfg = MemberConfig(CATALOGUE["alexnet"], alexnet, 0, "none", "pbc")
     assert cfg.member_id == f"alexnet-{alexnet.name}-s0"
     notes = zoo.lr_notes(fast, [CATALOGUE["resnet18"], CATALOGUE["alexnet"]])
