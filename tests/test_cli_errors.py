@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
+from pipeline.commands import cropsheet, predict, tune, zoo
 from pipeline.commands import ensemble as ensemble
 from pipeline.commands import explain as explain
-from pipeline.commands import predict, tune, zoo
-from pipeline.commands import cropsheet
 from pipeline.models import load_catalogue
 from pipeline.training.recipes import get_recipe, override
 

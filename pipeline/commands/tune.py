@@ -29,7 +29,7 @@ from pipeline.names import plain_name
 from pipeline.runs.layout import Layout
 from pipeline.training.jobs import DataSpec, load_data
 from pipeline.training.member import MemberConfig, MemberPaths, train_member
-from pipeline.training.recipes import Recipe, override, save_recipe
+from pipeline.training.recipes import Recipe, for_member, override, save_recipe
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -91,6 +91,7 @@ class TuneWorker:
 
         def objective(trial: optuna.Trial) -> float:
             recipe = dataclasses.replace(suggest(trial, self.base), name=f"trial{trial.number}")
+            recipe = for_member(recipe, entry.lr_scale)
             cfg = MemberConfig(entry, recipe, self.seed, self.weights, data.tag, self.device)
 
             def report(row: dict) -> None:

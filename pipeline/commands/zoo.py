@@ -21,6 +21,7 @@ from pipeline.models import Architecture, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import check_backbone
 from pipeline.models.engine import PRECISIONS, parse_device, resolve_device
+from pipeline.models.mixstyle import check_family
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.runs.layout import Layout
 from pipeline.runs.manifest import Manifest, flocked, member_lock
@@ -29,7 +30,7 @@ from pipeline.training.gpu_augment import GPU_MODES
 from pipeline.training.jobs import Data, DataSpec, JobSpec, load_data
 from pipeline.training.member import MemberConfig, MemberPaths, is_done
 from pipeline.training.plan import Gpu, describe, disk, downloads, plan
-from pipeline.training.recipes import Recipe
+from pipeline.training.recipes import Recipe, for_member
 
 RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats
 RECIPE_FIELDS = ("epochs", "image_size", "batch_size", "lr")  # with an option of their own
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=GPU_MODES,
         help="flips, 90 degree turns and rotate60 on the device in batch: auto (on CUDA, when "
-        "every augmentation of the recipe has a device form), on, off",
+        "every augmentation of the recipe has a device form), on, off; randconv runs on the "
+        "device always",
     )
     speed.add_argument("--compile", action="store_true", help="torch.compile each member")
     speed.add_argument(
@@ -176,6 +178,16 @@ def size_notes(recipe: Recipe, members: list[Architecture]) -> list[str]:
         f"image size {asked} is below the smallest input of {', '.join(names)}: "
         f"trained at {size} px"
         for size, names in sorted(raised.items())
+    ]
+
+
+def lr_notes(recipe: Recipe, members: list[Architecture]) -> list[str]:
+    """Members whose catalogue scales the recipe's lr train under another recipe name."""
+    return [
+        f"{e.name} has no normalisation layers: trained at lr {for_member(recipe, e.lr_scale).lr:g}"
+        f" ({e.lr_scale:g} x the recipe's), as recipe {for_member(recipe, e.lr_scale).name}"
+        for e in members
+        if e.lr_scale != 1
     ]
 
 
@@ -330,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     members = select(
         load_catalogue(), opts.split_names(args.models), args.all, opts.split_names(args.exclude)
     )
+    if recipe.mixstyle:
+        for entry in members:
+            check_family(entry.family, entry.name)
     if not args.plan:
         check_writable(args.out, "zoo", "submissions")
     if preset:
@@ -339,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             "where cached or downloadable (else random init). Pass --data for real training.",
             flush=True,
         )
-    for note in size_notes(recipe, members):
+    for note in size_notes(recipe, members) + lr_notes(recipe, members):
         print(note, flush=True)
     if weights_api.is_file(weights):
         check_backbone(Path(weights), members)
@@ -372,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [
         JobSpec(
             MemberConfig(
-                entry, recipe, seed, weights, tag, args.device, args.loader_workers, args.precision,
-                args.gpu_augment, args.compile, args.deterministic,
+                entry, for_member(recipe, entry.lr_scale), seed, weights, tag, args.device,
+                args.loader_workers, args.precision, args.gpu_augment, args.compile,
+                args.deterministic,
             ),
             spec, args.out.resolve(), args.force, not args.no_progress and not executor.parallel,
         )

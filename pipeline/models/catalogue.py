@@ -37,6 +37,7 @@ class Architecture:
     size_kwarg: str = ""  # builder argument fixing the input size (ViT's image_size)
     cam_layer: str = ""  # Grad-CAM layer, where the family's default does not apply
     imagenet: bool = True  # False: no published ImageNet weights, random initialisation only
+    lr_scale: float = 1.0  # times every recipe's lr (recipes.for_member): networks without norm
 
     @property
     def library(self) -> str:

@@ -32,6 +32,7 @@ from pipeline.io import atomic_write, read_json, write_json, write_text
 from pipeline.models import Architecture, count_gmacs, count_params, create_model, engine
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import describe_backbone, file_sha256
+from pipeline.models.mixstyle import add_mixstyle
 from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
 from pipeline.runs.layout import Layout
@@ -235,6 +236,8 @@ def set_up(
         head_dropout=recipe.head_dropout,
         head_hidden=recipe.head_hidden,
     )
+    if recipe.mixstyle:  # no parameters: checkpoints and predictions are the plain member's
+        add_mixstyle(model, cfg.entry.family, cfg.entry.name)
     params, gmacs = count_params(model), count_gmacs(model, size)
     memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)

@@ -20,6 +20,7 @@ from pipeline.errors import UnknownNameError, UserError
 from pipeline.io import write_json
 from pipeline.names import plain_name
 from pipeline.runs.metadata import MemberMeta
+from pipeline.training.gpu_augment import DEVICE_ONLY
 
 
 class RecipeError(UserError, ValueError):
@@ -78,6 +79,8 @@ class Recipe:
     cell_fraction: float = DEFAULT_CELL_FRACTION
     # none | reinhard | macenko: every set mapped onto the training split's stain at decode time
     stain_norm: str = "none"
+    # MixStyle (Zhou et al. 2021) after the early stages, in training only (models.mixstyle)
+    mixstyle: bool = False
 
     def __post_init__(self) -> None:
         choices = {
@@ -109,10 +112,11 @@ class Recipe:
             raise RecipeError(
                 f"image_size must be a positive number of pixels (or native), not {self.image_size}"
             )
-        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        known = AUGMENTATIONS + DEVICE_ONLY
+        unknown = [a for a in self.augment if a not in known]
         if unknown:
             raise RecipeError(
-                f"unknown augmentation(s) {', '.join(unknown)}; known: {', '.join(AUGMENTATIONS)}"
+                f"unknown augmentation(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
         try:
             CropSpec(self.crop, self.cell_fraction)
@@ -178,6 +182,24 @@ RECIPES["robust"] = dataclasses.replace(
     augment=("hflip", "vflip", "rot90", "hed", "colorjitter", "grayscale"),
     crop="cell",
 )
+# Domain generalisation on top of robust, with no target data: MixStyle mixes feature
+# statistics between the cells of a batch; RandConv re-textures and re-colours every image by
+# a random convolution (pipeline.gpu_augment).
+RECIPES["robust-mixstyle"] = dataclasses.replace(
+    RECIPES["robust"], name="robust-mixstyle", mixstyle=True
+)
+RECIPES["robust-randconv"] = dataclasses.replace(
+    RECIPES["robust"], name="robust-randconv", augment=(*RECIPES["robust"].augment, "randconv")
+)
+
+
+def for_member(recipe: Recipe, lr_scale: float) -> Recipe:
+    """The recipe a member trains with: its catalogue ``lr_scale`` times the recipe's lr,
+    named as that change would be (``fast+1a2b3c``, see ``override``), so a member trained at
+    another lr never shares a name with one trained at the recipe's own."""
+    if lr_scale == 1:  # not even rounded: a tuned lr of many digits keeps its name
+        return recipe
+    return override(recipe, {"lr": float(f"{recipe.lr * lr_scale:.12g}")})
 
 
 def get_recipe(name: str) -> Recipe:
