@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pipeline import export, zoo
+from pipeline.commands import export, zoo
 from pipeline.inference.load import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.mixstyle import MixStyle, MixStyleError, add_mixstyle, insertion_points
