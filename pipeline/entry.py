@@ -67,7 +67,18 @@ def board_environment() -> dict[str, str]:
     return env
 
 
+def wait_for(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` to its end; Ctrl-C reaches it too and it stops on its own, where
+    ``subprocess.call`` would kill it mid-shutdown."""
+    with subprocess.Popen(command, env=env) as process:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                continue
+
+
 def board(argv: list[str] | None = None) -> int:
     """``wbczoo-board [streamlit options] [-- --out DIR]``: ``streamlit run leaderboard/app.py``."""
     args = sys.argv[1:] if argv is None else argv
-    return subprocess.call(board_command(args), env=board_environment())
+    return wait_for(board_command(args), board_environment())

@@ -60,7 +60,7 @@ def test_wbczoo_passes_on_the_command_exit_code_and_error(tmp_path, capsys) -> N
 
 def test_wbczoo_board_runs_streamlit_on_the_app_kept_on_this_machine(monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(entry.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    monkeypatch.setattr(entry, "wait_for", lambda cmd, env: calls.append((cmd, env)) or 0)
     monkeypatch.delenv("STREAMLIT_SERVER_ADDRESS", raising=False)
     assert entry.board(["--server.port", "8600", "--", "--out", "runs"]) == 0
     command, env = calls[0]
@@ -71,6 +71,10 @@ def test_wbczoo_board_runs_streamlit_on_the_app_kept_on_this_machine(monkeypatch
     monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", "0.0.0.0")
     entry.board([])
     assert calls[1][1]["STREAMLIT_SERVER_ADDRESS"] == "0.0.0.0"
+
+
+def test_wbczoo_board_returns_the_exit_code_of_what_it_ran() -> None:
+    assert entry.wait_for([sys.executable, "-c", "import sys; sys.exit(3)"], env={}) == 3
 
 
 def test_the_console_scripts_name_functions_that_exist() -> None:
