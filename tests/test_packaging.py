@@ -34,6 +34,12 @@ def test_wbczoo_help_lists_every_python_m_command() -> None:
     assert "zoo" in listed and "data.cropsheet" in listed
 
 
+def test_wbczoo_runs_a_command_in_a_fresh_process_without_warnings() -> None:
+    done = run_wbczoo("calibrate", "--help")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: python -m pipeline.calibrate")
+
+
 def test_wbczoo_without_a_known_command_says_so_with_exit_2() -> None:
     unknown = run_wbczoo("zooo", "--all")
     assert unknown.returncode == 2
@@ -42,6 +48,12 @@ def test_wbczoo_without_a_known_command_says_so_with_exit_2() -> None:
     assert bare.returncode == 2 and "usage: wbczoo COMMAND" in bare.stderr
 
 
+# In this process other tests have imported pipeline.zoo already, which runpy warns about; a
+# console command imports no command before it runs one (checked in a fresh process below).
+ALREADY_IMPORTED = pytest.mark.filterwarnings("ignore:'pipeline.zoo' found in sys.modules")
+
+
+@ALREADY_IMPORTED
 def test_wbczoo_command_runs_its_module_with_the_remaining_arguments(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         entry.main(["zoo", "--help"])
@@ -50,6 +62,7 @@ def test_wbczoo_command_runs_its_module_with_the_remaining_arguments(capsys) -> 
     assert out.startswith("usage: python -m pipeline.zoo") and "--fetch-weights" in out
 
 
+@ALREADY_IMPORTED
 def test_wbczoo_passes_on_the_command_exit_code_and_error(tmp_path, capsys) -> None:
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
