@@ -8,20 +8,10 @@ or ``WBCZOO_OUT`` the board opens on one of them.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# For running from a checkout without `pip install -e .`: `streamlit run` puts this script's
-# folder on the path, not the repository root that holds the `leaderboard` and `pipeline`
-# packages. Every interaction reruns this file: insert once, not once per rerun.
-ROOT = str(Path(__file__).resolve().parents[1])
-if sys.path[0] != ROOT:
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
-
-from leaderboard import board, competition_page, details, live, loaders, sidebar  # noqa: E402
-from pipeline.ranking.live import manifests  # noqa: E402
+from leaderboard import board, competition_page, details, live, loaders, sidebar
+from pipeline.ranking.live import manifests
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The commands agree: one meaning per flag name, shared parsers, old spellings kept for a
-release, a README table of every command and flag, and recipes checked before any work (no
-command importing another: tests/test_layers.py)."""
+release, a table of every command and flag (docs/commands.md), and recipes checked before any
+work (no command importing another: tests/test_layers.py)."""
 
 from __future__ import annotations
 
@@ -117,8 +117,8 @@ def test_shared_value_parsers() -> None:
 
 
 def readme_commands() -> dict[str, str]:
-    """The rows of the README's table of commands: command -> its row."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The rows of the table of commands (docs/commands.md): command -> its row."""
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
     section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `python -m ([\w.]+)[^`]*` \|(.*)$", section, re.MULTILINE)
     return dict(rows)
