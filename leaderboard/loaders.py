@@ -123,7 +123,7 @@ def misclassified(
 
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
-    """A member's training history (``pipeline.training.member.MemberPaths``); None for ensembles."""
+    """A member's training history (``training.member.MemberPaths``); None for ensembles."""
     path = Layout(Path(out)).member(dataset, name) / "history.csv"
     return read_history(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 
