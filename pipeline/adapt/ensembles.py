@@ -22,7 +22,7 @@ from pipeline.adapt.entries import (
     fit_outputs,
     write_adapted,
 )
-from pipeline.adapt.methods import Adaptation
+from pipeline.adapt.methods import Adaptation, without_batchnorm
 from pipeline.answers import keys_of_zoo
 from pipeline.calibration import FIT_SET, apply_temperature
 from pipeline.data.store import ImageStore
@@ -58,7 +58,7 @@ def member_predictions(
     entry, validation from the outputs its temperature was fitted on; a member without
     BatchNorm, which has no such entry, gives its entry without the BatchNorm method
     (``adapt_member`` writes ``+tta`` for its ``+adabn+tta``)."""
-    for candidate in (adaptation, Adaptation(tta=adaptation.tta)):
+    for candidate in (adaptation, without_batchnorm(adaptation)):
         name = member + candidate.suffix
         folder = layout.submission(dataset, name)
         if (folder / "meta.json").is_file():

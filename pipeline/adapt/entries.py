@@ -17,12 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import provenance
-from pipeline.adapt.methods import (
-    Adaptation,
-    adapted_probabilities,
-    applicable,
-    few_images_warning,
-)
+from pipeline.adapt.compose import adapted_set
+from pipeline.adapt.methods import Adaptation, applicable, few_images_warning
 from pipeline.answers import AnswerKeys
 from pipeline.calibration import FIT_SET, apply_temperature, calibrate_outputs, raw_path
 from pipeline.data.store import ImageSet, ImageStore, View
@@ -148,8 +144,8 @@ def adapt_member(
     kept = applicable(adaptations, member.model)
     if skipped := [a.suffix for a in adaptations if a not in kept]:
         warnings.warn(
-            f"{member.name} has no BatchNorm layer: {', '.join(skipped)} would repeat its plain "
-            "or TTA predictions, so no such entry is written",
+            f"{member.name} has no BatchNorm layer: {', '.join(skipped)} would repeat its "
+            "entry without AdaBN or TENT, so no such entry is written",
             stacklevel=2,
         )
     adaptations = kept
@@ -164,12 +160,11 @@ def adapt_member(
         entry = member.name + adaptation.suffix
         # without validation outputs to fit on, an adapted entry says it is uncalibrated
         meta = adapted_meta(member, adaptation, module, {}) if adaptation.active else member.meta
+        source = None  # validation's, for the output-level methods: fitted first
         for set_name, (view, vocabulary) in views.items():
             if set_name == FIT_SET and not adaptation.active:
                 continue  # the member's own temperature and scores stand
-            probs = adapted_probabilities(
-                member.model, view.images, view.rows, member.precision, adaptation
-            )
+            probs, source = adapted_set(member, view, vocabulary, adaptation, source)
             key = dict(zip(view.ids, view.labels, strict=True))
             if set_name == FIT_SET:  # first: the temperature the other sets are written with
                 fit_outputs(out, member.dataset, entry, view.ids, probs, member.classes)
