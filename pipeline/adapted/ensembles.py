@@ -26,7 +26,7 @@ from pipeline.errors import UserError
 from pipeline.evaluation.answers import keys_of_zoo
 from pipeline.evaluation.calibration import FIT_SET, apply_temperature
 from pipeline.evaluation.scoring import score
-from pipeline.inference.adaptation import Adaptation
+from pipeline.inference.adaptation import Adaptation, without_batchnorm
 from pipeline.inference.load import fitted_method
 from pipeline.io import write_json
 from pipeline.runs import provenance
@@ -58,7 +58,7 @@ def member_predictions(
     entry, validation from the outputs its temperature was fitted on; a member without
     BatchNorm, which has no such entry, gives its entry without the BatchNorm method
     (``adapt_member`` writes ``+tta`` for its ``+adabn+tta``)."""
-    for candidate in (adaptation, Adaptation(tta=adaptation.tta)):
+    for candidate in (adaptation, without_batchnorm(adaptation)):
         name = member + candidate.suffix
         folder = layout.submission(dataset, name)
         if (folder / "meta.json").is_file():

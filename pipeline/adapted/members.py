@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.adapted.compose import adapted_set
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.evaluation.answers import AnswerKeys
@@ -23,7 +24,6 @@ from pipeline.evaluation.calibration import FIT_SET, apply_temperature, calibrat
 from pipeline.evaluation.scoring import score
 from pipeline.inference.adaptation import (
     Adaptation,
-    adapted_probabilities,
     applicable,
     few_images_warning,
 )
@@ -148,8 +148,8 @@ def adapt_member(
     kept = applicable(adaptations, member.model)
     if skipped := [a.suffix for a in adaptations if a not in kept]:
         warnings.warn(
-            f"{member.name} has no BatchNorm layer: {', '.join(skipped)} would repeat its plain "
-            "or TTA predictions, so no such entry is written",
+            f"{member.name} has no BatchNorm layer: {', '.join(skipped)} would repeat its "
+            "entry without AdaBN or TENT, so no such entry is written",
             stacklevel=2,
         )
     adaptations = kept
@@ -164,12 +164,11 @@ def adapt_member(
         entry = member.name + adaptation.suffix
         # without validation outputs to fit on, an adapted entry says it is uncalibrated
         meta = adapted_meta(member, adaptation, module, {}) if adaptation.active else member.meta
+        source = None  # validation's, for the output-level methods: fitted first
         for set_name, (view, vocabulary) in views.items():
             if set_name == FIT_SET and not adaptation.active:
                 continue  # the member's own temperature and scores stand
-            probs = adapted_probabilities(
-                member.model, view.images, view.rows, member.precision, adaptation
-            )
+            probs, source = adapted_set(member, view, vocabulary, adaptation, source)
             key = dict(zip(view.ids, view.labels, strict=True))
             if set_name == FIT_SET:  # first: the temperature the other sets are written with
                 fit_outputs(out, member.dataset, entry, view.ids, probs, member.classes)

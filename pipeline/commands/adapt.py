@@ -22,7 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
         "adaptation as its own leaderboard entry (<member>+adabn, ...). AdaBN re-estimates "
         "BatchNorm statistics on the set's own images; TENT also tunes the BatchNorm affine "
         "parameters by entropy minimisation; both are transductive (they look at the set's "
-        "images, never its labels). TTA averages the 8 flips and 90 degree turns. An ensemble "
+        "images, never its labels). SHOT fine-tunes the feature extractor on the set "
+        "(information maximisation and its own pseudo-labels, classifier frozen). TTA "
+        "averages the 8 flips and 90 degree turns. Then, on calibrated probabilities over the "
+        "set's classes: LAME smooths each prediction toward its nearest neighbours' in "
+        "feature space; EM (Saerens et al.) or BBSE re-estimate the set's class priors, with "
+        "the training lab's from validation. Joined by + they apply in that order "
+        "(adabn+shot+tta+em); every method but tta is transductive. An ensemble "
         "is adapted by applying its fitted method to its members' adapted entries (made "
         "first where missing): <ensemble>+adabn+tta.",
     )
@@ -36,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         "--adapt",
         default="adabn,adabn+tta",
-        help="comma-separated adaptations: adabn, tent, tta, or one method with tta (adabn+tta)",
+        help="comma-separated adaptations: adabn, tent, shot, tta, lame, em, bbse, or a "
+        "combination joined by + (adabn+tta+em); at most one of adabn and tent, one of em and bbse",
     )
     opts.add_out(p)
     opts.add_tag(p)

@@ -56,7 +56,8 @@ MEANINGS = {
     "--weights": "initial weights: imagenet, none (random init), auto (per member: imagenet "
     "where cached or downloadable, else random init), or a backbone FILE written by "
     "pipeline.pretrain (members of its architecture)",
-    "--adapt": "test-time adaptation: adabn, tent or tta, or a method with tta (adabn+tta)",
+    "--adapt": "test-time adaptation: adabn, tent, shot, tta, lame, em, bbse, or a combination "
+    "joined by + (adabn+shot+tta+em), applied in that order",
     "--per-set": "images drawn from each set",
     "--reference": "a reference zoo's name, its folder under zoo/reference/ (e.g. pbc-fast64)",
     "--debug": "show the traceback of an error in the input too",

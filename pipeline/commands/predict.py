@@ -153,6 +153,11 @@ def one_adaptation(text: str, tta: bool) -> Adaptation:
     adaptations = opts.parse_adapt(text)
     if len(adaptations) > 1:
         raise UserError(f"--adapt takes one adaptation here, e.g. adabn+tta, not {text!r}")
+    if adaptations[0].shot or adaptations[0].outputs:
+        raise UserError(
+            f"--adapt {text}: shot, lame, em and bbse need the member's validation set; "
+            "here take adabn, tent or tta, or write adapted entries with python -m pipeline.adapt"
+        )
     return dataclasses.replace(adaptations[0], tta=adaptations[0].tta or tta)
 
 

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         "--adapt",
         help="after training, also write test-time adapted entries of each member, e.g. "
-        "adabn,adabn+tta (adabn, tent, tta; see python -m pipeline.adapt)",
+        "adabn,adabn+tta+em (adabn, tent, shot, tta, lame, em, bbse; see python -m pipeline.adapt)",
     )
     opts.add_no_progress(p)
     speed = p.add_argument_group("speed on one GPU")

@@ -1,4 +1,5 @@
-"""Test-time remedies for a lab change: AdaBN, TENT and dihedral test-time augmentation.
+"""Test-time remedies for a lab change: AdaBN, TENT and dihedral test-time augmentation, and
+the names of every adaptation (SHOT, LAME, EM and BBSE are in their own modules).
 
 Each works on one evaluation set at a time and leaves the model exactly as it found it, so the
 next set starts from the trained member again (TENT's updates never leak from set to set).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,40 +21,66 @@ from pipeline.inference.features import batches
 from pipeline.models import engine
 
 METHODS = ("none", "adabn", "tent")
+# applied after the BatchNorm-level method, SHOT and TTA, in this order (pipeline.adapt.compose)
+OUTPUT_METHODS = ("lame", "em", "bbse")
 BATCH = 64  # BatchNorm statistics of a batch: large enough to be stable, small enough for a CPU
 
 
 @dataclass(frozen=True)
 class Adaptation:
-    """How a member meets an evaluation set: ``method`` (none, adabn, tent) and ``tta``
-    (average over the 8 flips and 90° turns; a cell has no orientation)."""
+    """How a member meets an evaluation set, in a fixed order: ``method`` (none, adabn, tent:
+    BatchNorm level), ``shot`` (fine-tune the feature extractor, classifier frozen), ``tta``
+    (average over the 8 flips and 90° turns; a cell has no orientation), then ``output``
+    (none, or ``+``-joined output-level methods of OUTPUT_METHODS: lame, em, bbse)."""
 
     method: str = "none"
     tta: bool = False
     tent_steps: int = 1  # passes of entropy minimisation over the set
     tent_lr: float = 1e-3
     batch: int = BATCH
+    shot: bool = False
+    output: str = "none"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"adaptation must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.tent_steps < 1 or not self.tent_lr > 0 or self.batch < 2:
             raise ValueError("TENT needs at least 1 step, a positive learning rate, batches of 2+")
+        if self.method == "tent" and self.shot:
+            raise ValueError("tent+shot: both tune the model on the set; combine shot with adabn")
+        outputs = self.outputs
+        if outputs and (
+            any(o not in OUTPUT_METHODS for o in outputs)
+            or list(outputs) != sorted(set(outputs), key=OUTPUT_METHODS.index)
+        ):
+            raise ValueError(f"output must be '+'-joined {', '.join(OUTPUT_METHODS)} in that order")
+        if {"em", "bbse"} <= set(outputs):
+            raise ValueError("em+bbse: both correct the class priors; pick one")
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The output-level methods, in the order they are applied."""
+        return () if self.output == "none" else tuple(self.output.split("+"))
 
     @property
     def active(self) -> bool:
-        return self.method != "none" or self.tta
+        return self.method != "none" or self.tta or self.shot or bool(self.outputs)
 
     @property
     def transductive(self) -> bool:
         """Whether predictions depend on the other images of the set (not only on their own)."""
-        return self.method != "none"
+        return self.method != "none" or self.shot or bool(self.outputs)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Its methods in the order they are applied: ``("adabn", "shot", "tta", "em")``."""
+        method = (self.method,) if self.method != "none" else ()
+        return method + ("shot",) * self.shot + ("tta",) * self.tta + self.outputs
 
     @property
     def suffix(self) -> str:
         """What an adapted entry's name adds to its member's: ``+adabn``, ``+tent+tta``, …"""
-        parts = ([self.method] if self.method != "none" else []) + (["tta"] if self.tta else [])
-        return "".join(f"+{p}" for p in parts)
+        return "".join(f"+{p}" for p in self.parts)
 
 
 NO_ADAPTATION = Adaptation()  # plain predictions
@@ -69,22 +97,37 @@ def few_images_warning(n: int, what: str) -> str | None:
     )
 
 
+def parse_adaptation(item: str) -> Adaptation:
+    """``adabn+shot+em`` -> one adaptation; its parts in any order, applied in the fixed one."""
+    if item == "none":
+        return NO_ADAPTATION
+    parts = item.split("+")
+    known = (*METHODS[1:], "shot", "tta", *OUTPUT_METHODS)
+    if unknown := [p for p in parts if p not in known]:
+        raise ValueError(f"{item!r}: unknown adaptation {unknown[0]!r}; known: {', '.join(known)}")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"{item!r}: a method is named twice")
+    methods = [p for p in parts if p in METHODS]
+    if len(methods) > 1:
+        raise ValueError(f"{item!r}: combine at most one of adabn, tent (tent includes AdaBN)")
+    outputs = [o for o in OUTPUT_METHODS if o in parts]
+    try:
+        return Adaptation(
+            methods[0] if methods else "none",
+            tta="tta" in parts,
+            shot="shot" in parts,
+            output="+".join(outputs) or "none",
+        )
+    except ValueError as exc:
+        raise ValueError(f"{item!r}: {exc}") from None
+
+
 def parse_adaptations(text: str) -> list[Adaptation]:
-    """``adabn,tent,tta,adabn+tta`` -> one adaptation per comma-separated item."""
-    out = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        parts = item.split("+")
-        tta = "tta" in parts
-        methods = [p for p in parts if p != "tta"]
-        if len(methods) > 1 or len(set(parts)) != len(parts):
-            raise ValueError(
-                f"{item!r}: combine at most one of adabn, tent with tta, e.g. adabn+tta"
-            )
-        out.append(Adaptation(methods[0] if methods else "none", tta))
+    """``adabn,tent,tta,adabn+shot+em`` -> one adaptation per comma-separated item."""
+    out = [parse_adaptation(t.strip()) for t in text.split(",") if t.strip()]
     if not out:
-        raise ValueError("name at least one adaptation: adabn, tent, tta or e.g. adabn+tta")
+        raise ValueError("name at least one adaptation: adabn, tent, shot, tta, lame, em, bbse "
+                         "or a combination such as adabn+tta+em")  # fmt: skip
     return out
 
 
@@ -92,13 +135,19 @@ def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def without_batchnorm(adaptation: Adaptation) -> Adaptation:
+    """What is left of an adaptation on a model without BatchNorm (``adabn+tta+em``:
+    ``tta+em``)."""
+    return dataclasses.replace(adaptation, method="none")
+
+
 def applicable(adaptations: list[Adaptation], model: nn.Module) -> list[Adaptation]:
     """The adaptations that can change this model's predictions, each once: without a
     BatchNorm layer AdaBN and TENT have nothing to adapt (``adabn+tta`` is ``tta``), and an entry
-    for them would repeat the plain or the TTA entry under a transductive name."""
+    for them would repeat the plain or another entry under a transductive name."""
     if batchnorm_layers(model):
         return list(dict.fromkeys(adaptations))
-    return [Adaptation(tta=True)] if any(a.tta for a in adaptations) else []
+    return [a for a in dict.fromkeys(map(without_batchnorm, adaptations)) if a.active]
 
 
 @contextlib.contextmanager
@@ -232,8 +281,11 @@ def adapted_probabilities(
     model is restored afterwards.
 
     TENT ends with an AdaBN pass under its updated affine parameters, so its predictions are
-    made in eval mode and do not depend on how the set happens to be batched.
+    made in eval mode and do not depend on how the set happens to be batched. SHOT and the
+    output-level methods need the member's classifier and validation: ``compose.adapted_set``.
     """
+    if adaptation.shot or adaptation.outputs:
+        raise ValueError(f"{adaptation.suffix}: SHOT, LAME, EM and BBSE adapt whole entries")
     with restored(model):
         if adaptation.method == "tent":
             entropy_minimise(model, images, rows, precision, adaptation)
