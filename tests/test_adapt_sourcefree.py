@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.adapted import __main__ as adapt_cli
 from pipeline.adapted.compose import model_outputs
 from pipeline.adapted.labelshift import bbse, bbse_weights, class_priors, em_priors, soft_confusion
 from pipeline.adapted.lame import knn_affinity, lame
 from pipeline.adapted.shot import ShotSettings, shot
+from pipeline.commands import adapt as adapt_cli
 from pipeline.commands import predict, zoo
 from pipeline.inference.adaptation import adapted_probabilities, applicable, parse_adaptations
 from pipeline.models import engine

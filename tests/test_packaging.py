@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import entry
 from pipeline.commands import COMMANDS
+from pipeline.commands import wbczoo as entry
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def run_wbczoo(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from pipeline.entry import main; sys.exit(main())"
+    code = "import sys; from pipeline.commands.wbczoo import main; sys.exit(main())"
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )

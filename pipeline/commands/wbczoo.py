@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def board_app() -> Path:
     """The leaderboard app's script: ``leaderboard`` is installed beside ``pipeline``."""
-    return Path(__file__).resolve().parents[1] / "leaderboard" / "app.py"
+    return Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
 
 
 def board_command(argv: list[str]) -> list[str]:
