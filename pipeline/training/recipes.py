@@ -184,7 +184,7 @@ RECIPES["robust"] = dataclasses.replace(
 )
 # Domain generalisation on top of robust, with no target data: MixStyle mixes feature
 # statistics between the cells of a batch; RandConv re-textures and re-colours every image by
-# a random convolution (pipeline.gpu_augment).
+# a random convolution (pipeline.training.gpu_augment).
 RECIPES["robust-mixstyle"] = dataclasses.replace(
     RECIPES["robust"], name="robust-mixstyle", mixstyle=True
 )
