@@ -18,15 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import engine, provenance
 from pipeline.data import load_dataset
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.data.loader import CachedImages, make_loader
 from pipeline.data.store import ImageSet, ImageStore
-from pipeline.models import create_model, load_catalogue
-from pipeline.optim import make_optimizer, make_scheduler
-from pipeline.recipes import get_recipe, override
+from pipeline.models import create_model, engine, load_catalogue
+from pipeline.runs import provenance
+from pipeline.training.optim import make_optimizer, make_scheduler
+from pipeline.training.recipes import get_recipe, override
 
 
 def images_per_second(

@@ -26,8 +26,8 @@ from pipeline.data import load_dataset
 from pipeline.data.augment import build_augment
 from pipeline.data.cache import load_or_build
 from pipeline.data.loader import CachedImages, make_loader
-from pipeline.engine import Runtime
 from pipeline.models.catalogue import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.models.engine import Runtime
 
 
 def time_epochs(loader: DataLoader, epochs: int, to_input=lambda x: x) -> float:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.commands import ensemble as cli
 from pipeline.data import load_dataset
-from pipeline.ensemble import cli
-from pipeline.ensemble.candidates import load_candidates
-from pipeline.submissions import write_submission
+from pipeline.ensembling.candidates import load_candidates
+from pipeline.runs.submissions import write_submission
 
 
 def generate(out: Path, data: Path, members: int, seed: int = 0) -> Path:

@@ -20,9 +20,9 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from bench.ensemble_speed import generate
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.table import leaderboard, long_table
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
 

@@ -28,13 +28,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from bench.data_path import baseline_folder
-from pipeline import engine, provenance
 from pipeline.data import load_dataset
 from pipeline.data.cache import load_or_build
 from pipeline.data.loader import CachedImages, make_loader
-from pipeline.gpu_augment import GpuAugment
-from pipeline.models import create_model, load_catalogue
-from pipeline.plan import Gpu, member_gmacs
+from pipeline.models import create_model, engine, load_catalogue
+from pipeline.runs import provenance
+from pipeline.training.gpu_augment import GpuAugment
+from pipeline.training.plan import Gpu, member_gmacs
 
 WARMUP_BATCHES = 2  # cuDNN autotuning and the allocator settle in these
 

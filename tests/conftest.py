@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import zoo
 from pipeline.classes import CLASSES
+from pipeline.commands import ensemble as ensemble_cli
+from pipeline.commands import zoo
 from pipeline.data.pbc import FOLDER, FRACTIONS, SPLIT_SEED, load_pbc
 from pipeline.data.records import Dataset, scan_class_folders
 from pipeline.data.splits import stratified_split, write_split_file
-from pipeline.ensemble import cli as ensemble_cli
 from pipeline.io import write_json
-from pipeline.metadata import MemberMeta, entry_meta
 from pipeline.models import weights as weights_api
+from pipeline.runs.metadata import MemberMeta, entry_meta
 
 # Raabin-WBC spells its five class folders with a capital letter.
 RAABIN_CLASSES = ("Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")
@@ -255,7 +255,7 @@ def _fake_member(
     predictions cover the 8 canonical classes, as a PBC member's would.
     """
     from pipeline.data import load_dataset
-    from pipeline.submissions import write_submission
+    from pipeline.runs.submissions import write_submission
 
     rng = np.random.default_rng(seed)
     folder = out / "submissions" / tag / name

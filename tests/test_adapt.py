@@ -12,9 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import engine, predict, zoo
-from pipeline.adapt import __main__ as adapt_cli
-from pipeline.adapt.methods import (
+from pipeline.commands import adapt as adapt_cli
+from pipeline.commands import ensemble as ensemble_cli
+from pipeline.commands import predict, zoo
+from pipeline.evaluation.answers import AnswerKeys
+from pipeline.evaluation.calibration import apply_temperature, fit_temperature
+from pipeline.inference.adaptation import (
     Adaptation,
     adapted_probabilities,
     applicable,
@@ -23,14 +26,12 @@ from pipeline.adapt.methods import (
     probabilities,
     reestimate,
 )
-from pipeline.answers import AnswerKeys
-from pipeline.calibration import apply_temperature, fit_temperature
-from pipeline.ensemble import cli as ensemble_cli
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import long_table
-from pipeline.recipes import get_recipe, override
-from pipeline.submissions import read_submission
+from pipeline.models import engine
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.table import long_table
+from pipeline.runs.submissions import read_submission
+from pipeline.training.recipes import get_recipe, override
 
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
 MEMBER = f"resnet18-{FAST}-s0"

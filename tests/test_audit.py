@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.audit import AuditConfig, audit
-from pipeline.audit.__main__ import main
-from pipeline.audit.hashing import DS_STORE_MAGIC, hamming, near_pairs, perceptual_hashes
+from pipeline.auditing import AuditConfig, audit
+from pipeline.auditing.hashing import DS_STORE_MAGIC, hamming, near_pairs, perceptual_hashes
+from pipeline.commands.audit import main
 from pipeline.data import load_dataset
 
 MakeTree = Callable[..., list[Path]]  # the conftest ``make_tree`` fixture
@@ -209,7 +209,7 @@ def test_outliers_in_a_zoo_members_feature_space(
     cells: Path, tmp_path: Path, cache_dir: Path, trained_zoo: Path, zoo_args
 ):
     """The trained zoo's resnet18 (its own classes need not be these cells') embeds them."""
-    from pipeline import zoo
+    from pipeline.commands import zoo
 
     zoo_out = trained_zoo / "out"
     args = zoo_args(trained_zoo / "cells", zoo_out, models="resnet18")

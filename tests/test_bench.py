@@ -7,11 +7,18 @@ import importlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHES = (
-    "amp_speed", "data_path", "ensemble_speed", "gpu_pack", "leaderboard_speed", "throughput"
-)  # fmt: skip
+    "amp_speed",
+    "data_path",
+    "ensemble_speed",
+    "gpu_pack",
+    "labelshift",
+    "leaderboard_speed",
+    "throughput",
+)
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"  # the bundled PBC subset
 
 
@@ -68,3 +75,29 @@ def test_gpu_pack_round_trip_keeps_names_splits_and_pixels(tmp_path: Path) -> No
         assert im.format == "PNG" and im.size == (30, 20)  # longest side 30, aspect kept
     with Image.open(out / "set" / "a" / "y.jpg") as im:
         assert im.format == "JPEG" and im.size == (30, 20)
+
+
+def test_labelshift_scores_the_report_parts(tmp_path: Path, capsys) -> None:
+    """Right and confident predictions stay right under EM and BBSE, on every scored set
+    (less confident ones can lose Tecom's single basophil in the report part to EM)."""
+    import json
+
+    from bench import labelshift
+    from pipeline.classes import CLASSES
+    from pipeline.runs.submissions import write_submission
+
+    folder = tmp_path / "m-s0"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"member": "m-s0", "kind": "member"}))
+    for set_name in ("val", "test", "bccd", "tecom"):
+        key, _ = labelshift.answers(set_name)
+        ids = sorted(key)
+        probs = np.full((len(ids), len(CLASSES)), 0.001)
+        probs[np.arange(len(ids)), [CLASSES.index(key[i]) for i in ids]] = 0.993
+        write_submission(folder / f"{set_name}.csv", ids, probs, CLASSES)
+    rows = labelshift.evaluate(folder)
+    assert {(r["method"], r["set"]) for r in rows} == {
+        (m, s) for m in ("none", "em", "bbse") for s in ("test", "bccd", "tecom")
+    }
+    assert all(r["acc"] == 1.0 for r in rows)
+    assert {r["n"] for r in rows if r["set"] == "bccd"} == {246}

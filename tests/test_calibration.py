@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import calibrate
-from pipeline.calibration import (
+from pipeline.classes import CLASSES
+from pipeline.commands import calibrate
+from pipeline.evaluation.calibration import (
     accepted,
     apply_temperature,
     calibrate_folder,
@@ -20,8 +21,7 @@ from pipeline.calibration import (
     reliability,
     risk_coverage,
 )
-from pipeline.classes import CLASSES
-from pipeline.submissions import read_submission, write_submission
+from pipeline.runs.submissions import read_submission, write_submission
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

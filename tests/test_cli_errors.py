@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import predict, tune, zoo
-from pipeline.data import cropsheet
-from pipeline.ensemble import cli as ensemble
-from pipeline.explain import __main__ as explain
+from pipeline.commands import cropsheet, predict, tune, zoo
+from pipeline.commands import ensemble as ensemble
+from pipeline.commands import explain as explain
 from pipeline.models import load_catalogue
-from pipeline.recipes import get_recipe, override
+from pipeline.training.recipes import get_recipe, override
 
 ROOT = Path(__file__).resolve().parents[1]
 

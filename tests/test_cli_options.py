@@ -1,20 +1,17 @@
 """The commands agree: one meaning per flag name, shared parsers, old spellings kept for a
-release, no command importing another, a README table of every command and flag, and recipes
-checked before any work."""
+release, a table of every command and flag (docs/commands.md), and recipes checked before any
+work (no command importing another: tests/test_layers.py)."""
 
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
-from pipeline import tune, zoo
-from pipeline.cli import COMMANDS, build_parser
-from pipeline.cli.options import SHARED, parse_eval, parse_seeds, split_names
+from pipeline.commands import COMMANDS, build_parser, tune, zoo
+from pipeline.commands.options import SHARED, parse_eval, parse_seeds, split_names
 from pipeline.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,31 +51,7 @@ def test_a_flag_name_means_one_thing_in_every_command() -> None:
 
 def test_out_is_the_zoo_root_wherever_it_is_taken() -> None:
     takes_out = [c for c in COMMANDS if "--out" in flags(c)]
-    assert set(COMMANDS) - set(takes_out) == {"pipeline.data.cropsheet"}  # it reads no zoo
-
-
-def module_file(module: str) -> Path:
-    return Path(importlib.util.find_spec(module).origin)
-
-
-def pipeline_imports(path: Path) -> set[str]:
-    """Modules of ``pipeline`` that a file imports (``from pipeline import zoo`` included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    return {m for m in found if m.startswith("pipeline")}
-
-
-def test_no_command_imports_another_command() -> None:
-    commands = set(COMMANDS.values())
-    for module in commands | {"pipeline.ensemble.__main__"}:
-        others = commands - {module}
-        if module == "pipeline.ensemble.__main__":  # the entry point of ensemble.cli
-            others.discard("pipeline.ensemble.cli")
-        assert not pipeline_imports(module_file(module)) & others, module
+    assert set(COMMANDS) - set(takes_out) == {"pipeline.cropsheet"}  # it reads no zoo
 
 
 def parsed(command: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
@@ -105,7 +78,7 @@ RENAMED = [  # (command, the old spelling, the new, arguments both need)
     ("pipeline.audit", ["--size", "32"], ["--image-size", "32"], ["--data", "d"]),
     ("pipeline.audit", ["--workers", "2"], ["--decode-workers", "2"], ["--data", "d"]),
     ("pipeline.audit", ["--top", "5"], ["--outliers", "5"], ["--data", "d"]),
-    ("pipeline.data.cropsheet", ["--out", "s.png"], ["--png", "s.png"], ["a=/a"]),
+    ("pipeline.cropsheet", ["--out", "s.png"], ["--png", "s.png"], ["a=/a"]),
 ]  # fmt: skip
 
 
@@ -144,8 +117,8 @@ def test_shared_value_parsers() -> None:
 
 
 def readme_commands() -> dict[str, str]:
-    """The rows of the README's table of commands: command -> its row."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The rows of the table of commands (docs/commands.md): command -> its row."""
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
     section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `python -m ([\w.]+)[^`]*` \|(.*)$", section, re.MULTILINE)
     return dict(rows)

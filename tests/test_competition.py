@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import engine, zoo
-from pipeline.balance import WeightedCrossEntropy, balanced_sampler, class_weights
-from pipeline.members import load_member, member_probs
-from pipeline.mixing import Mixer
-from pipeline.models import create_model, load_catalogue
-from pipeline.recipes import get_recipe, override
+from pipeline.commands import zoo
+from pipeline.inference.load import load_member, member_probs
+from pipeline.models import create_model, engine, load_catalogue
+from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, class_weights
+from pipeline.training.mixing import Mixer
+from pipeline.training.recipes import get_recipe, override
 
 
 def test_class_weights() -> None:

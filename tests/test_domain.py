@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline import zoo
-from pipeline.cli.options import parse_seeds, parse_source
+from pipeline.commands import zoo
+from pipeline.commands.options import parse_seeds, parse_source
 from pipeline.data import DatasetLayoutError, load_dataset
 from pipeline.data.augment import build_augment, hed_jitter
 from pipeline.data.cache import load_or_build
@@ -26,9 +26,9 @@ from pipeline.data.cellcrop import (
     find_cell,
 )
 from pipeline.errors import UserError
-from pipeline.recipes import get_recipe, override
-from pipeline.scoring import score
-from pipeline.stats import mean_ci, seed_summary
+from pipeline.evaluation.scoring import score
+from pipeline.evaluation.stats import mean_ci, seed_summary
+from pipeline.training.recipes import get_recipe, override
 
 BACKGROUND = (236, 228, 232)  # pale slide
 RED_CELL = (214, 168, 178)  # pale pink erythrocyte
@@ -295,8 +295,8 @@ def test_zoo_trains_with_cell_crops_evaluates_lisc_and_summarises_seeds(tmp_path
 
 
 def test_loaded_members_crop_new_images_as_they_were_trained() -> None:
-    from pipeline.members import LoadedMember
-    from pipeline.metadata import MemberMeta
+    from pipeline.inference.load import LoadedMember
+    from pipeline.runs.metadata import MemberMeta
 
     def member(meta: dict) -> LoadedMember:  # only its metadata is read
         return LoadedMember("m", "d", MemberMeta.from_json(meta), None, None, None)
@@ -321,7 +321,7 @@ def test_raabin_testb_alone_is_an_evaluation_set(raabin_root: Path, cache_dir) -
 
 
 def test_crop_sheet_counts_and_draws_every_set(tmp_path: Path, capsys) -> None:
-    from pipeline.data import cropsheet
+    from pipeline.commands import cropsheet
 
     lisc = lisc_frames(tmp_path / "LISC")
     save(

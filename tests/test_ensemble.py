@@ -11,19 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.calibration import apply_temperature
+from pipeline.commands import ensemble as cli
 from pipeline.data import load_dataset
-from pipeline.ensemble import cli, methods
-from pipeline.ensemble.candidates import MemberMismatchError, load_candidates, pool_seeds
-from pipeline.ensemble.selection import chosen_on_validation
-from pipeline.layout import Layout
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table
-from pipeline.members import fitted_method
-from pipeline.metadata import EnsembleMeta
-from pipeline.stats import bootstrap_ci, paired_bootstrap
-from pipeline.submissions import KindClash, read_submission, write_submission
+from pipeline.ensembling import methods
+from pipeline.ensembling.candidates import MemberMismatchError, load_candidates, pool_seeds
+from pipeline.ensembling.selection import chosen_on_validation
+from pipeline.evaluation.calibration import apply_temperature
+from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
+from pipeline.inference.load import fitted_method
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.table import leaderboard, long_table
+from pipeline.runs.layout import Layout
+from pipeline.runs.metadata import EnsembleMeta
+from pipeline.runs.submissions import KindClash, read_submission, write_submission
 
 
 def onehot(pred: list[int], n: int = 3, p: float = 0.6) -> np.ndarray:

@@ -13,17 +13,17 @@ import safetensors
 import safetensors.torch
 import torch
 
-from pipeline import predict
-from pipeline.calibration import apply_temperature
-from pipeline.checkpoint import load_weights, save_weights
-from pipeline.ensemble import cli as ensemble_cli
-from pipeline.explain import __main__ as explain
-from pipeline.explain.gradcam import member_cam
-from pipeline.leaderboard.collect import find_entries
-from pipeline.members import load_member, member_probs
+from pipeline.commands import ensemble as ensemble_cli
+from pipeline.commands import explain as explain
+from pipeline.commands import predict
+from pipeline.evaluation.calibration import apply_temperature
+from pipeline.inference.gradcam import member_cam
+from pipeline.inference.load import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
-from pipeline.recipes import get_recipe, override
-from pipeline.submissions import read_submission
+from pipeline.ranking.collect import find_entries
+from pipeline.runs.checkpoint import load_weights, save_weights
+from pipeline.runs.submissions import read_submission
+from pipeline.training.recipes import get_recipe, override
 
 # the recipe of the trained_zoo fixture's flags: fast, named with the fingerprint of its changes
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name

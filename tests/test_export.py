@@ -12,22 +12,22 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from pipeline import export
-from pipeline.checkpoint import WEIGHTS_FILE, save_weights
 from pipeline.classes import CLASSES
+from pipeline.commands import export
 from pipeline.data.cache import decode
 from pipeline.data.stain import fit_reference
-from pipeline.ensemble.methods import EnsembleMethod, GreedyEnsemble
-from pipeline.members import (
+from pipeline.ensembling.methods import EnsembleMethod, GreedyEnsemble
+from pipeline.inference.load import (
     LoadedEnsemble,
     LoadedMember,
     load_ensemble,
     load_member,
     member_probs,
 )
-from pipeline.metadata import EnsembleMeta
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.factory import get_module
+from pipeline.runs.checkpoint import WEIGHTS_FILE, save_weights
+from pipeline.runs.metadata import EnsembleMeta
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.answers import keys_of_zoo
-from pipeline.ensemble.build import METHODS, build
-from pipeline.ensemble.candidates import load_candidates
-from pipeline.ensemble.selection import chosen_on_validation
-from pipeline.reference import references
-from pipeline.scoring import accuracy
+from pipeline.ensembling.build import METHODS, build
+from pipeline.ensembling.candidates import load_candidates
+from pipeline.ensembling.selection import chosen_on_validation
+from pipeline.evaluation.answers import keys_of_zoo
+from pipeline.evaluation.metrics import accuracy
+from pipeline.ranking.reference import references
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", REPO / "zoo" / "reference" / "pbc-fast64" / "README.md"]

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.leaderboard import __main__ as cli
-from pipeline.leaderboard import scores as scores_module
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table, ranked_test_sets, to_markdown
-from pipeline.stats import mean_ci
+from pipeline.commands import leaderboard as cli
+from pipeline.evaluation.stats import mean_ci
+from pipeline.ranking import cached_scores as scores_module
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.table import leaderboard, long_table, ranked_test_sets, to_markdown
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_seeds_trained_otherwise_never_share_a_row(tmp_path: Path, make_tree, fa
 def test_cross_domain_rank_uses_balanced_accuracy(tmp_path: Path, make_tree, fake_member) -> None:
     """A member that always answers neutrophil wins on plain accuracy on a mostly-neutrophil
     lab, but its balanced accuracy is chance, and the cross-domain rank follows the latter."""
-    from pipeline.submissions import read_submission, write_submission
+    from pipeline.runs.submissions import read_submission, write_submission
 
     make_tree(tmp_path / "cells", {"lymphocyte": 20, "neutrophil": 20})
     make_tree(tmp_path / "lab", {"lymphocyte": 4, "neutrophil": 16}, seed=5)
@@ -198,7 +198,7 @@ def test_to_markdown_leaves_missing_values_blank() -> None:
 def partial_upload(out: Path, tag: str, name: str, source_of: Path) -> Path:
     """An upload with only a neutrophil column, 1.0 on every row, for the test set of the
     member at ``source_of``."""
-    from pipeline.submissions import read_submission, write_submission
+    from pipeline.runs.submissions import read_submission, write_submission
 
     meta = json.loads((source_of / "meta.json").read_text())
     ids = read_submission(source_of / "test.csv").ids
@@ -269,7 +269,7 @@ def test_a_damaged_meta_json_is_skipped_with_a_warning(board: Path, damage, caps
 
 def test_scores_show_as_percentages_with_intervals_from_three_seeds() -> None:
     """With 2 seeds the Student t half-width (12.7 × sd / √2) is wider than the scale."""
-    from pipeline.leaderboard.present import with_interval
+    from pipeline.ranking.present import with_interval
 
     assert with_interval(0.9734, 0.0041, 3) == "97.3 ± 0.4"
     assert with_interval(0.5, 1.19, 2) == "50.0"
@@ -277,7 +277,7 @@ def test_scores_show_as_percentages_with_intervals_from_three_seeds() -> None:
 
 
 def test_chance_notes_name_where_a_row_guesses() -> None:
-    from pipeline.leaderboard.present import chance_notes
+    from pipeline.ranking.present import chance_notes
 
     flags = pd.DataFrame({"at_chance": [True, False, True, False],
                           "cross_at_chance": [True, True, False, False]})  # fmt: skip

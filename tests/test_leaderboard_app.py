@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pipeline.calibration import apply_temperature, compare
 from pipeline.data import load_dataset
-from pipeline.leaderboard.collect import Contender
-from pipeline.leaderboard.pareto import pareto_front
-from pipeline.leaderboard.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+from pipeline.evaluation.calibration import apply_temperature, compare
 from pipeline.names import BadName
-from pipeline.submissions import (
+from pipeline.ranking.collect import Contender
+from pipeline.ranking.pareto import pareto_front
+from pipeline.ranking.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+from pipeline.runs.submissions import (
     Submission,
     SubmissionError,
     read_submission,
@@ -554,7 +554,7 @@ def test_an_uploads_test_mistakes_stay_hidden_in_competition_mode(app: AppTest, 
     app.button(key="save").click().run()
     app.selectbox(key="detail_row").set_value("half").run()
     assert len(app.image) == 3  # outside competition mode: its 3 mistakes
-    from pipeline.leaderboard import competition
+    from pipeline.ranking import competition
 
     competition.save_settings(out, competition.Settings(public_share=0.5, daily_limit=2))
     app.run()

@@ -22,12 +22,12 @@ import pytest
 from PIL import Image
 from test_leaderboard_app import csv_bytes, fabricate_out, onehot
 
-from pipeline.leaderboard import __main__ as cli
-from pipeline.leaderboard import competition
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table
-from pipeline.reference import references
+from pipeline.commands import leaderboard as cli
+from pipeline.ranking import competition
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.reference import references
+from pipeline.ranking.table import leaderboard, long_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,13 +16,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, CLASSES, answer_key, csv_bytes, fabricate_out, onehot
 
-from pipeline.leaderboard import __main__ as cli
-from pipeline.leaderboard import competition, teams
-from pipeline.leaderboard.bundle import make_bundle
-from pipeline.leaderboard.competition import Settings, divide
-from pipeline.leaderboard.disclosure import disclosure
-from pipeline.reference import pack
-from pipeline.submissions import SubmissionError, read_submission
+from pipeline.commands import leaderboard as cli
+from pipeline.ranking import competition, teams
+from pipeline.ranking.bundle import make_bundle
+from pipeline.ranking.competition import Settings, divide
+from pipeline.ranking.disclosure import disclosure
+from pipeline.ranking.reference import pack
+from pipeline.runs.submissions import SubmissionError, read_submission
 
 DAY = 86_400.0
 NOON = 1_780_000_000.0 - 1_780_000_000.0 % DAY + DAY / 2  # a fixed UTC noon

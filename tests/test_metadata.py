@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.metadata import (
+from pipeline.runs.metadata import (
     AdaptedMeta,
     EnsembleMeta,
     MemberMeta,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.metrics import evaluate
+from pipeline.evaluation.metrics import evaluate
 
 
 def one_hot(pred: list[int], n: int) -> np.ndarray:
@@ -61,7 +61,7 @@ def test_agrees_with_scikit_learn_on_random_predictions() -> None:
 
 
 def test_mistakes_over_shared_classes_and_known_ids_only() -> None:
-    from pipeline.scoring import Mistake, mistakes
+    from pipeline.evaluation.scoring import Mistake, mistakes
 
     classes = ("lymphocyte", "neutrophil", "platelet")
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05]])

@@ -14,7 +14,7 @@ import timm
 import torch
 import torchvision
 
-from pipeline.explain.gradcam import member_cam
+from pipeline.inference.gradcam import member_cam
 from pipeline.models import count_params, create_model, load_catalogue, select
 from pipeline.models import weights as weights_api
 from pipeline.models.factory import get_module, replace_heads

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tune, zoo
-from pipeline.cli.options import parse_eval, parse_source
-from pipeline.ensemble import cli as ensemble_cli
-from pipeline.explain.__main__ import main as explain_main
-from pipeline.jobs import DataSpec, load_data
-from pipeline.members import find_meta
+from pipeline.commands import ensemble as ensemble_cli
+from pipeline.commands import tune, zoo
+from pipeline.commands.explain import main as explain_main
+from pipeline.commands.options import parse_eval, parse_source
+from pipeline.inference.load import find_meta
 from pipeline.names import BadName, plain_name, quote
-from pipeline.recipes import get_recipe
+from pipeline.training.jobs import DataSpec, load_data
+from pipeline.training.recipes import get_recipe
 
 HOSTILE = ["../../../../escape", "..", ".", ".hidden", "a/b", "a\\b", "-rf", "*", "a b", "",
            "x" * 129, "é", "+x"]  # fmt: skip

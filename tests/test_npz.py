@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import zoo
-from pipeline.answers import AnswerKeys
 from pipeline.classes import CLASSES, UnknownClassError
+from pipeline.commands import zoo
 from pipeline.data import DatasetLayoutError, Record, load_dataset
 from pipeline.data import cache as cache_module
 from pipeline.data.cache import decode_image, load_or_build
 from pipeline.data.folder import load_folder
 from pipeline.data.npz import BLOODMNIST, load_npz
 from pipeline.data.splits import balanced_test_split, stratified_split
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.submissions import read_submission
+from pipeline.evaluation.answers import AnswerKeys
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.runs.submissions import read_submission
 
 MEDMNIST_SIZES = {"train": 20, "val": 6, "test": 6}
 FRACTIONS = {"train": 0.64, "val": 0.24, "test": 0.12}

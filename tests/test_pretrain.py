@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import zoo
+from pipeline.commands import pretrain as pretrain_cli
+from pipeline.commands import zoo
 from pipeline.data import load_dataset
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.backbone_file import BackboneFileError, load_backbone, save_backbone
-from pipeline.pretrain import __main__ as pretrain_cli
-from pipeline.pretrain.probe import knn_scores
-from pipeline.pretrain.simclr import nt_xent
+from pipeline.training.probe import knn_scores
+from pipeline.training.simclr import nt_xent
 
 
 def test_nt_xent_rewards_views_that_agree() -> None:

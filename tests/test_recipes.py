@@ -9,9 +9,9 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from pipeline.metadata import MemberMeta
-from pipeline.optim import make_optimizer, make_scheduler
-from pipeline.recipes import RecipeError, get_recipe, override, settings_fingerprint
+from pipeline.runs.metadata import MemberMeta
+from pipeline.training.optim import make_optimizer, make_scheduler
+from pipeline.training.recipes import RecipeError, get_recipe, override, settings_fingerprint
 
 
 def test_paper_recipes() -> None:
@@ -94,7 +94,7 @@ def test_onecycle_peaks_at_the_recipe_lr() -> None:
 
 
 def test_recipe_files_round_trip_and_reject_unknown_fields(tmp_path) -> None:
-    from pipeline.recipes import save_recipe
+    from pipeline.training.recipes import save_recipe
 
     recipe = override(get_recipe("fast"), {"lr": 0.005, "augment": "hflip,randaugment"})
     path = tmp_path / "r.json"

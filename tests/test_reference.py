@@ -14,12 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, fabricate_out, table
 
-from pipeline.leaderboard.__main__ import main as leaderboard_main
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import leaderboard, long_table
-from pipeline.reference import ARCHIVE, Reference, ReferenceError, pack, references
-from pipeline.reference.__main__ import main as pack_main
+from pipeline.commands.leaderboard import main as leaderboard_main
+from pipeline.commands.reference import main as pack_main
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.reference import ARCHIVE, Reference, ReferenceError, pack, references
+from pipeline.ranking.table import leaderboard, long_table
 
 SHIPPED = references()
 WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")

@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import engine, zoo
-from pipeline.gpu_augment import GpuAugment, rotate, split_augment
-from pipeline.manifest import Manifest, MemberBusy, MemberLock, remove_partial_files
-from pipeline.models import load_catalogue
-from pipeline.plan import Gpu, member_flops, plan
-from pipeline.recipes import get_recipe, override
-from pipeline.submissions import read_submission
+from pipeline.commands import zoo
+from pipeline.models import engine, load_catalogue
+from pipeline.runs.manifest import Manifest, MemberBusy, MemberLock, remove_partial_files
+from pipeline.runs.submissions import read_submission
+from pipeline.training.gpu_augment import GpuAugment, rotate, split_augment
+from pipeline.training.plan import Gpu, member_flops, plan
+from pipeline.training.recipes import get_recipe, override
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = ("squeezenet1_1", "squeezenet1_0")  # small checkpoints: quick to write each epoch
@@ -188,7 +188,7 @@ def test_a_lock_left_by_a_killed_process_is_free(tmp_path) -> None:
     path = tmp_path / "m.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pipeline.manifest import MemberLock; "
+         "import sys, time; from pipeline.runs.manifest import MemberLock; "
          f"lock = MemberLock(__import__('pathlib').Path({str(path)!r})); lock.acquire(); "
          "print('held', flush=True); time.sleep(60)"],
         cwd=REPO, stdout=subprocess.PIPE, text=True,

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.answers import AnswerKeys
 from pipeline.data.pbc import FOLDER, load_pbc
 from pipeline.data.records import scan_class_folders
 from pipeline.data.splits import write_split_file
-from pipeline.scoring import missing_classes, mistakes, score
+from pipeline.evaluation.answers import AnswerKeys
+from pipeline.evaluation.scoring import missing_classes, mistakes, score
 
 RAABIN = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import predict, zoo
+from pipeline.commands import predict, zoo
 from pipeline.data.stain import StainReference, fit_reference, normalise_all, normalised
 
 HE = np.array([[0.65, 0.07], [0.70, 0.99], [0.29, 0.11]])  # haematoxylin, eosin (RGB OD)

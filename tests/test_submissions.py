@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.submissions import (
+from pipeline.runs.submissions import (
     KindClash,
     SubmissionError,
     check_kind,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import zoo
-from pipeline.ensemble import cli as ensemble_cli
-from pipeline.recipes import get_recipe, override
+from pipeline.commands import ensemble as ensemble_cli
+from pipeline.commands import zoo
+from pipeline.training.recipes import get_recipe, override
 
 mlflow = pytest.importorskip("mlflow")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import tune, zoo
-from pipeline.recipes import get_recipe
+from pipeline.commands import tune, zoo
+from pipeline.training.recipes import get_recipe
 
 
 def test_study_resumes_and_writes_a_recipe_the_zoo_accepts(tmp_path: Path, make_tree) -> None:

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.classes import CLASSES
-from pipeline.leaderboard.upload import check_upload
-from pipeline.submissions import SubmissionError, read_submission, to_frame
+from pipeline.ranking.upload import check_upload
+from pipeline.runs.submissions import SubmissionError, read_submission, to_frame
 
 USED = ("eosinophil", "lymphocyte", "neutrophil")
 KEY = {f"{c}/img_{i}.jpg": c for i, c in enumerate(USED * 2)}

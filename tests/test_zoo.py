@@ -12,19 +12,19 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import engine, zoo
-from pipeline.answers import ids_fingerprint
-from pipeline.checkpoint import load_weights
+from pipeline.commands import zoo
 from pipeline.data import load_dataset
 from pipeline.data.store import ImageStore, image_sets
-from pipeline.leaderboard.collect import find_entries
-from pipeline.leaderboard.scores import Scorer
-from pipeline.leaderboard.table import long_table
-from pipeline.models import load_catalogue
+from pipeline.evaluation.answers import ids_fingerprint
+from pipeline.models import engine, load_catalogue
 from pipeline.models import weights as weights_api
-from pipeline.recipes import get_recipe, override
-from pipeline.submissions import read_submission
-from pipeline.train import MemberConfig, MemberPaths, SettingsMismatch, train_member
+from pipeline.ranking.cached_scores import Scorer
+from pipeline.ranking.collect import find_entries
+from pipeline.ranking.table import long_table
+from pipeline.runs.checkpoint import load_weights
+from pipeline.runs.submissions import read_submission
+from pipeline.training.member import MemberConfig, MemberPaths, SettingsMismatch, train_member
+from pipeline.training.recipes import get_recipe, override
 
 # the recipe zoo_args' flags make, named with the fingerprint of their changes
 FAST = override(get_recipe("fast"), {"image_size": 32, "epochs": 1, "batch_size": 8}).name
@@ -125,7 +125,7 @@ def test_seeds_train_one_member_each(tmp_path, tiny, run_zoo) -> None:
 def test_failing_member_is_reported_and_the_zoo_goes_on(
     tmp_path, tiny, run_zoo, monkeypatch, capsys
 ):
-    import pipeline.train as train_module
+    import pipeline.training.member as train_module
 
     real = train_module.create_model
 
@@ -291,7 +291,7 @@ def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkey
 
 
 def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkeypatch) -> None:
-    import pipeline.train as train_module
+    import pipeline.training.member as train_module
 
     real = train_module.evaluate_sets
 

@@ -19,7 +19,7 @@ import numpy as np
 CROP_MODES = ("centre", "cell")
 # Side of the found cell box relative to the image side on real PBC images: median 0.417 on 600
 # random ones (quartiles 0.34, 0.50), 0.411 on 600 drawn evenly from the classes (0.33, 0.49;
-# ``python -m pipeline.data.cropsheet --measure --limit 600 pbc=pbc:PATH`` repeats it).
+# ``python -m pipeline.cropsheet --measure --limit 600 pbc=pbc:PATH`` repeats it).
 DEFAULT_CELL_FRACTION = 0.42
 
 # What a decoded image's crop came from; the last two are the fallbacks that get counted.

@@ -1,6 +1,6 @@
 """The training data path: cached uint8 images -> albumentations -> batches of uint8 tensors.
 
-Normalisation happens on the device, in batch (see ``pipeline.engine.to_input``).
+Normalisation happens on the device, in batch (see ``pipeline.models.engine.to_input``).
 """
 
 from __future__ import annotations

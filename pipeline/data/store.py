@@ -33,7 +33,7 @@ class ImageSet:
 
     @property
     def source(self) -> dict[str, str | None]:
-        """Where the answer key of this set comes from (see ``pipeline.answers``)."""
+        """Where the answer key of this set comes from (see ``pipeline.evaluation.answers``)."""
         return {"adapter": self.adapter, "root": str(self.root.resolve()), "split": self.split}
 
 

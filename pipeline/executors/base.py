@@ -1,8 +1,9 @@
 """What every executor does: run tasks, yield one result row per task as each finishes.
 
 A task is any picklable object with ``run() -> dict`` (its result row) and ``lost(why) -> dict``
-(the row when its worker died): a zoo member (:class:`pipeline.jobs.JobSpec`) or a tuning worker
-(:class:`pipeline.tune.TuneWorker`). Executors know nothing else about what they run.
+(the row when its worker died): a zoo member (:class:`pipeline.training.jobs.JobSpec`) or a
+tuning worker (:class:`pipeline.commands.tune.TuneWorker`). Executors know nothing else about
+what they run.
 """
 
 from __future__ import annotations

@@ -1,6 +1,13 @@
-"""The model zoo: catalogue, construction, head replacement and weights."""
+"""The model zoo: catalogue, construction, head replacement, weights, and the engine."""
 
-from pipeline.models.catalogue import Entry, load_catalogue, select
+from pipeline.models.catalogue import Architecture, load_catalogue, select
 from pipeline.models.factory import count_gmacs, count_params, create_model
 
-__all__ = ["Entry", "count_gmacs", "count_params", "create_model", "load_catalogue", "select"]
+__all__ = [
+    "Architecture",
+    "count_gmacs",
+    "count_params",
+    "create_model",
+    "load_catalogue",
+    "select",
+]

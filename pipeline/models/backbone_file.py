@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.errors import UserError
 from pipeline.io import atomic_write
-from pipeline.models.catalogue import Entry
+from pipeline.models.catalogue import Architecture
 
 FORMAT = "wbczoo-backbone/1"
 
@@ -20,7 +20,9 @@ class BackboneFileError(UserError, ValueError):
     """A weights file that does not fit the member it is loaded into."""
 
 
-def save_backbone(path: Path, entry: Entry, state: dict[str, torch.Tensor], info: dict) -> None:
+def save_backbone(
+    path: Path, entry: Architecture, state: dict[str, torch.Tensor], info: dict
+) -> None:
     """Write ``state`` with what made it (``info``: method, images, epochs, ...)."""
     data = {"format": FORMAT, "arch": entry.name, "info": info, "state_dict": state}
     atomic_write(path, lambda f: torch.save(data, f), binary=True)
@@ -41,7 +43,7 @@ def read_backbone(path: Path) -> dict:
     return data
 
 
-def check_backbone(path: Path, entries: list[Entry]) -> None:
+def check_backbone(path: Path, entries: list[Architecture]) -> None:
     """Before any training: the file is a backbone file of every member's architecture."""
     data = read_backbone(path)
     other = sorted({e.name for e in entries if e.name != data["arch"]})
@@ -68,7 +70,7 @@ def describe_backbone(path: Path) -> dict:
     }
 
 
-def load_backbone(model: nn.Module, entry: Entry, path: Path) -> dict:
+def load_backbone(model: nn.Module, entry: Architecture, path: Path) -> dict:
     """Load the file's backbone into ``model`` (a fresh ``entry`` member); returns its info.
 
     Every backbone parameter must match by name and shape; only the classifier heads are left

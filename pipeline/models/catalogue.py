@@ -15,7 +15,7 @@ CATALOGUE_FILE = Path(__file__).resolve().parents[2] / "zoo" / "catalogue.toml"
 
 
 @dataclass(frozen=True)
-class Entry:
+class Architecture:
     name: str
     builder: str
     family: str
@@ -37,6 +37,7 @@ class Entry:
     size_kwarg: str = ""  # builder argument fixing the input size (ViT's image_size)
     cam_layer: str = ""  # Grad-CAM layer, where the family's default does not apply
     imagenet: bool = True  # False: no published ImageNet weights, random initialisation only
+    lr_scale: float = 1.0  # times every recipe's lr (recipes.for_member): networks without norm
 
     @property
     def library(self) -> str:
@@ -54,7 +55,7 @@ class Entry:
         return bool(self.aux_heads) and size >= self.aux_min_size
 
 
-def load_catalogue(path: Path = CATALOGUE_FILE) -> dict[str, Entry]:
+def load_catalogue(path: Path = CATALOGUE_FILE) -> dict[str, Architecture]:
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     entries = {}
@@ -63,13 +64,13 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> dict[str, Entry]:
         for key in ("aux_heads", "mean", "std"):
             if key in fields:
                 fields[key] = tuple(fields[key])
-        entries[name] = Entry(name=name, **fields)
+        entries[name] = Architecture(name=name, **fields)
     return entries
 
 
 def select(
-    catalogue: dict[str, Entry], names: list[str] | None, use_all: bool, exclude: list[str]
-) -> list[Entry]:
+    catalogue: dict[str, Architecture], names: list[str] | None, use_all: bool, exclude: list[str]
+) -> list[Architecture]:
     """The members a zoo run trains, in catalogue order; unknown names are an error."""
     unknown = [n for n in (names or []) + exclude if n not in catalogue]
     if unknown:

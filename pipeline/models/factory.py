@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import load_backbone
-from pipeline.models.catalogue import Entry
+from pipeline.models.catalogue import Architecture
 from pipeline.models.variants import apply_variant
 
 
@@ -49,7 +49,7 @@ def new_head(old: nn.Module, num_classes: int, dropout: float = 0.0, hidden: int
 
 
 def replace_heads(
-    model: nn.Module, entry: Entry, num_classes: int, dropout: float = 0.0, hidden: int = 0
+    model: nn.Module, entry: Architecture, num_classes: int, dropout: float = 0.0, hidden: int = 0
 ) -> None:
     """The main head takes the options; auxiliary heads stay plain."""
     set_module(
@@ -59,7 +59,7 @@ def replace_heads(
         set_module(model, path, new_head(get_module(model, path), num_classes))
 
 
-def drop_aux_heads(model: nn.Module, entry: Entry) -> None:
+def drop_aux_heads(model: nn.Module, entry: Architecture) -> None:
     """Switch auxiliary classifiers off (torchvision's Inception v3 and GoogLeNet honour this)."""
     model.aux_logits = False
     for path in entry.aux_heads:
@@ -67,7 +67,7 @@ def drop_aux_heads(model: nn.Module, entry: Entry) -> None:
 
 
 def create_model(
-    entry: Entry,
+    entry: Architecture,
     num_classes: int,
     weights: str = "none",
     image_size: int | None = None,

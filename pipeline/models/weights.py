@@ -25,7 +25,7 @@ import torchvision
 from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError
 
-from pipeline.models.catalogue import Entry
+from pipeline.models.catalogue import Architecture
 
 CHOICES = ("imagenet", "none", "auto")
 FILE = "file"  # the weights actually used, for a backbone file of pipeline.pretrain
@@ -38,7 +38,7 @@ class WeightsUnavailable(RuntimeError):
     """ImageNet weights were asked for but could not be loaded."""
 
 
-def torchvision_weights(entry: Entry) -> torchvision.models.WeightsEnum:
+def torchvision_weights(entry: Architecture) -> torchvision.models.WeightsEnum:
     return torchvision.models.get_model_weights(entry.fn).DEFAULT
 
 
@@ -47,18 +47,18 @@ def hub_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def cache_path(entry: Entry) -> Path | None:
+def cache_path(entry: Architecture) -> Path | None:
     """Where torchvision keeps this member's weights file (None for timm members)."""
     if entry.library != "torchvision":
         return None
     return hub_dir() / os.path.basename(torchvision_weights(entry).url)
 
 
-def hf_repo(entry: Entry) -> str:
+def hf_repo(entry: Architecture) -> str:
     return timm.models.get_pretrained_cfg(entry.fn).hf_hub_id
 
 
-def cached(entry: Entry) -> Path | None:
+def cached(entry: Architecture) -> Path | None:
     """The member's ImageNet weights file if it is already on this machine."""
     path = cache_path(entry)
     if path is not None:
@@ -70,14 +70,14 @@ def cached(entry: Entry) -> Path | None:
     return None
 
 
-def download_bytes(entry: Entry) -> int | None:
+def download_bytes(entry: Architecture) -> int | None:
     """The size of the member's weights file from torchvision's metadata (None: unknown)."""
     if entry.library != "torchvision":
         return None  # the Hugging Face Hub only says so online
     return round(torchvision_weights(entry).meta["_file_size"] * 2**20)  # meta: MiB
 
 
-def source_url(entry: Entry) -> str:
+def source_url(entry: Architecture) -> str:
     if entry.library == "torchvision":
         return torchvision_weights(entry).url
     return f"{constants.ENDPOINT}/{hf_repo(entry)}"
@@ -124,7 +124,7 @@ def stall_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
-def fetch(entry: Entry, progress: bool | None = None) -> Path:
+def fetch(entry: Architecture, progress: bool | None = None) -> Path:
     """The member's ImageNet weights file, downloaded into the cache if it is not there yet.
 
     Raises ``WeightsUnavailable`` saying why when the download fails. A progress bar is shown
@@ -151,7 +151,7 @@ def fetch(entry: Entry, progress: bool | None = None) -> Path:
         raise WeightsUnavailable(f"download of {url} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def download_from_hub(entry: Entry) -> Path:
+def download_from_hub(entry: Architecture) -> Path:
     safetensors, pickled = HF_FILES
     try:
         return Path(hf_hub_download(hf_repo(entry), safetensors))
@@ -164,7 +164,7 @@ def is_file(weights: str) -> bool:
     return weights not in CHOICES
 
 
-def resolve(entry: Entry, weights: str) -> str:
+def resolve(entry: Architecture, weights: str) -> str:
     """The weights a member starts from, ``imagenet`` or ``none``, fetching ImageNet weights
     that are not cached yet: ``auto`` falls back to ``none`` when that fails, ``imagenet``
     raises ``WeightsUnavailable``."""
@@ -188,14 +188,14 @@ def resolve(entry: Entry, weights: str) -> str:
     return "imagenet"
 
 
-def where_to_put(entry: Entry) -> str:
+def where_to_put(entry: Architecture) -> str:
     path = cache_path(entry)
     if path is not None:
         return f"copy {path.name} into {path.parent} (set TORCH_HOME to move it)"
     return f"fill the Hugging Face cache (HF_HOME) with {hf_repo(entry)}"
 
 
-def offline_hint(entry: Entry, error: Exception) -> WeightsUnavailable:
+def offline_hint(entry: Architecture, error: Exception) -> WeightsUnavailable:
     return WeightsUnavailable(
         f"could not load ImageNet weights for {entry.name} ({error}). Offline? Run with "
         "--weights none (random initialisation) or auto, fetch them where there is internet "

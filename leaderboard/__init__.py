@@ -1,0 +1,1 @@
+"""The Streamlit leaderboard app: ``streamlit run leaderboard/app.py``; one module per tab."""

@@ -1,1 +1,0 @@
-"""Looking inside members: Grad-CAM overlays and embedding maps."""

@@ -1,1 +1,0 @@
-"""Self-supervised pretraining of a member's backbone on unlabelled cell images."""

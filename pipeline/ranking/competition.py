@@ -1,0 +1,327 @@
+"""Competition mode: uploads ranked on a public part of a test set, the rest kept private.
+
+As on Kaggle: the organiser turns a dataset's test split into a bundle of images under opaque
+random ids (``pipeline.ranking.bundle``) and keeps, server-side in
+``OUT/competition/<dataset>/key.json``, which id is which image with which label, and the secret
+salt that divides the ids, stratified, into a public and a private part. A submission names the
+opaque ids; it is scored on both parts, but only its public score is shown until the organiser
+reveals the private ones. Teams hold tokens (``pipeline.ranking.teams``) and have a daily
+submission limit, a history, and one submission selected for the final ranking.
+
+Everything lives under ``OUT/competition/``: ``settings.json`` (its presence turns the mode on),
+``teams.json``, ``audit.jsonl``, and per dataset ``key.json`` and ``<team>/<id>.csv`` with
+``<id>.json`` (the scores) and ``selected.json``. None of it is ever packed into a reference
+zoo. Zoo members and ensembles are not part of it: they keep their full test scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import UserError
+from pipeline.evaluation.answers import ids_fingerprint
+from pipeline.evaluation.scoring import score
+from pipeline.io import read_json, write_json
+from pipeline.names import plain_name
+from pipeline.ranking.cached_scores import SUMMARY
+from pipeline.ranking.teams import FOLDER, Team, audit
+from pipeline.ranking.upload import Upload, check_upload, sanitise_name
+from pipeline.runs.submissions import write_submission
+
+KEY_FILE = "key.json"
+SET = "test"  # the set competitions are held on
+
+
+class ContestError(UserError, ValueError):
+    """A competition file (settings, key) that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The organiser's choices, in ``OUT/competition/settings.json``."""
+
+    public_share: float = 0.3  # of each class's test images
+    daily_limit: int = 5  # submissions per team and UTC day
+    revealed: bool = False  # private scores shown
+
+    def __post_init__(self) -> None:
+        if not 0 < self.public_share < 1:
+            raise ValueError(f"public_share must lie in (0, 1), got {self.public_share}")
+        if self.daily_limit < 1:
+            raise ValueError(f"daily_limit must be at least 1, got {self.daily_limit}")
+
+
+def settings_file(out: Path) -> Path:
+    return out / FOLDER / "settings.json"
+
+
+def load_settings(out: Path) -> Settings | None:
+    """The settings, or None when competition mode is off (no settings file)."""
+    path = settings_file(out)
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return Settings(**data)
+
+
+def save_settings(out: Path, settings: Settings) -> None:
+    write_json(settings_file(out), dataclasses.asdict(settings))
+
+
+@dataclass(frozen=True)
+class ContestKey:
+    """A dataset's competition, as only the server knows it (``key.json``)."""
+
+    salt: str  # secret: who knows it knows the division
+    vocabulary: tuple[str, ...]
+    images: dict[str, tuple[str, str]]  # opaque id -> (the answer key's id, label)
+    source: dict  # where the answer key comes from (meta.json's form)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Opaque id -> label: the answer key submissions are checked and scored against."""
+        return {opaque: label for opaque, (_, label) in self.images.items()}
+
+    def divide(self, share: float) -> tuple[frozenset[str], frozenset[str]]:
+        return divide(self.labels, share, self.salt)
+
+    def public_set(self, share: float) -> str:
+        """The fingerprint of the public part: the identity of the public board."""
+        return ids_fingerprint(self.divide(share)[0])
+
+
+def key_file(out: Path, dataset: str) -> Path:
+    return out / FOLDER / plain_name(dataset, "dataset") / KEY_FILE
+
+
+def save_key(out: Path, dataset: str, contest: ContestKey) -> None:
+    write_json(key_file(out, dataset), {"format": 1} | dataclasses.asdict(contest))
+
+
+def load_key(out: Path, dataset: str) -> ContestKey | None:
+    """The dataset's competition key, or None when the organiser has not made its bundle."""
+    path = key_file(out, dataset)
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+        images = {o: (i, lab) for o, (i, lab) in data["images"].items()}
+        return ContestKey(data["salt"], tuple(data["vocabulary"]), images, data["source"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ContestError(f"{path}: not a competition key ({exc})") from exc
+
+
+def divide(key: dict[str, str], share: float, salt: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(public ids, private ids) of a test set: for each class, the ``round(share * n)`` ids
+    first in the order of ``sha256(salt + id)``. Deterministic given the secret ``salt``,
+    unpredictable without it."""
+
+    def draw(image_id: str) -> str:
+        return hashlib.sha256(f"{salt}\0{image_id}".encode()).hexdigest()
+
+    public: set[str] = set()
+    for label in sorted(set(key.values())):
+        ids = sorted((i for i, lab in key.items() if lab == label), key=draw)
+        public.update(ids[: round(share * len(ids))])
+    return frozenset(public), frozenset(key) - public
+
+
+@dataclass(frozen=True)
+class Record:
+    """One competition submission and its stored scores."""
+
+    id: str
+    team: str
+    dataset: str
+    created: str  # UTC, ISO 8601
+    file: str  # the uploaded file's name
+    public: dict
+    private: dict
+    public_set: str  # fingerprint of the public ids it was scored on
+
+    @property
+    def day(self) -> str:
+        return self.created[:10]
+
+
+def team_folder(out: Path, dataset: str, team: str) -> Path:
+    return out / FOLDER / dataset / sanitise_name(team)
+
+
+def history(out: Path, dataset: str, team: str) -> list[Record]:
+    """A team's submissions, oldest first."""
+    folder = team_folder(out, dataset, team)
+    return [_record(p) for p in sorted(folder.glob("*.json")) if p.name != "selected.json"]
+
+
+def check(data: bytes, contest: ContestKey, filename: str) -> Upload:
+    """A competition submission checked against the opaque ids (``SubmissionError`` if not)."""
+    return check_upload(data, contest.labels, filename, vocabulary=contest.vocabulary)
+
+
+def submit(
+    out: Path,
+    dataset: str,
+    team: Team,
+    data: bytes,
+    filename: str,
+    contest: ContestKey,
+    settings: Settings,
+    now: float | None = None,
+) -> Record:
+    """Check an authenticated team's file, score it on the public and the private part, store
+    it and log it (``audit.jsonl``).
+
+    A file that breaks the format or names other ids is a ``SubmissionError``; over the daily
+    limit it is a ``ValueError``; either way nothing is written.
+    """
+    upload = check(data, contest, filename)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    past = history(out, dataset, team.name)
+    today = [r for r in past if r.day == created[:10]]
+    if len(today) >= settings.daily_limit:
+        raise ValueError(
+            f"team {team.name} has used all {settings.daily_limit} submissions of "
+            "today (UTC): try again tomorrow (nothing was saved)"
+        )
+    public, private = contest.divide(settings.public_share)
+    sub = upload.submission
+    scores = {
+        part: score_part(sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids)
+        for part, ids in (("public", public), ("private", private))
+    }
+    record = Record(
+        id=f"{created.replace('-', '').replace(':', '')}-{len(past) + 1:03d}",
+        team=team.name,
+        dataset=dataset,
+        created=created,
+        file=filename,
+        public=scores["public"],
+        private=scores["private"],
+        public_set=contest.public_set(settings.public_share),
+    )
+    folder = team_folder(out, dataset, team.name)
+    order = np.argsort(sub.ids, kind="stable")
+    write_submission(
+        folder / f"{record.id}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
+    )
+    write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # complete from here
+    audit(
+        out,
+        {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
+         "file": filename, "sha256": hashlib.sha256(data).hexdigest(),
+         "public_accuracy": record.public["accuracy"]},
+    )  # fmt: skip
+    return record
+
+
+def score_part(
+    ids: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    key: dict[str, str],
+    vocabulary: Sequence[str],
+    part: frozenset[str],
+) -> dict:
+    """The summary scores of the rows of ``part`` only."""
+    rows = [i for i, image_id in enumerate(ids) if image_id in part]
+    full = score(
+        [ids[i] for i in rows],
+        np.asarray(probs)[rows],
+        classes,
+        {i: key[i] for i in part},
+        vocabulary,
+        auc=False,
+    )
+    return {k: full[k] for k in SUMMARY}
+
+
+def select(out: Path, dataset: str, team: Team, record_id: str, settings: Settings) -> None:
+    """Choose an authenticated team's submission for the final (private) ranking; frozen once
+    revealed."""
+    if settings.revealed:
+        raise ValueError("the private scores are revealed: the final selection is frozen")
+    if record_id not in {r.id for r in history(out, dataset, team.name)}:
+        raise ValueError(f"team {team.name} has no submission {record_id!r}")
+    write_json(team_folder(out, dataset, team.name) / "selected.json", {"selected": record_id})
+
+
+def selected(out: Path, dataset: str, team: str, records: list[Record]) -> Record | None:
+    """The team's chosen submission; by default its best public one (the earliest of equals)."""
+    if not records:
+        return None
+    path = team_folder(out, dataset, team) / "selected.json"
+    if path.is_file():
+        chosen = read_json(path).get("selected")
+        for r in records:
+            if r.id == chosen:
+                return r
+    return best_public(records)
+
+
+def best_public(records: list[Record]) -> Record:
+    """The highest public accuracy; the earliest of equals, as on Kaggle."""
+    return min(records, key=lambda r: (-r.public["accuracy"], r.created, r.id))
+
+
+def board(out: Path, dataset: str, settings: Settings, public_set: str) -> pd.DataFrame:
+    """One row per team, ranked on the best public accuracy (earlier submission first among
+    equals). Revealed, it adds the selected submission's private accuracy, the private rank and
+    the shake-up (public rank − private rank: positive means the team climbed).
+
+    Only submissions scored on the current public part (``public_set``) count: a changed share
+    or answer key starts a new board rather than mixing scores of two test sets.
+    """
+    rows = []
+    for folder in sorted(p for p in (out / FOLDER / dataset).glob("*") if p.is_dir()):
+        records = [r for r in history(out, dataset, folder.name) if r.public_set == public_set]
+        if not records:
+            continue
+        best = best_public(records)
+        row = {
+            "team": folder.name,
+            "public_acc": best.public["accuracy"],
+            "public_bacc": best.public["balanced_accuracy"],
+            "submissions": len(records),
+            "_when": best.created,
+        }
+        if settings.revealed:
+            final = selected(out, dataset, folder.name, records)
+            row |= {
+                "selected": final.id,
+                "private_acc": final.private["accuracy"],
+                "private_bacc": final.private["balanced_accuracy"],
+                "_final_when": final.created,
+            }
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).sort_values(["public_acc", "_when"], ascending=[False, True])
+    table.insert(0, "public_rank", np.arange(1, len(table) + 1))
+    if settings.revealed:
+        table = table.sort_values(["private_acc", "_final_when"], ascending=[False, True])
+        table.insert(0, "private_rank", np.arange(1, len(table) + 1))
+        table["shake_up"] = table["public_rank"] - table["private_rank"]
+    return table.drop(columns=[c for c in table.columns if c.startswith("_")]).reset_index(
+        drop=True
+    )
+
+
+def _record(path: Path) -> Record:
+    try:
+        return Record(**read_json(path))
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"{path}: not a competition record ({exc})") from exc

@@ -1,0 +1,146 @@
+"""The project installs with pip, and its console commands run the ``python -m`` commands."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+import tomllib
+import venv
+from pathlib import Path
+
+import pytest
+
+from pipeline.commands import COMMANDS
+from pipeline.commands import wbczoo as entry
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def run_wbczoo(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from pipeline.commands.wbczoo import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_wbczoo_help_lists_every_python_m_command() -> None:
+    done = run_wbczoo("--help")
+    assert done.returncode == 0, done.stderr
+    listed = {line.strip() for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert listed == {command.removeprefix("pipeline.") for command in COMMANDS}
+    assert "zoo" in listed and "cropsheet" in listed
+
+
+def test_wbczoo_runs_a_command_in_a_fresh_process_without_warnings() -> None:
+    done = run_wbczoo("calibrate", "--help")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: python -m pipeline.calibrate")
+
+
+def test_wbczoo_without_a_known_command_says_so_with_exit_2() -> None:
+    unknown = run_wbczoo("zooo", "--all")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: unknown command 'zooo'; one of: zoo, tune")
+    bare = run_wbczoo()
+    assert bare.returncode == 2 and "usage: wbczoo COMMAND" in bare.stderr
+
+
+# In this process other tests have imported pipeline.zoo already, which runpy warns about; a
+# console command imports no command before it runs one (checked in a fresh process below).
+ALREADY_IMPORTED = pytest.mark.filterwarnings("ignore:'pipeline.zoo' found in sys.modules")
+
+
+@ALREADY_IMPORTED
+def test_wbczoo_command_runs_its_module_with_the_remaining_arguments(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(["zoo", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m pipeline.zoo") and "--fetch-weights" in out
+
+
+@ALREADY_IMPORTED
+def test_wbczoo_passes_on_the_command_exit_code_and_error(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(["zoo", "--models", "nosucharch", "--out", str(out)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith("error: ") and not out.exists()
+
+
+def test_wbczoo_board_runs_streamlit_on_the_app_kept_on_this_machine(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(entry, "wait_for", lambda cmd, env: calls.append((cmd, env)) or 0)
+    monkeypatch.delenv("STREAMLIT_SERVER_ADDRESS", raising=False)
+    assert entry.board(["--server.port", "8600", "--", "--out", "runs"]) == 0
+    command, env = calls[0]
+    assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert Path(command[4]) == ROOT / "leaderboard" / "app.py"
+    assert command[5:] == ["--server.port", "8600", "--", "--out", "runs"]
+    assert env["STREAMLIT_SERVER_ADDRESS"] == "127.0.0.1"
+    monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", "0.0.0.0")
+    entry.board([])
+    assert calls[1][1]["STREAMLIT_SERVER_ADDRESS"] == "0.0.0.0"
+
+
+def test_wbczoo_board_returns_the_exit_code_of_what_it_ran() -> None:
+    assert entry.wait_for([sys.executable, "-c", "import sys; sys.exit(3)"], env={}) == 3
+
+
+def test_the_console_scripts_name_functions_that_exist() -> None:
+    scripts = PYPROJECT["project"]["scripts"]
+    assert set(scripts) == {"wbczoo", "wbczoo-board"}
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+
+
+def test_the_dependencies_are_the_requirements_file() -> None:
+    assert "dependencies" in PYPROJECT["project"]["dynamic"]
+    files = PYPROJECT["tool"]["setuptools"]["dynamic"]["dependencies"]["file"]
+    assert files == ["requirements.txt"]
+    pins = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert all(line.startswith("#") or "==" in line for line in pins if line.strip())
+
+
+def setuptools_builds_this() -> bool:
+    """The pyproject's SPDX ``license`` string needs setuptools 77 or later."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 77
+
+
+@pytest.mark.skipif(not setuptools_builds_this(), reason="needs setuptools >= 77 installed")
+def test_pip_install_editable_into_a_fresh_venv(tmp_path) -> None:
+    """Offline and quick: no dependencies fetched (the venv sees this python's packages)."""
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    source.mkdir()
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("pipeline", "leaderboard"):
+        shutil.copytree(ROOT / package, source / package, ignore=ignore)
+    # The app becomes a package (leaderboard/__init__.py); the build must include it then.
+    (source / "leaderboard" / "__init__.py").touch()
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    python = env_dir / "bin" / "python"
+    install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run([*install, "-e", source], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    where = "import importlib.util as u; print(u.find_spec('pipeline').origin);"
+    where += "print(u.find_spec('leaderboard').origin)"
+    found = subprocess.run([python, "-c", where], cwd=tmp_path, capture_output=True, text=True)
+    assert found.stdout.split() == [
+        str(source / "pipeline" / "__init__.py"),
+        str(source / "leaderboard" / "__init__.py"),
+    ], found.stderr
+    helped = subprocess.run([env_dir / "bin" / "wbczoo", "--help"], cwd=tmp_path, text=True,
+                            capture_output=True, timeout=120)  # fmt: skip
+    assert helped.returncode == 0 and "  zoo\n" in helped.stdout, helped.stderr
+    assert (env_dir / "bin" / "wbczoo-board").exists()
