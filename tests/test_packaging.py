@@ -53,6 +53,13 @@ def test_wbczoo_without_a_known_command_says_so_with_exit_2() -> None:
 ALREADY_IMPORTED = pytest.mark.filterwarnings("ignore:'pipeline.zoo' found in sys.modules")
 
 
+@pytest.fixture(autouse=True)
+def own_argv(monkeypatch) -> None:
+    """``wbczoo`` sets ``sys.argv`` for the command it runs, as a console script must; in this
+    process that would leak into later tests (the app reads ``--out`` from it)."""
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+
+
 @ALREADY_IMPORTED
 def test_wbczoo_command_runs_its_module_with_the_remaining_arguments(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
