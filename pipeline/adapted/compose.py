@@ -11,7 +11,6 @@ Validation is adapted first, the same way, and fitted on (``SourceFit``).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +23,7 @@ from pipeline.data.store import View
 from pipeline.evaluation.calibration import apply_temperature, fit_temperature
 from pipeline.inference.adaptation import (
     Adaptation,
-    adapted_probabilities,
-    entropy_minimise,
+    adapt_batchnorm,
     probabilities,
     reestimate,
     restored,
@@ -66,14 +64,8 @@ def model_outputs(
     the penultimate features of the model so adapted; the member is restored afterwards."""
     model, precision, rows = member.model, member.precision, view.rows
     needs_features = "lame" in adaptation.outputs
-    if not adaptation.shot and not needs_features:
-        base = dataclasses.replace(adaptation, output="none")
-        return adapted_probabilities(model, view.images, rows, precision, base), None
     with restored(model):
-        if adaptation.method == "tent":
-            entropy_minimise(model, view.images, rows, precision, adaptation)
-        if adaptation.method != "none":
-            reestimate(model, view.images, rows, precision, adaptation.batch)
+        adapt_batchnorm(model, view.images, rows, precision, adaptation)
         if adaptation.shot:
             head = get_module(model, member.entry.head)
             shot(model, head, view.images, rows, precision, columns)

@@ -21,7 +21,7 @@ from pipeline.inference.features import batches
 from pipeline.models import engine
 
 METHODS = ("none", "adabn", "tent")
-# applied after the BatchNorm-level method, SHOT and TTA, in this order (pipeline.adapt.compose)
+# applied after the BatchNorm-level method, SHOT and TTA, in this order (pipeline.adapted.compose)
 OUTPUT_METHODS = ("lame", "em", "bbse")
 BATCH = 64  # BatchNorm statistics of a batch: large enough to be stable, small enough for a CPU
 
@@ -270,6 +270,21 @@ def probabilities(
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
 
 
+def adapt_batchnorm(
+    model: nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    precision: engine.Runtime,
+    adaptation: Adaptation,
+) -> None:
+    """The BatchNorm-level method (AdaBN, or TENT then AdaBN) on one set, in place: callers
+    restore the model."""
+    if adaptation.method == "tent":
+        entropy_minimise(model, images, rows, precision, adaptation)
+    if adaptation.method != "none":
+        reestimate(model, images, rows, precision, adaptation.batch)
+
+
 def adapted_probabilities(
     model: nn.Module,
     images: np.ndarray,
@@ -287,8 +302,5 @@ def adapted_probabilities(
     if adaptation.shot or adaptation.outputs:
         raise ValueError(f"{adaptation.suffix}: SHOT, LAME, EM and BBSE adapt whole entries")
     with restored(model):
-        if adaptation.method == "tent":
-            entropy_minimise(model, images, rows, precision, adaptation)
-        if adaptation.method in ("adabn", "tent"):
-            reestimate(model, images, rows, precision, adaptation.batch)
+        adapt_batchnorm(model, images, rows, precision, adaptation)
         return probabilities(model, images, rows, precision, adaptation.tta, adaptation.batch)
