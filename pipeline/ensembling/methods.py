@@ -114,11 +114,19 @@ def top_k(
     return sure + list(best)
 
 
+def fold_count(y: np.ndarray, most: int) -> int:
+    """Stratified folds ``y`` allows: at most ``most``, and no more than its rarest class has
+    images (0 for no labels)."""
+    if not len(y):
+        return 0
+    counts = np.bincount(y)
+    return int(min(most, counts[counts > 0].min()))
+
+
 def fit_stack(probs: Sequence[np.ndarray], y: np.ndarray, seed: int = 0) -> LogisticRegressionCV:
     """Multinomial logistic regression on the members' probabilities; its regularisation is
     chosen by stratified cross-validation inside the validation set, then refitted on it all."""
-    counts = np.bincount(y)
-    folds = int(min(5, counts[counts > 0].min())) if len(y) else 0
+    folds = fold_count(y, 5)
     if folds < 2:
         raise ValueError("stacking needs at least 2 validation images of every class")
     model = LogisticRegressionCV(
@@ -239,8 +247,7 @@ def out_of_fold(
     A fitted method's score on the validation set it was fitted on is in-sample; this one is
     not, so fitted and unfitted ensembles can be compared on validation. None where the rarest
     class has too few images to hold any out and still fit the method on the rest."""
-    counts = np.bincount(y)
-    k = int(min(folds, counts[counts > 0].min())) if len(y) else 0
+    k = fold_count(y, folds)
     if k < 2:
         return None
     out = np.zeros_like(probs[0], dtype=float)
