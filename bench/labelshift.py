@@ -4,7 +4,7 @@ Output-only: no weights, no images. Each submission folder's calibrated ``<set>.
 ``test``, ``bccd``, ``tecom``) is corrected with the training lab's priors and confusion from
 its ``val.csv`` (BBSE needs that file; EM needs only the validation labels' priors, so adapted
 entries without ``val.csv`` get EM alone), over the classes each set holds, exactly as
-``pipeline.adapt.compose`` does for an adapted entry. Each set is adapted as a whole (no
+``pipeline.adapted.compose`` does for an adapted entry. Each set is adapted as a whole (no
 labels), and BCCD and Tecom are scored on their ``report`` parts (``zoo/splits``).
 
     python -m bench.labelshift /tmp/ref/submissions/pbc/resnet18-fast-s0 ...
@@ -13,16 +13,17 @@ labels), and BCCD and Tecom are scored on their ``report`` parts (``zoo/splits``
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline.adapted.compose import SourceFit, label_shift, labelled, set_columns, widened
-from pipeline.data.parts import SPLITS
+from pipeline.adapted.labelshift import normalise
+from pipeline.data.parts import COLUMN, SPLITS
 from pipeline.data.splits import read_split_file
 from pipeline.evaluation.scoring import score
+from pipeline.runs.metadata import read_meta
 from pipeline.runs.submissions import read_submission
 
 PART_FILES = {"bccd": "bccd.csv", "tecom": "zheng2018_tecom.csv"}
@@ -32,7 +33,7 @@ METHODS = ("none", "em", "bbse")
 def answers(set_name: str) -> tuple[dict[str, str], tuple[str, ...]]:
     """The scored ids' labels (PBC test, or the report part of BCCD or Tecom), vocabulary."""
     if set_name in PART_FILES:
-        rows = read_split_file(SPLITS / PART_FILES[set_name], "part")
+        rows = read_split_file(SPLITS / PART_FILES[set_name], COLUMN)
         key = {i: label for i, (label, part) in rows.items() if part == "report"}
     else:
         rows = read_split_file(SPLITS / "pbc.csv")
@@ -42,8 +43,7 @@ def answers(set_name: str) -> tuple[dict[str, str], tuple[str, ...]]:
 
 def corrected(probs: np.ndarray, columns: list[int], method: str, source: SourceFit):
     """``probs`` over ``columns`` after ``method`` (none, em, bbse), back over all classes."""
-    p = probs[:, columns]
-    p = p / p.sum(axis=1, keepdims=True)
+    p = normalise(probs[:, columns])
     if method != "none":
         p = label_shift(p, columns, (method,), source)
     return widened(p, columns, probs.shape[1])
@@ -52,7 +52,7 @@ def corrected(probs: np.ndarray, columns: list[int], method: str, source: Source
 def evaluate(folder: Path) -> list[dict]:
     val_key, _ = answers("val")
     val_path = folder / "val.csv"
-    member = json.loads((folder / "meta.json").read_text()).get("adapted_from") or folder.name
+    member = read_meta(folder / "meta.json").get("adapted_from") or folder.name
     val = read_submission(val_path if val_path.is_file() else folder.parent / member / "val.csv")
     known, y = labelled([val_key.get(i, "") for i in val.ids], val.classes)
     source = SourceFit(1.0, val.probs[known], y)  # the submissions are calibrated already
