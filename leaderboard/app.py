@@ -44,12 +44,13 @@ def main() -> None:
         "Training dataset", sorted(long["dataset"].unique()), key="dataset"
     )
     test_set = sidebar.choose_test_set(long, dataset)
-    table = loaders.board_table(str(out), version, dataset, test_set)
+    part = sidebar.choose_part(loaders.dataset_sets(str(out), version, dataset))
+    table = loaders.board_table(str(out), version, dataset, test_set, part)
     view = sidebar.filters(table)
     live.live_section(str(out), [dataset])
     tabs = st.tabs(["Leaderboard", "Details", "Competition"])
     with tabs[0]:
-        board.leaderboard_tab(str(out), version, dataset, view, len(table))
+        board.leaderboard_tab(str(out), version, dataset, view, len(table), part)
     with tabs[1]:
         details.details_tab(str(out), version, dataset, view, long)
     with tabs[2]:

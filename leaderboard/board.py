@@ -42,6 +42,13 @@ def column_config(table: pd.DataFrame) -> dict:
         "n": number("n", width=40, help="seeds"),
         "test_macro_f1": number("test F1 %", format="%.1f", help="in-domain test macro-F1"),
         "val_acc": number("val acc. %", format="%.1f", help="validation accuracy"),
+        "val_acc_oof": number(
+            "val OOF %",
+            format="%.1f",
+            width="small",
+            help="fitted ensembles: validation accuracy out of fold (each image predicted by "
+            "the method fitted on the other folds); what they are chosen on",
+        ),
         "cross_acc": number("cross acc. %", format="%.1f", help="mean accuracy, other labs"),
         "cross_bacc": number(
             "cross bal. %",
@@ -81,8 +88,11 @@ def sets_described(out: str, version: str, dataset: str) -> None:
             st.markdown("\n".join(f"- {line}" for line in lines))
 
 
-def leaderboard_tab(out: str, version: str, dataset: str, view: pd.DataFrame, total: int) -> None:
-    """The filtered rows ``view`` (of ``total``) in a column preset, the glossary and the plots."""
+def leaderboard_tab(
+    out: str, version: str, dataset: str, view: pd.DataFrame, total: int, part: str | None = None
+) -> None:
+    """The filtered rows ``view`` (of ``total``) in a column preset, the glossary and the plots;
+    ``part``: the part of the cross-lab sets with versioned parts that was scored."""
     if view.empty:
         st.info(f"No row passes the filters (of {total}).")
         return
@@ -107,6 +117,11 @@ def leaderboard_tab(out: str, version: str, dataset: str, view: pd.DataFrame, to
         "always answers neutrophil scores high on plain accuracy but at chance on balanced "
         "accuracy. rank shift = in-domain rank − cross-lab rank: positive means the row climbs "
         "when the lab changes; rows at chance across labs get none."
+        + (
+            f" Cross-lab sets with versioned parts are scored on their **{part} part** only."
+            if part
+            else ""
+        )
     )
     glossary()
     sets_described(out, version, dataset)

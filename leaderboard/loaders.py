@@ -46,12 +46,13 @@ def version_of(out: Path) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def shared_scorer(out: str) -> tuple[Scorer, threading.Lock]:
-    """One scorer per out folder for all sessions: answer keys load once, scores persist on disk.
+def shared_scorer(out: str, part: str | None = None) -> tuple[Scorer, threading.Lock]:
+    """One scorer per out folder (and cross-lab ``part``) for all sessions: answer keys load
+    once, scores persist on disk.
 
     Sessions run in threads; the lock keeps them from writing the score cache at the same time.
     """
-    return Scorer.of_zoo(Path(out)), threading.Lock()
+    return Scorer.of_zoo(Path(out), part), threading.Lock()
 
 
 # Every call of a cache_data function returns a fresh copy of its value. Copies of all entries
@@ -61,10 +62,11 @@ def shared_scorer(out: str) -> tuple[Scorer, threading.Lock]:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def load(out: str, version: str) -> tuple[list[Contender], pd.DataFrame]:
-    """Entries and the long score table (``version`` is only part of the cache key)."""
+def load(out: str, version: str, part: str | None = None) -> tuple[list[Contender], pd.DataFrame]:
+    """Entries and the long score table (``version`` is only part of the cache key), the
+    cross-lab sets with versioned parts scored on ``part`` alone if given."""
     entries = find_entries(Path(out))
-    scorer, lock = shared_scorer(out)
+    scorer, lock = shared_scorer(out, part)
     with lock:
         return entries, long_table(entries, scorer)
 
@@ -76,8 +78,10 @@ def score_table(out: str, version: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def board_table(out: str, version: str, dataset: str, test_set: str | None) -> pd.DataFrame:
-    return leaderboard(load(out, version)[1], dataset, test_set)
+def board_table(
+    out: str, version: str, dataset: str, test_set: str | None, part: str | None = None
+) -> pd.DataFrame:
+    return leaderboard(load(out, version, part)[1], dataset, test_set)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

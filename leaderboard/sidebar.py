@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from leaderboard.loaders import reference_out
+from pipeline.data.parts import part_ids
 from pipeline.ranking.reference import Reference, references
 from pipeline.ranking.table import ranked_test_sets
 
@@ -63,6 +64,27 @@ def choose_test_set(long: pd.DataFrame, dataset: str) -> str | None:
     return st.sidebar.selectbox(
         "Test set", fingerprints, key="test_set", format_func=lambda t: f"{t} ({counts[t]})"
     )
+
+
+PART_LABELS = {"all images": None, "report part (70%)": "report", "choose part (30%)": "choose"}
+
+
+def choose_part(sets: dict[str, dict]) -> str | None:
+    """Which images of the cross-lab sets with versioned parts the board scores (only shown
+    when the dataset's entries are scored on such a set)."""
+    with_parts = [name for name, source in sets.items() if part_ids(source["root"], "report")]
+    if not with_parts:
+        return None
+    label = st.sidebar.radio(
+        "Cross-lab images",
+        list(PART_LABELS),
+        key="part",
+        help=f"{', '.join(sorted(with_parts))} are split once, stratified, into a choose part "
+        "(30%) and a report part (70%) (zoo/splits/). Choose a remedy, an adaptation or an "
+        "ensemble on the choose part and report it on the report part: chosen and reported on "
+        "the same images, the best row flatters itself. The Details tab scores whole sets.",
+    )
+    return PART_LABELS[label]
 
 
 def filters(table: pd.DataFrame) -> pd.DataFrame:

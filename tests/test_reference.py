@@ -18,7 +18,14 @@ from pipeline.commands.leaderboard import main as leaderboard_main
 from pipeline.commands.reference import main as pack_main
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
-from pipeline.ranking.reference import ARCHIVE, Reference, ReferenceError, pack, references
+from pipeline.ranking.reference import (
+    ARCHIVE,
+    DEFAULT,
+    Reference,
+    ReferenceError,
+    pack,
+    references,
+)
 from pipeline.ranking.table import leaderboard, long_table
 
 SHIPPED = references()
@@ -142,3 +149,14 @@ def test_the_board_opens_on_the_reference_zoo_unless_a_zoo_is_named(
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert at.sidebar.radio(key="zoo").value.startswith("Your zoo")
     assert len(table(at)) == 3
+
+
+def test_the_default_reference_comes_first(tmp_path) -> None:
+    for name in ("a-zoo", "b-zoo", "c-zoo"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ARCHIVE).write_bytes(b"")
+    assert [r.name for r in references(tmp_path)] == ["a-zoo", "b-zoo", "c-zoo"]
+    (tmp_path / DEFAULT).write_text("b-zoo\n")
+    assert [r.name for r in references(tmp_path)] == ["b-zoo", "a-zoo", "c-zoo"]
+    (tmp_path / DEFAULT).write_text("gone-zoo\n")  # a stale name changes nothing
+    assert [r.name for r in references(tmp_path)] == ["a-zoo", "b-zoo", "c-zoo"]

@@ -8,14 +8,18 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.commands import options as opts
 from pipeline.data.cache import DEFAULT_CACHE_DIR
+from pipeline.data.parts import PARTS
 from pipeline.errors import UserError, user_errors
 from pipeline.ranking import competition as contest
 from pipeline.ranking.bundle import make_bundle
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries, in_domain_test_source
 from pipeline.ranking.competition import Settings, board, load_settings, save_settings
+from pipeline.ranking.paired import paired_differences
 from pipeline.ranking.reference import references
 from pipeline.ranking.table import leaderboard, long_table, ranked_test_sets, to_markdown
 from pipeline.ranking.teams import add_team, authenticate
@@ -44,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(shipped),
     )
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    p.add_argument(
+        "--part",
+        choices=list(PARTS),
+        help="score the cross-lab sets that have versioned parts (zoo/splits: BCCD, Tecom) on "
+        "this part only: choose on 'choose', report on 'report' (default: whole sets)",
+    )
+    p.add_argument(
+        "--against",
+        metavar="NAME",
+        help="also print each seeded row's difference from NAME (a row of the board, e.g. "
+        "resnet18-robust+adabn+tta), paired by seed, with its 95%% interval",
+    )
     c = p.add_argument_group("competition mode (leaderboard/README.md)")
     c.add_argument(
         "--competition",
@@ -119,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no submissions under {Layout(args.out).submissions_root}: run pipeline.zoo first",
               file=sys.stderr)  # fmt: skip
         return 1
-    scorer = Scorer.of_zoo(args.out)
+    scorer = Scorer.of_zoo(args.out, args.part)
     long = long_table(entries, scorer)
     datasets = [args.tag] if args.tag else sorted(long["dataset"].unique())
     boards = []
@@ -139,11 +155,28 @@ def main(argv: list[str] | None = None) -> int:
             print(table.to_csv(index=False, header=i == 0), end="")
         else:
             title = f"{dataset} (test set {test_set})" if split else dataset
+            if args.part:
+                title += f", cross-lab sets with parts on their {args.part} part"
             print(f"{'' if i == 0 else chr(10)}### {title}\n\n{to_markdown(table)}")
+        if args.against:
+            print_paired(long, dataset, test_set, args)
     settings = load_settings(args.out)
     if settings is not None and args.format == "markdown":
         print_competition(args.out, settings, datasets)
     return 0
+
+
+def print_paired(long: pd.DataFrame, dataset: str, test_set: str | None, args) -> None:
+    """The ``--against`` table of one board."""
+    try:
+        paired = paired_differences(long, dataset, args.against, test_set)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if args.format == "csv":
+        paired.insert(0, "against", args.against)
+        print(paired.to_csv(index=False), end="")
+    else:
+        print(f"\n### {dataset}: minus {args.against}, paired by seed\n\n{to_markdown(paired)}")
 
 
 def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 from pipeline.data.records import DatasetLayoutError, Record, scan_class_folders
@@ -44,6 +45,38 @@ def part_file(root: Path) -> Path:
             f"parts for {', '.join(SETS)} in {SPLITS}"
         )
     return SPLITS / f"{name}.csv"
+
+
+def part_ids(root: str | Path, part: str) -> frozenset[str] | None:
+    """The ids of ``part`` (``choose`` or ``report``) of the set in ``root``, read from its
+    versioned file alone (no image is opened, so a reference zoo's frozen keys are restricted
+    the same way); None for a set without versioned parts."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
+    name = Path(root).name
+    return _ids_of_parts(name).get(part) if name in SETS else None
+
+
+def in_part(key: dict[str, str], root: str | Path, part: str) -> dict[str, str]:
+    """An answer key (id -> label) of the set in ``root`` restricted to ``part``; whole for a
+    set without versioned parts. An id in neither part means another release of the set."""
+    ids = part_ids(root, part)
+    if ids is None:
+        return key
+    known = _ids_of_parts(Path(root).name)
+    unknown = sorted(i for i in key if not any(i in known[p] for p in PARTS))
+    if unknown:
+        raise ValueError(
+            f"{root}: {len(unknown)} images (first: {unknown[0]}) are in no part of "
+            f"{SPLITS / Path(root).name}.csv; is this the release the parts were made for?"
+        )
+    return {i: label for i, label in key.items() if i in ids}
+
+
+@cache
+def _ids_of_parts(name: str) -> dict[str, frozenset[str]]:
+    rows = read_split_file(SPLITS / f"{name}.csv", COLUMN)
+    return {p: frozenset(i for i, (_, q) in rows.items() if q == p) for p in PARTS}
 
 
 def set_records(root: Path) -> list[Record]:

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import classes
+from pipeline.data.parts import in_part, part_ids
 from pipeline.evaluation import metrics, scoring
 from pipeline.evaluation.answers import AnswerKeys, ids_fingerprint, keys_of_zoo
 from pipeline.evaluation.scoring import score
@@ -24,10 +27,14 @@ SUMMARY = ("accuracy", "balanced_accuracy", "macro_f1", "n", "unscored")
 class Scorer:
     """Scores entries; summaries are cached in ``cache_file`` by path, and used only while the
     file's content, the answer key (ids, labels, vocabulary) and the scoring code are all the
-    ones they were computed from."""
+    ones they were computed from.
+
+    With ``part`` (``choose`` or ``report``), the cross-lab sets that have versioned parts
+    (``zoo/splits``) are scored on that part's images only; every other set is whole."""
 
     cache_file: Path | None = None
     keys: AnswerKeys = field(default_factory=AnswerKeys)
+    part: str | None = None
     _cache: dict[str, dict] = field(default_factory=dict)
     _dirty: bool = False
     _key_digests: dict[str, str] = field(default_factory=dict)
@@ -40,9 +47,16 @@ class Scorer:
                 self._cache = {}  # a damaged cache is only a slower start
 
     @classmethod
-    def of_zoo(cls, out: Path) -> Scorer:
+    def of_zoo(cls, out: Path, part: str | None = None) -> Scorer:
         """The scorer of the zoo under ``out``: its score cache and its answer keys."""
-        return cls(Layout(out).leaderboard_cache, keys_of_zoo(out))
+        layout = Layout(out)
+        cache = layout.leaderboard_cache if part is None else layout.part_scores_cache(part)
+        return cls(cache, keys_of_zoo(out), part)
+
+    def key(self, source: dict) -> dict[str, str]:
+        """The set's answer key, restricted to ``part`` where the set has versioned parts."""
+        key = self.keys.key(source)
+        return key if self.part is None else in_part(key, source["root"], self.part)
 
     def full(self, entry: Contender, set_name: str) -> dict:
         """All metrics of one submission file (confusion matrix, per class, AUC)."""
@@ -68,7 +82,7 @@ class Scorer:
         """A digest of a set's answer key: its ids, labels and vocabulary."""
         ident = json.dumps(source, sort_keys=True)
         if ident not in self._key_digests:
-            key = self.keys.key(source)
+            key = self.key(source)
             text = json.dumps([sorted(key.items()), self.keys.vocabulary(source)])
             self._key_digests[ident] = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._key_digests[ident]
@@ -88,8 +102,12 @@ class Scorer:
         if source is None:
             raise KeyError(f"{entry.folder / 'meta.json'} gives no answer key for {set_name!r}")
         sub = read_submission(entry.files[set_name])
-        key, vocabulary = self.keys.key(source), self.keys.vocabulary(source)
-        return score(sub.ids, sub.probs, sub.classes, key, vocabulary, auc=auc)
+        key, vocabulary = self.key(source), self.keys.vocabulary(source)
+        ids, probs = sub.ids, sub.probs
+        if self.part and part_ids(source["root"], self.part) is not None:  # a whole-set file
+            kept = np.array([i in key for i in ids], dtype=bool)
+            ids, probs = [i for i in ids if i in key], probs[kept]
+        return score(ids, probs, sub.classes, key, vocabulary, auc=auc)
 
 
 def file_digest(path: Path) -> str:

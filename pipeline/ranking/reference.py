@@ -23,6 +23,7 @@ from pipeline.runs.metadata import AdaptedMeta, EnsembleMeta, EntryMeta, MetaErr
 
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "zoo" / "reference"
 ARCHIVE = "zoo.tar.xz"
+DEFAULT = "default.txt"  # under REFERENCE_ROOT: the name of the zoo the board opens on
 _DONE = ".unpacked"  # written last: a folder without it is a torn unpacking, redone
 # what a member's and an ensemble's folders contribute: records, never weights
 _RECORDS = ("history.csv", "metrics.json")
@@ -79,8 +80,12 @@ class Reference:
 
 
 def references(root: Path = REFERENCE_ROOT) -> list[Reference]:
-    """The reference zoos under ``root``, sorted by name."""
-    return [Reference(p.parent) for p in sorted(root.glob(f"*/{ARCHIVE}"))]
+    """The reference zoos under ``root``: the one ``root/default.txt`` names first (the board
+    opens on it), then by name."""
+    found = [Reference(p.parent) for p in sorted(root.glob(f"*/{ARCHIVE}"))]
+    default = root / DEFAULT
+    first = default.read_text(encoding="utf-8").strip() if default.is_file() else ""
+    return sorted(found, key=lambda r: r.name != first)
 
 
 def read_entries(out: Path, tag: str) -> dict[Path, EntryMeta]:

@@ -115,6 +115,7 @@ def row_description(e: Contender) -> dict:
         "transductive": isinstance(m, (MemberMeta, EnsembleMeta)) and m.transductive,
         # a fitted ensemble's validation score out of fold: its val_acc is in-sample
         "val_acc_oof": _or_nan(m.val_acc_oof) if isinstance(m, EnsembleMeta) else np.nan,
+        "seed": m.seed if isinstance(m, MemberMeta) and m.seed is not None else np.nan,
     }
     if isinstance(m, MemberMeta):  # adapted entries too
         weights, norm, family, members_used = m.weights, m.norm, m.family, 1

@@ -99,6 +99,10 @@ class Layout:
     def leaderboard_cache(self) -> Path:
         return self.zoo / "leaderboard-cache.json"
 
+    def part_scores_cache(self, part: str) -> Path:
+        """The score cache of a board whose cross-lab sets are scored on one of their parts."""
+        return self.zoo / f"leaderboard-cache-{part}.json"
+
     @property
     def tuning(self) -> Path:
         return self.zoo / "tuning"
