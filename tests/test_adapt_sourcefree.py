@@ -18,7 +18,12 @@ from pipeline.adapted.lame import knn_affinity, lame
 from pipeline.adapted.shot import ShotSettings, shot
 from pipeline.commands import adapt as adapt_cli
 from pipeline.commands import predict, zoo
-from pipeline.inference.adaptation import adapted_probabilities, applicable, parse_adaptations
+from pipeline.inference.adaptation import (
+    adapted_probabilities,
+    applicable,
+    few_images_warning,
+    parse_adaptations,
+)
 from pipeline.models import engine
 from pipeline.ranking.collect import find_entries
 from pipeline.runs.submissions import read_submission
@@ -243,3 +248,12 @@ def test_an_adapted_meta_records_the_composition(trained: Path) -> None:
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["adaptation"]["output"] == "lame" and meta["adaptation"]["method"] == "none"
     assert meta["transductive"] is True
+
+
+def test_the_few_images_warning_names_the_methods_that_estimate_from_the_set() -> None:
+    lame_em, tta = parse_adaptations("tta+lame+em,tta")
+    warning = few_images_warning(10, "m on lab2", [lame_em, tta])
+    assert warning is not None and warning.startswith("m on lab2: lame, em estimate from")
+    assert "here 10 only" in warning
+    assert few_images_warning(10, "m on lab2", [tta]) is None  # TTA sees each image alone
+    assert few_images_warning(32, "m on lab2", [lame_em]) is None

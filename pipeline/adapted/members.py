@@ -155,10 +155,10 @@ def adapt_member(
     adaptations = kept
     folders = {a: entry_folder(out, member.dataset, member.name, a) for a in adaptations}
     views = member_views(member, store)
-    if any(a.transductive for a in adaptations):
-        for set_name, (view, _) in views.items():
-            if warning := few_images_warning(len(view.ids), f"{member.name} on {set_name}"):
-                warnings.warn(warning, stacklevel=2)
+    for set_name, (view, _) in views.items():
+        what = f"{member.name} on {set_name}"
+        if warning := few_images_warning(len(view.ids), what, adaptations):
+            warnings.warn(warning, stacklevel=2)
     results = []
     for adaptation in [Adaptation(), *adaptations]:
         entry = member.name + adaptation.suffix

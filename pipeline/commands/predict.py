@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         decoded[size, crop] = decode_all(files, size, crop)
         failed |= decoded[size, crop][2]
     readable = [f for f in files if f not in failed]
-    if adaptation.transductive and (warning := few_images_warning(len(readable), "--adapt")):
+    if warning := few_images_warning(len(readable), "--adapt", [adaptation]):
         warnings.warn(warning, stacklevel=1)
     probs = []
     for m in members:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,13 +87,15 @@ NO_ADAPTATION = Adaptation()  # plain predictions
 FEW_IMAGES = 32  # below this, statistics re-estimated from the set itself are noisy
 
 
-def few_images_warning(n: int, what: str) -> str | None:
-    """A warning for adapting (AdaBN, TENT) to too few images to estimate statistics from."""
-    if n >= FEW_IMAGES:
+def few_images_warning(n: int, what: str, adaptations: Sequence[Adaptation]) -> str | None:
+    """A warning for adapting to too few images to estimate from (statistics, a fine-tuning,
+    neighbours or class priors), naming the transductive methods used."""
+    methods = dict.fromkeys(p for a in adaptations for p in a.parts if p != "tta")
+    if n >= FEW_IMAGES or not methods:
         return None
     return (
-        f"{what}: AdaBN and TENT re-estimate BatchNorm statistics from the set's own images, here "
-        f"{n} only, which is noisy; adapt to {FEW_IMAGES} or more cells of one lab and scanner"
+        f"{what}: {', '.join(methods)} estimate from the set's own images, here {n} only, "
+        f"which is noisy; adapt to {FEW_IMAGES} or more cells of one lab and scanner"
     )
 
 
