@@ -22,6 +22,7 @@ from pipeline.ranking.bundle import make_bundle
 from pipeline.ranking.competition import Settings, divide
 from pipeline.ranking.disclosure import disclosure
 from pipeline.ranking.reference import pack
+from pipeline.runs.layout import Layout
 from pipeline.runs.submissions import SubmissionError, read_submission
 
 DAY = 86_400.0
@@ -157,7 +158,7 @@ def test_the_key_and_salt_stay_out_of_reference_archives(out: Path, tokens, tmp_
 
 
 def test_tokens_are_stored_hashed_and_checked(out: Path, tokens: dict, capsys) -> None:
-    stored = teams.teams_file(out).read_text()
+    stored = Layout(out).competition_teams.read_text()
     assert tokens["team a"] not in stored and tokens["team b"] not in stored
     assert teams.authenticate(out, "team a", tokens["team a"]).name == "team-a"
     for name, token in (("team a", tokens["team b"]), ("team c", tokens["team a"])):
@@ -192,7 +193,7 @@ def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -
     final = competition.board(out, "cells", revealed, key.public_set(0.5))
     assert final.loc[0, "selected"] == first.id and final.loc[0, "private_acc"] == 0.0
 
-    log = [json.loads(line) for line in teams.audit_file(out).read_text().splitlines()]
+    log = [json.loads(line) for line in Layout(out).competition_audit.read_text().splitlines()]
     assert [e["submission"] for e in log] == [r.id for r in records]
     assert log[1]["sha256"] == hashlib.sha256(answers(key, everything)).hexdigest()
     assert (log[1]["team"], log[1]["public_accuracy"]) == ("team-a", 1.0)
@@ -232,10 +233,10 @@ def test_cli_submit_refuses_hostile_input_in_one_line(out, tokens, tmp_path, cap
         assert cli.main(base + args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert not teams.audit_file(out).exists()
+    assert not Layout(out).competition_audit.exists()
     assert cli.main([*base, str(good), "--team", "team a", "--token", tokens["team a"]]) == 0
     assert "of team team-a, public accuracy 0.0000" in capsys.readouterr().out
-    assert len(teams.audit_file(out).read_text().splitlines()) == 1
+    assert len(Layout(out).competition_audit.read_text().splitlines()) == 1
 
 
 def test_cli_board_and_reveal(out: Path, tokens: dict, capsys) -> None:
@@ -256,7 +257,7 @@ def test_cli_turns_the_mode_on_and_keeps_one_key(out: Path, tmp_path: Path, caps
     assert "competition mode is off; turn it on with --competition" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         cli.main(["--out", str(out), "--competition", "--public-share", "1.5"])
-    assert info.value.code == 2 and not competition.settings_file(out).exists()
+    assert info.value.code == 2 and not Layout(out).competition_settings.exists()
     assert cli.main(["--out", str(out), "--competition", "--daily-limit", "3"]) == 0
     assert competition.load_settings(out) == Settings(daily_limit=3)
     assert cli.main(["--out", str(out), "--competition", "--bundle", str(tmp_path / "b")]) == 0
@@ -275,7 +276,7 @@ def test_disclosure_hides_test_truth_until_the_reveal(out: Path) -> None:
     assert not disclosure(out).shows_truth("test") and disclosure(out).shows_truth("bccd")
     competition.save_settings(out, Settings(revealed=True))
     assert disclosure(out).shows_truth("test")
-    competition.settings_file(out).write_text("{")
+    Layout(out).competition_settings.write_text("{")
     assert not disclosure(out).shows_truth("test")
 
 

@@ -197,7 +197,8 @@ def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.bundle:
         bundle(args)
     save_settings(args.out, settings)
-    print(f"competition mode: {dataclasses.asdict(settings)} ({contest.settings_file(args.out)})")
+    where = Layout(args.out).competition_settings
+    print(f"competition mode: {dataclasses.asdict(settings)} ({where})")
     if args.reveal:
         print_competition(args.out, settings, None)
     return 0
@@ -209,8 +210,8 @@ def bundle(args: argparse.Namespace) -> None:
     dataset = args.tag or Layout(args.out).dataset_tag(None)
     if contest.load_key(args.out, dataset) is not None:
         raise UserError(
-            f"{contest.key_file(args.out, dataset)}: {dataset} has a competition already; its "
-            "submissions are scored with that key (nothing changed)"
+            f"{Layout(args.out).competition_key(dataset)}: {dataset} has a competition already; "
+            "its submissions are scored with that key (nothing changed)"
         )
     source = in_domain_test_source(entries, dataset)
     if source is None:
@@ -219,7 +220,7 @@ def bundle(args: argparse.Namespace) -> None:
     key = make_bundle(args.bundle, dataset, source, keys.key(source), keys.vocabulary(source))
     contest.save_key(args.out, dataset, key)
     print(f"{args.bundle}: {len(key.images)} test images of {dataset} under random ids; the key "
-          f"stays in {contest.key_file(args.out, dataset)}")  # fmt: skip
+          f"stays in {Layout(args.out).competition_key(dataset)}")  # fmt: skip
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -248,7 +249,7 @@ def submit(args: argparse.Namespace) -> int:
 
 def print_competition(out: Path, settings: Settings, datasets: list | None) -> None:
     """The competition board of every dataset with competition submissions."""
-    for folder in sorted(p for p in (out / "competition").glob("*") if p.is_dir()):
+    for folder in sorted(p for p in Layout(out).competition.glob("*") if p.is_dir()):
         if datasets is not None and folder.name not in datasets:
             continue
         key = contest.load_key(out, folder.name)

@@ -31,13 +31,12 @@ from pipeline.errors import UserError
 from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.scoring import score
 from pipeline.io import read_json, write_json
-from pipeline.names import plain_name
 from pipeline.ranking.cached_scores import SUMMARY
-from pipeline.ranking.teams import FOLDER, Team, audit
+from pipeline.ranking.teams import Team, audit
 from pipeline.ranking.upload import Upload, check_upload, sanitise_name
+from pipeline.runs.layout import Layout
 from pipeline.runs.submissions import write_submission
 
-KEY_FILE = "key.json"
 SET = "test"  # the set competitions are held on
 
 
@@ -60,13 +59,9 @@ class Settings:
             raise ValueError(f"daily_limit must be at least 1, got {self.daily_limit}")
 
 
-def settings_file(out: Path) -> Path:
-    return out / FOLDER / "settings.json"
-
-
 def load_settings(out: Path) -> Settings | None:
     """The settings, or None when competition mode is off (no settings file)."""
-    path = settings_file(out)
+    path = Layout(out).competition_settings
     if not path.is_file():
         return None
     data = read_json(path)
@@ -78,7 +73,7 @@ def load_settings(out: Path) -> Settings | None:
 
 
 def save_settings(out: Path, settings: Settings) -> None:
-    write_json(settings_file(out), dataclasses.asdict(settings))
+    write_json(Layout(out).competition_settings, dataclasses.asdict(settings))
 
 
 @dataclass(frozen=True)
@@ -103,17 +98,13 @@ class ContestKey:
         return ids_fingerprint(self.divide(share)[0])
 
 
-def key_file(out: Path, dataset: str) -> Path:
-    return out / FOLDER / plain_name(dataset, "dataset") / KEY_FILE
-
-
 def save_key(out: Path, dataset: str, contest: ContestKey) -> None:
-    write_json(key_file(out, dataset), {"format": 1} | dataclasses.asdict(contest))
+    write_json(Layout(out).competition_key(dataset), {"format": 1} | dataclasses.asdict(contest))
 
 
 def load_key(out: Path, dataset: str) -> ContestKey | None:
     """The dataset's competition key, or None when the organiser has not made its bundle."""
-    path = key_file(out, dataset)
+    path = Layout(out).competition_key(dataset)
     if not path.is_file():
         return None
     try:
@@ -158,7 +149,7 @@ class Record:
 
 
 def team_folder(out: Path, dataset: str, team: str) -> Path:
-    return out / FOLDER / dataset / sanitise_name(team)
+    return Layout(out).competition_team(dataset, sanitise_name(team))
 
 
 def history(out: Path, dataset: str, team: str) -> list[Record]:
@@ -286,7 +277,7 @@ def board(out: Path, dataset: str, settings: Settings, public_set: str) -> pd.Da
     or answer key starts a new board rather than mixing scores of two test sets.
     """
     rows = []
-    for folder in sorted(p for p in (out / FOLDER / dataset).glob("*") if p.is_dir()):
+    for folder in sorted(p for p in Layout(out).contest(dataset).glob("*") if p.is_dir()):
         records = [r for r in history(out, dataset, folder.name) if r.public_set == public_set]
         if not records:
             continue

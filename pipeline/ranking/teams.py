@@ -20,8 +20,8 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.io import read_json, write_json
 from pipeline.ranking.upload import sanitise_name
+from pipeline.runs.layout import Layout
 
-FOLDER = "competition"
 ITERATIONS = 100_000  # PBKDF2-SHA256; tokens carry 192 random bits, this only slows a thief
 TOKEN_BYTES = 24
 
@@ -37,20 +37,12 @@ class Team:
     name: str
 
 
-def teams_file(out: Path) -> Path:
-    return out / FOLDER / "teams.json"
-
-
-def audit_file(out: Path) -> Path:
-    return out / FOLDER / "audit.jsonl"
-
-
 def _hash(token: str, salt: str) -> str:
     return hashlib.pbkdf2_hmac("sha256", token.encode(), bytes.fromhex(salt), ITERATIONS).hex()
 
 
 def registered(out: Path) -> dict[str, dict]:
-    path = teams_file(out)
+    path = Layout(out).competition_teams
     return read_json(path)["teams"] if path.is_file() else {}
 
 
@@ -64,7 +56,7 @@ def add_team(out: Path, name: str) -> tuple[str, str]:
     salt = secrets.token_hex(16)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     teams[team] = {"salt": salt, "hash": _hash(token, salt), "created": created}
-    write_json(teams_file(out), {"teams": teams})
+    write_json(Layout(out).competition_teams, {"teams": teams})
     return team, token
 
 
@@ -87,7 +79,7 @@ def authenticate(out: Path, name: str, token: str) -> Team:
 
 def audit(out: Path, record: dict) -> None:
     """Append one line to the audit log, flushed to disk before the submission counts."""
-    path = audit_file(out)
+    path = Layout(out).competition_audit
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")

@@ -3,7 +3,8 @@
 ``OUT/submissions/<dataset>/<name>/`` holds what the leaderboard reads (``<set>.csv``,
 ``raw/<set>.csv``, ``meta.json``) for members, ensembles, adapted members and uploads alike;
 ``OUT/zoo/`` holds the rest: member checkpoints and histories, fitted ensembles, run tables,
-the manifest and locks, explanations, exports and caches.
+the manifest and locks, explanations, exports and caches; ``OUT/competition/`` a competition's
+settings, teams, audit log, and per dataset its key and each team's submissions.
 """
 
 from __future__ import annotations
@@ -98,6 +99,34 @@ class Layout:
     @property
     def leaderboard_cache(self) -> Path:
         return self.zoo / "leaderboard-cache.json"
+
+    @property
+    def competition(self) -> Path:
+        return self.out / "competition"
+
+    @property
+    def competition_settings(self) -> Path:
+        return self.competition / "settings.json"
+
+    @property
+    def competition_teams(self) -> Path:
+        return self.competition / "teams.json"
+
+    @property
+    def competition_audit(self) -> Path:
+        return self.competition / "audit.jsonl"
+
+    def contest(self, dataset: str) -> Path:
+        """``dataset``'s competition: its key and a folder per team."""
+        return self.competition / plain_name(dataset, "dataset")
+
+    def competition_key(self, dataset: str) -> Path:
+        """The key of ``dataset``'s competition (ids, labels, the public/private salt)."""
+        return self.contest(dataset) / "key.json"
+
+    def competition_team(self, dataset: str, team: str) -> Path:
+        """A team's submissions to ``dataset``'s competition (``team``: a sanitised name)."""
+        return self.contest(dataset) / plain_name(team, "team")
 
     def part_scores_cache(self, part: str) -> Path:
         """The score cache of a board whose cross-lab sets are scored on one of their parts."""
