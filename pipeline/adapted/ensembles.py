@@ -28,10 +28,9 @@ from pipeline.evaluation.calibration import FIT_SET, apply_temperature
 from pipeline.evaluation.scoring import score
 from pipeline.inference.adaptation import Adaptation, without_batchnorm
 from pipeline.inference.load import fitted_method
-from pipeline.io import write_json
 from pipeline.runs import provenance
 from pipeline.runs.layout import Layout
-from pipeline.runs.metadata import EnsembleMeta, MetaError, is_transductive, read_entry
+from pipeline.runs.metadata import EnsembleMeta, MetaError, is_transductive, read_entry, write_entry
 from pipeline.runs.submissions import Submission, read_submission
 
 
@@ -144,7 +143,7 @@ def adapt_ensemble(
                 s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
                 results.append(SetResult(entry, set_name, s["n"],
                                          s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
-        write_json(folder / "meta.json", adapted.to_json())  # last: complete once it exists
+        write_entry(folder / "meta.json", adapted)  # last: complete once it exists
     return results
 
 

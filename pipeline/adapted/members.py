@@ -28,10 +28,9 @@ from pipeline.inference.adaptation import (
     few_images_warning,
 )
 from pipeline.inference.load import LoadedMember, load_member
-from pipeline.io import write_json
 from pipeline.runs import provenance
 from pipeline.runs.layout import Layout
-from pipeline.runs.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry
+from pipeline.runs.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry, write_entry
 from pipeline.runs.submissions import write_submission
 
 
@@ -182,5 +181,5 @@ def adapt_member(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )
         if adaptation.active:  # meta.json last: the folder is an entry once it is complete
-            write_json(folders[adaptation] / "meta.json", meta.to_json())
+            write_entry(folders[adaptation] / "meta.json", meta)
     return results

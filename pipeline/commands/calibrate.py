@@ -24,7 +24,7 @@ from pipeline.evaluation.calibration import (
 )
 from pipeline.io import read_json, write_json
 from pipeline.runs.layout import Layout
-from pipeline.runs.metadata import read_entry
+from pipeline.runs.metadata import read_entry, write_entry
 
 
 def keep_raw(folder: Path) -> None:
@@ -46,7 +46,7 @@ def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) ->
         raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
     keep_raw(folder)
     calib = calibrate_folder(folder, keys.of_sets(sources))
-    write_json(folder / "meta.json", meta.with_changes(calibration=calib.meta).to_json())
+    write_entry(folder / "meta.json", meta.with_changes(calibration=calib.meta))
     metrics_file = Layout(out).member(dataset, folder.name) / "metrics.json"
     if metrics_file.is_file():
         metrics = read_json(metrics_file)

@@ -25,7 +25,7 @@ from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.runs import provenance
 from pipeline.runs.layout import Layout
-from pipeline.runs.metadata import EnsembleMeta, is_transductive
+from pipeline.runs.metadata import EnsembleMeta, is_transductive, write_entry
 from pipeline.runs.submissions import check_kind, write_submission
 from pipeline.runs.tracking import make_tracker
 
@@ -214,7 +214,7 @@ def save(
         extra=extra,
     )
     atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
-    write_json(folder / "meta.json", meta.to_json())
+    write_entry(folder / "meta.json", meta)
 
 
 def report(

@@ -18,10 +18,9 @@ import numpy as np
 
 from pipeline.classes import ordered
 from pipeline.evaluation.scoring import missing_classes, score
-from pipeline.io import write_json
 from pipeline.names import BadName, plain_name, quote
 from pipeline.runs.layout import Layout
-from pipeline.runs.metadata import UploadMeta
+from pipeline.runs.metadata import UploadMeta, write_entry
 from pipeline.runs.submissions import Submission, SubmissionError, read_submission, write_submission
 
 MAX_BYTES = 20 * 2**20
@@ -150,5 +149,5 @@ def save_upload(
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         description=" ".join(description.split())[:DESCRIPTION_MAX],
     )
-    write_json(folder / "meta.json", meta.to_json())
+    write_entry(folder / "meta.json", meta)
     return folder

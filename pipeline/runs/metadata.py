@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pipeline.errors import UserError
+from pipeline.io import write_json
 
 # fields that readers compute with, and the JSON types they must have when present
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -256,3 +257,9 @@ def entry_meta(data: dict[str, Any], path: Path) -> EntryMeta:
 def read_entry(path: Path) -> EntryMeta:
     """The checked, typed ``meta.json`` at ``path``."""
     return entry_meta(read_meta(path), path)
+
+
+def write_entry(path: Path, meta: EntryMeta) -> None:
+    """Write ``meta`` as the ``meta.json`` at ``path`` (atomically: a reader sees the old file
+    or the new one)."""
+    write_json(path, meta.to_json())

@@ -36,7 +36,7 @@ from pipeline.models.mixstyle import add_mixstyle
 from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
 from pipeline.runs.layout import Layout
-from pipeline.runs.metadata import MemberMeta
+from pipeline.runs.metadata import MemberMeta, write_entry
 from pipeline.runs.submissions import check_kind, write_submission
 from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.training.gpu_augment import GpuAugment, split_augment
@@ -418,7 +418,7 @@ def finalise(run: Training) -> dict:
         "train_time_s": round(run.train_time, 1),
     }
     write_json(paths.metrics, {"summary": summary, "sets": metrics})
-    write_json(paths.meta, member_meta(run, metrics, calib.meta, best_epoch).to_json())
+    write_entry(paths.meta, member_meta(run, metrics, calib.meta, best_epoch))
     paths.last.unlink(missing_ok=True)  # only needed to resume; the best weights are the member
     write_json(paths.state, {"status": "done"})
     return {**summary, "status": "trained"}
