@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -209,13 +210,43 @@ def test_predict_adapts_to_the_given_cells(trained_zoo: Path, tmp_path: Path) ->
     base = ["--member", MEMBER, "--out", str(trained_zoo / "out"), "--device", "cpu"]
     plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
     assert predict.main([*base, "--csv", str(plain), str(trained_zoo / "lab2")]) == 0
-    with pytest.warns(UserWarning, match="--adapt: adabn estimate from .* here 8 only"):  # 8 cells
+    with pytest.warns(UserWarning) as caught:
         assert predict.main([*base, "--csv", str(adapted), "--adapt", "adabn", "--tta",
                              str(trained_zoo / "lab2")]) == 0  # fmt: skip
+    said = " ".join(str(w.message) for w in caught)
+    assert "--adapt: adabn estimate from the set's own images, here 8 only" in said  # 8 cells
+    assert f"no calibrated adapted entry {MEMBER}+adabn+tta: calibrated with the plain" in said
     a, b = pd.read_csv(plain), pd.read_csv(adapted)
     assert list(a["file"]) == list(b["file"]) and len(a) == 8
     numbers = ["eosinophil", "lymphocyte", "neutrophil"]
     assert np.abs(a[numbers].to_numpy() - b[numbers].to_numpy()).max() > 1e-6
+
+
+@pytest.mark.filterwarnings("ignore:.*which is noisy")
+def test_predict_calibrates_adapted_outputs_with_the_adapted_entrys_temperature(
+    trained_zoo: Path, trained_zoo_copy: Path, tmp_path: Path
+) -> None:
+    out = trained_zoo_copy
+    cache = str(trained_zoo / "cache")
+    args = ["--members", MEMBER, "--adapt", "adabn+tta", "--out", str(out), "--cache-dir", cache]
+    assert adapt_cli.main([*args, "--device", "cpu"]) == 0
+    entries = out / "submissions" / "cells"
+    adapted_meta = json.loads((entries / f"{MEMBER}+adabn+tta" / "meta.json").read_text())
+    member_meta = json.loads((entries / MEMBER / "meta.json").read_text())
+    t_adapted = adapted_meta["calibration"]["temperature"]
+    assert t_adapted != pytest.approx(member_meta["calibration"]["temperature"])
+    base = ["--member", MEMBER, "--out", str(out), "--device", "cpu", "--adapt", "adabn", "--tta"]
+    raw, calibrated = tmp_path / "raw.csv", tmp_path / "calibrated.csv"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="no calibrated adapted entry")
+        assert (
+            predict.main([*base, "--uncalibrated", "--csv", str(raw), str(trained_zoo / "lab2")])
+            == 0
+        )
+        assert predict.main([*base, "--csv", str(calibrated), str(trained_zoo / "lab2")]) == 0
+    numbers = ["eosinophil", "lymphocyte", "neutrophil"]
+    a, b = pd.read_csv(raw)[numbers].to_numpy(), pd.read_csv(calibrated)[numbers].to_numpy()
+    np.testing.assert_allclose(b, apply_temperature(a, t_adapted), atol=2e-4)
 
 
 def test_an_ensemble_is_adapted_through_its_members_adapted_entries(

@@ -21,7 +21,13 @@ from pipeline.data.records import list_images
 from pipeline.errors import UserError, user_errors
 from pipeline.evaluation.calibration import accepted
 from pipeline.inference.adaptation import Adaptation, few_images_warning
-from pipeline.inference.load import load_ensemble, load_member, member_probs
+from pipeline.inference.load import (
+    LoadedEnsemble,
+    adapted_temperature,
+    load_ensemble,
+    load_member,
+    member_probs,
+)
 from pipeline.io import write_text
 
 RARE_SHARE = 0.02  # below this share, or with fewer than RARE_COUNT cells, a percentage is shaky
@@ -161,6 +167,27 @@ def one_adaptation(text: str, tta: bool) -> Adaptation:
     return dataclasses.replace(adaptations[0], tta=adaptations[0].tta or tta)
 
 
+def adapted_temperatures(
+    out: Path, members: list, ensemble: LoadedEnsemble | None, adaptation: Adaptation
+) -> dict[str, float]:
+    """Entry name -> the temperature of its adapted entry for ``adaptation``, fitted on
+    validation adapted the same way: plain temperatures suit plain outputs, which TTA smooths
+    and AdaBN shifts. An entry without one keeps its plain temperature, with a warning."""
+    if not adaptation.active:
+        return {}
+    dataset = members[0].dataset
+    names = [m.name for m in members] + ([ensemble.name] if ensemble else [])
+    found = {n: adapted_temperature(out, dataset, n, adaptation) for n in names}
+    if missing := [n + adaptation.suffix for n, t in found.items() if t is None]:
+        warnings.warn(
+            f"no calibrated adapted entry {', '.join(missing)}: calibrated with the plain "
+            f"temperature; make it with python -m pipeline.adapt --adapt "
+            f"{adaptation.suffix.lstrip('+')} to use one fitted on adapted validation outputs",
+            stacklevel=2,
+        )
+    return {n: t for n, t in found.items() if t is not None}
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -183,12 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     readable = [f for f in files if f not in failed]
     if warning := few_images_warning(len(readable), "--adapt", [adaptation]):
         warnings.warn(warning, stacklevel=1)
+    temperatures = adapted_temperatures(args.out, members, ensemble, adaptation)
     probs = []
     for m in members:
         images, names, _ = decoded[m.image_size, m.crop]
         keep = [i for i, f in enumerate(names) if f not in failed]
-        probs.append(member_probs(m, images[keep], calibrated or ensemble is not None, adaptation))
-    final = ensemble.combine(probs, calibrated) if ensemble else probs[0]
+        probs.append(member_probs(m, images[keep], calibrated or ensemble is not None, adaptation,
+                                  temperatures.get(m.name)))  # fmt: skip
+    if ensemble:
+        final = ensemble.combine(probs, calibrated, temperatures.get(ensemble.name))
+    else:
+        final = probs[0]
 
     predicted = [classes[i] for i in final.argmax(axis=1)] if len(final) else []
     confidence = final.max(axis=1) if len(final) else np.zeros(0)

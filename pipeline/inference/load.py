@@ -138,11 +138,12 @@ def member_probs(
     images: np.ndarray,
     calibrated: bool = True,
     adaptation: Adaptation = NO_ADAPTATION,
+    temperature: float | None = None,
 ) -> np.ndarray:
     """Probabilities for uint8 ``(N, S, S, 3)`` images at the member's size (mapped onto its
     training stain here, when it was trained so), after adapting to these images if
-    ``adaptation`` says so, scaled by its temperature unless ``calibrated`` is False (what its
-    ``<set>.csv`` and ``raw/`` hold)."""
+    ``adaptation`` says so, scaled by ``temperature`` (default the member's) unless
+    ``calibrated`` is False (what its ``<set>.csv`` and ``raw/`` hold)."""
     if len(images) == 0:
         return np.zeros((0, len(member.classes)))
     images = member_input(member, images)
@@ -151,7 +152,19 @@ def member_probs(
         probs = adapted_probabilities(member.model, images, rows, member.precision, adaptation)
     else:
         probs = predict_rows(member.model, images, rows, member.precision)
-    return apply_temperature(probs, member.temperature) if calibrated else probs
+    if not calibrated:
+        return probs
+    return apply_temperature(probs, member.temperature if temperature is None else temperature)
+
+
+def adapted_temperature(out: Path, dataset: str, name: str, adaptation: Adaptation) -> float | None:
+    """The temperature of the adapted entry ``name`` + ``adaptation`` (fitted on validation
+    adapted the same way, ``pipeline.adapt``); None when there is no such calibrated entry."""
+    path = Layout(out).meta(dataset, name + adaptation.suffix)
+    if not adaptation.active or not path.is_file():
+        return None
+    meta = read_entry(path)
+    return meta.temperature if meta.calibration else None
 
 
 def member_input(member: LoadedMember, images: np.ndarray) -> np.ndarray:
@@ -174,11 +187,15 @@ class LoadedEnsemble:
     def temperature(self) -> float:
         return self.meta.temperature
 
-    def combine(self, probs: list[np.ndarray], calibrated: bool = True) -> np.ndarray:
-        """The ensemble's probabilities from its (calibrated) members', scaled by its own
-        temperature unless ``calibrated`` is False."""
+    def combine(
+        self, probs: list[np.ndarray], calibrated: bool = True, temperature: float | None = None
+    ) -> np.ndarray:
+        """The ensemble's probabilities from its (calibrated) members', scaled by
+        ``temperature`` (default its own) unless ``calibrated`` is False."""
         mixed = self.estimator.predict_proba(probs)
-        return apply_temperature(mixed, self.temperature) if calibrated else mixed
+        if not calibrated:
+            return mixed
+        return apply_temperature(mixed, self.temperature if temperature is None else temperature)
 
 
 def load_ensemble(out: Path, name: str, dataset: str | None = None, device: str = "auto"):
