@@ -49,9 +49,7 @@ class Scorer:
     @classmethod
     def of_zoo(cls, out: Path, part: str | None = None) -> Scorer:
         """The scorer of the zoo under ``out``: its score cache and its answer keys."""
-        layout = Layout(out)
-        cache = layout.leaderboard_cache if part is None else layout.part_scores_cache(part)
-        return cls(cache, keys_of_zoo(out), part)
+        return cls(Layout(out).scores_cache(part), keys_of_zoo(out), part)
 
     def key(self, source: dict) -> dict[str, str]:
         """The set's answer key, restricted to ``part`` where the set has versioned parts."""

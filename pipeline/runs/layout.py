@@ -96,9 +96,12 @@ class Layout:
         in place of the datasets' own."""
         return self.zoo / "answers.json"
 
-    @property
-    def leaderboard_cache(self) -> Path:
-        return self.zoo / "leaderboard-cache.json"
+    def scores_cache(self, part: str | None = None) -> Path:
+        """The leaderboard's score cache; a board whose cross-lab sets are scored on one of
+        their parts (``choose``, ``report``) keeps its own."""
+        return self.zoo / (
+            "leaderboard-cache.json" if part is None else f"leaderboard-cache-{part}.json"
+        )
 
     @property
     def competition(self) -> Path:
@@ -127,10 +130,6 @@ class Layout:
     def competition_team(self, dataset: str, team: str) -> Path:
         """A team's submissions to ``dataset``'s competition (``team``: a sanitised name)."""
         return self.contest(dataset) / plain_name(team, "team")
-
-    def part_scores_cache(self, part: str) -> Path:
-        """The score cache of a board whose cross-lab sets are scored on one of their parts."""
-        return self.zoo / f"leaderboard-cache-{part}.json"
 
     @property
     def tuning(self) -> Path:
