@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             note = f"{len(fingerprints)} different test sets ({', '.join(fingerprints)})"
             print(f"{dataset}: entries were scored on {note}; each is ranked apart",
                   file=sys.stderr)  # fmt: skip
-        boards += [(dataset, t, split) for t in (fingerprints if split else [None])]
+        boards += [(dataset, t, split) for t in (fingerprints or [None])]
     for i, (dataset, test_set, split) in enumerate(boards):
         table = leaderboard(long, dataset, test_set)
         if args.format == "csv":
