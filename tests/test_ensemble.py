@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from pipeline.commands import ensemble as cli
 from pipeline.data import load_dataset
@@ -100,6 +102,24 @@ def test_stacking_recovers_a_planted_mapping() -> None:
     y_new, new = draw(300)
     assert (methods.stack_predict(model, new, 3).argmax(1) == y_new).mean() > 0.97
     assert (methods.soft(new).argmax(1) == y_new).mean() < 0.6
+
+
+def test_stacking_warns_once_and_only_about_the_chosen_regularisation() -> None:
+    """sklearn warns per fold and per C on the path; the stacker says one line, and only when
+    the chosen C itself stopped at max_iter."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 200)
+    probs = [onehot(list(np.where(rng.random(200) < 0.7, y, (y + 1) % 3)), p=0.8)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        methods.fit_stack(probs, y)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = methods.fit_stack(probs, y, max_iter=1)
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert said == [f"stacking: the logistic regression at the chosen C={model.C_:g} stopped at "
+                    "max_iter=1 in 5 of 5 folds; its weights may be slightly off"]  # fmt: skip
 
 
 class Memorise(methods.EnsembleMethod):

@@ -9,6 +9,7 @@ images; ``y`` holds the validation labels as class indices. Nothing here sees a 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar, Self
@@ -17,6 +18,7 @@ import joblib
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
@@ -123,9 +125,14 @@ def fold_count(y: np.ndarray, most: int) -> int:
     return int(min(most, counts[counts > 0].min()))
 
 
-def fit_stack(probs: Sequence[np.ndarray], y: np.ndarray, seed: int = 0) -> LogisticRegressionCV:
+def fit_stack(
+    probs: Sequence[np.ndarray], y: np.ndarray, seed: int = 0, max_iter: int = 2000
+) -> LogisticRegressionCV:
     """Multinomial logistic regression on the members' probabilities; its regularisation is
-    chosen by stratified cross-validation inside the validation set, then refitted on it all."""
+    chosen by stratified cross-validation inside the validation set, then refitted on it all.
+
+    Warns once (``ConvergenceWarning``) when the solver stopped at ``max_iter`` at the chosen
+    regularisation."""
     folds = fold_count(y, 5)
     if folds < 2:
         raise ValueError("stacking needs at least 2 validation images of every class")
@@ -134,11 +141,27 @@ def fit_stack(probs: Sequence[np.ndarray], y: np.ndarray, seed: int = 0) -> Logi
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
         scoring="neg_log_loss",
         l1_ratios=(0.0,),
-        max_iter=2000,
+        max_iter=max_iter,
         use_legacy_attributes=False,
         n_jobs=-1,  # the folds in parallel
     )
-    return model.fit(stack_features(probs), y)
+    # The path visits weak regularisation where lbfgs often stops at max_iter; held-out log-loss
+    # judges those points as they are, so sklearn's warning per fold is noise. Only the chosen C
+    # matters (the refit starts from its folds' mean, so converges when they did). sklearn's
+    # Parallel hands this filter to its workers.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(stack_features(probs), y)
+    chosen = int(np.flatnonzero(model.Cs_ == model.C_)[0])
+    stopped = int((model.n_iter_[..., chosen] >= max_iter).sum())
+    if stopped:
+        warnings.warn(
+            f"stacking: the logistic regression at the chosen C={model.C_:g} stopped at "
+            f"max_iter={max_iter} in {stopped} of {folds} folds; its weights may be slightly off",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return model
 
 
 def stack_features(probs: Sequence[np.ndarray]) -> np.ndarray:
