@@ -85,3 +85,6 @@ def test_the_readme_opens_with_two_commands_and_ci_runs_the_second() -> None:
     assert install_and_run == "pip install -r requirements.txt -e . && python -m pipeline.zoo --all"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert install_and_test in ci and "mkdocs build --strict" in ci
+    # in a fresh virtual environment, as users run it (issue: the suite failed only there)
+    venv = ci.index('python3 -m venv "$scratch/venv"')
+    assert venv < ci.index('. "$scratch/venv/bin/activate"') < ci.index(install_and_test)

@@ -113,18 +113,36 @@ def test_the_dependencies_are_the_requirements_file() -> None:
     assert all(line.startswith("#") or "==" in line for line in pins if line.strip())
 
 
-def setuptools_builds_this() -> bool:
-    """The pyproject's SPDX ``license`` string needs setuptools 77 or later."""
-    try:
-        import setuptools
-    except ImportError:
-        return False
-    return int(setuptools.__version__.split(".")[0]) >= 77
+def venv_with_these_packages(env_dir: Path) -> Path:
+    """A fresh venv that sees the running environment's packages (a venv's own, not its base
+    interpreter's, which ``system_site_packages`` would give); returns its python."""
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ours = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (Path(purelib) / "running-environment.pth").write_text("\n".join(ours) + "\n")
+    return python
 
 
-@pytest.mark.skipif(not setuptools_builds_this(), reason="needs setuptools >= 77 installed")
+def test_the_build_backend_is_the_one_installed_for_the_tests() -> None:
+    """pyproject's SPDX ``license`` needs setuptools 77; requirements-dev.txt installs it, so
+    the editable-install test below runs (never skips) wherever the README's command ran."""
+    requires = PYPROJECT["build-system"]["requires"]
+    assert requires == ["setuptools>=77"]
+    dev = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+    pinned = [line for line in dev if line.startswith("setuptools==")]
+    assert pinned and int(pinned[0].removeprefix("setuptools==").split(".")[0]) >= 77
+    import setuptools
+
+    assert int(setuptools.__version__.split(".")[0]) >= 77
+
+
 def test_pip_install_editable_into_a_fresh_venv(tmp_path) -> None:
-    """Offline and quick: no dependencies fetched (the venv sees this python's packages)."""
+    """Offline and quick: no dependencies fetched (the venv sees this environment's packages,
+    its build backend included, whether the tests run in a venv or in the base interpreter)."""
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     source.mkdir()
@@ -135,8 +153,7 @@ def test_pip_install_editable_into_a_fresh_venv(tmp_path) -> None:
     # The app becomes a package (leaderboard/__init__.py); the build must include it then.
     (source / "leaderboard" / "__init__.py").touch()
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
-    python = env_dir / "bin" / "python"
+    python = venv_with_these_packages(env_dir)
     install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     done = subprocess.run([*install, "-e", source], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
