@@ -34,11 +34,13 @@ ACROSS_LABS = [
     "resnetv2_50d_gn", "resnet50_gn", "resnet18_gn", "resnet50_frozenbn", "resnet50_last16",
     "vgg16_bn_frozenbn", "densenet121_frozenbn", "vit_b_16", "convnext_tiny",
 ]  # fmt: skip
+# by name only: the members whose ImageNet weights install from packages (tests/test_packaged.py)
+PACKAGED = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
 def test_all_is_the_27_of_gavas_and_olpadkar_plus_efficientnetv2_s() -> None:
     assert set(ALL) == TORCHVISION_27 | {"efficientnet_v2_s"}
-    by_name = {"efficientnet_v2_m", "efficientnet_v2_l", *ACROSS_LABS}
+    by_name = {"efficientnet_v2_m", "efficientnet_v2_l", *ACROSS_LABS, *PACKAGED}
     assert by_name == set(CATALOGUE) - set(ALL)
 
 
@@ -80,7 +82,7 @@ def test_vit_with_imagenet_weights_needs_its_native_size() -> None:
         create_model(CATALOGUE["vit_b_16"], 8, "imagenet", 64)
 
 
-@pytest.mark.parametrize("name", [*ALL, *ACROSS_LABS])
+@pytest.mark.parametrize("name", [*ALL, *ACROSS_LABS, *PACKAGED])
 def test_member_builds_with_new_head_and_runs_forward(name: str) -> None:
     entry = CATALOGUE[name]
     torch.manual_seed(0)

