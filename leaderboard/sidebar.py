@@ -15,17 +15,18 @@ from leaderboard.loaders import reference_out
 from pipeline.data.parts import part_ids
 from pipeline.ranking.reference import Reference, references
 from pipeline.ranking.table import ranked_test_sets
+from pipeline.runs.layout import OUT_ENV, default_out
 
 
 def out_folder() -> tuple[Path, bool]:
-    """``--out`` after ``--`` on the command line, else ``WBCZOO_OUT``, else the current folder;
-    and whether the user named it."""
+    """``--out`` after ``--`` on the command line, else ``WBCZOO_OUT``, else ``runs/`` (as every
+    command); and whether the user named it."""
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--out", type=Path)
     # parse_known_args: under pytest's AppTest, sys.argv is pytest's own command line
     args, _ = p.parse_known_args(sys.argv[1:])
-    named = args.out or os.environ.get("WBCZOO_OUT")
-    return Path(named or "."), bool(named)
+    named = args.out or os.environ.get(OUT_ENV)
+    return Path(named) if named else default_out(), bool(named)
 
 
 def choose_zoo(out: Path, named: bool) -> tuple[Path, Reference | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from pipeline.commands import COMMANDS, build_parser, tune, zoo
 from pipeline.commands.options import SHARED, parse_eval, parse_seeds, split_names
 from pipeline.errors import UserError
+from pipeline.runs.layout import default_out
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +104,7 @@ def test_explain_set_became_mistakes_on(capsys) -> None:
 
 def test_audit_keeps_zoo_out_and_its_report_folder(tmp_path, capsys) -> None:
     old, warning = parsed("pipeline.audit", ["--data", "d", "--zoo-out", "z"], capsys)
-    assert old["zoo_out"] == Path("z") and old["out"] == Path(".") and "use --out" in warning
+    assert old["zoo_out"] == Path("z") and old["out"] == default_out() and "use --out" in warning
     new, _ = parsed("pipeline.audit", ["--data", "d", "--out", "z"], capsys)
     assert new["zoo_out"] is None and new["out"] == Path("z")
 
@@ -162,3 +164,27 @@ def test_a_bad_recipe_field_fails_before_any_work(
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and fragment in err, err
     assert not out.exists() and not (tmp_path / "c").exists()
+
+
+def test_without_out_a_run_writes_into_runs_and_the_app_reads_it(tiny, tmp_path, monkeypatch):
+    """The checkout keeps only what it ships: a run without --out writes under ``runs/`` of the
+    working folder (``WBCZOO_OUT`` moves it), and the app looks there too."""
+    from leaderboard.sidebar import out_folder
+    from pipeline.commands import zoo
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("WBCZOO_OUT", raising=False)
+    monkeypatch.setattr(sys, "argv", ["app.py"])
+    cache = str(tmp_path / "cache")
+    args = ["--dataset", "folder", "--data", str(tiny), "--models", "squeezenet1_1",
+            "--weights", "none", "--recipe", "fast", "--epochs", "1", "--image-size", "32",
+            "--batch-size", "8", "--cache-dir", cache, "--no-progress"]  # fmt: skip
+    assert zoo.main(args) == 0
+    assert sorted(p.name for p in work.iterdir()) == ["runs"]
+    assert (work / "runs" / "submissions" / "cells" / "squeezenet1_1-fast+30968e-s0").is_dir()
+    assert out_folder() == (Path("runs"), False)
+    monkeypatch.setenv("WBCZOO_OUT", str(tmp_path / "elsewhere"))
+    assert out_folder() == (tmp_path / "elsewhere", True)
+    assert default_out() == tmp_path / "elsewhere"

@@ -23,6 +23,7 @@ from pipeline.errors import UnknownNameError, UserError, add_debug_flag
 from pipeline.executors.options import add_executor_args
 from pipeline.inference.adaptation import Adaptation, parse_adaptations
 from pipeline.names import plain_name
+from pipeline.runs.layout import default_out
 from pipeline.runs.tracking import add_tracking_args
 from pipeline.training.jobs import DataSpec
 from pipeline.training.recipes import RECIPES, Recipe, get_recipe, override
@@ -32,7 +33,8 @@ SHARED = "shared_meaning"  # the attribute that marks an action added here
 
 # Every flag that more than one command takes, and what it means in all of them.
 MEANINGS = {
-    "--out": "the zoo's output root: members in OUT/zoo/members/, submissions in OUT/submissions/",
+    "--out": "the zoo's output root: members in OUT/zoo/members/, submissions in OUT/submissions/ "
+    "(default: $WBCZOO_OUT, else runs/)",
     "--dataset": "dataset adapter of --data",
     "--data": "dataset folder, or .npz file",
     "--eval": "extra evaluation set, e.g. bccd=/data/bccd (a <class>/<image> folder) or "
@@ -141,7 +143,12 @@ def renamed(
 
 def add_out(p: argparse.ArgumentParser, help: str | None = None) -> argparse.Action:
     return option(
-        p, "--out", type=Path, default=Path("."), metavar="DIR", **({"help": help} if help else {})
+        p,
+        "--out",
+        type=Path,
+        default=default_out(),
+        metavar="DIR",
+        **({"help": help} if help else {}),
     )
 
 

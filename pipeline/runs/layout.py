@@ -9,6 +9,7 @@ settings, teams, audit log, and per dataset its key and each team's submissions.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,14 @@ from pipeline.errors import UserError
 from pipeline.names import plain_name
 
 META_FILE = "meta.json"
+OUT_ENV = "WBCZOO_OUT"
+OUT_DEFAULT = "runs"  # relative to the working folder; ignored in a checkout (.gitignore)
+
+
+def default_out() -> Path:
+    """Where every command and the app write and read a zoo without ``--out``: ``WBCZOO_OUT``,
+    else ``runs/``, so that runs never mix with what a checkout ships in ``zoo/``."""
+    return Path(os.environ.get(OUT_ENV) or OUT_DEFAULT)
 
 
 @dataclass(frozen=True)
