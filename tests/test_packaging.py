@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,65 @@ def test_pip_install_editable_into_a_fresh_venv(tmp_path) -> None:
                             capture_output=True, timeout=120)  # fmt: skip
     assert helped.returncode == 0 and "  zoo\n" in helped.stdout, helped.stderr
     assert (env_dir / "bin" / "wbczoo-board").exists()
+
+
+def shipped_files() -> list[str]:
+    """What the checkout ships beside its code: the tracked files of zoo/ and data/."""
+    listed = subprocess.run(["git", "ls-files", "zoo", "data"], cwd=ROOT, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    return listed.stdout.split()
+
+
+def test_the_wheel_installs_and_runs_from_another_folder(tmp_path) -> None:
+    """``pip install .`` (a wheel, not editable) into a fresh venv: every package and every
+    shipped file is in it, and a command run from another folder finds the catalogue, the
+    bundled sample and the reference zoos through ``pipeline.resources``."""
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    source.mkdir()
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("pipeline", "leaderboard"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+    files = shipped_files()
+    for name in files:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run([*build, "-w", wheels, source], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (wheel,) = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        inside = set(archive.namelist())
+    modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")]
+    assert [m for m in modules if m not in inside] == []
+    data = next(n for n in inside if ".data/data/share/wbczoo/" in n).split("share/wbczoo/")[0]
+    assert [f for f in files if f"{data}share/wbczoo/{f}" not in inside] == []
+
+    python = venv_with_these_packages(tmp_path / "venv")
+    install = [python, "-m", "pip", "install", "-q", "--no-deps", wheel]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([python, *args], cwd=elsewhere, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    where = run(
+        "-c", "import pipeline, pipeline.resources as r; print(pipeline.__file__, r.root())"
+    )
+    package, root = where.stdout.split()
+    assert package.startswith(str(tmp_path / "venv")) and "site-packages" in package
+    assert Path(root) == tmp_path / "venv" / "share" / "wbczoo", where.stderr
+    smoke = run("-m", "pipeline.zoo", "--models", "squeezenet1_1", "--weights", "none",
+                "--epochs", "1", "--image-size", "32", "--batch-size", "16", "--no-progress",
+                "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert smoke.returncode == 0, smoke.stderr
+    assert "bundled PBC sample" in smoke.stdout
+    assert (elsewhere / "runs" / "submissions" / "pbc-sample").is_dir()
+    board = run("-m", "pipeline.leaderboard", "--reference", "pbc-fast64", "--format", "csv")
+    assert board.returncode == 0 and "resnet18-fast" in board.stdout, board.stderr

@@ -23,12 +23,13 @@ from pipeline.errors import UnknownNameError, UserError, add_debug_flag
 from pipeline.executors.options import add_executor_args
 from pipeline.inference.adaptation import Adaptation, parse_adaptations
 from pipeline.names import plain_name
+from pipeline.resources import shipped
 from pipeline.runs.layout import default_out
 from pipeline.runs.tracking import add_tracking_args
 from pipeline.training.jobs import DataSpec
 from pipeline.training.recipes import RECIPES, Recipe, get_recipe, override
 
-BUNDLED_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "pbc-sample"
+BUNDLED_SAMPLE = shipped("data", "pbc-sample")
 SHARED = "shared_meaning"  # the attribute that marks an action added here
 
 # Every flag that more than one command takes, and what it means in all of them.

@@ -23,11 +23,12 @@ from pipeline.data.splits import (
     stratified_split,
     write_split_file,
 )
+from pipeline.resources import shipped
 
 PARTS = {"choose": 0.3, "report": 0.7}
 SEED = 0
 COLUMN = "part"
-SPLITS = Path(__file__).resolve().parents[2] / "zoo" / "splits"
+SPLITS = shipped("zoo", "splits")
 SETS = ("bccd", "zheng2018_tecom")  # the evaluation sets with versioned parts, by folder name
 
 

@@ -9,9 +9,10 @@ from pipeline.classes import ordered
 from pipeline.data.records import Dataset, DatasetLayoutError, classes_of, scan_class_folders
 from pipeline.data.registry import register_adapter
 from pipeline.data.splits import apply_split_file, read_split_file
+from pipeline.resources import shipped
 
 FOLDER = "PBC_dataset_normal_DIB"
-SPLIT_FILE = Path(__file__).resolve().parents[2] / "zoo" / "splits" / "pbc.csv"
+SPLIT_FILE = shipped("zoo", "splits", "pbc.csv")
 SPLIT_SEED = 0
 FRACTIONS = {"train": 0.64, "val": 0.24, "test": 0.12}
 

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UnknownNameError
+from pipeline.resources import shipped
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CATALOGUE_FILE = Path(__file__).resolve().parents[2] / "zoo" / "catalogue.toml"
+CATALOGUE_FILE = shipped("zoo", "catalogue.toml")
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.evaluation.answers import AnswerKeys, freeze
 from pipeline.evaluation.calibration import FIT_SET
+from pipeline.resources import shipped
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import AdaptedMeta, EnsembleMeta, EntryMeta, MetaError, read_entry
 
-REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "zoo" / "reference"
+REFERENCE_ROOT = shipped("zoo", "reference")
 ARCHIVE = "zoo.tar.xz"
 DEFAULT = "default.txt"  # under REFERENCE_ROOT: the name of the zoo the board opens on
 _DONE = ".unpacked"  # written last: a folder without it is a torn unpacking, redone

@@ -1,0 +1,1 @@
+"""Scoring: metrics, answer keys, calibration and uncertainty over seeds."""

@@ -1,0 +1,1 @@
+"""The output folder: its layout, metadata, submissions, checkpoints, manifest and tracking."""

@@ -1,0 +1,1 @@
+"""Training members: recipes, optimisers, the training loop, its jobs and its bill (plan)."""
