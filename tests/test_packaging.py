@@ -9,6 +9,7 @@ import sys
 import tomllib
 import venv
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,19 @@ def test_the_dependencies_are_the_requirements_file() -> None:
     assert all(line.startswith("#") or "==" in line for line in pins if line.strip())
 
 
+def copy_sources(source: Path, files: Sequence[str] = ()) -> Path:
+    """What a build of the project reads (its code, and ``files`` of the checkout), copied to
+    ``source`` so that building leaves the checkout as it was."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    source.mkdir()
+    for name in ("pyproject.toml", "requirements.txt", "README.md", *files):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for package in ("pipeline", "leaderboard"):
+        shutil.copytree(ROOT / package, source / package, ignore=ignore)
+    return source
+
+
 def venv_with_these_packages(env_dir: Path) -> Path:
     """A fresh venv that sees the running environment's packages (a venv's own, not its base
     interpreter's, which ``system_site_packages`` would give); returns its python."""
@@ -144,13 +158,7 @@ def test_the_build_backend_is_the_one_installed_for_the_tests() -> None:
 def test_pip_install_editable_into_a_fresh_venv(tmp_path) -> None:
     """Offline and quick: no dependencies fetched (the venv sees this environment's packages,
     its build backend included, whether the tests run in a venv or in the base interpreter)."""
-    source = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    source.mkdir()
-    for name in ("pyproject.toml", "requirements.txt", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    for package in ("pipeline", "leaderboard"):
-        shutil.copytree(ROOT / package, source / package, ignore=ignore)
+    source = copy_sources(tmp_path / "src")
     # The app becomes a package (leaderboard/__init__.py); the build must include it then.
     (source / "leaderboard" / "__init__.py").touch()
     env_dir = tmp_path / "venv"
@@ -182,17 +190,8 @@ def test_the_wheel_installs_and_runs_from_another_folder(tmp_path) -> None:
     """``pip install .`` (a wheel, not editable) into a fresh venv: every package and every
     shipped file is in it, and a command run from another folder finds the catalogue, the
     bundled sample and the reference zoos through ``pipeline.resources``."""
-    source = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    source.mkdir()
-    for name in ("pyproject.toml", "requirements.txt", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    for folder in ("pipeline", "leaderboard"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     files = shipped_files()
-    for name in files:
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, source / name)
+    source = copy_sources(tmp_path / "src", files)
     wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     done = subprocess.run([*build, "-w", wheels, source], capture_output=True, text=True,
