@@ -141,10 +141,12 @@ def contest(out: str, dataset: str, settings: competition.Settings) -> None:
         return
     public, _ = key.divide(settings.public_share)
     hidden = "revealed" if settings.revealed else "hidden until the organiser reveals them"
+    deadline = f" Deadline: {settings.deadline} (UTC)." if settings.deadline else ""
     st.markdown(
         f"**Competition** on the {dataset} test bundle: ranked on its public part "
         f"({len(public)} of {len(key.images)} images, stratified, drawn in secret); private "
         f"scores {hidden}. At most {settings.daily_limit} submissions per team and UTC day."
+        + deadline
     )
     table = competition.board(Path(out), dataset, settings, key.public_set(settings.public_share))
     if table.empty:
@@ -167,9 +169,13 @@ def contest(out: str, dataset: str, settings: competition.Settings) -> None:
     except ValueError as exc:
         st.error(str(exc))
         return
-    uploaded = submission_uploader(competition.SET)
-    if uploaded is not None:
-        submit_form(out, dataset, team, uploaded, key, settings)
+    reason = competition.closed(settings, time.time())
+    if reason:
+        st.info(f"Submissions are closed: {reason}.")
+    else:
+        uploaded = submission_uploader(competition.SET)
+        if uploaded is not None:
+            submit_form(out, dataset, team, uploaded, key)
     team_history(out, dataset, team, settings)
 
 
@@ -179,7 +185,6 @@ def submit_form(
     team: Team,
     uploaded: UploadedFile,
     key: competition.ContestKey,
-    settings: competition.Settings,
 ) -> None:
     """Check an uploaded file; on Submit, score and store it for ``team``. Scores show only once
     submitted, and only the public one: checking a file is no free probe of the test set."""
@@ -194,7 +199,7 @@ def submit_form(
         try:
             with lock:  # the daily limit holds across sessions
                 record = competition.submit(
-                    Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key, settings
+                    Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key
                 )
         except ValueError as exc:
             st.error(str(exc))
@@ -216,27 +221,32 @@ def team_history(out: str, dataset: str, team: Team, settings: competition.Setti
     if not records:
         st.caption(f"No submission by {team.name} yet.")
         return
-    chosen = competition.selected(Path(out), dataset, team.name, records)
+    chosen = competition.final(Path(out), dataset, team.name, records)
     rows = []
     for r in records:
         row = {"submission": r.id, "file": r.file, "created": r.created}
         row |= {"public_acc": r.public["accuracy"], "public_bacc": r.public["balanced_accuracy"]}
         if settings.revealed:
             row["private_acc"] = r.private["accuracy"]
-        rows.append(row | {"selected": r.id == chosen.id})
+        rows.append(row | {"selected": chosen is not None and r.id == chosen.id})
     st.subheader(f"Submissions of {team.name}")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="history")
     today = time.strftime("%Y-%m-%d", time.gmtime())
     used = sum(r.day == today for r in records)
     st.caption(f"{used} of {settings.daily_limit} submissions used today (UTC).")
+    if settings.revealed:
+        return
     ids = [r.id for r in records]
     pick = st.selectbox(
         "Selected for the final ranking (default: the best public score)",
         ids,
         index=ids.index(chosen.id),
         key=f"final-{team.name}",
-        disabled=settings.revealed,
     )
     if pick != chosen.id:
-        competition.select(Path(out), dataset, team, pick, settings)
+        try:
+            competition.select(Path(out), dataset, team, pick)
+        except ValueError as exc:  # revealed since the page was drawn
+            st.error(str(exc))
+            return
         st.rerun()

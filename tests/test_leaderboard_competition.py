@@ -4,10 +4,12 @@ team tokens and limits, the audit log, the final board, and nothing shown before
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +73,7 @@ def answers(key: competition.ContestKey, right: set[str]) -> bytes:
 
 def send(out: Path, team: str, token: str, data: bytes, now: float) -> competition.Record:
     who = teams.authenticate(out, team, token)
-    settings = competition.load_settings(out)
-    return competition.submit(out, "cells", who, data, "mine.csv", contest(out), settings, now)
+    return competition.submit(out, "cells", who, data, "mine.csv", contest(out), now)
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -180,16 +181,15 @@ def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -
     send(out, "team a", tokens["team a"], answers(key, set()), NOON + DAY)  # a new UTC day
     records = competition.history(out, "cells", "team a")
     assert [r.id for r in records][:2] == [first.id, best.id] and len(records) == 3
-    settings = competition.load_settings(out)
     assert competition.selected(out, "cells", "team a", records).id == best.id  # best public
     team_a = teams.authenticate(out, "team a", tokens["team a"])
-    competition.select(out, "cells", team_a, first.id, settings)
+    competition.select(out, "cells", team_a, first.id)
     assert competition.selected(out, "cells", "team a", records).id == first.id
     with pytest.raises(ValueError, match="has no submission 'nope'"):
-        competition.select(out, "cells", team_a, "nope", settings)
-    revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
+        competition.select(out, "cells", team_a, "nope")
+    revealed = competition.reveal(out, NOON + DAY + 1)
     with pytest.raises(ValueError, match="final selection is frozen"):
-        competition.select(out, "cells", team_a, best.id, revealed)
+        competition.select(out, "cells", team_a, best.id)
     final = competition.board(out, "cells", revealed, key.public_set(0.5))
     assert final.loc[0, "selected"] == first.id and final.loc[0, "private_acc"] == 0.0
 
@@ -247,9 +247,80 @@ def test_cli_board_and_reveal(out: Path, tokens: dict, capsys) -> None:
     zoo_board, _, board = text.partition("### cells: competition, public board")
     assert "team-a" not in zoo_board and "| 1 | team-a | 1.0000 |" in board
     assert "private" not in board
-    assert cli.main(["--out", str(out), "--reveal"]) == 0
+    assert cli.main(["--out", str(out), "--reveal", "--yes"]) == 0
     assert competition.load_settings(out).revealed
     assert "shake_up" in capsys.readouterr().out
+
+
+class Terminal(io.StringIO):
+    """Standard input that is a terminal, answering with its text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_reveal_asks_records_the_finals_and_freezes_everything(
+    out: Path, tokens: dict, monkeypatch, capsys
+) -> None:
+    key = contest(out)
+    first = send(out, "team a", tokens["team a"], answers(key, set()), NOON)
+    best = send(out, "team a", tokens["team a"], answers(key, set(key.images)), NOON + 1)
+    only = send(out, "team b", tokens["team b"], answers(key, set()), NOON + 2)
+    reveal = ["--out", str(out), "--reveal"]
+    assert cli.main(reveal) == 2  # no terminal to ask, no --yes
+    assert "add --yes" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    assert cli.main(reveal) == 1
+    assert not competition.load_settings(out).revealed
+    assert not Layout(out).competition_final("cells").exists()
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert cli.main(reveal) == 0
+    assert competition.load_settings(out).revealed
+    recorded = json.loads(Layout(out).competition_final("cells").read_text())
+    assert recorded["final"] == {"team-a": best.id, "team-b": only.id}
+    capsys.readouterr()
+
+    # the finals stand as recorded: a selection written afterwards changes no board
+    folder = competition.team_folder(out, "cells", "team a")
+    (folder / "selected.json").write_text(json.dumps({"selected": first.id}))
+    settings = competition.load_settings(out)
+    table = competition.board(out, "cells", settings, key.public_set(0.5))
+    assert table.set_index("team").loc["team-a", "selected"] == best.id
+    # nothing more is taken, whatever settings the caller holds
+    files = sorted(Layout(out).competition.rglob("*"))
+    audit = Layout(out).competition_audit.read_text()
+    with pytest.raises(competition.SubmissionRefused, match="private scores are revealed"):
+        send(out, "team b", tokens["team b"], answers(key, set(key.images)), NOON + 3)
+    for change in (
+        ["--public-share", "0.4"],
+        ["--daily-limit", "9"],
+        ["--deadline", "2030-01-01T00:00Z"],
+    ):
+        assert cli.main(["--out", str(out), "--competition", *change]) == 2
+        assert "revealed, its settings and bundles are frozen" in capsys.readouterr().err
+    assert cli.main([*reveal, "--yes"]) == 0  # a second reveal records nothing again
+    assert sorted(Layout(out).competition.rglob("*")) == files
+    assert Layout(out).competition_audit.read_text() == audit
+    assert competition.load_settings(out) == settings
+
+
+def test_no_submission_after_the_deadline(out: Path, tokens: dict, capsys) -> None:
+    base = ["--out", str(out), "--competition", "--deadline"]
+    for bad in ("tomorrow", "2027-01-31T23:59"):
+        with pytest.raises(SystemExit):
+            cli.main([*base, bad])
+        assert "deadline" in capsys.readouterr().err
+    deadline = NOON + 3600
+    assert (
+        cli.main([*base, time.strftime("%Y-%m-%dT%H:%M+02:00", time.gmtime(deadline + 7200))]) == 0
+    )
+    settings = competition.load_settings(out)
+    assert settings.deadline == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline))
+    key = contest(out)
+    send(out, "team a", tokens["team a"], answers(key, set()), deadline)
+    with pytest.raises(competition.SubmissionRefused, match="closed at its deadline"):
+        send(out, "team a", tokens["team a"], answers(key, set()), deadline + 1)
+    assert len(competition.history(out, "cells", "team a")) == 1
 
 
 def test_cli_turns_the_mode_on_and_keeps_one_key(out: Path, tmp_path: Path, capsys) -> None:
@@ -384,10 +455,13 @@ def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeyp
     at.selectbox(key="final-team-a").set_value(q_id).run()
     assert frame(at, "submission")["selected"].tolist() == [False, True]
 
-    assert cli.main(["--out", str(out), "--reveal"]) == 0
+    assert cli.main(["--out", str(out), "--reveal", "--yes"]) == 0
     at = open_app(out, monkeypatch)
     board = frame(at, "team")
     assert (board.loc[0, "selected"], board.loc[0, "private_acc"]) == (q_id, 1.0)
     assert board.loc[0, "shake_up"] == 0
     at.selectbox(key="detail_row").set_value("alpha-fast").run()
     assert "test images misclassified" in page_text(at)  # revealed: the gallery is back
+    at.text_input(key="team").set_value("team a").run()
+    at.text_input(key="token").set_value(tokens["team a"]).run()
+    assert not at.file_uploader and "Submissions are closed" in at.info[0].value

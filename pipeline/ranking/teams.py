@@ -37,6 +37,11 @@ class Team:
     name: str
 
 
+def utc_stamp(seconds: float | None = None) -> str:
+    """A time (default: now) in UTC, ISO 8601 to the second, as the competition's files say it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def _hash(token: str, salt: str) -> str:
     return hashlib.pbkdf2_hmac("sha256", token.encode(), bytes.fromhex(salt), ITERATIONS).hex()
 
@@ -54,8 +59,7 @@ def add_team(out: Path, name: str) -> tuple[str, str]:
         raise UserError(f"team {team} is already registered (nothing changed)")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     salt = secrets.token_hex(16)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    teams[team] = {"salt": salt, "hash": _hash(token, salt), "created": created}
+    teams[team] = {"salt": salt, "hash": _hash(token, salt), "created": utc_stamp()}
     write_json(Layout(out).competition_teams, {"teams": teams})
     return team, token
 

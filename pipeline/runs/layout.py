@@ -127,6 +127,10 @@ class Layout:
         """The key of ``dataset``'s competition (ids, labels, the public/private salt)."""
         return self.contest(dataset) / "key.json"
 
+    def competition_final(self, dataset: str) -> Path:
+        """Each team's final submission to ``dataset``'s competition, recorded at the reveal."""
+        return self.contest(dataset) / "final.json"
+
     def competition_team(self, dataset: str, team: str) -> Path:
         """A team's submissions to ``dataset``'s competition (``team``: a sanitised name)."""
         return self.contest(dataset) / plain_name(team, "team")
