@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from leaderboard.loaders import answer_key, dataset_sets, sample_csv, shared_scorer
+from leaderboard.loaders import answer_key, dataset_sets, sample_csv
 from pipeline.ranking import competition
 from pipeline.ranking.present import head_lines, set_description
 from pipeline.ranking.queries import would_rank
@@ -195,12 +195,10 @@ def submit_form(
         return
     st.caption(f"{uploaded.name} is valid. Submit it to see its public score.")
     if st.button("Submit", key="submit"):
-        _, lock = shared_scorer(out)
         try:
-            with lock:  # the daily limit holds across sessions
-                record = competition.submit(
-                    Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key
-                )
+            record = competition.submit(
+                Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key
+            )
         except ValueError as exc:
             st.error(str(exc))
             return

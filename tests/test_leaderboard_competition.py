@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing
 import re
 import sys
 import tarfile
@@ -197,6 +198,39 @@ def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -
     assert [e["submission"] for e in log] == [r.id for r in records]
     assert log[1]["sha256"] == hashlib.sha256(answers(key, everything)).hexdigest()
     assert (log[1]["team"], log[1]["public_accuracy"]) == ("team-a", 1.0)
+
+
+def submit_at_once(out: Path, token: str, data: bytes, barrier, i: int) -> None:
+    """One process's submission, started with the others'; exit code 3 if refused."""
+    who = teams.authenticate(out, "team a", token)
+    key = contest(out)
+    barrier.wait()
+    try:
+        competition.submit(out, "cells", who, data, f"{i}.csv", key, NOON)
+    except competition.SubmissionRefused:
+        sys.exit(3)
+
+
+def test_the_daily_limit_holds_across_processes(out: Path, tokens: dict) -> None:
+    data = answers(contest(out), set())
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    processes = [
+        context.Process(target=submit_at_once, args=(out, tokens["team a"], data, barrier, i))
+        for i in range(6)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert sorted(p.exitcode for p in processes) == [0, 0, 3, 3, 3, 3]
+    records = competition.history(out, "cells", "team a")
+    folder = competition.team_folder(out, "cells", "team a")
+    assert len(records) == 2 and len(list(folder.glob("*.csv"))) == 2
+    assert records[0].id != records[1].id
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-\d{3}-[0-9a-f]{8}", r.id) for r in records)
+    audit = Layout(out).competition_audit.read_text().splitlines()
+    assert len([line for line in audit if '"submission"' in line]) == 2
 
 
 def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out, tokens) -> None:

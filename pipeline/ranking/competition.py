@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pipeline.ranking.cached_scores import SUMMARY
 from pipeline.ranking.teams import Team, audit, utc_stamp
 from pipeline.ranking.upload import Upload, check_upload, sanitise_name
 from pipeline.runs.layout import Layout
+from pipeline.runs.manifest import flocked
 from pipeline.runs.submissions import write_submission
 
 SET = "test"  # the set competitions are held on
@@ -187,8 +189,9 @@ def team_folder(out: Path, dataset: str, team: str) -> Path:
 
 def datasets(out: Path) -> list[str]:
     """The datasets that have a competition (a key)."""
-    root = Layout(out).competition
-    return sorted(p.name for p in root.glob("*") if Layout(out).competition_key(p.name).is_file())
+    layout = Layout(out)
+    names = (p.name for p in layout.competition.glob("*") if p.is_dir())
+    return sorted(n for n in names if layout.competition_key(n).is_file())
 
 
 def teams_of(out: Path, dataset: str) -> list[str]:
@@ -222,53 +225,71 @@ def submit(
     A file that breaks the format or names other ids is a ``SubmissionError``; over the daily
     limit, past the deadline or after the reveal it is ``SubmissionRefused``; either way
     nothing is written. The settings are read here, not taken from the caller: a page opened
-    before the reveal must not submit after it.
+    before the reveal must not submit after it. Counting and writing hold the competition's
+    lock, so the limit holds across the app's sessions and other processes.
     """
     upload = check(data, contest, filename)
     now = time.time() if now is None else now
     created = utc_stamp(now)
-    settings = load_settings(out)
+    with flocked(Layout(out).competition_lock):
+        settings = load_settings(out)
+        past = history(out, dataset, team.name)
+        reason = refusal(team, settings, past, now)
+        if reason:
+            raise SubmissionRefused(f"{reason} (nothing was saved)")
+        public, private = contest.divide(settings.public_share)
+        sub = upload.submission
+        scores = {
+            part: score_part(
+                sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids
+            )
+            for part, ids in (("public", public), ("private", private))
+        }
+        record = Record(
+            id=record_id(created, len(past) + 1),
+            team=team.name,
+            dataset=dataset,
+            created=created,
+            file=filename,
+            public=scores["public"],
+            private=scores["private"],
+            public_set=contest.public_set(settings.public_share),
+        )
+        folder = team_folder(out, dataset, team.name)
+        order = np.argsort(sub.ids, kind="stable")
+        write_submission(
+            folder / f"{record.id}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
+        )
+        write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # complete from here
+        audit(
+            out,
+            {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
+             "file": filename, "sha256": hashlib.sha256(data).hexdigest(),
+             "public_accuracy": record.public["accuracy"]},
+        )  # fmt: skip
+    return record
+
+
+def refusal(team: Team, settings: Settings | None, past: list[Record], now: float) -> str | None:
+    """Why a valid submission of ``team`` (with these ``past`` ones) is not taken at ``now``."""
     if settings is None:
-        raise SubmissionRefused(f"{out}: competition mode is off (nothing was saved)")
+        return "competition mode is off"
     reason = closed(settings, now)
     if reason:
-        raise SubmissionRefused(f"{reason}: no more submissions (nothing was saved)")
-    past = history(out, dataset, team.name)
-    today = [r for r in past if r.day == created[:10]]
-    if len(today) >= settings.daily_limit:
-        raise SubmissionRefused(
-            f"team {team.name} has used all {settings.daily_limit} submissions of "
-            "today (UTC): try again tomorrow (nothing was saved)"
+        return f"{reason}: no more submissions"
+    today = utc_stamp(now)[:10]
+    if sum(r.day == today for r in past) >= settings.daily_limit:
+        return (
+            f"team {team.name} has used all {settings.daily_limit} submissions of today (UTC): "
+            "try again tomorrow"
         )
-    public, private = contest.divide(settings.public_share)
-    sub = upload.submission
-    scores = {
-        part: score_part(sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids)
-        for part, ids in (("public", public), ("private", private))
-    }
-    record = Record(
-        id=f"{created.replace('-', '').replace(':', '')}-{len(past) + 1:03d}",
-        team=team.name,
-        dataset=dataset,
-        created=created,
-        file=filename,
-        public=scores["public"],
-        private=scores["private"],
-        public_set=contest.public_set(settings.public_share),
-    )
-    folder = team_folder(out, dataset, team.name)
-    order = np.argsort(sub.ids, kind="stable")
-    write_submission(
-        folder / f"{record.id}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
-    )
-    write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # complete from here
-    audit(
-        out,
-        {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
-         "file": filename, "sha256": hashlib.sha256(data).hexdigest(),
-         "public_accuracy": record.public["accuracy"]},
-    )  # fmt: skip
-    return record
+    return None
+
+
+def record_id(created: str, n: int) -> str:
+    """``<time>-<n>-<random>``: in time order, and apart even where the lock does not hold
+    (some NFS setups)."""
+    return f"{created.replace('-', '').replace(':', '')}-{n:03d}-{secrets.token_hex(4)}"
 
 
 def score_part(
@@ -295,12 +316,16 @@ def score_part(
 def select(out: Path, dataset: str, team: Team, record_id: str) -> None:
     """Choose an authenticated team's submission for the final (private) ranking; frozen once
     revealed."""
-    settings = load_settings(out)
-    if settings is None or settings.revealed:
-        raise SubmissionRefused("the private scores are revealed: the final selection is frozen")
-    if record_id not in {r.id for r in history(out, dataset, team.name)}:
-        raise ValueError(f"team {team.name} has no submission {record_id!r}")
-    write_json(team_folder(out, dataset, team.name) / "selected.json", {"selected": record_id})
+    with flocked(Layout(out).competition_lock):
+        settings = load_settings(out)
+        if settings is None or settings.revealed:
+            raise SubmissionRefused(
+                "the private scores are revealed: the final selection is frozen"
+            )
+        if record_id not in {r.id for r in history(out, dataset, team.name)}:
+            raise ValueError(f"team {team.name} has no submission {record_id!r}")
+        path = team_folder(out, dataset, team.name) / "selected.json"
+        write_json(path, {"selected": record_id})
 
 
 def selected(out: Path, dataset: str, team: str, records: list[Record]) -> Record | None:
@@ -330,12 +355,17 @@ def reveal(out: Path, now: float | None = None) -> Settings:
     """Show the private scores and close the competition for good: each dataset's
     ``final.json`` records every team's final submission (its selected one) before the settings
     say revealed, so that no later board recomputes it. A second reveal changes nothing."""
+    with flocked(Layout(out).competition_lock):  # no submission or selection slips in between
+        return _reveal(out, time.time() if now is None else now)
+
+
+def _reveal(out: Path, now: float) -> Settings:
     settings = load_settings(out)
     if settings is None:
         raise UserError(f"{out}: competition mode is off; turn it on with --competition")
     if settings.revealed:
         return settings
-    when = utc_stamp(time.time() if now is None else now)
+    when = utc_stamp(now)
     for dataset in datasets(out):
         public_set = load_key(out, dataset).public_set(settings.public_share)
         finals = {}

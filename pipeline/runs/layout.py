@@ -119,6 +119,11 @@ class Layout:
     def competition_audit(self) -> Path:
         return self.competition / "audit.jsonl"
 
+    @property
+    def competition_lock(self) -> Path:
+        """Held while a submission is counted and written, and while the reveal records."""
+        return self.competition / ".lock"
+
     def contest(self, dataset: str) -> Path:
         """``dataset``'s competition: its key and a folder per team."""
         return self.competition / plain_name(dataset, "dataset")
