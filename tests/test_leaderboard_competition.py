@@ -11,6 +11,7 @@ import re
 import sys
 import tarfile
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,12 @@ from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, CLASSES, answer_key, csv_bytes, fabricate_out, onehot
 
 from pipeline.commands import leaderboard as cli
+from pipeline.commands import wbczoo
 from pipeline.ranking import competition, teams
 from pipeline.ranking.bundle import make_bundle
 from pipeline.ranking.competition import Settings, divide
 from pipeline.ranking.disclosure import disclosure
+from pipeline.ranking.limits import MAX_BYTES
 from pipeline.ranking.reference import pack
 from pipeline.runs.layout import Layout
 from pipeline.runs.submissions import SubmissionError, read_submission
@@ -373,6 +376,17 @@ def test_cli_turns_the_mode_on_and_keeps_one_key(out: Path, tmp_path: Path, caps
 
 
 # --- the app ---------------------------------------------------------------------------------
+
+
+def test_the_server_takes_no_upload_over_the_checkers_limit(monkeypatch) -> None:
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_BYTES
+    monkeypatch.delenv("STREAMLIT_SERVER_MAX_UPLOAD_SIZE", raising=False)
+    launched = wbczoo.board_environment()["STREAMLIT_SERVER_MAX_UPLOAD_SIZE"]
+    assert int(launched) * 2**20 == MAX_BYTES
+    guide = (root / "leaderboard" / "README.md").read_text(encoding="utf-8")
+    assert f"at most {MAX_BYTES // 2**20} MB" in guide
 
 
 def test_disclosure_hides_test_truth_until_the_reveal(out: Path) -> None:
