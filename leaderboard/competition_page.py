@@ -4,8 +4,11 @@ mode, a team's submissions on the public part of the test bundle."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +21,26 @@ from pipeline.ranking.present import head_lines, set_description
 from pipeline.ranking.queries import would_rank
 from pipeline.ranking.teams import Team, authenticate
 from pipeline.ranking.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+
+LOG = logging.getLogger(__name__)
+
+
+def one_line_failures(page: Callable[..., None]) -> Callable[..., None]:
+    """``page`` showing any failure as one line: participants never see a traceback (nor the
+    paths in it); the server's log gets it for the host."""
+
+    @functools.wraps(page)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            page(*args, **kwargs)
+        except Exception as exc:  # Streamlit's rerun and stop are BaseExceptions: they pass
+            LOG.exception("the competition page failed")
+            st.error(
+                f"This page failed ({type(exc).__name__}); the host finds the details in the "
+                "server's log."
+            )
+
+    return run
 
 
 def submission_uploader(set_name: str) -> UploadedFile | None:
@@ -52,6 +75,7 @@ def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> N
     )
 
 
+@one_line_failures
 def competition_tab(
     out: str,
     version: str,

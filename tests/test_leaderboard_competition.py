@@ -173,6 +173,34 @@ def test_tokens_are_stored_hashed_and_checked(out: Path, tokens: dict, capsys) -
     assert "already registered" in capsys.readouterr().err
 
 
+def test_a_team_has_one_name_whatever_its_spelling(out: Path, tokens: dict, capsys) -> None:
+    add = ["--out", str(out), "--add-team"]
+    assert cli.main([*add, "Nova_Team"]) == 0
+    token = re.search(r"token (\S+)", capsys.readouterr().out).group(1)
+    for twin in ("Nova.Team", "Nova-Team", "nova team", "NOVA__TEAM", "\uff2eova Team"):
+        assert cli.main([*add, twin]) == 2, twin
+        assert "already registered as Nova_Team" in capsys.readouterr().err
+    assert teams.authenticate(out, "nova.team", token).name == "Nova_Team"
+    for own in ("key.json", "Teams.JSON", "audit jsonl", "settings_json", "final.json", ".lock",
+                ".hidden", "selected.json"):  # fmt: skip
+        assert cli.main([*add, own]) == 2, own
+        assert "reserved for the competition's own files" in capsys.readouterr().err
+    assert set(teams.registered(out)) == {"team-a", "team-b", "Nova_Team"}
+
+
+def test_every_competition_file_is_its_owners_only(out: Path, tokens: dict) -> None:
+    Layout(out).competition_audit.write_text("")  # as an older version left it: 0644
+    key = contest(out)
+    record = send(out, "team a", tokens["team a"], answers(key, set()), NOON)
+    competition.select(out, "cells", teams.authenticate(out, "team a", tokens["team a"]), record.id)
+    competition.reveal(out, NOON + 1)
+    files = [p for p in Layout(out).competition.rglob("*") if p.is_file()]
+    names = {"settings.json", "teams.json", "audit.jsonl", "key.json", "final.json"}
+    assert {p.name for p in files} >= names | {"selected.json", f"{record.id}.csv"}
+    shared = [p for p in files if p.stat().st_mode & 0o077 and p != Layout(out).competition_lock]
+    assert not shared
+
+
 def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -> None:
     key = contest(out)
     everything = set(key.images)
@@ -426,6 +454,17 @@ def seeds(at: AppTest) -> list[str | None]:
         return list(at.selectbox(key="detail_entry").options)
     except KeyError:
         return [None]
+
+
+def test_the_competition_page_fails_in_one_line(out: Path, tokens, monkeypatch) -> None:
+    def broken(*_: object) -> None:
+        raise OSError("/srv/secret/competition/cells/key.json: disk on fire")
+
+    monkeypatch.setattr(competition, "board", broken)
+    at = open_app(out, monkeypatch)  # no traceback (open_app checks)
+    failed = [e.value for e in at.error if "This page failed" in e.value]
+    assert failed == ["This page failed (OSError); the host finds the details in the server's log."]
+    assert "/srv/secret" not in page_text(at)
 
 
 def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monkeypatch) -> None:

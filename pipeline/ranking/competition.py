@@ -35,7 +35,7 @@ import pandas as pd
 from pipeline.errors import UserError
 from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.scoring import score
-from pipeline.io import read_json, write_json
+from pipeline.io import PRIVATE, read_json, write_json
 from pipeline.ranking.cached_scores import SUMMARY
 from pipeline.ranking.teams import Team, audit, utc_stamp
 from pipeline.ranking.upload import Upload, check_upload, sanitise_name
@@ -108,7 +108,7 @@ def load_settings(out: Path) -> Settings | None:
 
 
 def save_settings(out: Path, settings: Settings) -> None:
-    write_json(Layout(out).competition_settings, dataclasses.asdict(settings))
+    write_json(Layout(out).competition_settings, dataclasses.asdict(settings), PRIVATE)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,8 @@ class ContestKey:
 
 
 def save_key(out: Path, dataset: str, contest: ContestKey) -> None:
-    write_json(Layout(out).competition_key(dataset), {"format": 1} | dataclasses.asdict(contest))
+    data = {"format": 1} | dataclasses.asdict(contest)
+    write_json(Layout(out).competition_key(dataset), data, PRIVATE)
 
 
 def load_key(out: Path, dataset: str) -> ContestKey | None:
@@ -202,7 +203,8 @@ def teams_of(out: Path, dataset: str) -> list[str]:
 def history(out: Path, dataset: str, team: str) -> list[Record]:
     """A team's submissions, oldest first."""
     folder = team_folder(out, dataset, team)
-    return [_record(p) for p in sorted(folder.glob("*.json")) if p.name != "selected.json"]
+    selection = Layout(out).competition_selection(dataset, folder.name).name
+    return [_record(p) for p in sorted(folder.glob("*.json")) if p.name != selection]
 
 
 def check(data: bytes, contest: ContestKey, filename: str) -> Upload:
@@ -257,10 +259,10 @@ def submit(
         )
         folder = team_folder(out, dataset, team.name)
         order = np.argsort(sub.ids, kind="stable")
-        write_submission(
-            folder / f"{record.id}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
-        )
-        write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # complete from here
+        ids = [sub.ids[i] for i in order]
+        write_submission(folder / f"{record.id}.csv", ids, sub.probs[order], sub.classes, PRIVATE)
+        # complete from here
+        write_json(folder / f"{record.id}.json", dataclasses.asdict(record), PRIVATE)
         audit(
             out,
             {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
@@ -324,15 +326,15 @@ def select(out: Path, dataset: str, team: Team, record_id: str) -> None:
             )
         if record_id not in {r.id for r in history(out, dataset, team.name)}:
             raise ValueError(f"team {team.name} has no submission {record_id!r}")
-        path = team_folder(out, dataset, team.name) / "selected.json"
-        write_json(path, {"selected": record_id})
+        path = Layout(out).competition_selection(dataset, team.name)
+        write_json(path, {"selected": record_id}, PRIVATE)
 
 
 def selected(out: Path, dataset: str, team: str, records: list[Record]) -> Record | None:
     """The team's chosen submission; by default its best public one (the earliest of equals)."""
     if not records:
         return None
-    path = team_folder(out, dataset, team) / "selected.json"
+    path = Layout(out).competition_selection(dataset, sanitise_name(team))
     if path.is_file():
         chosen = read_json(path).get("selected")
         for r in records:
@@ -375,7 +377,7 @@ def _reveal(out: Path, now: float) -> Settings:
             if chosen is not None:
                 finals[team] = chosen.id
         record = {"revealed": when, "public_set": public_set, "final": finals}
-        write_json(Layout(out).competition_final(dataset), record)
+        write_json(Layout(out).competition_final(dataset), record, PRIVATE)
     revealed = dataclasses.replace(settings, revealed=True)
     save_settings(out, revealed)
     return revealed

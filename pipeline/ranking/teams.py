@@ -2,8 +2,11 @@
 
 A token is shown once, when the organiser adds the team; ``OUT/competition/teams.json`` keeps
 only a salted PBKDF2 hash of it. Submitting, a team's history and its final selection all need
-a ``Team``, which only ``authenticate`` makes. ``OUT/competition/audit.jsonl`` gets one line per
-accepted submission and is only ever appended to.
+a ``Team``, which only ``authenticate`` makes. Team names are one team whatever their case,
+Unicode form or separators (``Nova_Team``, ``Nova.Team``, ``nova team``), and never a name of
+the competition's own files. ``OUT/competition/audit.jsonl`` gets one line per accepted
+submission and is only ever appended to; like every file of the competition, it is readable by
+its owner only (0600).
 """
 
 from __future__ import annotations
@@ -12,18 +15,22 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.io import read_json, write_json
+from pipeline.io import PRIVATE, read_json, write_json
+from pipeline.names import BadName, quote
 from pipeline.ranking.upload import sanitise_name
 from pipeline.runs.layout import Layout
 
 ITERATIONS = 100_000  # PBKDF2-SHA256; tokens carry 192 random bits, this only slows a thief
 TOKEN_BYTES = 24
+_SEPARATORS = re.compile(r"[\s._-]+")
 
 
 class TokenError(UserError, ValueError):
@@ -51,26 +58,55 @@ def registered(out: Path) -> dict[str, dict]:
     return read_json(path)["teams"] if path.is_file() else {}
 
 
+def identity(name: str) -> str:
+    """What makes two team names one team: Unicode compatibility form (NFKC), case, and
+    spaces, ``_``, ``.`` and ``-`` all alike."""
+    return _SEPARATORS.sub("-", unicodedata.normalize("NFKC", name).casefold())
+
+
+def team_name(out: Path, name: str) -> str:
+    """``name`` as a team's folder name (``sanitise_name`` of its NFKC form); a ``BadName``
+    for a name of the competition's own files."""
+    folder = sanitise_name(unicodedata.normalize("NFKC", name))
+    reserved = {identity(p.name) for p in Layout(out).competition_files()}
+    if name.strip().startswith(".") or identity(folder) in reserved:
+        raise BadName(
+            f"team name {quote(name)} is reserved for the competition's own files: choose another"
+        )
+    return folder
+
+
+def find(out: Path, teams: dict[str, dict], name: str) -> str | None:
+    """The registered team that ``name`` spells: the same folder name, else the same
+    ``identity``."""
+    try:
+        folder = team_name(out, name)
+    except ValueError:
+        return None
+    if folder in teams:
+        return folder
+    return next((t for t in teams if identity(t) == identity(folder)), None)
+
+
 def add_team(out: Path, name: str) -> tuple[str, str]:
     """Register a team; return its folder name and its token, which is stored nowhere."""
-    team = sanitise_name(name)
+    team = team_name(out, name)
     teams = registered(out)
-    if team.lower() in {t.lower() for t in teams}:
-        raise UserError(f"team {team} is already registered (nothing changed)")
+    known = find(out, teams, team)
+    if known:
+        raise UserError(f"team {team} is already registered as {known} (nothing changed)")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     salt = secrets.token_hex(16)
     teams[team] = {"salt": salt, "hash": _hash(token, salt), "created": utc_stamp()}
-    write_json(Layout(out).competition_teams, {"teams": teams})
+    write_json(Layout(out).competition_teams, {"teams": teams}, PRIVATE)
     return team, token
 
 
 def authenticate(out: Path, name: str, token: str) -> Team:
     """The team whose token this is; a ``TokenError`` otherwise."""
-    try:
-        team = sanitise_name(name)
-    except ValueError:
-        team = ""
-    entry = registered(out).get(team)
+    teams = registered(out)
+    team = find(out, teams, name)
+    entry = teams.get(team) if team else None
     # an unknown name costs the same hash as a known one: timing does not list the teams
     salt = entry["salt"] if entry else "00" * 16
     ok = hmac.compare_digest(_hash(token, salt), entry["hash"] if entry else "")
@@ -85,7 +121,9 @@ def audit(out: Path, record: dict) -> None:
     """Append one line to the audit log, flushed to disk before the submission counts."""
     path = Layout(out).competition_audit
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
+    os.fchmod(fd, PRIVATE)  # a log an older version made readable to all
+    with open(fd, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())

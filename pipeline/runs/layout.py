@@ -140,6 +140,24 @@ class Layout:
         """A team's submissions to ``dataset``'s competition (``team``: a sanitised name)."""
         return self.contest(dataset) / plain_name(team, "team")
 
+    def competition_selection(self, dataset: str, team: str) -> Path:
+        """The submission a team selected for the final ranking."""
+        return self.competition_team(dataset, team) / "selected.json"
+
+    def competition_files(self) -> list[Path]:
+        """Every file of the competition's own beside the team folders and datasets' folders:
+        no team may take one's name."""
+        example = "dataset"
+        return [
+            self.competition_settings,
+            self.competition_teams,
+            self.competition_audit,
+            self.competition_lock,
+            self.competition_key(example),
+            self.competition_final(example),
+            self.competition_selection(example, example),
+        ]
+
     @property
     def tuning(self) -> Path:
         return self.zoo / "tuning"
