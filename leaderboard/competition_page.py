@@ -19,7 +19,7 @@ from leaderboard.loaders import answer_key, dataset_sets, sample_csv
 from pipeline.ranking import competition
 from pipeline.ranking.present import head_lines, set_description
 from pipeline.ranking.queries import would_rank
-from pipeline.ranking.teams import Team, authenticate
+from pipeline.ranking.teams import LoginsLimited, Team, TokenError, authenticate
 from pipeline.ranking.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
 
 LOG = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def contest(out: str, dataset: str, settings: competition.Settings) -> None:
         st.caption("Your team's name and the token the organiser gave you open submitting.")
         return
     try:
-        team = authenticate(Path(out), name, token)
+        team = login(out, name, token)
     except ValueError as exc:
         st.error(str(exc))
         return
@@ -201,6 +201,22 @@ def contest(out: str, dataset: str, settings: competition.Settings) -> None:
         if uploaded is not None:
             submit_form(out, dataset, team, uploaded, key)
     team_history(out, dataset, team, settings)
+
+
+def login(out: str, name: str, token: str) -> Team:
+    """``authenticate``, once per name and token: Streamlit reruns the page on every click, and
+    each rerun would count as one more failed login towards the team's limit."""
+    attempt = f"{name}\0{token}"
+    failed = st.session_state.get("failed_login")
+    if failed and failed[0] == attempt:
+        raise TokenError(failed[1])
+    try:
+        return authenticate(Path(out), name, token)
+    except LoginsLimited:  # may pass once the window has moved on: ask again
+        raise
+    except TokenError as exc:
+        st.session_state["failed_login"] = (attempt, str(exc))
+        raise
 
 
 def submit_form(

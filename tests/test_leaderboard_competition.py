@@ -3,6 +3,7 @@ team tokens and limits, the audit log, the final board, and nothing shown before
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -73,6 +74,10 @@ def answers(key: competition.ContestKey, right: set[str]) -> bytes:
     ids = sorted(labels)
     preds = [labels[i] if i in right else CLASSES[(CLASSES.index(labels[i]) + 1) % 3] for i in ids]
     return csv_bytes(ids, onehot(preds))
+
+
+def audit_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in Layout(out).competition_audit.read_text().splitlines()]
 
 
 def send(out: Path, team: str, token: str, data: bytes, now: float) -> competition.Record:
@@ -225,7 +230,7 @@ def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -
     final = competition.board(out, "cells", revealed, key.public_set(0.5))
     assert final.loc[0, "selected"] == first.id and final.loc[0, "private_acc"] == 0.0
 
-    log = [json.loads(line) for line in Layout(out).competition_audit.read_text().splitlines()]
+    log = [e for e in audit_log(out) if e["event"] == "submission"]
     assert [e["submission"] for e in log] == [r.id for r in records]
     assert log[1]["sha256"] == hashlib.sha256(answers(key, everything)).hexdigest()
     assert (log[1]["team"], log[1]["public_accuracy"]) == ("team-a", 1.0)
@@ -260,8 +265,45 @@ def test_the_daily_limit_holds_across_processes(out: Path, tokens: dict) -> None
     assert len(records) == 2 and len(list(folder.glob("*.csv"))) == 2
     assert records[0].id != records[1].id
     assert all(re.fullmatch(r"\d{8}T\d{6}Z-\d{3}-[0-9a-f]{8}", r.id) for r in records)
-    audit = Layout(out).competition_audit.read_text().splitlines()
-    assert len([line for line in audit if '"submission"' in line]) == 2
+    events = [e["event"] for e in audit_log(out)]
+    assert (events.count("submission"), events.count("rejected")) == (2, 4)
+
+
+def test_the_audit_log_keeps_every_event(out: Path, tokens: dict) -> None:
+    key = contest(out)
+    assert [e["event"] for e in audit_log(out)] == ["settings", "team_added", "team_added"]
+    assert audit_log(out)[0]["daily_limit"] == 2
+    with pytest.raises(SubmissionError):
+        send(out, "team a", tokens["team a"], b"id,pred\n", NOON)
+    for i in range(3):
+        with contextlib.suppress(competition.SubmissionRefused):
+            send(out, "team a", tokens["team a"], answers(key, set()), NOON + i)
+    competition.reveal(out, NOON + 10)
+    log = audit_log(out)[3:]
+    assert [e["event"] for e in log] == ["rejected", "submission", "submission", "rejected",
+                                         "settings", "reveal"]  # fmt: skip
+    assert log[0]["sha256"] == hashlib.sha256(b"id,pred\n").hexdigest()
+    assert "has used all 2 submissions" in log[3]["reason"] and log[3]["team"] == "team-a"
+    assert log[5]["final"] == {"cells": {"team-a": log[1]["submission"]}}
+    assert log[5]["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOON + 10))
+
+
+def test_failed_logins_are_logged_and_limited_per_team(out: Path, tokens: dict) -> None:
+    for i in range(teams.LOGIN_ATTEMPTS):
+        with pytest.raises(teams.TokenError, match="unknown team or wrong token"):
+            teams.authenticate(out, "Team_A", "guess", NOON + i)
+    with pytest.raises(teams.LoginsLimited, match="too many failed logins for 'team a'"):
+        teams.authenticate(out, "team a", tokens["team a"], NOON + 10)  # even the right token
+    assert teams.authenticate(out, "team b", tokens["team b"], NOON + 10).name == "team-b"
+    later = NOON + teams.LOGIN_WINDOW + 1  # the first failure has left the window
+    assert teams.authenticate(out, "team a", tokens["team a"], later).name == "team-a"
+    failed = [e for e in audit_log(out) if e["event"] == "login_failed"]
+    assert len(failed) == teams.LOGIN_ATTEMPTS and {e["team"] for e in failed} == {"team-a"}
+    for i in range(teams.LOGIN_ATTEMPTS):  # unknown names alike: the limit lists no team
+        with pytest.raises(teams.TokenError, match="unknown team"):
+            teams.authenticate(out, "ghost", "guess", NOON + i)
+    with pytest.raises(teams.LoginsLimited):
+        teams.authenticate(out, "ghost", "guess", NOON + 10)
 
 
 def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out, tokens) -> None:
@@ -298,10 +340,11 @@ def test_cli_submit_refuses_hostile_input_in_one_line(out, tokens, tmp_path, cap
         assert cli.main(base + args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert not Layout(out).competition_audit.exists()
+    events = [e["event"] for e in audit_log(out)]
+    assert events[-3:] == ["login_failed", "login_failed", "rejected"]
     assert cli.main([*base, str(good), "--team", "team a", "--token", tokens["team a"]]) == 0
     assert "of team team-a, public accuracy 0.0000" in capsys.readouterr().out
-    assert len(Layout(out).competition_audit.read_text().splitlines()) == 1
+    assert [e["event"] for e in audit_log(out)] == [*events, "submission"]
 
 
 def test_cli_board_and_reveal(out: Path, tokens: dict, capsys) -> None:
@@ -353,9 +396,10 @@ def test_the_reveal_asks_records_the_finals_and_freezes_everything(
     assert table.set_index("team").loc["team-a", "selected"] == best.id
     # nothing more is taken, whatever settings the caller holds
     files = sorted(Layout(out).competition.rglob("*"))
-    audit = Layout(out).competition_audit.read_text()
     with pytest.raises(competition.SubmissionRefused, match="private scores are revealed"):
         send(out, "team b", tokens["team b"], answers(key, set(key.images)), NOON + 3)
+    assert audit_log(out)[-1]["event"] == "rejected"
+    audit = Layout(out).competition_audit.read_text()
     for change in (
         ["--public-share", "0.4"],
         ["--daily-limit", "9"],
@@ -514,6 +558,9 @@ def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeyp
     at.text_input(key="token").set_value(tokens["team b"]).run()
     assert "unknown team or wrong token" in at.error[0].value
     assert not at.file_uploader and not [d for d in at.dataframe if "submission" in d.value]
+    at.run().run()  # a rerun tries no second login with the same token
+    assert "unknown team or wrong token" in at.error[0].value
+    assert [e["event"] for e in audit_log(out)].count("login_failed") == 1
     at.text_input(key="token").set_value(tokens["team a"]).run()
     at.file_uploader(key="upload").set_value(("p.csv", answers(key, set(public)), "text/csv"))
     at.run()

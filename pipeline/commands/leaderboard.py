@@ -213,7 +213,8 @@ def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 1
     if args.bundle:
         bundle(args)
-    save_settings(args.out, new)
+    if new != settings:
+        save_settings(args.out, new)
     if args.reveal:
         new = contest.reveal(args.out)
     print(f"competition mode: {dataclasses.asdict(new)} ({where})")

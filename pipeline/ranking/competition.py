@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.scoring import score
 from pipeline.io import PRIVATE, read_json, write_json
@@ -109,6 +109,7 @@ def load_settings(out: Path) -> Settings | None:
 
 def save_settings(out: Path, settings: Settings) -> None:
     write_json(Layout(out).competition_settings, dataclasses.asdict(settings), PRIVATE)
+    audit(out, "settings", **dataclasses.asdict(settings))
 
 
 @dataclass(frozen=True)
@@ -230,14 +231,21 @@ def submit(
     before the reveal must not submit after it. Counting and writing hold the competition's
     lock, so the limit holds across the app's sessions and other processes.
     """
-    upload = check(data, contest, filename)
     now = time.time() if now is None else now
     created = utc_stamp(now)
+    sha256 = hashlib.sha256(data).hexdigest()
+    seen = {"team": team.name, "dataset": dataset, "file": filename, "sha256": sha256}
+    try:
+        upload = check(data, contest, filename)
+    except ValueError as exc:
+        audit(out, "rejected", now, **seen, reason=one_line(exc))
+        raise
     with flocked(Layout(out).competition_lock):
         settings = load_settings(out)
         past = history(out, dataset, team.name)
         reason = refusal(team, settings, past, now)
         if reason:
+            audit(out, "rejected", now, **seen, reason=reason)
             raise SubmissionRefused(f"{reason} (nothing was saved)")
         public, private = contest.divide(settings.public_share)
         sub = upload.submission
@@ -263,12 +271,8 @@ def submit(
         write_submission(folder / f"{record.id}.csv", ids, sub.probs[order], sub.classes, PRIVATE)
         # complete from here
         write_json(folder / f"{record.id}.json", dataclasses.asdict(record), PRIVATE)
-        audit(
-            out,
-            {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
-             "file": filename, "sha256": hashlib.sha256(data).hexdigest(),
-             "public_accuracy": record.public["accuracy"]},
-        )  # fmt: skip
+        audit(out, "submission", now, **seen, submission=record.id,
+              public_accuracy=record.public["accuracy"])  # fmt: skip
     return record
 
 
@@ -368,6 +372,7 @@ def _reveal(out: Path, now: float) -> Settings:
     if settings.revealed:
         return settings
     when = utc_stamp(now)
+    finals_of = {}
     for dataset in datasets(out):
         public_set = load_key(out, dataset).public_set(settings.public_share)
         finals = {}
@@ -378,8 +383,10 @@ def _reveal(out: Path, now: float) -> Settings:
                 finals[team] = chosen.id
         record = {"revealed": when, "public_set": public_set, "final": finals}
         write_json(Layout(out).competition_final(dataset), record, PRIVATE)
+        finals_of[dataset] = finals
     revealed = dataclasses.replace(settings, revealed=True)
     save_settings(out, revealed)
+    audit(out, "reveal", now, final=finals_of)
     return revealed
 
 

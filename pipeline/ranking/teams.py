@@ -4,9 +4,10 @@ A token is shown once, when the organiser adds the team; ``OUT/competition/teams
 only a salted PBKDF2 hash of it. Submitting, a team's history and its final selection all need
 a ``Team``, which only ``authenticate`` makes. Team names are one team whatever their case,
 Unicode form or separators (``Nova_Team``, ``Nova.Team``, ``nova team``), and never a name of
-the competition's own files. ``OUT/competition/audit.jsonl`` gets one line per accepted
-submission and is only ever appended to; like every file of the competition, it is readable by
-its owner only (0600).
+the competition's own files. ``OUT/competition/audit.jsonl`` gets one line per event (accepted
+and rejected submissions, failed logins, new teams, settings, the reveal) and is only ever
+appended to; like every file of the competition, it is readable by its owner only (0600).
+Failed logins are limited per team name: 5 in 10 minutes.
 """
 
 from __future__ import annotations
@@ -24,17 +25,23 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.io import PRIVATE, read_json, write_json
-from pipeline.names import BadName, quote
+from pipeline.names import NAME_MAX, BadName, quote
 from pipeline.ranking.upload import sanitise_name
 from pipeline.runs.layout import Layout
 
 ITERATIONS = 100_000  # PBKDF2-SHA256; tokens carry 192 random bits, this only slows a thief
 TOKEN_BYTES = 24
+LOGIN_ATTEMPTS = 5  # failed logins per team name and window; more are refused unhashed
+LOGIN_WINDOW = 600.0  # seconds
 _SEPARATORS = re.compile(r"[\s._-]+")
 
 
 class TokenError(UserError, ValueError):
     """An unknown team or a wrong token (one message for both: names are not probed)."""
+
+
+class LoginsLimited(TokenError):
+    """Too many failed logins for a team name of late (for known and unknown names alike)."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +106,21 @@ def add_team(out: Path, name: str) -> tuple[str, str]:
     salt = secrets.token_hex(16)
     teams[team] = {"salt": salt, "hash": _hash(token, salt), "created": utc_stamp()}
     write_json(Layout(out).competition_teams, {"teams": teams}, PRIVATE)
+    audit(out, "team_added", team=team)
     return team, token
 
 
-def authenticate(out: Path, name: str, token: str) -> Team:
-    """The team whose token this is; a ``TokenError`` otherwise."""
+def authenticate(out: Path, name: str, token: str, now: float | None = None) -> Team:
+    """The team whose token this is; a ``TokenError`` otherwise, logged. After
+    ``LOGIN_ATTEMPTS`` failures in ``LOGIN_WINDOW`` seconds for a name, ``LoginsLimited``
+    (not logged: a flood of attempts must not flood the log)."""
+    now = time.time() if now is None else now
+    who = identity(name)[:NAME_MAX]
+    if failed_logins(out, who, now - LOGIN_WINDOW) >= LOGIN_ATTEMPTS:
+        raise LoginsLimited(
+            f"too many failed logins for {quote(name)} in the last {LOGIN_WINDOW / 60:.0f} "
+            "minutes: wait, then use the team name and token the organiser gave you"
+        )
     teams = registered(out)
     team = find(out, teams, name)
     entry = teams.get(team) if team else None
@@ -111,18 +128,32 @@ def authenticate(out: Path, name: str, token: str) -> Team:
     salt = entry["salt"] if entry else "00" * 16
     ok = hmac.compare_digest(_hash(token, salt), entry["hash"] if entry else "")
     if not (entry and ok):
+        audit(out, "login_failed", now, team=who)
         raise TokenError(
             "unknown team or wrong token: use the team name and token the organiser gave you"
         )
     return Team(team)
 
 
-def audit(out: Path, record: dict) -> None:
-    """Append one line to the audit log, flushed to disk before the submission counts."""
+def failed_logins(out: Path, who: str, since: float) -> int:
+    """How many logins as ``who`` (an ``identity``) failed since ``since``."""
+    path = Layout(out).competition_audit
+    if not path.is_file():
+        return 0
+    start = utc_stamp(since)  # ISO times in UTC sort as strings
+    with open(path, encoding="utf-8") as f:
+        events = [json.loads(line) for line in f if '"login_failed"' in line]
+    return sum(e.get("team") == who and e.get("time", "") >= start for e in events)
+
+
+def audit(out: Path, event: str, now: float | None = None, **fields: object) -> None:
+    """Append one line to the audit log (``event``, its UTC time, ``fields``), flushed to disk
+    before the submission counts."""
     path = Layout(out).competition_audit
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE)
     os.fchmod(fd, PRIVATE)  # a log an older version made readable to all
+    record = {"event": event, "time": utc_stamp(now), **fields}
     with open(fd, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
