@@ -316,13 +316,15 @@ def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out, toke
     settings = competition.load_settings(out)
     table = competition.board(out, "cells", settings, key.public_set(0.5))
     assert table["team"].tolist() == ["team-a", "team-b"]  # equal public: earlier first
+    assert table["public_rank"].tolist() == [1, 1]  # and one rank, by the leaderboard's rule
     assert "private_acc" not in table.columns and "shake_up" not in table.columns
     assert honest.team == "team-b"
     revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
     final = competition.board(out, "cells", revealed, key.public_set(0.5))
     assert final["team"].tolist() == ["team-b", "team-a"]
     assert final["private_acc"].tolist() == [1.0, 0.0]
-    assert final["shake_up"].tolist() == [1, -1]  # public rank − private rank
+    assert final["private_rank"].tolist() == [1, 2]
+    assert final["shake_up"].tolist() == [0, -1]  # public rank − private rank
     assert competition.board(out, "cells", revealed, "another").empty
 
 

@@ -37,6 +37,7 @@ from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.scoring import score
 from pipeline.io import PRIVATE, read_json, write_json
 from pipeline.ranking.cached_scores import SUMMARY
+from pipeline.ranking.ranks import shared_rank
 from pipeline.ranking.teams import Team, audit, utc_stamp
 from pipeline.ranking.upload import Upload, check_upload, sanitise_name
 from pipeline.runs.layout import Layout
@@ -396,9 +397,10 @@ def best_public(records: list[Record]) -> Record:
 
 
 def board(out: Path, dataset: str, settings: Settings, public_set: str) -> pd.DataFrame:
-    """One row per team, ranked on the best public accuracy (earlier submission first among
-    equals). Revealed, it adds the final submission's private accuracy (``final``), the private
-    rank and the shake-up (public rank − private rank: positive means the team climbed).
+    """One row per team, ranked on the best public accuracy (equals share a rank, the earlier
+    submission listed first). Revealed, it adds the final submission's private accuracy
+    (``final``), the private rank and the shake-up (public rank − private rank: positive means
+    the team climbed).
 
     Only submissions scored on the current public part (``public_set``) count: a changed share
     or answer key starts a new board rather than mixing scores of two test sets.
@@ -429,11 +431,12 @@ def board(out: Path, dataset: str, settings: Settings, public_set: str) -> pd.Da
         rows.append(row)
     if not rows:
         return pd.DataFrame()
+    # equal scores share a rank, as on the leaderboard; the earlier submission is listed first
     table = pd.DataFrame(rows).sort_values(["public_acc", "_when"], ascending=[False, True])
-    table.insert(0, "public_rank", np.arange(1, len(table) + 1))
+    table.insert(0, "public_rank", shared_rank(table["public_acc"]))
     if settings.revealed:
         table = table.sort_values(["private_acc", "_final_when"], ascending=[False, True])
-        table.insert(0, "private_rank", np.arange(1, len(table) + 1))
+        table.insert(0, "private_rank", shared_rank(table["private_acc"]))
         table["shake_up"] = table["public_rank"] - table["private_rank"]
     return table.drop(columns=[c for c in table.columns if c.startswith("_")]).reset_index(
         drop=True
