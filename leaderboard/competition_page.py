@@ -4,20 +4,43 @@ mode, a team's submissions on the public part of the test bundle."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from leaderboard.loaders import answer_key, dataset_sets, sample_csv, shared_scorer
+from leaderboard.loaders import answer_key, dataset_sets, sample_csv
 from pipeline.ranking import competition
 from pipeline.ranking.present import head_lines, set_description
 from pipeline.ranking.queries import would_rank
-from pipeline.ranking.teams import Team, authenticate
+from pipeline.ranking.teams import LoginsLimited, Team, TokenError, authenticate
 from pipeline.ranking.upload import MAX_BYTES, check_upload, sanitise_name, save_upload
+
+LOG = logging.getLogger(__name__)
+
+
+def one_line_failures(page: Callable[..., None]) -> Callable[..., None]:
+    """``page`` showing any failure as one line: participants never see a traceback (nor the
+    paths in it); the server's log gets it for the host."""
+
+    @functools.wraps(page)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            page(*args, **kwargs)
+        except Exception as exc:  # Streamlit's rerun and stop are BaseExceptions: they pass
+            LOG.exception("the competition page failed")
+            st.error(
+                f"This page failed ({type(exc).__name__}); the host finds the details in the "
+                "server's log."
+            )
+
+    return run
 
 
 def submission_uploader(set_name: str) -> UploadedFile | None:
@@ -52,6 +75,7 @@ def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> N
     )
 
 
+@one_line_failures
 def competition_tab(
     out: str,
     version: str,
@@ -141,10 +165,12 @@ def contest(out: str, dataset: str, settings: competition.Settings) -> None:
         return
     public, _ = key.divide(settings.public_share)
     hidden = "revealed" if settings.revealed else "hidden until the organiser reveals them"
+    deadline = f" Deadline: {settings.deadline} (UTC)." if settings.deadline else ""
     st.markdown(
         f"**Competition** on the {dataset} test bundle: ranked on its public part "
         f"({len(public)} of {len(key.images)} images, stratified, drawn in secret); private "
         f"scores {hidden}. At most {settings.daily_limit} submissions per team and UTC day."
+        + deadline
     )
     table = competition.board(Path(out), dataset, settings, key.public_set(settings.public_share))
     if table.empty:
@@ -163,14 +189,34 @@ def contest(out: str, dataset: str, settings: competition.Settings) -> None:
         st.caption("Your team's name and the token the organiser gave you open submitting.")
         return
     try:
-        team = authenticate(Path(out), name, token)
+        team = login(out, name, token)
     except ValueError as exc:
         st.error(str(exc))
         return
-    uploaded = submission_uploader(competition.SET)
-    if uploaded is not None:
-        submit_form(out, dataset, team, uploaded, key, settings)
+    reason = competition.closed(settings, time.time())
+    if reason:
+        st.info(f"Submissions are closed: {reason}.")
+    else:
+        uploaded = submission_uploader(competition.SET)
+        if uploaded is not None:
+            submit_form(out, dataset, team, uploaded, key)
     team_history(out, dataset, team, settings)
+
+
+def login(out: str, name: str, token: str) -> Team:
+    """``authenticate``, once per name and token: Streamlit reruns the page on every click, and
+    each rerun would count as one more failed login towards the team's limit."""
+    attempt = f"{name}\0{token}"
+    failed = st.session_state.get("failed_login")
+    if failed and failed[0] == attempt:
+        raise TokenError(failed[1])
+    try:
+        return authenticate(Path(out), name, token)
+    except LoginsLimited:  # may pass once the window has moved on: ask again
+        raise
+    except TokenError as exc:
+        st.session_state["failed_login"] = (attempt, str(exc))
+        raise
 
 
 def submit_form(
@@ -179,7 +225,6 @@ def submit_form(
     team: Team,
     uploaded: UploadedFile,
     key: competition.ContestKey,
-    settings: competition.Settings,
 ) -> None:
     """Check an uploaded file; on Submit, score and store it for ``team``. Scores show only once
     submitted, and only the public one: checking a file is no free probe of the test set."""
@@ -190,12 +235,10 @@ def submit_form(
         return
     st.caption(f"{uploaded.name} is valid. Submit it to see its public score.")
     if st.button("Submit", key="submit"):
-        _, lock = shared_scorer(out)
         try:
-            with lock:  # the daily limit holds across sessions
-                record = competition.submit(
-                    Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key, settings
-                )
+            record = competition.submit(
+                Path(out), dataset, team, uploaded.getvalue(), uploaded.name, key
+            )
         except ValueError as exc:
             st.error(str(exc))
             return
@@ -216,27 +259,32 @@ def team_history(out: str, dataset: str, team: Team, settings: competition.Setti
     if not records:
         st.caption(f"No submission by {team.name} yet.")
         return
-    chosen = competition.selected(Path(out), dataset, team.name, records)
+    chosen = competition.final(Path(out), dataset, team.name, records)
     rows = []
     for r in records:
         row = {"submission": r.id, "file": r.file, "created": r.created}
         row |= {"public_acc": r.public["accuracy"], "public_bacc": r.public["balanced_accuracy"]}
         if settings.revealed:
             row["private_acc"] = r.private["accuracy"]
-        rows.append(row | {"selected": r.id == chosen.id})
+        rows.append(row | {"selected": chosen is not None and r.id == chosen.id})
     st.subheader(f"Submissions of {team.name}")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="history")
     today = time.strftime("%Y-%m-%d", time.gmtime())
     used = sum(r.day == today for r in records)
     st.caption(f"{used} of {settings.daily_limit} submissions used today (UTC).")
+    if settings.revealed:
+        return
     ids = [r.id for r in records]
     pick = st.selectbox(
         "Selected for the final ranking (default: the best public score)",
         ids,
         index=ids.index(chosen.id),
         key=f"final-{team.name}",
-        disabled=settings.revealed,
     )
     if pick != chosen.id:
-        competition.select(Path(out), dataset, team, pick, settings)
+        try:
+            competition.select(Path(out), dataset, team, pick)
+        except ValueError as exc:  # revealed since the page was drawn
+            st.error(str(exc))
+            return
         st.rerun()

@@ -11,9 +11,15 @@ from typing import IO, Any
 
 from pipeline.errors import UserError
 
+SHARED = 0o644  # results are meant to be read by others
+PRIVATE = 0o600  # secrets and what only the owner may read (a competition's files)
 
-def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
+
+def atomic_write(
+    path: Path, write: Callable[[IO[Any]], None], binary: bool = False, mode: int = SHARED
+) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path`` (its
+    permissions: ``mode``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -22,7 +28,7 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = Fa
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
+        os.chmod(tmp, mode)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -48,8 +54,10 @@ def partial_files(folder: Path, name: str = "*") -> list[Path]:
     return sorted(folder.glob(f".{name}.*.tmp")) if folder.is_dir() else []
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda f: json.dump(data, f, indent=2, sort_keys=False, default=str))
+def write_json(path: Path, data: Any, mode: int = SHARED) -> None:
+    atomic_write(
+        path, lambda f: json.dump(data, f, indent=2, sort_keys=False, default=str), mode=mode
+    )
 
 
 def write_text(path: Path, text: str) -> None:

@@ -3,11 +3,16 @@ team tokens and limits, the audit log, the final board, and nothing shown before
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import multiprocessing
 import re
 import sys
 import tarfile
+import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +22,12 @@ from streamlit.testing.v1 import AppTest
 from test_leaderboard_app import APP, CLASSES, answer_key, csv_bytes, fabricate_out, onehot
 
 from pipeline.commands import leaderboard as cli
+from pipeline.commands import wbczoo
 from pipeline.ranking import competition, teams
 from pipeline.ranking.bundle import make_bundle
 from pipeline.ranking.competition import Settings, divide
 from pipeline.ranking.disclosure import disclosure
+from pipeline.ranking.limits import MAX_BYTES
 from pipeline.ranking.reference import pack
 from pipeline.runs.layout import Layout
 from pipeline.runs.submissions import SubmissionError, read_submission
@@ -69,10 +76,13 @@ def answers(key: competition.ContestKey, right: set[str]) -> bytes:
     return csv_bytes(ids, onehot(preds))
 
 
+def audit_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in Layout(out).competition_audit.read_text().splitlines()]
+
+
 def send(out: Path, team: str, token: str, data: bytes, now: float) -> competition.Record:
     who = teams.authenticate(out, team, token)
-    settings = competition.load_settings(out)
-    return competition.submit(out, "cells", who, data, "mine.csv", contest(out), settings, now)
+    return competition.submit(out, "cells", who, data, "mine.csv", contest(out), now)
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -168,6 +178,34 @@ def test_tokens_are_stored_hashed_and_checked(out: Path, tokens: dict, capsys) -
     assert "already registered" in capsys.readouterr().err
 
 
+def test_a_team_has_one_name_whatever_its_spelling(out: Path, tokens: dict, capsys) -> None:
+    add = ["--out", str(out), "--add-team"]
+    assert cli.main([*add, "Nova_Team"]) == 0
+    token = re.search(r"token (\S+)", capsys.readouterr().out).group(1)
+    for twin in ("Nova.Team", "Nova-Team", "nova team", "NOVA__TEAM", "\uff2eova Team"):
+        assert cli.main([*add, twin]) == 2, twin
+        assert "already registered as Nova_Team" in capsys.readouterr().err
+    assert teams.authenticate(out, "nova.team", token).name == "Nova_Team"
+    for own in ("key.json", "Teams.JSON", "audit jsonl", "settings_json", "final.json", ".lock",
+                ".hidden", "selected.json"):  # fmt: skip
+        assert cli.main([*add, own]) == 2, own
+        assert "reserved for the competition's own files" in capsys.readouterr().err
+    assert set(teams.registered(out)) == {"team-a", "team-b", "Nova_Team"}
+
+
+def test_every_competition_file_is_its_owners_only(out: Path, tokens: dict) -> None:
+    Layout(out).competition_audit.write_text("")  # as an older version left it: 0644
+    key = contest(out)
+    record = send(out, "team a", tokens["team a"], answers(key, set()), NOON)
+    competition.select(out, "cells", teams.authenticate(out, "team a", tokens["team a"]), record.id)
+    competition.reveal(out, NOON + 1)
+    files = [p for p in Layout(out).competition.rglob("*") if p.is_file()]
+    names = {"settings.json", "teams.json", "audit.jsonl", "key.json", "final.json"}
+    assert {p.name for p in files} >= names | {"selected.json", f"{record.id}.csv"}
+    shared = [p for p in files if p.stat().st_mode & 0o077 and p != Layout(out).competition_lock]
+    assert not shared
+
+
 def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -> None:
     key = contest(out)
     everything = set(key.images)
@@ -180,23 +218,92 @@ def test_limits_count_per_team_and_names_are_not_free(out: Path, tokens: dict) -
     send(out, "team a", tokens["team a"], answers(key, set()), NOON + DAY)  # a new UTC day
     records = competition.history(out, "cells", "team a")
     assert [r.id for r in records][:2] == [first.id, best.id] and len(records) == 3
-    settings = competition.load_settings(out)
     assert competition.selected(out, "cells", "team a", records).id == best.id  # best public
     team_a = teams.authenticate(out, "team a", tokens["team a"])
-    competition.select(out, "cells", team_a, first.id, settings)
+    competition.select(out, "cells", team_a, first.id)
     assert competition.selected(out, "cells", "team a", records).id == first.id
     with pytest.raises(ValueError, match="has no submission 'nope'"):
-        competition.select(out, "cells", team_a, "nope", settings)
-    revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
+        competition.select(out, "cells", team_a, "nope")
+    revealed = competition.reveal(out, NOON + DAY + 1)
     with pytest.raises(ValueError, match="final selection is frozen"):
-        competition.select(out, "cells", team_a, best.id, revealed)
+        competition.select(out, "cells", team_a, best.id)
     final = competition.board(out, "cells", revealed, key.public_set(0.5))
     assert final.loc[0, "selected"] == first.id and final.loc[0, "private_acc"] == 0.0
 
-    log = [json.loads(line) for line in Layout(out).competition_audit.read_text().splitlines()]
+    log = [e for e in audit_log(out) if e["event"] == "submission"]
     assert [e["submission"] for e in log] == [r.id for r in records]
     assert log[1]["sha256"] == hashlib.sha256(answers(key, everything)).hexdigest()
     assert (log[1]["team"], log[1]["public_accuracy"]) == ("team-a", 1.0)
+
+
+def submit_at_once(out: Path, token: str, data: bytes, barrier, i: int) -> None:
+    """One process's submission, started with the others'; exit code 3 if refused."""
+    who = teams.authenticate(out, "team a", token)
+    key = contest(out)
+    barrier.wait()
+    try:
+        competition.submit(out, "cells", who, data, f"{i}.csv", key, NOON)
+    except competition.SubmissionRefused:
+        sys.exit(3)
+
+
+def test_the_daily_limit_holds_across_processes(out: Path, tokens: dict) -> None:
+    data = answers(contest(out), set())
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    processes = [
+        context.Process(target=submit_at_once, args=(out, tokens["team a"], data, barrier, i))
+        for i in range(6)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert sorted(p.exitcode for p in processes) == [0, 0, 3, 3, 3, 3]
+    records = competition.history(out, "cells", "team a")
+    folder = competition.team_folder(out, "cells", "team a")
+    assert len(records) == 2 and len(list(folder.glob("*.csv"))) == 2
+    assert records[0].id != records[1].id
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-\d{3}-[0-9a-f]{8}", r.id) for r in records)
+    events = [e["event"] for e in audit_log(out)]
+    assert (events.count("submission"), events.count("rejected")) == (2, 4)
+
+
+def test_the_audit_log_keeps_every_event(out: Path, tokens: dict) -> None:
+    key = contest(out)
+    assert [e["event"] for e in audit_log(out)] == ["settings", "team_added", "team_added"]
+    assert audit_log(out)[0]["daily_limit"] == 2
+    with pytest.raises(SubmissionError):
+        send(out, "team a", tokens["team a"], b"id,pred\n", NOON)
+    for i in range(3):
+        with contextlib.suppress(competition.SubmissionRefused):
+            send(out, "team a", tokens["team a"], answers(key, set()), NOON + i)
+    competition.reveal(out, NOON + 10)
+    log = audit_log(out)[3:]
+    assert [e["event"] for e in log] == ["rejected", "submission", "submission", "rejected",
+                                         "settings", "reveal"]  # fmt: skip
+    assert log[0]["sha256"] == hashlib.sha256(b"id,pred\n").hexdigest()
+    assert "has used all 2 submissions" in log[3]["reason"] and log[3]["team"] == "team-a"
+    assert log[5]["final"] == {"cells": {"team-a": log[1]["submission"]}}
+    assert log[5]["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOON + 10))
+
+
+def test_failed_logins_are_logged_and_limited_per_team(out: Path, tokens: dict) -> None:
+    for i in range(teams.LOGIN_ATTEMPTS):
+        with pytest.raises(teams.TokenError, match="unknown team or wrong token"):
+            teams.authenticate(out, "Team_A", "guess", NOON + i)
+    with pytest.raises(teams.LoginsLimited, match="too many failed logins for 'team a'"):
+        teams.authenticate(out, "team a", tokens["team a"], NOON + 10)  # even the right token
+    assert teams.authenticate(out, "team b", tokens["team b"], NOON + 10).name == "team-b"
+    later = NOON + teams.LOGIN_WINDOW + 1  # the first failure has left the window
+    assert teams.authenticate(out, "team a", tokens["team a"], later).name == "team-a"
+    failed = [e for e in audit_log(out) if e["event"] == "login_failed"]
+    assert len(failed) == teams.LOGIN_ATTEMPTS and {e["team"] for e in failed} == {"team-a"}
+    for i in range(teams.LOGIN_ATTEMPTS):  # unknown names alike: the limit lists no team
+        with pytest.raises(teams.TokenError, match="unknown team"):
+            teams.authenticate(out, "ghost", "guess", NOON + i)
+    with pytest.raises(teams.LoginsLimited):
+        teams.authenticate(out, "ghost", "guess", NOON + 10)
 
 
 def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out, tokens) -> None:
@@ -209,13 +316,15 @@ def test_uploads_are_scored_on_both_parts_and_ranked_on_the_public_one(out, toke
     settings = competition.load_settings(out)
     table = competition.board(out, "cells", settings, key.public_set(0.5))
     assert table["team"].tolist() == ["team-a", "team-b"]  # equal public: earlier first
+    assert table["public_rank"].tolist() == [1, 1]  # and one rank, by the leaderboard's rule
     assert "private_acc" not in table.columns and "shake_up" not in table.columns
     assert honest.team == "team-b"
     revealed = Settings(public_share=0.5, daily_limit=2, revealed=True)
     final = competition.board(out, "cells", revealed, key.public_set(0.5))
     assert final["team"].tolist() == ["team-b", "team-a"]
     assert final["private_acc"].tolist() == [1.0, 0.0]
-    assert final["shake_up"].tolist() == [1, -1]  # public rank − private rank
+    assert final["private_rank"].tolist() == [1, 2]
+    assert final["shake_up"].tolist() == [0, -1]  # public rank − private rank
     assert competition.board(out, "cells", revealed, "another").empty
 
 
@@ -233,10 +342,11 @@ def test_cli_submit_refuses_hostile_input_in_one_line(out, tokens, tmp_path, cap
         assert cli.main(base + args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert not Layout(out).competition_audit.exists()
+    events = [e["event"] for e in audit_log(out)]
+    assert events[-3:] == ["login_failed", "login_failed", "rejected"]
     assert cli.main([*base, str(good), "--team", "team a", "--token", tokens["team a"]]) == 0
     assert "of team team-a, public accuracy 0.0000" in capsys.readouterr().out
-    assert len(Layout(out).competition_audit.read_text().splitlines()) == 1
+    assert [e["event"] for e in audit_log(out)] == [*events, "submission"]
 
 
 def test_cli_board_and_reveal(out: Path, tokens: dict, capsys) -> None:
@@ -247,9 +357,81 @@ def test_cli_board_and_reveal(out: Path, tokens: dict, capsys) -> None:
     zoo_board, _, board = text.partition("### cells: competition, public board")
     assert "team-a" not in zoo_board and "| 1 | team-a | 1.0000 |" in board
     assert "private" not in board
-    assert cli.main(["--out", str(out), "--reveal"]) == 0
+    assert cli.main(["--out", str(out), "--reveal", "--yes"]) == 0
     assert competition.load_settings(out).revealed
     assert "shake_up" in capsys.readouterr().out
+
+
+class Terminal(io.StringIO):
+    """Standard input that is a terminal, answering with its text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_reveal_asks_records_the_finals_and_freezes_everything(
+    out: Path, tokens: dict, monkeypatch, capsys
+) -> None:
+    key = contest(out)
+    first = send(out, "team a", tokens["team a"], answers(key, set()), NOON)
+    best = send(out, "team a", tokens["team a"], answers(key, set(key.images)), NOON + 1)
+    only = send(out, "team b", tokens["team b"], answers(key, set()), NOON + 2)
+    reveal = ["--out", str(out), "--reveal"]
+    assert cli.main(reveal) == 2  # no terminal to ask, no --yes
+    assert "add --yes" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    assert cli.main(reveal) == 1
+    assert not competition.load_settings(out).revealed
+    assert not Layout(out).competition_final("cells").exists()
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert cli.main(reveal) == 0
+    assert competition.load_settings(out).revealed
+    recorded = json.loads(Layout(out).competition_final("cells").read_text())
+    assert recorded["final"] == {"team-a": best.id, "team-b": only.id}
+    capsys.readouterr()
+
+    # the finals stand as recorded: a selection written afterwards changes no board
+    folder = competition.team_folder(out, "cells", "team a")
+    (folder / "selected.json").write_text(json.dumps({"selected": first.id}))
+    settings = competition.load_settings(out)
+    table = competition.board(out, "cells", settings, key.public_set(0.5))
+    assert table.set_index("team").loc["team-a", "selected"] == best.id
+    # nothing more is taken, whatever settings the caller holds
+    files = sorted(Layout(out).competition.rglob("*"))
+    with pytest.raises(competition.SubmissionRefused, match="private scores are revealed"):
+        send(out, "team b", tokens["team b"], answers(key, set(key.images)), NOON + 3)
+    assert audit_log(out)[-1]["event"] == "rejected"
+    audit = Layout(out).competition_audit.read_text()
+    for change in (
+        ["--public-share", "0.4"],
+        ["--daily-limit", "9"],
+        ["--deadline", "2030-01-01T00:00Z"],
+    ):
+        assert cli.main(["--out", str(out), "--competition", *change]) == 2
+        assert "revealed, its settings and bundles are frozen" in capsys.readouterr().err
+    assert cli.main([*reveal, "--yes"]) == 0  # a second reveal records nothing again
+    assert sorted(Layout(out).competition.rglob("*")) == files
+    assert Layout(out).competition_audit.read_text() == audit
+    assert competition.load_settings(out) == settings
+
+
+def test_no_submission_after_the_deadline(out: Path, tokens: dict, capsys) -> None:
+    base = ["--out", str(out), "--competition", "--deadline"]
+    for bad in ("tomorrow", "2027-01-31T23:59"):
+        with pytest.raises(SystemExit):
+            cli.main([*base, bad])
+        assert "deadline" in capsys.readouterr().err
+    deadline = NOON + 3600
+    assert (
+        cli.main([*base, time.strftime("%Y-%m-%dT%H:%M+02:00", time.gmtime(deadline + 7200))]) == 0
+    )
+    settings = competition.load_settings(out)
+    assert settings.deadline == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline))
+    key = contest(out)
+    send(out, "team a", tokens["team a"], answers(key, set()), deadline)
+    with pytest.raises(competition.SubmissionRefused, match="closed at its deadline"):
+        send(out, "team a", tokens["team a"], answers(key, set()), deadline + 1)
+    assert len(competition.history(out, "cells", "team a")) == 1
 
 
 def test_cli_turns_the_mode_on_and_keeps_one_key(out: Path, tmp_path: Path, capsys) -> None:
@@ -268,6 +450,17 @@ def test_cli_turns_the_mode_on_and_keeps_one_key(out: Path, tmp_path: Path, caps
 
 
 # --- the app ---------------------------------------------------------------------------------
+
+
+def test_the_server_takes_no_upload_over_the_checkers_limit(monkeypatch) -> None:
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_BYTES
+    monkeypatch.delenv("STREAMLIT_SERVER_MAX_UPLOAD_SIZE", raising=False)
+    launched = wbczoo.board_environment()["STREAMLIT_SERVER_MAX_UPLOAD_SIZE"]
+    assert int(launched) * 2**20 == MAX_BYTES
+    guide = (root / "leaderboard" / "README.md").read_text(encoding="utf-8")
+    assert f"at most {MAX_BYTES // 2**20} MB" in guide
 
 
 def test_disclosure_hides_test_truth_until_the_reveal(out: Path) -> None:
@@ -307,6 +500,17 @@ def seeds(at: AppTest) -> list[str | None]:
         return list(at.selectbox(key="detail_entry").options)
     except KeyError:
         return [None]
+
+
+def test_the_competition_page_fails_in_one_line(out: Path, tokens, monkeypatch) -> None:
+    def broken(*_: object) -> None:
+        raise OSError("/srv/secret/competition/cells/key.json: disk on fire")
+
+    monkeypatch.setattr(competition, "board", broken)
+    at = open_app(out, monkeypatch)  # no traceback (open_app checks)
+    failed = [e.value for e in at.error if "This page failed" in e.value]
+    assert failed == ["This page failed (OSError); the host finds the details in the server's log."]
+    assert "/srv/secret" not in page_text(at)
 
 
 def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monkeypatch) -> None:
@@ -356,6 +560,9 @@ def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeyp
     at.text_input(key="token").set_value(tokens["team b"]).run()
     assert "unknown team or wrong token" in at.error[0].value
     assert not at.file_uploader and not [d for d in at.dataframe if "submission" in d.value]
+    at.run().run()  # a rerun tries no second login with the same token
+    assert "unknown team or wrong token" in at.error[0].value
+    assert [e["event"] for e in audit_log(out)].count("login_failed") == 1
     at.text_input(key="token").set_value(tokens["team a"]).run()
     at.file_uploader(key="upload").set_value(("p.csv", answers(key, set(public)), "text/csv"))
     at.run()
@@ -384,10 +591,13 @@ def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeyp
     at.selectbox(key="final-team-a").set_value(q_id).run()
     assert frame(at, "submission")["selected"].tolist() == [False, True]
 
-    assert cli.main(["--out", str(out), "--reveal"]) == 0
+    assert cli.main(["--out", str(out), "--reveal", "--yes"]) == 0
     at = open_app(out, monkeypatch)
     board = frame(at, "team")
     assert (board.loc[0, "selected"], board.loc[0, "private_acc"]) == (q_id, 1.0)
     assert board.loc[0, "shake_up"] == 0
     at.selectbox(key="detail_row").set_value("alpha-fast").run()
     assert "test images misclassified" in page_text(at)  # revealed: the gallery is back
+    at.text_input(key="team").set_value("team a").run()
+    at.text_input(key="token").set_value(tokens["team a"]).run()
+    assert not at.file_uploader and "Submissions are closed" in at.info[0].value

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"submissions per team and UTC day (default {Settings.daily_limit})",
     )
     c.add_argument(
+        "--deadline",
+        metavar="TIME",
+        help="UTC time after which submissions are refused, ISO 8601 with its zone (e.g. "
+        "2027-01-31T23:59Z)",
+    )
+    c.add_argument(
         "--bundle",
         type=Path,
         metavar="DIR",
@@ -102,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--reveal",
         action="store_true",
-        help="show the private scores and the shake-up from now on, and exit",
+        help="end the competition: record each team's final submission, refuse submissions and "
+        "setting changes, show the private scores and the shake-up from now on, and exit "
+        "(asks for confirmation)",
     )
+    c.add_argument("--yes", action="store_true", help="--reveal without asking")
     opts.add_debug(p)
     return p
 
@@ -187,21 +196,44 @@ def organise(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(f"{args.out}: competition mode is off; turn it on with --competition",
                   file=sys.stderr)  # fmt: skip
             return 2
-        changes: dict = {"public_share": args.public_share, "daily_limit": args.daily_limit}
+        changes = {"public_share": args.public_share, "daily_limit": args.daily_limit,
+                   "deadline": args.deadline}  # fmt: skip
         changes = {k: v for k, v in changes.items() if v is not None}
-        if args.reveal:
-            changes["revealed"] = True
-        settings = dataclasses.replace(settings or Settings(), **changes)
+        new = dataclasses.replace(settings or Settings(), **changes)
     except ValueError as exc:  # a bad setting, on the command line or in the file
         p.error(str(exc))
+    where = Layout(args.out).competition_settings
+    if settings is not None and settings.revealed and (changes or args.bundle):
+        raise UserError(
+            f"{where}: the competition is revealed, its settings and bundles are frozen "
+            "(nothing changed)"
+        )
+    if args.reveal and not (new.revealed or confirmed(args)):
+        print("nothing changed", file=sys.stderr)
+        return 1
     if args.bundle:
         bundle(args)
-    save_settings(args.out, settings)
-    where = Layout(args.out).competition_settings
-    print(f"competition mode: {dataclasses.asdict(settings)} ({where})")
+    if new != settings:
+        save_settings(args.out, new)
     if args.reveal:
-        print_competition(args.out, settings, None)
+        new = contest.reveal(args.out)
+    print(f"competition mode: {dataclasses.asdict(new)} ({where})")
+    if args.reveal:
+        print_competition(args.out, new, None)
     return 0
+
+
+def confirmed(args: argparse.Namespace) -> bool:
+    """Whether the organiser confirms ``--reveal``: ``--yes``, or yes on a terminal."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UserError(
+            "--reveal ends the competition for good (no more submissions, private scores "
+            "shown): add --yes to confirm where no terminal asks"
+        )
+    answer = input(f"Reveal the private scores of {args.out} and end the competition? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def bundle(args: argparse.Namespace) -> None:
@@ -238,9 +270,9 @@ def submit(args: argparse.Namespace) -> int:
         raise UserError(f"{dataset}: no competition bundle yet (the organiser makes it)")
     try:
         record = contest.submit(
-            args.out, dataset, team, args.submit.read_bytes(), args.submit.name, key, settings
+            args.out, dataset, team, args.submit.read_bytes(), args.submit.name, key
         )
-    except ValueError as exc:  # the daily limit
+    except ValueError as exc:  # a malformed file
         raise UserError(str(exc)) from exc
     print(f"{args.submit.name}: submission {record.id} of team {record.team}, public accuracy "
           f"{record.public['accuracy']:.4f}")  # fmt: skip
@@ -249,12 +281,10 @@ def submit(args: argparse.Namespace) -> int:
 
 def print_competition(out: Path, settings: Settings, datasets: list | None) -> None:
     """The competition board of every dataset with competition submissions."""
-    for folder in sorted(p for p in Layout(out).competition.glob("*") if p.is_dir()):
-        if datasets is not None and folder.name not in datasets:
+    for dataset in contest.datasets(out):
+        if datasets is not None and dataset not in datasets:
             continue
-        key = contest.load_key(out, folder.name)
-        if key is None:
-            continue
-        table = board(out, folder.name, settings, key.public_set(settings.public_share))
+        key = contest.load_key(out, dataset)
+        table = board(out, dataset, settings, key.public_set(settings.public_share))
         what = "final board (private scores)" if settings.revealed else "public board"
-        print(f"\n### {folder.name}: competition, {what}\n\n{to_markdown(table)}")
+        print(f"\n### {dataset}: competition, {what}\n\n{to_markdown(table)}")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pipeline.commands import COMMANDS
+from pipeline.ranking.limits import UPLOAD_MB
 
 PREFIX = "pipeline."
 USAGE = "usage: wbczoo COMMAND [options]   (wbczoo COMMAND --help: the command's options)"
@@ -60,9 +61,11 @@ def board_command(argv: list[str]) -> list[str]:
 def board_environment() -> dict[str, str]:
     """Streamlit reads the repository's ``.streamlit/config.toml`` only when started from the
     checkout's root; from anywhere else the app (which saves uploads) would listen on every
-    address. These defaults keep it on this machine; ``--server.address`` still overrides."""
+    address and take 200 MB uploads. These defaults keep it on this machine and its uploads to
+    the checker's limit; ``--server.address`` and ``--server.maxUploadSize`` still override."""
     env = dict(os.environ)
     env.setdefault("STREAMLIT_SERVER_ADDRESS", "127.0.0.1")
+    env.setdefault("STREAMLIT_SERVER_MAX_UPLOAD_SIZE", str(UPLOAD_MB))
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     return env
 

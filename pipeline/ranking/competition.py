@@ -6,12 +6,15 @@ random ids (``pipeline.ranking.bundle``) and keeps, server-side in
 salt that divides the ids, stratified, into a public and a private part. A submission names the
 opaque ids; it is scored on both parts, but only its public score is shown until the organiser
 reveals the private ones. Teams hold tokens (``pipeline.ranking.teams``) and have a daily
-submission limit, a history, and one submission selected for the final ranking.
+submission limit, a history, and one submission selected for the final ranking. Submissions
+close at the deadline, if there is one, and for good at the reveal, which records each team's
+final submission.
 
 Everything lives under ``OUT/competition/``: ``settings.json`` (its presence turns the mode on),
-``teams.json``, ``audit.jsonl``, and per dataset ``key.json`` and ``<team>/<id>.csv`` with
-``<id>.json`` (the scores) and ``selected.json``. None of it is ever packed into a reference
-zoo. Zoo members and ensembles are not part of it: they keep their full test scores.
+``teams.json``, ``audit.jsonl``, and per dataset ``key.json``, ``final.json`` (from the reveal)
+and ``<team>/<id>.csv`` with ``<id>.json`` (the scores) and ``selected.json``. None of it is
+ever packed into a reference zoo. Zoo members and ensembles are not part of it: they keep their
+full test scores.
 """
 
 from __future__ import annotations
@@ -19,22 +22,26 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.scoring import score
-from pipeline.io import read_json, write_json
+from pipeline.io import PRIVATE, read_json, write_json
 from pipeline.ranking.cached_scores import SUMMARY
-from pipeline.ranking.teams import Team, audit
+from pipeline.ranking.ranks import shared_rank
+from pipeline.ranking.teams import Team, audit, utc_stamp
 from pipeline.ranking.upload import Upload, check_upload, sanitise_name
 from pipeline.runs.layout import Layout
+from pipeline.runs.manifest import flocked
 from pipeline.runs.submissions import write_submission
 
 SET = "test"  # the set competitions are held on
@@ -44,19 +51,48 @@ class ContestError(UserError, ValueError):
     """A competition file (settings, key) that cannot be read."""
 
 
+class SubmissionRefused(UserError, ValueError):
+    """A valid submission that is not taken: over the daily limit, past the deadline, revealed."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """The organiser's choices, in ``OUT/competition/settings.json``."""
 
     public_share: float = 0.3  # of each class's test images
     daily_limit: int = 5  # submissions per team and UTC day
-    revealed: bool = False  # private scores shown
+    deadline: str | None = None  # UTC, ISO 8601: no submission after it
+    revealed: bool = False  # private scores shown; submissions closed for good
 
     def __post_init__(self) -> None:
         if not 0 < self.public_share < 1:
             raise ValueError(f"public_share must lie in (0, 1), got {self.public_share}")
         if self.daily_limit < 1:
             raise ValueError(f"daily_limit must be at least 1, got {self.daily_limit}")
+        if self.deadline is not None:  # one spelling on disk, whatever zone it was given in
+            object.__setattr__(self, "deadline", utc_stamp(utc_time(self.deadline)))
+
+
+def utc_time(text: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time that names its zone (``2027-01-31T23:59Z``)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"deadline {text!r} is not an ISO 8601 time: write it as 2027-01-31T23:59Z (UTC)"
+        ) from None
+    if when.tzinfo is None:  # the host's local time would differ from the server's
+        raise ValueError(f"deadline {text!r} has no time zone: end it with Z (UTC)")
+    return when.timestamp()
+
+
+def closed(settings: Settings, now: float) -> str | None:
+    """Why no submission is taken at ``now``; None while submissions are open."""
+    if settings.revealed:
+        return "the competition is over: the private scores are revealed"
+    if settings.deadline is not None and now > utc_time(settings.deadline):
+        return f"the competition closed at its deadline, {settings.deadline}"
+    return None
 
 
 def load_settings(out: Path) -> Settings | None:
@@ -73,7 +109,8 @@ def load_settings(out: Path) -> Settings | None:
 
 
 def save_settings(out: Path, settings: Settings) -> None:
-    write_json(Layout(out).competition_settings, dataclasses.asdict(settings))
+    write_json(Layout(out).competition_settings, dataclasses.asdict(settings), PRIVATE)
+    audit(out, "settings", **dataclasses.asdict(settings))
 
 
 @dataclass(frozen=True)
@@ -99,7 +136,8 @@ class ContestKey:
 
 
 def save_key(out: Path, dataset: str, contest: ContestKey) -> None:
-    write_json(Layout(out).competition_key(dataset), {"format": 1} | dataclasses.asdict(contest))
+    data = {"format": 1} | dataclasses.asdict(contest)
+    write_json(Layout(out).competition_key(dataset), data, PRIVATE)
 
 
 def load_key(out: Path, dataset: str) -> ContestKey | None:
@@ -152,10 +190,23 @@ def team_folder(out: Path, dataset: str, team: str) -> Path:
     return Layout(out).competition_team(dataset, sanitise_name(team))
 
 
+def datasets(out: Path) -> list[str]:
+    """The datasets that have a competition (a key)."""
+    layout = Layout(out)
+    names = (p.name for p in layout.competition.glob("*") if p.is_dir())
+    return sorted(n for n in names if layout.competition_key(n).is_file())
+
+
+def teams_of(out: Path, dataset: str) -> list[str]:
+    """The teams that have a folder in ``dataset``'s competition."""
+    return sorted(p.name for p in Layout(out).contest(dataset).glob("*") if p.is_dir())
+
+
 def history(out: Path, dataset: str, team: str) -> list[Record]:
     """A team's submissions, oldest first."""
     folder = team_folder(out, dataset, team)
-    return [_record(p) for p in sorted(folder.glob("*.json")) if p.name != "selected.json"]
+    selection = Layout(out).competition_selection(dataset, folder.name).name
+    return [_record(p) for p in sorted(folder.glob("*.json")) if p.name != selection]
 
 
 def check(data: bytes, contest: ContestKey, filename: str) -> Upload:
@@ -170,53 +221,82 @@ def submit(
     data: bytes,
     filename: str,
     contest: ContestKey,
-    settings: Settings,
     now: float | None = None,
 ) -> Record:
     """Check an authenticated team's file, score it on the public and the private part, store
     it and log it (``audit.jsonl``).
 
     A file that breaks the format or names other ids is a ``SubmissionError``; over the daily
-    limit it is a ``ValueError``; either way nothing is written.
+    limit, past the deadline or after the reveal it is ``SubmissionRefused``; either way
+    nothing is written. The settings are read here, not taken from the caller: a page opened
+    before the reveal must not submit after it. Counting and writing hold the competition's
+    lock, so the limit holds across the app's sessions and other processes.
     """
-    upload = check(data, contest, filename)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
-    past = history(out, dataset, team.name)
-    today = [r for r in past if r.day == created[:10]]
-    if len(today) >= settings.daily_limit:
-        raise ValueError(
-            f"team {team.name} has used all {settings.daily_limit} submissions of "
-            "today (UTC): try again tomorrow (nothing was saved)"
+    now = time.time() if now is None else now
+    created = utc_stamp(now)
+    sha256 = hashlib.sha256(data).hexdigest()
+    seen = {"team": team.name, "dataset": dataset, "file": filename, "sha256": sha256}
+    try:
+        upload = check(data, contest, filename)
+    except ValueError as exc:
+        audit(out, "rejected", now, **seen, reason=one_line(exc))
+        raise
+    with flocked(Layout(out).competition_lock):
+        settings = load_settings(out)
+        past = history(out, dataset, team.name)
+        reason = refusal(team, settings, past, now)
+        if reason:
+            audit(out, "rejected", now, **seen, reason=reason)
+            raise SubmissionRefused(f"{reason} (nothing was saved)")
+        public, private = contest.divide(settings.public_share)
+        sub = upload.submission
+        scores = {
+            part: score_part(
+                sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids
+            )
+            for part, ids in (("public", public), ("private", private))
+        }
+        record = Record(
+            id=record_id(created, len(past) + 1),
+            team=team.name,
+            dataset=dataset,
+            created=created,
+            file=filename,
+            public=scores["public"],
+            private=scores["private"],
+            public_set=contest.public_set(settings.public_share),
         )
-    public, private = contest.divide(settings.public_share)
-    sub = upload.submission
-    scores = {
-        part: score_part(sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids)
-        for part, ids in (("public", public), ("private", private))
-    }
-    record = Record(
-        id=f"{created.replace('-', '').replace(':', '')}-{len(past) + 1:03d}",
-        team=team.name,
-        dataset=dataset,
-        created=created,
-        file=filename,
-        public=scores["public"],
-        private=scores["private"],
-        public_set=contest.public_set(settings.public_share),
-    )
-    folder = team_folder(out, dataset, team.name)
-    order = np.argsort(sub.ids, kind="stable")
-    write_submission(
-        folder / f"{record.id}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
-    )
-    write_json(folder / f"{record.id}.json", dataclasses.asdict(record))  # complete from here
-    audit(
-        out,
-        {"time": created, "team": team.name, "dataset": dataset, "submission": record.id,
-         "file": filename, "sha256": hashlib.sha256(data).hexdigest(),
-         "public_accuracy": record.public["accuracy"]},
-    )  # fmt: skip
+        folder = team_folder(out, dataset, team.name)
+        order = np.argsort(sub.ids, kind="stable")
+        ids = [sub.ids[i] for i in order]
+        write_submission(folder / f"{record.id}.csv", ids, sub.probs[order], sub.classes, PRIVATE)
+        # complete from here
+        write_json(folder / f"{record.id}.json", dataclasses.asdict(record), PRIVATE)
+        audit(out, "submission", now, **seen, submission=record.id,
+              public_accuracy=record.public["accuracy"])  # fmt: skip
     return record
+
+
+def refusal(team: Team, settings: Settings | None, past: list[Record], now: float) -> str | None:
+    """Why a valid submission of ``team`` (with these ``past`` ones) is not taken at ``now``."""
+    if settings is None:
+        return "competition mode is off"
+    reason = closed(settings, now)
+    if reason:
+        return f"{reason}: no more submissions"
+    today = utc_stamp(now)[:10]
+    if sum(r.day == today for r in past) >= settings.daily_limit:
+        return (
+            f"team {team.name} has used all {settings.daily_limit} submissions of today (UTC): "
+            "try again tomorrow"
+        )
+    return None
+
+
+def record_id(created: str, n: int) -> str:
+    """``<time>-<n>-<random>``: in time order, and apart even where the lock does not hold
+    (some NFS setups)."""
+    return f"{created.replace('-', '').replace(':', '')}-{n:03d}-{secrets.token_hex(4)}"
 
 
 def score_part(
@@ -240,21 +320,26 @@ def score_part(
     return {k: full[k] for k in SUMMARY}
 
 
-def select(out: Path, dataset: str, team: Team, record_id: str, settings: Settings) -> None:
+def select(out: Path, dataset: str, team: Team, record_id: str) -> None:
     """Choose an authenticated team's submission for the final (private) ranking; frozen once
     revealed."""
-    if settings.revealed:
-        raise ValueError("the private scores are revealed: the final selection is frozen")
-    if record_id not in {r.id for r in history(out, dataset, team.name)}:
-        raise ValueError(f"team {team.name} has no submission {record_id!r}")
-    write_json(team_folder(out, dataset, team.name) / "selected.json", {"selected": record_id})
+    with flocked(Layout(out).competition_lock):
+        settings = load_settings(out)
+        if settings is None or settings.revealed:
+            raise SubmissionRefused(
+                "the private scores are revealed: the final selection is frozen"
+            )
+        if record_id not in {r.id for r in history(out, dataset, team.name)}:
+            raise ValueError(f"team {team.name} has no submission {record_id!r}")
+        path = Layout(out).competition_selection(dataset, team.name)
+        write_json(path, {"selected": record_id}, PRIVATE)
 
 
 def selected(out: Path, dataset: str, team: str, records: list[Record]) -> Record | None:
     """The team's chosen submission; by default its best public one (the earliest of equals)."""
     if not records:
         return None
-    path = team_folder(out, dataset, team) / "selected.json"
+    path = Layout(out).competition_selection(dataset, sanitise_name(team))
     if path.is_file():
         chosen = read_json(path).get("selected")
         for r in records:
@@ -263,48 +348,95 @@ def selected(out: Path, dataset: str, team: str, records: list[Record]) -> Recor
     return best_public(records)
 
 
+def final(out: Path, dataset: str, team: str, records: list[Record]) -> Record | None:
+    """The team's submission for the final ranking: the one recorded at the reveal; before it
+    (or for a competition revealed without a record), its selected one."""
+    path = Layout(out).competition_final(dataset)
+    if not path.is_file():
+        return selected(out, dataset, team, records)
+    chosen = read_json(path)["final"].get(team)
+    return next((r for r in records if r.id == chosen), None)
+
+
+def reveal(out: Path, now: float | None = None) -> Settings:
+    """Show the private scores and close the competition for good: each dataset's
+    ``final.json`` records every team's final submission (its selected one) before the settings
+    say revealed, so that no later board recomputes it. A second reveal changes nothing."""
+    with flocked(Layout(out).competition_lock):  # no submission or selection slips in between
+        return _reveal(out, time.time() if now is None else now)
+
+
+def _reveal(out: Path, now: float) -> Settings:
+    settings = load_settings(out)
+    if settings is None:
+        raise UserError(f"{out}: competition mode is off; turn it on with --competition")
+    if settings.revealed:
+        return settings
+    when = utc_stamp(now)
+    finals_of = {}
+    for dataset in datasets(out):
+        public_set = load_key(out, dataset).public_set(settings.public_share)
+        finals = {}
+        for team in teams_of(out, dataset):
+            records = [r for r in history(out, dataset, team) if r.public_set == public_set]
+            chosen = selected(out, dataset, team, records)
+            if chosen is not None:
+                finals[team] = chosen.id
+        record = {"revealed": when, "public_set": public_set, "final": finals}
+        write_json(Layout(out).competition_final(dataset), record, PRIVATE)
+        finals_of[dataset] = finals
+    revealed = dataclasses.replace(settings, revealed=True)
+    save_settings(out, revealed)
+    audit(out, "reveal", now, final=finals_of)
+    return revealed
+
+
 def best_public(records: list[Record]) -> Record:
     """The highest public accuracy; the earliest of equals, as on Kaggle."""
     return min(records, key=lambda r: (-r.public["accuracy"], r.created, r.id))
 
 
 def board(out: Path, dataset: str, settings: Settings, public_set: str) -> pd.DataFrame:
-    """One row per team, ranked on the best public accuracy (earlier submission first among
-    equals). Revealed, it adds the selected submission's private accuracy, the private rank and
-    the shake-up (public rank − private rank: positive means the team climbed).
+    """One row per team, ranked on the best public accuracy (equals share a rank, the earlier
+    submission listed first). Revealed, it adds the final submission's private accuracy
+    (``final``), the private rank and the shake-up (public rank − private rank: positive means
+    the team climbed).
 
     Only submissions scored on the current public part (``public_set``) count: a changed share
     or answer key starts a new board rather than mixing scores of two test sets.
     """
     rows = []
-    for folder in sorted(p for p in Layout(out).contest(dataset).glob("*") if p.is_dir()):
-        records = [r for r in history(out, dataset, folder.name) if r.public_set == public_set]
+    for team in teams_of(out, dataset):
+        records = [r for r in history(out, dataset, team) if r.public_set == public_set]
         if not records:
             continue
         best = best_public(records)
         row = {
-            "team": folder.name,
+            "team": team,
             "public_acc": best.public["accuracy"],
             "public_bacc": best.public["balanced_accuracy"],
             "submissions": len(records),
             "_when": best.created,
         }
         if settings.revealed:
-            final = selected(out, dataset, folder.name, records)
+            chosen = final(out, dataset, team, records)
+            if chosen is None:  # records made after the reveal, by hand: not in the final
+                continue
             row |= {
-                "selected": final.id,
-                "private_acc": final.private["accuracy"],
-                "private_bacc": final.private["balanced_accuracy"],
-                "_final_when": final.created,
+                "selected": chosen.id,
+                "private_acc": chosen.private["accuracy"],
+                "private_bacc": chosen.private["balanced_accuracy"],
+                "_final_when": chosen.created,
             }
         rows.append(row)
     if not rows:
         return pd.DataFrame()
+    # equal scores share a rank, as on the leaderboard; the earlier submission is listed first
     table = pd.DataFrame(rows).sort_values(["public_acc", "_when"], ascending=[False, True])
-    table.insert(0, "public_rank", np.arange(1, len(table) + 1))
+    table.insert(0, "public_rank", shared_rank(table["public_acc"]))
     if settings.revealed:
         table = table.sort_values(["private_acc", "_final_when"], ascending=[False, True])
-        table.insert(0, "private_rank", np.arange(1, len(table) + 1))
+        table.insert(0, "private_rank", shared_rank(table["private_acc"]))
         table["shake_up"] = table["public_rank"] - table["private_rank"]
     return table.drop(columns=[c for c in table.columns if c.startswith("_")]).reset_index(
         drop=True

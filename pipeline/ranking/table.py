@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.evaluation.stats import mean_ci
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import Contender
+from pipeline.ranking.ranks import shared_rank
 from pipeline.runs.metadata import EnsembleMeta, MemberMeta, UploadMeta
 
 IN_DOMAIN = ("val", "test")  # every other set of a training dataset is cross-domain
@@ -193,17 +194,14 @@ def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -
     table = table.sort_values(
         ["_unranked", "test_acc", "created", "name"], ascending=[True, False, True, True]
     )
-    ranked = table["_complete"].to_numpy()
-    rank = pd.array([pd.NA] * len(table), dtype="Int64")
-    rank[ranked] = table["test_acc"][ranked].rank(ascending=False, method="min").astype(int)
-    table.insert(0, "rank", rank)
+    table.insert(0, "rank", shared_rank(table["test_acc"].where(table["_complete"])))
     table["at_chance"] = table["test_acc"] <= table["test_chance"] + TOLERANCE
     if cross_sets:
         table["cross_acc"] = table[[f"{s}_acc" for s in cross_sets]].mean(axis=1)
         table["cross_bacc"] = table[[f"{s}_bacc" for s in cross_sets]].mean(axis=1)
         both = table["_complete"] & table["_cross_complete"]
-        in_rank = table["test_acc"].where(both).rank(ascending=False, method="min")
-        cross_rank = table["cross_bacc"].where(both).rank(ascending=False, method="min")
+        in_rank = shared_rank(table["test_acc"].where(both))
+        cross_rank = shared_rank(table["cross_bacc"].where(both))
         # climbing to the top of a board of chance scores means nothing
         at_chance = table["cross_bacc"] <= table["cross_chance"] + TOLERANCE
         table["cross_at_chance"] = at_chance

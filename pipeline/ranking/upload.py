@@ -19,11 +19,11 @@ import numpy as np
 from pipeline.classes import ordered
 from pipeline.evaluation.scoring import missing_classes, score
 from pipeline.names import BadName, plain_name, quote
+from pipeline.ranking.limits import MAX_BYTES
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import UploadMeta, write_entry
 from pipeline.runs.submissions import Submission, SubmissionError, read_submission, write_submission
 
-MAX_BYTES = 20 * 2**20
 NAME_MAX = 64
 DESCRIPTION_MAX = 500
 EXAMPLES = 3  # ids quoted in a mismatch message

@@ -128,6 +128,11 @@ class Layout:
     def competition_audit(self) -> Path:
         return self.competition / "audit.jsonl"
 
+    @property
+    def competition_lock(self) -> Path:
+        """Held while a submission is counted and written, and while the reveal records."""
+        return self.competition / ".lock"
+
     def contest(self, dataset: str) -> Path:
         """``dataset``'s competition: its key and a folder per team."""
         return self.competition / plain_name(dataset, "dataset")
@@ -136,9 +141,31 @@ class Layout:
         """The key of ``dataset``'s competition (ids, labels, the public/private salt)."""
         return self.contest(dataset) / "key.json"
 
+    def competition_final(self, dataset: str) -> Path:
+        """Each team's final submission to ``dataset``'s competition, recorded at the reveal."""
+        return self.contest(dataset) / "final.json"
+
     def competition_team(self, dataset: str, team: str) -> Path:
         """A team's submissions to ``dataset``'s competition (``team``: a sanitised name)."""
         return self.contest(dataset) / plain_name(team, "team")
+
+    def competition_selection(self, dataset: str, team: str) -> Path:
+        """The submission a team selected for the final ranking."""
+        return self.competition_team(dataset, team) / "selected.json"
+
+    def competition_files(self) -> list[Path]:
+        """Every file of the competition's own beside the team folders and datasets' folders:
+        no team may take one's name."""
+        example = "dataset"
+        return [
+            self.competition_settings,
+            self.competition_teams,
+            self.competition_audit,
+            self.competition_lock,
+            self.competition_key(example),
+            self.competition_final(example),
+            self.competition_selection(example, example),
+        ]
 
     @property
     def tuning(self) -> Path:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.classes import CLASSES
 from pipeline.errors import UserError
-from pipeline.io import atomic_write, read_json
+from pipeline.io import SHARED, atomic_write, read_json
 from pipeline.names import quote
 
 PROB_TOLERANCE = 1e-4
@@ -51,12 +51,12 @@ def to_frame(ids: Sequence[str], probs: np.ndarray, classes: Sequence[str]) -> p
 
 
 def write_submission(
-    path: Path, ids: Sequence[str], probs: np.ndarray, classes: Sequence[str]
+    path: Path, ids: Sequence[str], probs: np.ndarray, classes: Sequence[str], mode: int = SHARED
 ) -> None:
     frame = to_frame(ids, probs, classes)
     buf = io.StringIO()
     frame.to_csv(buf, index=False, float_format="%.7g", lineterminator="\n")
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    atomic_write(path, lambda f: f.write(buf.getvalue()), mode=mode)
 
 
 def check_kind(folder: Path, kind: str) -> None:
