@@ -1,16 +1,19 @@
-"""ImageNet weights from installed packages: they are ImageNet's, they load offline, members
-fine-tune from them, and the fine-tuning recipes keep BatchNorm as asked."""
+"""Weight sources: ImageNet weights from installed packages (they are ImageNet's, they load
+offline, members fine-tune from them), any state dict file, and the fine-tuning recipes."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import timm
 import torch
+import torchvision
 from PIL import Image
 
 from pipeline.commands import zoo
@@ -19,6 +22,8 @@ from pipeline.io import read_json
 from pipeline.models import create_model, load_catalogue
 from pipeline.models import packaged as packaged_api
 from pipeline.models import weights as weights_api
+from pipeline.models.backbone_file import BackboneFileError
+from pipeline.models.factory import check_weights_file
 from pipeline.models.packaged import PACKAGED, StateDictMismatch, map_state_dict
 from pipeline.models.variants import freeze_batchnorm
 from pipeline.runs.checkpoint import WEIGHTS_FILE, load_weights
@@ -170,3 +175,41 @@ def test_fine_tuning_starts_from_the_packaged_weights(tiny, tmp_path, zoo_args) 
     for name in ("bn1.running_mean", "blocks.3.0.bn2.running_var"):  # saved in half precision
         assert torch.allclose(trained[name].float(), reference[name], rtol=1e-3, atol=1e-3)
     assert not torch.allclose(trained["conv_stem.weight"].float(), reference["conv_stem.weight"])
+
+
+def test_any_state_dict_file_loads_by_name_or_in_order(tmp_path) -> None:
+    """``--weights FILE`` takes a plain state dict too: the package's own file (other names,
+    same order), or a torchvision state dict saved as safetensors (same names)."""
+    entry = CATALOGUE["efficientnet_lite0"]
+    reference = imagenet_model("efficientnet_lite0").state_dict()
+    model, used = create_model(entry, 8, str(PACKAGED["efficientnet_lite0"].path()), 64)
+    assert used == "file" and model.classifier.out_features == 8
+    assert torch.equal(model.conv_stem.weight, reference["conv_stem.weight"])
+    squeezenet = CATALOGUE["squeezenet1_1"]
+    torch.manual_seed(1)
+    saved = torchvision.models.squeezenet1_1().state_dict()
+    path = tmp_path / "squeezenet.safetensors"
+    safetensors.torch.save_file(saved, str(path))
+    model, used = create_model(squeezenet, 5, str(path), 64)
+    assert used == "file" and torch.equal(model.features[0].weight, saved["features.0.weight"])
+    check_weights_file(path, [squeezenet])
+    with pytest.raises(BackboneFileError, match=r"squeezenet.safetensors: does not fit ResNet"):
+        check_weights_file(path, [squeezenet, CATALOGUE["resnet18"]])
+    torch.save({"epoch": 3, "note": "not tensors"}, tmp_path / "other.pt")
+    with pytest.raises(BackboneFileError, match="neither a backbone file .* nor a state dict"):
+        create_model(squeezenet, 5, str(tmp_path / "other.pt"), 64)
+
+
+def test_a_member_trains_from_a_state_dict_file_and_says_so(tiny, tmp_path, zoo_args, capsys):
+    path = tmp_path / "lite0.pth"
+    shutil.copy(PACKAGED["efficientnet_lite0"].path(), path)
+    out = tmp_path / "out"
+    assert zoo.main(zoo_args(tiny, out, models="efficientnet_lite0", weights=str(path))) == 0
+    member = pd.read_csv(out / "zoo" / "results-cells.csv")["member"].item()
+    meta = read_json(Layout(out).meta("cells", member))
+    assert meta["weights"] == "file"
+    assert meta["weights_file"]["method"] == "state dict"
+    assert meta["weights_file"]["path"] == str(path.resolve())
+    wrong = zoo_args(tiny, tmp_path / "out2", models="resnet18", weights=str(path))
+    assert zoo.main(wrong) == 2 and not (tmp_path / "out2").exists()
+    assert "lite0.pth: does not fit ResNet by name or in order" in capsys.readouterr().err

@@ -57,8 +57,8 @@ MEANINGS = {
     "--batch-size": "training batch size",
     "--lr": "learning rate",
     "--weights": "initial weights: imagenet, none (random init), auto (per member: imagenet "
-    "where cached or downloadable, else random init), or a backbone FILE written by "
-    "pipeline.pretrain (members of its architecture)",
+    "where cached, packaged or downloadable, else random init), or a FILE: a backbone of "
+    "pipeline.pretrain, or any state dict of the members' architecture (.pth, .safetensors)",
     "--adapt": "test-time adaptation: adabn, tent, shot, tta, lame, em, bbse, or a combination "
     "joined by + (adabn+shot+tta+em), applied in that order",
     "--per-set": "images drawn from each set",

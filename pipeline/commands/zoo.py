@@ -19,8 +19,8 @@ from pipeline.executors.options import check_executor_args, make_executor
 from pipeline.io import check_writable, read_json, write_text
 from pipeline.models import Architecture, load_catalogue, select
 from pipeline.models import weights as weights_api
-from pipeline.models.backbone_file import check_backbone
 from pipeline.models.engine import PRECISIONS, parse_device, resolve_device
+from pipeline.models.factory import check_weights_file
 from pipeline.models.mixstyle import check_family
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.runs.layout import Layout
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in size_notes(recipe, members) + lr_notes(recipe, members):
         print(note, flush=True)
     if weights_api.is_file(weights):
-        check_backbone(Path(weights), members)
+        check_weights_file(Path(weights), members)
     data = prepare_data(spec)
     dataset, tag, sets, store = data.dataset, data.tag, data.sets, data.store
     print(

@@ -1,17 +1,22 @@
-"""Backbone weights files (``--weights FILE``): a member architecture's parameters without its
-classifier, as ``pipeline.pretrain`` writes them, checked against the member they go into."""
+"""Weights files (``--weights FILE``), checked against the member they go into: a backbone file
+(a member architecture's parameters without its classifier, as ``pipeline.pretrain`` writes
+them), or any state dict of the architecture (``.pth``, ``.pt``, ``.bin`` or ``.safetensors``;
+ImageNet weights saved elsewhere, say), matched by tensor name or, where the names differ, in
+order and shape for shape (``pipeline.models.packaged.map_state_dict``)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+import safetensors.torch
 import torch
 from torch import nn
 
 from pipeline.errors import UserError
 from pipeline.io import atomic_write
 from pipeline.models.catalogue import Architecture
+from pipeline.models.packaged import StateDictMismatch, map_state_dict
 
 FORMAT = "wbczoo-backbone/1"
 
@@ -28,19 +33,62 @@ def save_backbone(
     atomic_write(path, lambda f: torch.save(data, f), binary=True)
 
 
-def read_backbone(path: Path) -> dict:
+def read_weights_file(path: Path) -> dict:
     """The file's contents; tensors and plain values only (never pickled code)."""
     try:
+        if Path(path).suffix == ".safetensors":
+            return safetensors.torch.load_file(path)
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise BackboneFileError(f"{path}: no such weights file") from None
     except Exception as exc:  # torch raises many kinds for a file that is not its own
         raise BackboneFileError(f"{path}: not a weights file ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict):
+        raise BackboneFileError(f"{path}: not a weights file (holds a {type(data).__name__})")
+    return data
+
+
+def is_backbone(data: dict) -> bool:
+    return data.get("format") == FORMAT
+
+
+def read_backbone(path: Path) -> dict:
+    """A backbone file's contents."""
+    data = read_weights_file(path)
+    if not is_backbone(data):
         raise BackboneFileError(
             f"{path}: not a backbone file written by python -m pipeline.pretrain"
         )
     return data
+
+
+def state_dict_of(path: Path, data: dict) -> dict[str, torch.Tensor]:
+    """The tensors of a plain weights file: the dict itself, or the ``state_dict`` / ``model``
+    it wraps (how training scripts often save them)."""
+    for key in ("state_dict", "model"):
+        if isinstance(data.get(key), dict):
+            data = data[key]
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    if not tensors or len(tensors) != len(data):
+        raise BackboneFileError(
+            f"{path}: neither a backbone file of python -m pipeline.pretrain nor a state dict "
+            "(a dict of tensors)"
+        )
+    return tensors
+
+
+def load_state_file(model: nn.Module, path: Path) -> None:
+    """Load a plain state dict into ``model`` as built (its classifier still the original's):
+    by tensor name where every name matches, else in order, shape for shape."""
+    state = state_dict_of(path, read_weights_file(path))
+    target = model.state_dict()
+    mapping = "names" if state.keys() == target.keys() else "order"
+    try:
+        model.load_state_dict(map_state_dict(state, target, mapping))
+    except StateDictMismatch as exc:
+        raise BackboneFileError(
+            f"{path}: does not fit {type(model).__name__} by name or in order: {exc}"
+        ) from None
 
 
 def check_backbone(path: Path, entries: list[Architecture]) -> None:
@@ -60,9 +108,10 @@ def file_sha256(path: Path) -> str:
 
 def describe_backbone(path: Path) -> dict:
     """What a member started from, for its ``meta.json``: the file, its digest and how it was
-    made (a backbone pretrained on evaluation images makes the member transductive)."""
-    data = read_backbone(path)
-    info = data["info"]
+    made (a backbone pretrained on evaluation images makes the member transductive; of a plain
+    state dict nothing is known)."""
+    data = read_weights_file(path)
+    info = data["info"] if is_backbone(data) else {"method": "state dict"}
     return {
         "path": str(Path(path).resolve()),
         "sha256": file_sha256(path),

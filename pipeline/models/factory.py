@@ -10,7 +10,13 @@ import torchvision
 from torch import nn
 
 from pipeline.models import weights as weights_api
-from pipeline.models.backbone_file import load_backbone
+from pipeline.models.backbone_file import (
+    check_backbone,
+    is_backbone,
+    load_backbone,
+    load_state_file,
+    read_weights_file,
+)
 from pipeline.models.catalogue import Architecture
 from pipeline.models.packaged import load_packaged, packaged
 from pipeline.models.variants import apply_variant
@@ -76,16 +82,23 @@ def create_model(
     head_hidden: int = 0,
 ) -> tuple[nn.Module, str]:
     """Build a member; returns the model and the weights actually used (``imagenet``/``none``,
-    or ``file`` for a backbone file written by ``pipeline.pretrain``, given as its path).
+    or ``file`` for a weights file given as its path: a backbone of ``pipeline.pretrain`` or
+    any state dict of the architecture).
 
     Auxiliary heads that cannot run at ``image_size`` are removed; the catalogue's variant
     (frozen BatchNorm, last 16 layers) is applied.
     """
-    if weights_api.is_file(weights):  # the classifier stays freshly initialised
-        model, _ = create_model(entry, num_classes, "none", image_size, head_dropout, head_hidden)
-        load_backbone(model, entry, Path(weights))
-        return model, weights_api.FILE
     size = image_size or entry.input_size
+    if weights_api.is_file(weights):
+        path = Path(weights)
+        if is_backbone(read_weights_file(path)):  # the classifier stays freshly initialised
+            model, _ = create_model(entry, num_classes, "none", size, head_dropout, head_hidden)
+            load_backbone(model, entry, path)
+            return model, weights_api.FILE
+        model = build(entry, False, size)
+        load_state_file(model, path)  # with the architecture's own classifier, then replaced
+        finish(model, entry, num_classes, size, head_dropout, head_hidden)
+        return model, weights_api.FILE
     if entry.size_kwarg and size != entry.input_size:  # ImageNet weights fix the input size
         if weights == "imagenet":
             raise ValueError(
@@ -94,33 +107,60 @@ def create_model(
             )
         weights = "none" if weights == "auto" else weights
     used = weights_api.resolve(entry, weights)
-    pretrained = used == "imagenet"
+    model = build(entry, used == "imagenet", size)
+    finish(model, entry, num_classes, size, head_dropout, head_hidden)
+    return model, used
+
+
+def build(entry: Architecture, pretrained: bool, size: int) -> nn.Module:
+    """The architecture as its library builds it (ImageNet classifier included), from its
+    ImageNet weights (already resolved: cached or packaged) or random initialisation."""
     try:
         if entry.library == "torchvision":
             kwargs = dict(entry.kwargs) if pretrained else {**entry.kwargs, **entry.random_kwargs}
             if entry.size_kwarg and not pretrained:  # the weights fix it themselves
                 kwargs[entry.size_kwarg] = size
             tv_weights = weights_api.torchvision_weights(entry) if pretrained else None
-            model = torchvision.models.get_model(entry.fn, weights=tv_weights, **kwargs)
-        elif entry.library == "timm" and pretrained and packaged(entry.name):
+            return torchvision.models.get_model(entry.fn, weights=tv_weights, **kwargs)
+        if entry.library == "timm" and pretrained and packaged(entry.name):
             model = timm.create_model(entry.fn, **entry.kwargs)
             load_packaged(model, packaged(entry.name))
-        elif entry.library == "timm":
+            return model
+        if entry.library == "timm":
             extra = {}
             if pretrained:  # the file resolve() fetched: timm would ask the Hub again, with retries
                 extra["pretrained_cfg_overlay"] = {"file": str(weights_api.cached(entry))}
-            model = timm.create_model(entry.fn, pretrained=pretrained, **extra, **entry.kwargs)
-        else:
-            raise ValueError(f"{entry.name}: unknown builder library {entry.library!r}")
+            return timm.create_model(entry.fn, pretrained=pretrained, **extra, **entry.kwargs)
+        raise ValueError(f"{entry.name}: unknown builder library {entry.library!r}")
     except (OSError, RuntimeError, ValueError) as exc:
         if pretrained and not isinstance(exc, weights_api.WeightsUnavailable):
             raise weights_api.offline_hint(entry, exc) from exc
         raise
+
+
+def finish(
+    model: nn.Module,
+    entry: Architecture,
+    num_classes: int,
+    size: int,
+    head_dropout: float = 0.0,
+    head_hidden: int = 0,
+) -> None:
+    """New heads for ``num_classes``, auxiliary heads off below their size, the variant."""
     replace_heads(model, entry, num_classes, head_dropout, head_hidden)
     if entry.aux_heads and not entry.aux_active(size):
         drop_aux_heads(model, entry)
     apply_variant(model, entry.variant)
-    return model, used
+
+
+def check_weights_file(path: Path, entries: list[Architecture]) -> None:
+    """Before any training: the file is a backbone file of every member's architecture, or a
+    state dict that fits each of them (by name or in order)."""
+    if is_backbone(read_weights_file(path)):
+        check_backbone(path, entries)
+        return
+    for entry in entries:
+        load_state_file(build(entry, False, entry.input_size), path)
 
 
 def count_params(model: nn.Module) -> int:
