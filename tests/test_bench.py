@@ -101,3 +101,16 @@ def test_labelshift_scores_the_report_parts(tmp_path: Path, capsys) -> None:
     }
     assert all(r["acc"] == 1.0 for r in rows)
     assert {r["n"] for r in rows if r["set"] == "bccd"} == {246}
+
+
+def test_paired_zoos_subtracts_namesakes_seed_by_seed(trained_zoo_copy: Path) -> None:
+    """A zoo against itself: every entry is paired with its namesake, and every difference is
+    zero."""
+    from bench.paired_zoos import paired_between, scores
+
+    long = scores(trained_zoo_copy, None)
+    paired = paired_between(long, long.copy(), "again", "cells")
+    assert set(paired["name"]) == {"resnet18-fast+30968e", "squeezenet1_1-fast+30968e"}
+    assert (paired["pairs"] == 1).all() and (paired["against"] == paired["name"] + "@again").all()
+    diffs = paired[[c for c in paired.columns if c.endswith("_diff")]]
+    assert diffs.notna().all().all() and (diffs == 0).all().all()
