@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.errors import UserError
 from pipeline.io import read_json
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import EnsembleMeta, MetaError, read_entry
@@ -110,7 +110,7 @@ class MlflowTracker:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
-            raise SystemExit(
+            raise UserError(
                 f"--track mlflow needs MLflow ({exc}): pip install -r requirements.txt"
             ) from None
         self._client = MlflowClient(tracking_uri=self.uri)
@@ -259,6 +259,7 @@ def make_tracker(args: argparse.Namespace, out: Path) -> MlflowTracker | None:
         (Layout(out).zoo).mkdir(parents=True, exist_ok=True)
     try:
         return MlflowTracker(uri, args.track_experiment)
+    except UserError:
+        raise
     except Exception as exc:  # MLflow raises many kinds for an unusable store
-        print(f"--track-uri {uri}: cannot open the tracking store ({exc})", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise UserError(f"--track-uri {uri}: cannot open the tracking store ({exc})") from None
