@@ -235,7 +235,7 @@ def report(
         y_test = np.array([classes.index(test_key[i]) for i in candidates[0].sets["test"].ids])
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
-        out = {"name": name, "kind": kind, "val_acc": float((val.argmax(1) == y_val).mean())}
+        out = {"name": name, "kind": kind, "val_acc": accuracy(val, y_val)}
         if test is not None:
             m = score(candidates[0].sets["test"].ids, test, classes, test_key, test_vocabulary)
             _, lo, hi = bootstrap_ci(test.argmax(1) == y_test, args.bootstrap, args.seed)
