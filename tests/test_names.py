@@ -12,7 +12,15 @@ from pipeline.commands import tune, zoo
 from pipeline.commands.explain import main as explain_main
 from pipeline.commands.options import parse_eval, parse_source
 from pipeline.inference.load import find_meta
-from pipeline.names import BadName, plain_name, quote
+from pipeline.names import (
+    BadName,
+    ensemble_name,
+    is_zoo_name,
+    member_name,
+    plain_name,
+    quote,
+    without_seed,
+)
 from pipeline.training.jobs import DataSpec, load_data
 from pipeline.training.recipes import get_recipe
 
@@ -86,3 +94,14 @@ def test_dataset_folder_and_study_names_are_plain(tmp_path: Path, make_tree, cap
     assert "--study '../x' is not a plain name" in capsys.readouterr().err
     assert not (tmp_path / "out" / "zoo" / "x.db").exists() and not (tmp_path / "x.db").exists()
     load_data.cache_clear()
+
+
+def test_the_zoos_own_names_are_made_and_read_in_one_place() -> None:
+    assert member_name("resnet18", "fast+1a2b3c", 2) == "resnet18-fast+1a2b3c-s2"
+    assert ensemble_name("soft", "top4") == "ens-soft-top4"
+    assert ensemble_name("stack", "all", pooled=True) == "ens-stack-all-pooled"
+    assert without_seed("resnet18-fast+1a2b3c-s2") == "resnet18-fast+1a2b3c"
+    assert without_seed("resnet18-fast-s0+adabn+tta") == "resnet18-fast+adabn+tta"
+    assert without_seed("ens-soft-top4") == "ens-soft-top4"
+    assert is_zoo_name("Resnet18-Fast-S0") and is_zoo_name("ENS-anything")
+    assert not is_zoo_name("my-team-v2") and not is_zoo_name("seeds-s1x")

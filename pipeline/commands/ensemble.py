@@ -23,6 +23,7 @@ from pipeline.evaluation.metrics import accuracy
 from pipeline.evaluation.scoring import score
 from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.io import atomic_write, write_json, write_text
+from pipeline.names import ensemble_name
 from pipeline.runs import provenance
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import EnsembleMeta, is_transductive, write_entry
@@ -111,9 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     val_key = labels(candidates[0], "val", keys)
     y_val = np.array([classes.index(val_key[i]) for i in candidates[0].sets["val"].ids])
 
-    suffix = "-pooled" if args.pool_seeds else ""
     ensembles = [
-        build(m, candidates, y_val, f"ens-{m}-{scope}{suffix}", top, args.greedy_size, args.seed)
+        build(
+            m,
+            candidates,
+            y_val,
+            ensemble_name(m, scope, args.pool_seeds),
+            top,
+            args.greedy_size,
+            args.seed,
+        )
         for m in (METHODS if args.method == "all" else [args.method])
     ]
     for ens in ensembles:  # every name is checked before any is written

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.names import without_seed
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import EntryMeta, MetaError, read_entry
 from pipeline.training.recipes import settings_fingerprint
 
 SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
-_SEED = re.compile(r"-s\d+(?=(\+[A-Za-z0-9]+)*$)")  # before an adaptation's suffix, if any
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Contender:
         fingerprint>`` each, so no row averages unlike runs."""
         if self.kind not in SEEDED:
             return self.name
-        return _SEED.sub("", self.name) + self.variant
+        return without_seed(self.name) + self.variant
 
     @property
     def files(self) -> dict[str, Path]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.classes import ordered
 from pipeline.evaluation.scoring import missing_classes, score
-from pipeline.names import BadName, plain_name, quote
+from pipeline.names import BadName, is_zoo_name, plain_name, quote
 from pipeline.ranking.limits import MAX_BYTES
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import UploadMeta, write_entry
@@ -28,9 +28,6 @@ NAME_MAX = 64
 DESCRIPTION_MAX = 500
 EXAMPLES = 3  # ids quoted in a mismatch message
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-# the zoo's own names (members <arch>-<recipe>-s<seed>, ensembles ens-...), in any case: a
-# case-insensitive file system would put Resnet18-Fast-S0 in the member's folder
-_ZOOS = re.compile(r"ens-.*|.*-s\d+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ def sanitise_name(name: str) -> str:
             f"{quote(name)} is not a usable name: use letters, digits, '.', '_' or '-' "
             f"(at most {NAME_MAX} characters)"
         )
-    if _ZOOS.fullmatch(safe):
+    if is_zoo_name(safe):
         raise BadName(
             f"{quote(safe)} is a name of the zoo's (members end in -s<seed>, ensembles start "
             "with ens-): choose another name"

@@ -34,6 +34,7 @@ from pipeline.models import weights as weights_api
 from pipeline.models.backbone_file import describe_backbone, file_sha256
 from pipeline.models.mixstyle import add_mixstyle
 from pipeline.models.variants import freeze_batchnorm
+from pipeline.names import member_name
 from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
 from pipeline.runs.layout import Layout
@@ -63,9 +64,7 @@ class MemberConfig:
 
     @property
     def member_id(self) -> str:
-        """``<arch>-<recipe>-s<seed>``; an overridden recipe's name carries the fingerprint of
-        its changes (``resnet18-fast+1a2b3c-s0``, see ``recipes.override``)."""
-        return f"{self.entry.name}-{self.recipe.name}-s{self.seed}"
+        return member_name(self.entry.name, self.recipe.name, self.seed)
 
     @property
     def image_size(self) -> int:
