@@ -19,19 +19,31 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from test_leaderboard_app import APP, CLASSES, answer_key, csv_bytes, fabricate_out, onehot
+from test_leaderboard_app import (
+    APP,
+    CLASSES,
+    ZOO_COMMAND,
+    answer_key,
+    csv_bytes,
+    fabricate_out,
+    onehot,
+    predictions,
+)
 
+from leaderboard.details import EXPLANATIONS_HIDDEN
+from leaderboard.sidebar import REFERENCES_HIDDEN
 from pipeline.commands import leaderboard as cli
 from pipeline.commands import wbczoo
+from pipeline.data import load_dataset
 from pipeline.ranking import competition, teams
 from pipeline.ranking.bundle import JPEG_TOLERANCE, make_bundle
 from pipeline.ranking.competition import Settings, divide
 from pipeline.ranking.disclosure import disclosure
 from pipeline.ranking.fingerprints import image_fingerprint, set_fingerprints
 from pipeline.ranking.limits import MAX_BYTES
-from pipeline.ranking.reference import pack
+from pipeline.ranking.reference import pack, references
 from pipeline.runs.layout import Layout
-from pipeline.runs.submissions import SubmissionError, read_submission
+from pipeline.runs.submissions import SubmissionError, read_submission, write_submission
 
 DAY = 86_400.0
 NOON = 1_780_000_000.0 - 1_780_000_000.0 % DAY + DAY / 2  # a fixed UTC noon
@@ -496,14 +508,32 @@ def test_the_server_takes_no_upload_over_the_checkers_limit(monkeypatch) -> None
     assert f"at most {MAX_BYTES // 2**20} MB" in guide
 
 
-def test_disclosure_hides_test_truth_until_the_reveal(out: Path) -> None:
-    assert disclosure(out).shows_truth("test")
-    competition.save_settings(out, Settings())
-    assert not disclosure(out).shows_truth("test") and disclosure(out).shows_truth("bccd")
+def fingerprints_of(out: Path, set_name: str) -> frozenset[str]:
+    source = json.loads((out / "submissions/cells/alpha-fast-s0/meta.json").read_text())["sets"]
+    return set_fingerprints(Path(source[set_name]["root"]), answer_key(out, set_name))
+
+
+def test_disclosure_goes_by_content_until_the_reveal(out: Path, tmp_path: Path, capsys) -> None:
+    test, bccd = fingerprints_of(out, "test"), fingerprints_of(out, "bccd")
+    assert disclosure(out).shows_truth(test)
+    competition.save_settings(out, Settings())  # no bundle yet: which images is unknown
+    assert not disclosure(out).shows_truth(bccd)
+    organise(out, tmp_path / "bundle", capsys)
+    rules = disclosure(out)
+    assert rules.secret == test
+    assert not rules.shows_truth(test) and rules.shows_truth(bccd)
+    assert not rules.shows_truth(bccd | {min(test)})  # one shared image hides a set
+    assert not rules.shows_truth(None)  # images not readable here
+    # a key made before fingerprints were recorded: its images are fingerprinted
+    path = Layout(out).competition_key("cells")
+    data = json.loads(path.read_text())
+    del data["fingerprints"]
+    path.write_text(json.dumps(data))
+    assert disclosure(out).secret == test
     competition.save_settings(out, Settings(revealed=True))
-    assert disclosure(out).shows_truth("test")
-    Layout(out).competition_settings.write_text("{")
-    assert not disclosure(out).shows_truth("test")
+    assert disclosure(out).shows_truth(test)
+    Layout(out).competition_settings.write_text("{")  # damaged: as if running
+    assert not disclosure(out).shows_truth(test) and disclosure(out).shows_truth(bccd)
 
 
 def open_app(out: Path, monkeypatch) -> AppTest:
@@ -533,6 +563,77 @@ def seeds(at: AppTest) -> list[str | None]:
         return list(at.selectbox(key="detail_entry").options)
     except KeyError:
         return [None]
+
+
+def mirror_set(out: Path, root: Path) -> list[str]:
+    """The test images copied as PNGs under other names into ``root``, scored by alpha-fast-s0
+    as a cross-lab set ``mirror``; their file names."""
+    names = []
+    for i, (image_id, label) in enumerate(answer_key(out).items()):
+        copy = root / label / f"copy_{i:03d}.png"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(out.parent / "cells" / image_id) as image:
+            image.save(copy)
+        names.append(copy.name)
+    entry = out / "submissions" / "cells" / "alpha-fast-s0"
+    records = sorted(load_dataset("folder", root).records(), key=lambda r: r.id)
+    preds = predictions([r.label for r in records], 0.5)
+    write_submission(entry / "mirror.csv", [r.id for r in records], onehot(preds), CLASSES)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["sets"]["mirror"] = {"adapter": "folder", "root": str(root), "split": None}
+    (entry / "meta.json").write_text(json.dumps(meta))
+    return names
+
+
+def open_details(at: AppTest, entry: str = "alpha-fast-s0") -> AppTest:
+    at.selectbox(key="detail_row").set_value(entry.rsplit("-", 1)[0]).run()
+    at.selectbox(key="detail_entry").set_value(entry).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_test_images_are_hidden_by_content_and_reference_zoos_with_them(
+    out: Path, tokens, tmp_path: Path, monkeypatch
+) -> None:
+    """The test images under other names, as another set, show no labels either; and no
+    reference zoo (PBC's test pages, an upload scored on PBC's test set) is reachable."""
+    copies = mirror_set(out, tmp_path / "mirror")
+    at = open_details(open_app(out, monkeypatch))
+    text = page_text(at)
+    assert "bccd images misclassified" in text and "mirror images misclassified" not in text
+    assert len(at.table) == 1  # the bccd confusion matrix only
+    assert not [name for name in copies if name in text]
+    if references():
+        assert not [r for r in at.sidebar.radio if r.key == "zoo"]
+        assert REFERENCES_HIDDEN in [c.value for c in at.sidebar.caption]
+    competition.reveal(out, NOON)
+    at = open_details(open_app(out, monkeypatch))
+    assert "mirror images misclassified" in page_text(at) and len(at.table) == 3
+    if references():
+        assert at.sidebar.radio(key="zoo").options[1].startswith("Reference")
+
+
+def test_explanations_and_data_folders_are_hidden(out: Path, tokens, monkeypatch) -> None:
+    """Grad-CAM sheets name test images and their classes; the test set's folder says which
+    public set to match the bundle against."""
+    sheet = Layout(out).explanations("cells", "alpha-fast-s0") / "gradcam-test.png"
+    sheet.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(sheet)
+    root = str(out.parent / "cells")
+    at = open_details(open_app(out, monkeypatch))
+    text = page_text(at)
+    assert EXPLANATIONS_HIDDEN in text and root not in text and "pipeline.zoo" not in text
+    assert len(at.image) == gallery_images(text)  # no explanation sheet
+    competition.reveal(out, NOON)
+    at = open_details(open_app(out, monkeypatch))
+    text = page_text(at)
+    assert EXPLANATIONS_HIDDEN not in text and root in text and ZOO_COMMAND in text
+    assert len(at.image) == gallery_images(text) + 1  # the sheet is back
+
+
+def gallery_images(text: str) -> int:
+    """How many images the page's galleries say they show."""
+    return sum(int(n) for n in re.findall(r"images misclassified; (\d+) shown", text))
 
 
 def test_the_competition_page_fails_in_one_line(out: Path, tokens, monkeypatch) -> None:

@@ -108,6 +108,16 @@ def load_settings(out: Path) -> Settings | None:
     return Settings(**data)
 
 
+def running(out: Path) -> bool:
+    """Whether competition mode is on and not yet revealed; a damaged settings file counts: it
+    cannot say the competition is over."""
+    try:
+        settings = load_settings(out)
+    except (OSError, ValueError):
+        return True
+    return settings is not None and not settings.revealed
+
+
 def save_settings(out: Path, settings: Settings) -> None:
     write_json(Layout(out).competition_settings, dataclasses.asdict(settings), PRIVATE)
     audit(out, "settings", **dataclasses.asdict(settings))
