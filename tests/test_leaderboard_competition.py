@@ -34,6 +34,7 @@ from leaderboard.details import EXPLANATIONS_HIDDEN
 from leaderboard.sidebar import REFERENCES_HIDDEN
 from pipeline.commands import leaderboard as cli
 from pipeline.commands import wbczoo
+from pipeline.commands.reference import main as pack_main
 from pipeline.data import load_dataset
 from pipeline.ranking import competition, teams
 from pipeline.ranking.bundle import JPEG_TOLERANCE, make_bundle
@@ -41,7 +42,7 @@ from pipeline.ranking.competition import Settings, divide
 from pipeline.ranking.disclosure import disclosure
 from pipeline.ranking.fingerprints import image_fingerprint, set_fingerprints
 from pipeline.ranking.limits import MAX_BYTES
-from pipeline.ranking.reference import pack, references
+from pipeline.ranking.reference import ReferenceError, pack, references
 from pipeline.runs.layout import Layout
 from pipeline.runs.submissions import SubmissionError, read_submission, write_submission
 
@@ -197,8 +198,21 @@ def test_ids_read_from_file_names_score_nothing(out: Path, tokens: dict) -> None
     assert competition.history(out, "cells", "team a") == []
 
 
-def test_the_key_and_salt_stay_out_of_reference_archives(out: Path, tokens, tmp_path) -> None:
+def test_a_running_competition_is_not_packed(out: Path, tokens, tmp_path, capsys) -> None:
+    """Packed before the reveal, a reference zoo would carry the test labels (its frozen answer
+    keys); after it, it still holds no competition file, key or salt."""
     send(out, "team a", tokens["team a"], answers(contest(out), set()), NOON)
+    args = ["--out", str(out), "--reference", "tiny", "--into", str(tmp_path / "refs")]
+    assert pack_main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds a competition that is not revealed" in err and err.count("\n") == 1
+    assert not (tmp_path / "refs").exists()  # nothing written
+    settings = Layout(out).competition_settings
+    settings.write_text("{")  # damaged: it cannot say the competition is over
+    with pytest.raises(ReferenceError, match="not revealed"):
+        pack(out, "cells", tmp_path / "refs")
+    competition.save_settings(out, Settings(public_share=0.5, daily_limit=2))
+    competition.reveal(out, NOON + 1)
     archive, _ = pack(out, "cells", tmp_path / "ref")
     with tarfile.open(archive, "r:xz") as tar:
         names = tar.getnames()
