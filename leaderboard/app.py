@@ -16,7 +16,10 @@ from pipeline.ranking.live import manifests
 
 def main() -> None:
     st.set_page_config(page_title="WBC Zoo leaderboard", layout="wide")
-    out, ref = sidebar.choose_zoo(*sidebar.out_folder())
+    own, named = sidebar.out_folder()
+    # the served zoo's competition decides what every zoo may show, reference zoos included
+    rules = loaders.disclosure_of(str(own))
+    out, ref = sidebar.choose_zoo(own, named, competing=rules.hiding)
     if ref is None:
         st.sidebar.caption(f"Out folder: `{out.resolve()}`")
     version = loaders.version_of(out)
@@ -50,9 +53,11 @@ def main() -> None:
     live.live_section(str(out), [dataset])
     tabs = st.tabs(["Leaderboard", "Details", "Competition"])
     with tabs[0]:
-        board.leaderboard_tab(str(out), version, dataset, view, len(table), part)
+        board.leaderboard_tab(
+            str(out), version, dataset, view, len(table), part, folders=not rules.hiding
+        )
     with tabs[1]:
-        details.details_tab(str(out), version, dataset, view, long)
+        details.details_tab(str(out), version, dataset, view, long, rules)
     with tabs[2]:
         competition_page.competition_tab(
             str(out), version, dataset, long, test_set, read_only=ref is not None

@@ -80,19 +80,27 @@ def glossary() -> None:
         st.markdown("\n".join(f"- **{term}**: {meaning}." for term, meaning in GLOSSARY.items()))
 
 
-def sets_described(out: str, version: str, dataset: str) -> None:
-    """Each evaluation set in words, with its size: a 10-image set must say so."""
-    lines = set_descriptions(out, version, dataset)
+def sets_described(out: str, version: str, dataset: str, folders: bool) -> None:
+    """Each evaluation set in words, with its size: a 10-image set must say so (and where it
+    lies, with ``folders``)."""
+    lines = set_descriptions(out, version, dataset, folders)
     if lines:
         with st.expander("The evaluation sets"):
             st.markdown("\n".join(f"- {line}" for line in lines))
 
 
 def leaderboard_tab(
-    out: str, version: str, dataset: str, view: pd.DataFrame, total: int, part: str | None = None
+    out: str,
+    version: str,
+    dataset: str,
+    view: pd.DataFrame,
+    total: int,
+    part: str | None = None,
+    folders: bool = True,
 ) -> None:
     """The filtered rows ``view`` (of ``total``) in a column preset, the glossary and the plots;
-    ``part``: the part of the cross-lab sets with versioned parts that was scored."""
+    ``part``: the part of the cross-lab sets with versioned parts that was scored; without
+    ``folders``, no data folder is named."""
     if view.empty:
         st.info(f"No row passes the filters (of {total}).")
         return
@@ -124,7 +132,7 @@ def leaderboard_tab(
         )
     )
     glossary()
-    sets_described(out, version, dataset)
+    sets_described(out, version, dataset, folders)
     if "cross_bacc" in view.columns:
         st.subheader("In-domain accuracy against cross-lab balanced accuracy")
         chart = (

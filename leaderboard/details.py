@@ -3,23 +3,37 @@ training curves and provenance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from leaderboard.charts import confusion_chart, reliability_chart
-from leaderboard.loaders import calibration_report, find_entry, full_scores, history, misclassified
+from leaderboard.loaders import (
+    calibration_report,
+    find_entry,
+    full_scores,
+    history,
+    misclassified,
+    set_images,
+)
 from pipeline.ranking.collect import Contender
-from pipeline.ranking.disclosure import Disclosure, disclosure
+from pipeline.ranking.disclosure import Disclosure, without_paths
 from pipeline.ranking.table import IN_DOMAIN
 from pipeline.runs.layout import Layout
 
 COMPETING = (
-    "Competition mode: the test set's confusion matrix, per-class scores and misclassified "
-    "images are not shown until the organiser reveals the private scores: they would reveal "
-    "true labels of the test set."
+    "Competition mode: this set's confusion matrix, per-class scores and misclassified images "
+    "are not shown until the organiser reveals the private scores: the set shares images with "
+    "the competition's test set (or they cannot be checked here), and they would reveal true "
+    "labels of its images."
 )
+EXPLANATIONS_HIDDEN = (
+    "Competition mode: explanations are not shown until the organiser reveals the private "
+    "scores: their captions name images and their true classes."
+)
+PATHS_HIDDEN = "Competition mode: the data folders and the command naming them are hidden."
 GALLERY_MAX = 24
 GALLERY_COLUMNS = 6
 
@@ -80,17 +94,28 @@ def calibration_section(out: str, version: str, entry: Contender, set_name: str)
     )
 
 
-def gallery(out: str, version: str, entry: Contender, set_name: str, truth: bool) -> None:
-    """The set's misclassified images, the most confident mistakes first."""
+def shows_truth(out: str, rules: Disclosure, source: dict) -> bool:
+    """Whether the set's labels may show; its images are fingerprinted only while hiding."""
+    if not rules.hiding:
+        return True
+    return rules.shows_truth(set_images(out, json.dumps(source, sort_keys=True)))
+
+
+def gallery(
+    out: str, version: str, entry: Contender, set_name: str, truth: bool, folders: bool
+) -> None:
+    """The set's misclassified images, the most confident mistakes first (and, with
+    ``folders``, where they were read from)."""
     if not truth:  # an image captioned with its true class is a label of the test set
         st.caption(COMPETING)
         return
     wrong = misclassified(out, version, entry.dataset, entry.name, set_name)
     root = Path(entry.source(set_name)["root"])
     shown = [(root / i, t, p, c) for i, t, p, c in wrong if (root / i).is_file()][:GALLERY_MAX]
+    where = f", read from {root}" if folders else ""
     st.caption(
         f"{len(wrong)} {set_name} images misclassified; {len(shown)} shown, the most confident "
-        f"mistakes first (at most {GALLERY_MAX}, read from {root})."
+        f"mistakes first (at most {GALLERY_MAX}{where})."
     )
     for start in range(0, len(shown), GALLERY_COLUMNS):
         row = shown[start : start + GALLERY_COLUMNS]
@@ -144,9 +169,15 @@ def ensemble_members(entry: Contender, view: pd.DataFrame, long: pd.DataFrame) -
 
 
 def details_tab(
-    out: str, version: str, dataset: str, view: pd.DataFrame, long: pd.DataFrame
+    out: str,
+    version: str,
+    dataset: str,
+    view: pd.DataFrame,
+    long: pd.DataFrame,
+    rules: Disclosure,
 ) -> None:
-    """The configuration (and seed) chosen among the filtered rows ``view``."""
+    """The configuration (and seed) chosen among the filtered rows ``view``; ``rules``: what a
+    running competition lets it show."""
     if view.empty:
         st.info("No row passes the filters.")
         return
@@ -166,16 +197,15 @@ def details_tab(
     # in-domain test first, then every cross-domain set; validation only when nothing else
     shown = [s for s in ("test",) if s in scored] + [s for s in scored if s not in IN_DOMAIN]
     shown = shown or scored
-    rules: Disclosure = disclosure(Path(out))
     st.subheader(f"{entry_name}: scores per evaluation set")
     for tab, set_name in zip(st.tabs(shown), shown, strict=True):
-        truth = rules.shows_truth(set_name)
+        truth = shows_truth(out, rules, entry.source(set_name))
         with tab:
             set_scores(out, version, entry, set_name, truth)
             st.markdown("**Calibration and selective prediction**")
             calibration_section(out, version, entry, set_name)
             st.markdown(f"**Misclassified {set_name} images**")
-            gallery(out, version, entry, set_name, truth)
+            gallery(out, version, entry, set_name, truth, folders=not rules.hiding)
 
     st.subheader("Training curves")
     hist = history(out, dataset, entry_name)
@@ -193,10 +223,17 @@ def details_tab(
     pictures = sorted(Layout(Path(out)).explanations(dataset, entry_name).glob("*.png"))
     if pictures:  # written by `python -m pipeline.explain`
         st.subheader("Explanations")
-        for picture in pictures:
-            st.image(str(picture), caption=picture.name)
+        if rules.hiding:  # Grad-CAM sheets default to the test set's mistakes
+            st.caption(EXPLANATIONS_HIDDEN)
+        else:
+            for picture in pictures:
+                st.image(str(picture), caption=picture.name)
 
     st.subheader("Provenance")
+    if rules.hiding:
+        st.caption(PATHS_HIDDEN)
+        st.json(without_paths(entry.meta.to_json()), expanded=False)
+        return
     if entry.meta.command is not None:
         st.code(entry.meta.command, language="bash", wrap_lines=True)
     st.json(entry.meta.to_json(), expanded=False)

@@ -20,6 +20,9 @@ from pipeline.evaluation.calibration import RAW_FOLDER, compare
 from pipeline.evaluation.scoring import mistakes
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import Contender, find_entries
+from pipeline.ranking.competition import datasets
+from pipeline.ranking.disclosure import HIDDEN, Disclosure, disclosure
+from pipeline.ranking.fingerprints import set_fingerprints
 from pipeline.ranking.present import sample_submission, set_description
 from pipeline.ranking.queries import eval_sets
 from pipeline.ranking.reference import Reference
@@ -32,6 +35,23 @@ from pipeline.runs.submissions import read_submission
 def reference_out(folder: str) -> str:
     """The reference zoo's ``--out`` folder, unpacked into the cache once per archive."""
     return str(Reference(Path(folder)).unpacked(DEFAULT_CACHE_DIR))
+
+
+def disclosure_of(out: str) -> Disclosure:
+    """``disclosure``, read again whenever a competition's settings or key change."""
+    layout = Layout(Path(out))
+    files = [
+        layout.competition_settings,
+        *(layout.competition_key(d) for d in datasets(layout.out)),
+    ]
+    stamps = [(str(p), p.stat().st_mtime_ns) for p in files if p.is_file()]
+    return _disclosure(out, repr(stamps))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _disclosure(out: str, stamps: str) -> Disclosure:
+    """``stamps`` is only part of the cache key."""
+    return disclosure(Path(out))
 
 
 def version_of(out: Path) -> str:
@@ -112,6 +132,16 @@ def answer_key(out: str, source_json: str) -> tuple[dict[str, str], tuple[str, .
         return scorer.keys.key(source), scorer.keys.vocabulary(source)
 
 
+@st.cache_data(show_spinner="Fingerprinting the set's images…", max_entries=64)
+def set_images(out: str, source_json: str) -> frozenset[str] | None:
+    """The pixel fingerprints of a set's images; None when they cannot all be read here."""
+    try:
+        key, _ = answer_key(out, source_json)
+    except (OSError, KeyError, ValueError):  # the answer key's data is not on this machine
+        return None
+    return set_fingerprints(Path(json.loads(source_json)["root"]), key)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def misclassified(
     out: str, version: str, dataset: str, name: str, set_name: str
@@ -139,15 +169,17 @@ def read_history(path: str, mtime_ns: int) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def set_descriptions(out: str, version: str, dataset: str) -> list[str]:
-    """Each evaluation set of the dataset in words (sets without a readable answer key left out)."""
+def set_descriptions(out: str, version: str, dataset: str, folders: bool = True) -> list[str]:
+    """Each evaluation set of the dataset in words (sets without a readable answer key left
+    out); without ``folders``, the data folders are not named."""
     lines = []
     for set_name, source in dataset_sets(out, version, dataset).items():
         try:
             key, _ = answer_key(out, json.dumps(source, sort_keys=True))
         except (OSError, KeyError, ValueError):
             continue
-        lines.append(set_description(set_name, source, len(key), len(set(key.values()))))
+        shown = source if folders else {**source, "root": HIDDEN}
+        lines.append(set_description(set_name, shown, len(key), len(set(key.values()))))
     return lines
 
 

@@ -29,10 +29,19 @@ def out_folder() -> tuple[Path, bool]:
     return Path(named) if named else default_out(), bool(named)
 
 
-def choose_zoo(out: Path, named: bool) -> tuple[Path, Reference | None]:
+REFERENCES_HIDDEN = (
+    "Reference zoos are not shown in competition mode: their pages would show labels of the "
+    "test images and score uploads on them."
+)
+
+
+def choose_zoo(out: Path, named: bool, competing: bool) -> tuple[Path, Reference | None]:
     """The zoo to show: the user's own or a reference zoo (the default when no folder was
-    named, so a first look shows real numbers)."""
+    named, so a first look shows real numbers); only the user's own while ``competing``."""
     refs = references()
+    if competing and refs:
+        st.sidebar.caption(REFERENCES_HIDDEN)
+        return out, None
     if not refs:
         return out, None
     labels = [f"Your zoo ({out})"] + [f"Reference: {r.name}" for r in refs]

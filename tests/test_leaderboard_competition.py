@@ -19,18 +19,32 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from test_leaderboard_app import APP, CLASSES, answer_key, csv_bytes, fabricate_out, onehot
+from test_leaderboard_app import (
+    APP,
+    CLASSES,
+    ZOO_COMMAND,
+    answer_key,
+    csv_bytes,
+    fabricate_out,
+    onehot,
+    predictions,
+)
 
+from leaderboard.details import EXPLANATIONS_HIDDEN
+from leaderboard.sidebar import REFERENCES_HIDDEN
 from pipeline.commands import leaderboard as cli
 from pipeline.commands import wbczoo
+from pipeline.commands.reference import main as pack_main
+from pipeline.data import load_dataset
 from pipeline.ranking import competition, teams
-from pipeline.ranking.bundle import make_bundle
+from pipeline.ranking.bundle import JPEG_TOLERANCE, make_bundle
 from pipeline.ranking.competition import Settings, divide
 from pipeline.ranking.disclosure import disclosure
+from pipeline.ranking.fingerprints import image_fingerprint, set_fingerprints
 from pipeline.ranking.limits import MAX_BYTES
-from pipeline.ranking.reference import pack
+from pipeline.ranking.reference import ReferenceError, pack, references
 from pipeline.runs.layout import Layout
-from pipeline.runs.submissions import SubmissionError, read_submission
+from pipeline.runs.submissions import SubmissionError, read_submission, write_submission
 
 DAY = 86_400.0
 NOON = 1_780_000_000.0 - 1_780_000_000.0 % DAY + DAY / 2  # a fixed UTC noon
@@ -125,8 +139,10 @@ def test_bundle_images_carry_no_class_name_or_order(tmp_path: Path, make_tree) -
         for telltale in (*CLASSES, Path(real).stem, "eo_1"):
             assert telltale.encode() not in data, (f.name, telltale)
         with Image.open(f) as mine, Image.open(tmp_path / "cells" / real) as theirs:
-            np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs.convert("RGB")))
+            error = np.abs(np.asarray(mine, np.int16) - np.asarray(theirs.convert("RGB"))).mean()
+            assert error <= (JPEG_TOLERANCE if f.suffix == ".jpg" else 0), (f.name, error)
     assert {f.suffix for f in files} == {".jpg", ".png"}
+    assert set(contest_key.fingerprints) == set_fingerprints(tmp_path / "cells", key)
     # the random ids' order says nothing of the classes (files are written in that order)
     by_id = [contest_key.images[f.stem][1] for f in files]
     assert by_id != sorted(by_id)
@@ -141,6 +157,36 @@ def test_bundle_images_carry_no_class_name_or_order(tmp_path: Path, make_tree) -
 SAMPLE = "sample_submission.csv"
 
 
+def scan_data(jpeg: bytes) -> bytes:
+    """The entropy-coded data of a baseline JPEG: from its start of scan to its end of image."""
+    start = jpeg.index(b"\xff\xda")
+    return jpeg[start : jpeg.index(b"\xff\xd9", start) + 2]
+
+
+def test_bundle_jpegs_are_rebuilt_from_their_pixels(tmp_path: Path, write_image) -> None:
+    """A payload after the end of image, in a comment and in an application segment reaches
+    nothing in the bundle: the file is encoded afresh, none of the source's coded bytes kept."""
+    source = write_image(tmp_path / "cells" / "neutrophil" / "n.jpg", size=(64, 48))
+    payload = b"PAYLOAD-" + bytes(range(256)) * 2
+    with Image.open(source) as image:
+        image.save(source, quality=80, comment=b"C0MMENT" + payload)
+    data = source.read_bytes()
+    app9 = b"\xff\xe9" + (len(payload) + 2).to_bytes(2, "big") + payload  # after SOI
+    source.write_bytes(data[:2] + app9 + data[2:] + payload)  # and after EOI
+    key = {"neutrophil/n.jpg": "neutrophil"}
+    where = {"adapter": "folder", "root": str(tmp_path / "cells"), "split": "test"}
+    contest_key = make_bundle(tmp_path / "bundle", "cells", where, key, CLASSES)
+    (written,) = (tmp_path / "bundle" / "images").iterdir()
+    out = written.read_bytes()
+    assert written.suffix == ".jpg" and payload[:64] not in out and b"C0MMENT" not in out
+    assert out.endswith(b"\xff\xd9")  # nothing after the end of image
+    assert scan_data(out) != scan_data(data) and scan_data(data)[2:40] not in out
+    with Image.open(written) as mine, Image.open(source) as theirs:
+        diff = np.abs(np.asarray(mine, np.int16) - np.asarray(theirs)).mean()
+    assert diff < 4
+    assert contest_key.fingerprints == (image_fingerprint(source),)
+
+
 def test_ids_read_from_file_names_score_nothing(out: Path, tokens: dict) -> None:
     """The attack of issue 23: a one-hot file from ``id.split('/')[-2]``. The answer key's ids
     are not the competition's, and the competition's say nothing."""
@@ -152,8 +198,21 @@ def test_ids_read_from_file_names_score_nothing(out: Path, tokens: dict) -> None
     assert competition.history(out, "cells", "team a") == []
 
 
-def test_the_key_and_salt_stay_out_of_reference_archives(out: Path, tokens, tmp_path) -> None:
+def test_a_running_competition_is_not_packed(out: Path, tokens, tmp_path, capsys) -> None:
+    """Packed before the reveal, a reference zoo would carry the test labels (its frozen answer
+    keys); after it, it still holds no competition file, key or salt."""
     send(out, "team a", tokens["team a"], answers(contest(out), set()), NOON)
+    args = ["--out", str(out), "--reference", "tiny", "--into", str(tmp_path / "refs")]
+    assert pack_main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds a competition that is not revealed" in err and err.count("\n") == 1
+    assert not (tmp_path / "refs").exists()  # nothing written
+    settings = Layout(out).competition_settings
+    settings.write_text("{")  # damaged: it cannot say the competition is over
+    with pytest.raises(ReferenceError, match="not revealed"):
+        pack(out, "cells", tmp_path / "refs")
+    competition.save_settings(out, Settings(public_share=0.5, daily_limit=2))
+    competition.reveal(out, NOON + 1)
     archive, _ = pack(out, "cells", tmp_path / "ref")
     with tarfile.open(archive, "r:xz") as tar:
         names = tar.getnames()
@@ -463,14 +522,32 @@ def test_the_server_takes_no_upload_over_the_checkers_limit(monkeypatch) -> None
     assert f"at most {MAX_BYTES // 2**20} MB" in guide
 
 
-def test_disclosure_hides_test_truth_until_the_reveal(out: Path) -> None:
-    assert disclosure(out).shows_truth("test")
-    competition.save_settings(out, Settings())
-    assert not disclosure(out).shows_truth("test") and disclosure(out).shows_truth("bccd")
+def fingerprints_of(out: Path, set_name: str) -> frozenset[str]:
+    source = json.loads((out / "submissions/cells/alpha-fast-s0/meta.json").read_text())["sets"]
+    return set_fingerprints(Path(source[set_name]["root"]), answer_key(out, set_name))
+
+
+def test_disclosure_goes_by_content_until_the_reveal(out: Path, tmp_path: Path, capsys) -> None:
+    test, bccd = fingerprints_of(out, "test"), fingerprints_of(out, "bccd")
+    assert disclosure(out).shows_truth(test)
+    competition.save_settings(out, Settings())  # no bundle yet: which images is unknown
+    assert not disclosure(out).shows_truth(bccd)
+    organise(out, tmp_path / "bundle", capsys)
+    rules = disclosure(out)
+    assert rules.secret == test
+    assert not rules.shows_truth(test) and rules.shows_truth(bccd)
+    assert not rules.shows_truth(bccd | {min(test)})  # one shared image hides a set
+    assert not rules.shows_truth(None)  # images not readable here
+    # a key made before fingerprints were recorded: its images are fingerprinted
+    path = Layout(out).competition_key("cells")
+    data = json.loads(path.read_text())
+    del data["fingerprints"]
+    path.write_text(json.dumps(data))
+    assert disclosure(out).secret == test
     competition.save_settings(out, Settings(revealed=True))
-    assert disclosure(out).shows_truth("test")
-    Layout(out).competition_settings.write_text("{")
-    assert not disclosure(out).shows_truth("test")
+    assert disclosure(out).shows_truth(test)
+    Layout(out).competition_settings.write_text("{")  # damaged: as if running
+    assert not disclosure(out).shows_truth(test) and disclosure(out).shows_truth(bccd)
 
 
 def open_app(out: Path, monkeypatch) -> AppTest:
@@ -500,6 +577,77 @@ def seeds(at: AppTest) -> list[str | None]:
         return list(at.selectbox(key="detail_entry").options)
     except KeyError:
         return [None]
+
+
+def mirror_set(out: Path, root: Path) -> list[str]:
+    """The test images copied as PNGs under other names into ``root``, scored by alpha-fast-s0
+    as a cross-lab set ``mirror``; their file names."""
+    names = []
+    for i, (image_id, label) in enumerate(answer_key(out).items()):
+        copy = root / label / f"copy_{i:03d}.png"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(out.parent / "cells" / image_id) as image:
+            image.save(copy)
+        names.append(copy.name)
+    entry = out / "submissions" / "cells" / "alpha-fast-s0"
+    records = sorted(load_dataset("folder", root).records(), key=lambda r: r.id)
+    preds = predictions([r.label for r in records], 0.5)
+    write_submission(entry / "mirror.csv", [r.id for r in records], onehot(preds), CLASSES)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["sets"]["mirror"] = {"adapter": "folder", "root": str(root), "split": None}
+    (entry / "meta.json").write_text(json.dumps(meta))
+    return names
+
+
+def open_details(at: AppTest, entry: str = "alpha-fast-s0") -> AppTest:
+    at.selectbox(key="detail_row").set_value(entry.rsplit("-", 1)[0]).run()
+    at.selectbox(key="detail_entry").set_value(entry).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_test_images_are_hidden_by_content_and_reference_zoos_with_them(
+    out: Path, tokens, tmp_path: Path, monkeypatch
+) -> None:
+    """The test images under other names, as another set, show no labels either; and no
+    reference zoo (PBC's test pages, an upload scored on PBC's test set) is reachable."""
+    copies = mirror_set(out, tmp_path / "mirror")
+    at = open_details(open_app(out, monkeypatch))
+    text = page_text(at)
+    assert "bccd images misclassified" in text and "mirror images misclassified" not in text
+    assert len(at.table) == 1  # the bccd confusion matrix only
+    assert not [name for name in copies if name in text]
+    if references():
+        assert not [r for r in at.sidebar.radio if r.key == "zoo"]
+        assert REFERENCES_HIDDEN in [c.value for c in at.sidebar.caption]
+    competition.reveal(out, NOON)
+    at = open_details(open_app(out, monkeypatch))
+    assert "mirror images misclassified" in page_text(at) and len(at.table) == 3
+    if references():
+        assert at.sidebar.radio(key="zoo").options[1].startswith("Reference")
+
+
+def test_explanations_and_data_folders_are_hidden(out: Path, tokens, monkeypatch) -> None:
+    """Grad-CAM sheets name test images and their classes; the test set's folder says which
+    public set to match the bundle against."""
+    sheet = Layout(out).explanations("cells", "alpha-fast-s0") / "gradcam-test.png"
+    sheet.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(sheet)
+    root = str(out.parent / "cells")
+    at = open_details(open_app(out, monkeypatch))
+    text = page_text(at)
+    assert EXPLANATIONS_HIDDEN in text and root not in text and "pipeline.zoo" not in text
+    assert len(at.image) == gallery_images(text)  # no explanation sheet
+    competition.reveal(out, NOON)
+    at = open_details(open_app(out, monkeypatch))
+    text = page_text(at)
+    assert EXPLANATIONS_HIDDEN not in text and root in text and ZOO_COMMAND in text
+    assert len(at.image) == gallery_images(text) + 1  # the sheet is back
+
+
+def gallery_images(text: str) -> int:
+    """How many images the page's galleries say they show."""
+    return sum(int(n) for n in re.findall(r"images misclassified; (\d+) shown", text))
 
 
 def test_the_competition_page_fails_in_one_line(out: Path, tokens, monkeypatch) -> None:

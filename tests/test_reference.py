@@ -87,6 +87,19 @@ def test_the_pack_command_refuses_a_name_that_is_a_path(tmp_path, make_tree, cap
     assert (tmp_path / "tiny" / ARCHIVE).is_file()
 
 
+def test_packing_into_the_shipped_folder_says_the_app_shows_it(
+    tmp_path, make_tree, monkeypatch, capsys
+) -> None:
+    out = fabricate_out(tmp_path, make_tree)
+    shipped = tmp_path / "zoo" / "reference"
+    monkeypatch.setattr("pipeline.commands.reference.REFERENCE_ROOT", shipped)
+    assert pack_main(["--out", str(out), "--reference", "tiny"]) == 0
+    assert (shipped / "tiny" / ARCHIVE).is_file()
+    assert "every leaderboard app of this checkout offers it at once" in capsys.readouterr().err
+    assert pack_main(["--out", str(out), "--reference", "tiny", "--into", str(tmp_path)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_an_archive_that_reaches_outside_is_refused(tmp_path) -> None:
     folder = tmp_path / "evil"
     folder.mkdir()

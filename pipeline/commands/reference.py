@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipeline.commands import options as opts
@@ -18,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Pack the zoo under --out into a reference zoo: one xz archive of its submissions, "
         "meta.json files, histories, metrics and tables, with the answer keys of its sets frozen "
         "from the datasets (which must be on this machine), and no weights. The leaderboard "
-        "shows every reference zoo under zoo/reference/ beside the user's own.",
+        "shows every reference zoo under zoo/reference/ beside the user's own. A zoo holding "
+        "a competition is refused until the competition is revealed.",
     )
     opts.add_out(p)
     opts.add_tag(p, opts.MEANINGS["--tag"] + " (default: the only one under OUT/submissions)")
@@ -41,4 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     tag = Layout(args.out).dataset_tag(args.tag)
     archive, count = pack(args.out, tag, args.into / name)
     print(f"{archive}: {count} files, {archive.stat().st_size / 1e6:.2f} MB")
+    if args.into.resolve() == REFERENCE_ROOT.resolve():
+        print(
+            f"note: {archive.parent} is in the repository's zoo/reference/: every leaderboard "
+            "app of this checkout offers it at once (outside competition mode), with every "
+            "test label of its sets, and a commit publishes it",
+            file=sys.stderr,
+        )
     return 0

@@ -108,6 +108,16 @@ def load_settings(out: Path) -> Settings | None:
     return Settings(**data)
 
 
+def running(out: Path) -> bool:
+    """Whether competition mode is on and not yet revealed; a damaged settings file counts: it
+    cannot say the competition is over."""
+    try:
+        settings = load_settings(out)
+    except (OSError, ValueError):
+        return True
+    return settings is not None and not settings.revealed
+
+
 def save_settings(out: Path, settings: Settings) -> None:
     write_json(Layout(out).competition_settings, dataclasses.asdict(settings), PRIVATE)
     audit(out, "settings", **dataclasses.asdict(settings))
@@ -121,6 +131,9 @@ class ContestKey:
     vocabulary: tuple[str, ...]
     images: dict[str, tuple[str, str]]  # opaque id -> (the answer key's id, label)
     source: dict  # where the answer key comes from (meta.json's form)
+    # pixel fingerprints of the images (``pipeline.ranking.fingerprints``): what the app keeps
+    # the truth of, on any set; empty in keys made before they were recorded
+    fingerprints: tuple[str, ...] = ()
 
     @property
     def labels(self) -> dict[str, str]:
@@ -148,7 +161,8 @@ def load_key(out: Path, dataset: str) -> ContestKey | None:
     try:
         data = read_json(path)
         images = {o: (i, lab) for o, (i, lab) in data["images"].items()}
-        return ContestKey(data["salt"], tuple(data["vocabulary"]), images, data["source"])
+        prints = tuple(data.get("fingerprints", ()))
+        return ContestKey(data["salt"], tuple(data["vocabulary"]), images, data["source"], prints)
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ContestError(f"{path}: not a competition key ({exc})") from exc
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.evaluation.answers import AnswerKeys, freeze
 from pipeline.evaluation.calibration import FIT_SET
+from pipeline.ranking.competition import load_settings
 from pipeline.resources import shipped
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import AdaptedMeta, EnsembleMeta, EntryMeta, MetaError, read_entry
@@ -125,9 +126,31 @@ def zoo_files(out: Path, tag: str, entries: dict[Path, EntryMeta]) -> Iterator[P
             yield table
 
 
+def check_no_running_competition(out: Path) -> None:
+    """Refuse a zoo that holds a competition not yet revealed (or whose settings cannot say):
+    its frozen answer keys would carry the test labels, and its entries' pages every test
+    mistake."""
+    folder = Layout(out).competition
+    if not folder.exists():
+        return
+    try:
+        settings = load_settings(out)
+    except (OSError, ValueError):  # damaged: it cannot say the competition is over
+        settings = None
+    if settings is None or not settings.revealed:
+        raise ReferenceError(
+            f"{folder}: this zoo holds a competition that is not revealed, and a reference zoo "
+            "would carry its test labels: pack it after `python -m pipeline.leaderboard --out "
+            f"{out} --reveal` (nothing written)"
+        )
+
+
 def pack(out: Path, tag: str, dest: Path, keys: AnswerKeys | None = None) -> tuple[Path, int]:
     """Pack the zoo under ``out`` (dataset ``tag``) into ``dest/zoo.tar.xz`` with its answer keys
-    frozen from the datasets; return the archive and how many files it holds."""
+    frozen from the datasets; return the archive and how many files it holds. A competition in
+    ``out`` must be revealed first (``check_no_running_competition``); its files are never
+    packed."""
+    check_no_running_competition(out)
     entries = read_entries(out, tag)
     if not entries:
         raise ReferenceError(f"{Layout(out).submissions(tag)}: no entries to pack (--out, --tag)")
