@@ -27,7 +27,7 @@ from pipeline.ranking.present import sample_submission, set_description
 from pipeline.ranking.queries import eval_sets
 from pipeline.ranking.reference import Reference
 from pipeline.ranking.table import leaderboard, long_table
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import HISTORY_FILE, Layout
 from pipeline.runs.submissions import read_submission
 
 
@@ -158,7 +158,7 @@ def misclassified(
 
 def history(out: str, dataset: str, name: str) -> pd.DataFrame | None:
     """A member's training history (``training.member.MemberPaths``); None for ensembles."""
-    path = Layout(Path(out)).member(dataset, name) / "history.csv"
+    path = Layout(Path(out)).member(dataset, name) / HISTORY_FILE
     return read_history(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 
 

@@ -177,8 +177,8 @@ def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(
     is no terminal here, so no progress bar writes to it."""
     assert run_zoo(tiny, weights="auto", progress=True) == 0
     out, err = capsys.readouterr()
-    assert "ImageNet weights: 1 of 1 to download, 4.96 MB into" in out
-    assert "a member whose download fails starts from random initialisation" in out
+    assert "ImageNet weights: 1 of 1 missing; 1 to download, 4.96 MB into" in out
+    assert "a member whose weights cannot be had starts from random initialisation" in out
     assert "disk: up to 1.45 MB of member weights" in out
     note = next(line for line in out.splitlines() if "ran from random initialisation" in line)
     assert "1 member(s)" in note and "--models squeezenet1_1 --fetch-weights" in note

@@ -29,7 +29,7 @@ from pipeline.evaluation.scoring import score
 from pipeline.inference.adaptation import Adaptation, without_batchnorm
 from pipeline.inference.load import fitted_method
 from pipeline.runs import provenance
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import META_FILE, Layout
 from pipeline.runs.metadata import EnsembleMeta, MetaError, is_transductive, read_entry, write_entry
 from pipeline.runs.submissions import Submission, read_submission
 
@@ -60,12 +60,12 @@ def member_predictions(
     for candidate in (adaptation, without_batchnorm(adaptation)):
         name = member + candidate.suffix
         folder = layout.submission(dataset, name)
-        if (folder / "meta.json").is_file():
+        if (folder / META_FILE).is_file():
             preds = {p.stem: read_submission(p) for p in sorted(folder.glob("*.csv"))}
             fit = layout.adapted_fit(dataset, name) / f"{FIT_SET}.csv"
             if FIT_SET not in preds and fit.is_file():  # an adapted entry's, calibrated as it
                 raw = read_submission(fit)
-                temperature = read_entry(folder / "meta.json").temperature
+                temperature = read_entry(folder / META_FILE).temperature
                 preds[FIT_SET] = replace(raw, probs=apply_temperature(raw.probs, temperature))
             return preds
     raise UserError(f"{layout.submission(dataset, member)}: member {member!r} has no predictions")
@@ -143,7 +143,7 @@ def adapt_ensemble(
                 s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
                 results.append(SetResult(entry, set_name, s["n"],
                                          s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
-        write_entry(folder / "meta.json", adapted)  # last: complete once it exists
+        write_entry(folder / META_FILE, adapted)  # last: complete once it exists
     return results
 
 

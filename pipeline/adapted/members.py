@@ -29,7 +29,7 @@ from pipeline.inference.adaptation import (
 )
 from pipeline.inference.load import LoadedMember, load_member
 from pipeline.runs import provenance
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import META_FILE, Layout
 from pipeline.runs.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry, write_entry
 from pipeline.runs.submissions import write_submission
 
@@ -93,7 +93,7 @@ def entry_folder(out: Path, dataset: str, name: str, adaptation: Adaptation) -> 
     folder = Layout(out).submission(dataset, name + adaptation.suffix)
     if folder.exists():
         try:
-            meta = read_entry(folder / "meta.json")
+            meta = read_entry(folder / META_FILE)
         except MetaError:
             meta = None
         if getattr(meta, "adapted_from", None) != name:
@@ -181,5 +181,5 @@ def adapt_member(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )
         if adaptation.active:  # meta.json last: the folder is an entry once it is complete
-            write_entry(folders[adaptation] / "meta.json", meta)
+            write_entry(folders[adaptation] / META_FILE, meta)
     return results

@@ -23,7 +23,7 @@ from pipeline.evaluation.calibration import (
     raw_path,
 )
 from pipeline.io import read_json, write_json
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import META_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import read_entry, write_entry
 
 
@@ -40,14 +40,14 @@ def keep_raw(folder: Path) -> None:
 def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) -> Calibration:
     """Calibrate one member's submissions; record the temperature in its meta.json and the
     reports in its metrics.json."""
-    meta = read_entry(folder / "meta.json")
+    meta = read_entry(folder / META_FILE)
     sources = meta.sets
     if not sources.get(FIT_SET):
         raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
     keep_raw(folder)
     calib = calibrate_folder(folder, keys.of_sets(sources))
-    write_entry(folder / "meta.json", meta.with_changes(calibration=calib.meta))
-    metrics_file = Layout(out).member(dataset, folder.name) / "metrics.json"
+    write_entry(folder / META_FILE, meta.with_changes(calibration=calib.meta))
+    metrics_file = Layout(out).member(dataset, folder.name) / METRICS_FILE
     if metrics_file.is_file():
         metrics = read_json(metrics_file)
         write_json(

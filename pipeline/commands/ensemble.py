@@ -25,7 +25,7 @@ from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.io import atomic_write, write_json, write_text
 from pipeline.names import ensemble_name
 from pipeline.runs import provenance
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import META_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import EnsembleMeta, is_transductive, write_entry
 from pipeline.runs.submissions import check_kind, write_submission
 from pipeline.runs.tracking import make_tracker
@@ -182,7 +182,7 @@ def save(
         if sources.get(s)
     }  # fmt: skip
     per_set = calib.merge(scores)
-    write_json(zoo_folder / "metrics.json", {"summary": calib.summary(), "sets": per_set})
+    write_json(zoo_folder / METRICS_FILE, {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
     names = [m.name for m in ens.members]
     oof = (
@@ -222,7 +222,7 @@ def save(
         extra=extra,
     )
     atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
-    write_entry(folder / "meta.json", meta)
+    write_entry(folder / META_FILE, meta)
 
 
 def report(

@@ -23,7 +23,7 @@ from pipeline.models.engine import PRECISIONS, parse_device, resolve_device
 from pipeline.models.factory import check_weights_file
 from pipeline.models.mixstyle import check_family
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import METRICS_FILE, Layout
 from pipeline.runs.manifest import Manifest, flocked, member_lock
 from pipeline.runs.tracking import make_tracker
 from pipeline.training.gpu_augment import GPU_MODES
@@ -155,8 +155,8 @@ def print_catalogue() -> None:
             "input": e.input_size,
             "params_M": e.params_m,
             "GMACs": e.gmacs,
-            "in --all": "yes" if e.all else "",
             "ImageNet weights": weights_api.describe_source(e),
+            "in --all": "yes" if e.all else "",
         }
         for e in load_catalogue().values()
     ]
@@ -263,7 +263,7 @@ def read_results(path: Path) -> dict[str, dict]:
 
 def finished_row(out: Path, tag: str, busy: dict) -> dict:
     """A busy member's row from its own files, if another run has finished it by now."""
-    metrics = Layout(out).member(tag, busy["member"]) / "metrics.json"
+    metrics = Layout(out).member(tag, busy["member"]) / METRICS_FILE
     state = metrics.with_name("state.json")
     try:
         if read_json(state).get("status") == "done":

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.runs.layout import META_FILE
 from pipeline.runs.metadata import MemberMeta, MetaError, read_entry
 from pipeline.runs.submissions import Submission, SubmissionError, read_submission
 from pipeline.training.recipes import settings_fingerprint
@@ -37,7 +38,7 @@ def load_candidates(folder: Path) -> list[Candidate]:
         raise FileNotFoundError(f"{folder} does not exist: train members with pipeline.zoo first")
     found = []
     for member in sorted(p for p in folder.iterdir() if p.is_dir()):
-        meta_file = member / "meta.json"
+        meta_file = member / META_FILE
         if not meta_file.exists():
             warnings.warn(f"{member}: no meta.json, skipped", stacklevel=2)
             continue

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.runs.layout import HISTORY_FILE, Layout
+
 UNFINISHED = ("running", "pending", "failed")
 COLUMNS = ["member", "state", "epoch", "val_acc", "train_loss", "updated"]
 
@@ -33,7 +35,7 @@ def live_runs(out: Path, tag: str) -> pd.DataFrame:
             continue
         row = {"member": member, "state": state, "epoch": pd.NA, "val_acc": None}
         row |= {"train_loss": None, "updated": ""}
-        history = out / "zoo" / "members" / tag / member / "history.csv"
+        history = Layout(out).member(tag, member) / HISTORY_FILE
         with contextlib.suppress(OSError, ValueError, IndexError, KeyError):
             last = pd.read_csv(history).iloc[-1]
             row["epoch"] = int(last["epoch"])

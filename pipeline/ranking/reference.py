@@ -20,7 +20,7 @@ from pipeline.evaluation.answers import AnswerKeys, freeze
 from pipeline.evaluation.calibration import FIT_SET
 from pipeline.ranking.competition import load_settings
 from pipeline.resources import shipped
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import HISTORY_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import AdaptedMeta, EnsembleMeta, EntryMeta, MetaError, read_entry
 
 REFERENCE_ROOT = shipped("zoo", "reference")
@@ -28,7 +28,7 @@ ARCHIVE = "zoo.tar.xz"
 DEFAULT = "default.txt"  # under REFERENCE_ROOT: the name of the zoo the board opens on
 _DONE = ".unpacked"  # written last: a folder without it is a torn unpacking, redone
 # what a member's and an ensemble's folders contribute: records, never weights
-_RECORDS = ("history.csv", "metrics.json")
+_RECORDS = (HISTORY_FILE, METRICS_FILE)
 
 
 class ReferenceError(UserError, ValueError):

@@ -20,7 +20,7 @@ from pipeline.classes import ordered
 from pipeline.evaluation.scoring import missing_classes, score
 from pipeline.names import BadName, is_zoo_name, plain_name, quote
 from pipeline.ranking.limits import MAX_BYTES
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import META_FILE, Layout
 from pipeline.runs.metadata import UploadMeta, write_entry
 from pipeline.runs.submissions import Submission, SubmissionError, read_submission, write_submission
 
@@ -146,5 +146,5 @@ def save_upload(
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         description=" ".join(description.split())[:DESCRIPTION_MAX],
     )
-    write_entry(folder / "meta.json", meta)
+    write_entry(folder / META_FILE, meta)
     return folder

@@ -16,7 +16,9 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.names import plain_name
 
-META_FILE = "meta.json"
+META_FILE = "meta.json"  # an entry's metadata, beside its submission files
+METRICS_FILE = "metrics.json"  # a member's or ensemble's scores, in its zoo folder
+HISTORY_FILE = "history.csv"  # a member's epochs
 OUT_ENV = "WBCZOO_OUT"
 OUT_DEFAULT = "runs"  # relative to the working folder; ignored in a checkout (.gitignore)
 

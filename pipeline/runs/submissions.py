@@ -21,6 +21,7 @@ from pipeline.classes import CLASSES
 from pipeline.errors import UserError
 from pipeline.io import SHARED, atomic_write, read_json
 from pipeline.names import quote
+from pipeline.runs.layout import META_FILE
 
 PROB_TOLERANCE = 1e-4
 # characters; the longest valid header (id, every class, pred) has about 100
@@ -62,7 +63,7 @@ def write_submission(
 def check_kind(folder: Path, kind: str) -> None:
     """Refuse to write a ``kind`` entry (member, ensemble, upload) into ``folder`` when its
     ``meta.json`` names another kind, or cannot be read: no entry replaces another's files."""
-    meta = folder / "meta.json"
+    meta = folder / META_FILE
     if not meta.exists():
         return
     try:

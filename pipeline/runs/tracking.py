@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.errors import UserError
 from pipeline.io import read_json
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import HISTORY_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import EnsembleMeta, MetaError, read_entry
 
 TRACKERS = ("mlflow",)
@@ -179,7 +179,7 @@ class MlflowTracker:
         member = Layout(out).member(dataset, name)
         meta_file = Layout(out).meta(dataset, name)
         meta = read_entry(meta_file)
-        metrics = read_json(member / "metrics.json")
+        metrics = read_json(member / METRICS_FILE)
         params = {k: str(v) for k in MEMBER_PARAMS if (v := getattr(meta, k, None)) is not None}
         params |= flatten("recipe", getattr(meta, "recipe", {}))
         params |= {
@@ -188,12 +188,10 @@ class MlflowTracker:
             "dataset": dataset,
             "temperature": str(meta.calibration.get("temperature")),
         }
-        history = (
-            pd.read_csv(member / "history.csv") if (member / "history.csv").is_file() else None
-        )
+        history = pd.read_csv(member / HISTORY_FILE) if (member / HISTORY_FILE).is_file() else None
         files = [
-            member / "history.csv",
-            member / "metrics.json",
+            member / HISTORY_FILE,
+            member / METRICS_FILE,
             meta_file,
         ]
         return self.log_run(
@@ -221,7 +219,7 @@ class MlflowTracker:
         meta = read_entry(meta_file)
         if not isinstance(meta, EnsembleMeta):
             raise MetaError(f"{meta_file}: not an ensemble")
-        metrics = read_json(folder / "metrics.json")
+        metrics = read_json(folder / METRICS_FILE)
         params = {
             "method": meta.method,
             "members": ",".join(meta.members),
@@ -230,7 +228,7 @@ class MlflowTracker:
             "dataset": dataset,
             "temperature": str(meta.calibration.get("temperature")),
         }
-        files = [folder / "metrics.json", meta_file]
+        files = [folder / METRICS_FILE, meta_file]
         return self.log_run(
             "ensemble",
             dataset,

@@ -37,7 +37,7 @@ from pipeline.models.variants import freeze_batchnorm
 from pipeline.names import member_name
 from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import HISTORY_FILE, META_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import MemberMeta, write_entry
 from pipeline.runs.submissions import check_kind, write_submission
 from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, class_weights
@@ -85,11 +85,11 @@ class MemberPaths:
 
     last = property(lambda self: self.root / "last.pt")
     best = property(lambda self: self.root / WEIGHTS_FILE)
-    history = property(lambda self: self.root / "history.csv")
-    metrics = property(lambda self: self.root / "metrics.json")
+    history = property(lambda self: self.root / HISTORY_FILE)
+    metrics = property(lambda self: self.root / METRICS_FILE)
     state = property(lambda self: self.root / "state.json")
     error = property(lambda self: self.root / "error.txt")
-    meta = property(lambda self: self.submissions / "meta.json")
+    meta = property(lambda self: self.submissions / META_FILE)
 
 
 def is_done(paths: MemberPaths) -> bool:
