@@ -8,12 +8,14 @@ import streamlit as st
 
 from leaderboard.charts import chance_rule, pareto_chart, tip
 from leaderboard.loaders import set_descriptions
-from pipeline.ranking.present import GLOSSARY, PRESETS, display_table
+from pipeline.ranking.present import GLOSSARY, PRESETS, display_table, set_header, set_images
 
 
-def column_config(table: pd.DataFrame) -> dict:
+def column_config(table: pd.DataFrame, images: dict[str, float] | None = None) -> dict:
     """Short headers (the full meaning in each header's tooltip), so the overview fits a
-    1400-pixel screen; scores are percentages with one decimal."""
+    1400-pixel screen; scores are percentages with one decimal; each cross-lab set's header
+    names its image count (``images``), marked when the set is small."""
+    images = images or {}
     number = st.column_config.NumberColumn
     text = st.column_config.TextColumn
     config = {
@@ -66,12 +68,12 @@ def column_config(table: pd.DataFrame) -> dict:
     for column in table.columns:
         if column.endswith("_bacc") and column not in config:
             label = column.removesuffix("_bacc")
-            config[column] = number(
-                f"{label} bal. %", format="%.1f", width="small", help=f"balanced accuracy, {label}"
-            )
+            header, tooltip = set_header(label, "bal.", images.get(label, float("nan")))
+            config[column] = number(header, format="%.1f", width="small", help=tooltip)
         elif column.endswith("_acc") and column not in config:
             label = column.removesuffix("_acc")
-            config[column] = number(f"{label} acc. %", format="%.1f", help=f"accuracy on {label}")
+            header, tooltip = set_header(label, "acc.", images.get(label, float("nan")))
+            config[column] = number(header, format="%.1f", help=tooltip)
     return config
 
 
@@ -114,7 +116,11 @@ def leaderboard_tab(
     )
     shown = display_table(view, preset or PRESETS[0])
     st.dataframe(
-        shown, hide_index=True, column_config=column_config(shown), placeholder="", key="table"
+        shown,
+        hide_index=True,
+        column_config=column_config(shown, set_images(view)),
+        placeholder="",
+        key="table",
     )
     st.caption(
         "Ranked on in-domain test accuracy (equal scores share a rank, the earlier entry first), "

@@ -16,6 +16,7 @@ from pipeline.evaluation.stats import mean_ci
 from pipeline.ranking import cached_scores as scores_module
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
+from pipeline.ranking.present import display_table, set_header, set_images
 from pipeline.ranking.table import leaderboard, long_table, ranked_test_sets, to_markdown
 
 
@@ -105,6 +106,20 @@ def test_cross_domain_rank_uses_balanced_accuracy(tmp_path: Path, make_tree, fak
     assert coll["rank"] == 1 and pd.isna(coll["rank_shift"])  # at chance across labs
     assert (good["rank"], good["rank_shift"]) == (1, 0)  # tied in-domain: both rank 1
     assert table["cross_bacc"].tolist() == table[["lab_bacc"]].mean(axis=1).tolist()
+
+
+def test_every_cross_lab_column_names_its_image_count_and_marks_small_sets(board: Path):
+    """The board carries each cross-lab set's image count; the app's headers name it, and a
+    set of fewer than 50 images is marked, its tooltip giving the interval of a 50% score."""
+    table = leaderboard(long_table(find_entries(board), Scorer()), "cells")
+    assert (table["lab2_images"] == 20).all()
+    assert set_images(table) == {"lab2": 20}
+    header, tooltip = set_header("lab2", "bal.", 20)
+    assert header == "lab2 bal. % (20 ⚠)" and "20 images: few images" in tooltip
+    assert "moves the score by 5 points" in tooltip and "±22 points" in tooltip
+    header, tooltip = set_header("bccd", "acc.", 246)
+    assert header == "bccd acc. % (246)" and tooltip == "acc. on bccd, 246 images"
+    assert "lab2_images" not in display_table(table, "all").columns
 
 
 def test_cross_domain_sets_are_scored_over_shared_classes(board: Path) -> None:

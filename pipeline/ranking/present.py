@@ -84,8 +84,34 @@ def preset_columns(table: pd.DataFrame, preset: str) -> list[str]:
     }
     if preset == "all":
         hidden = {"test_chance", "cross_chance", "at_chance", "cross_at_chance", "created"}
+        hidden |= {c for c in table.columns if c.endswith("_images")}  # in the headers
         return [*head, "test"] + [c for c in table.columns if c not in {*head, "test", *hidden}]
     return [c for c in columns[preset] if c in table.columns or c in ("note", "test")]
+
+
+FEW_IMAGES = 50  # below this, a set's score is marked: one image moves it by 2 points or more
+
+
+def set_header(label: str, metric: str, images: float) -> tuple[str, str]:
+    """A cross-lab column's header and tooltip, naming the set's image count; a set of fewer
+    than ``FEW_IMAGES`` is marked, its tooltip giving the 95% interval of a score of 50%."""
+    if pd.isna(images):
+        return f"{label} {metric} %", f"{metric} on {label}"
+    n = int(images)
+    header = f"{label} {metric} % ({n}{' ⚠' if n < FEW_IMAGES else ''})"
+    tooltip = f"{metric} on {label}, {n} images"
+    if n < FEW_IMAGES:
+        half = 100 * 1.96 * (0.25 / n) ** 0.5
+        tooltip += (
+            f": few images, one of them moves the score by {100 / n:.0f} points, and a score of "
+            f"50% has a 95% interval of ±{half:.0f} points; not a result on its own"
+        )
+    return header, tooltip
+
+
+def set_images(table: pd.DataFrame) -> dict[str, float]:
+    """Images scored per cross-lab set (the most any row scored)."""
+    return {c.removesuffix("_images"): table[c].max() for c in table if c.endswith("_images")}
 
 
 def display_table(table: pd.DataFrame, preset: str) -> pd.DataFrame:

@@ -181,6 +181,7 @@ def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -
             scores = group[group["set"] == s]
             row[f"{s}_acc"] = mean_ci(scores["accuracy"])[0]
             row[f"{s}_bacc"] = mean_ci(scores["balanced_accuracy"])[0]
+            row[f"{s}_images"] = scores["n"].max() if len(scores) else np.nan
             row["_cross_complete"] &= len(scores) > 0 and scores["unscored"].sum() == 0
             chances.append(_first(scores, "chance"))
         row["cross_chance"] = (
