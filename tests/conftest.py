@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from boards import fabricate_out
 from PIL import Image
 
 from pipeline.classes import CLASSES
@@ -116,6 +118,21 @@ def _make_tree(
             path = root / folder / f"img_{i:03d}{ext}"
             paths.append(_write_image(path, size, seed=seed + len(paths)))
     return paths
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module(monkeypatch) -> None:
+    """Streamlit's script runner (AppTest) installs the app as ``sys.modules["__main__"]`` and
+    leaves it there; processes spawned by later tests (the local executor's workers) would run
+    the app."""
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+
+
+@pytest.fixture
+def out(tmp_path: Path, make_tree) -> Path:
+    """A fabricated zoo for the leaderboard's tests (``boards.fabricate_out``): two seeds of
+    alpha, one of beta, a soft ensemble, on tiny folder datasets."""
+    return fabricate_out(tmp_path, make_tree)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -4,6 +4,7 @@ unnoticed: they are not part of CI otherwise). Tiny CPU runs, seconds each."""
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -28,23 +29,25 @@ def test_every_bench_imports(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "argv"),
+    ("name", "argv", "printed"),
     [
         ("throughput", ["--members", "squeezenet1_1", "--size", "32", "--images", "16",
-                        "--batch-size", "8", "--device", "cpu", "--workers", "0"]),
+                        "--batch-size", "8", "--device", "cpu", "--workers", "0"],
+         r"squeezenet1_1"),
         ("amp_speed", ["--models", "squeezenet1_1", "--size", "32", "--batch-size", "8",
-                       "--precisions", "fp32", "--device", "cpu"]),
+                       "--precisions", "fp32", "--device", "cpu"], r"squeezenet1_1"),
         ("data_path", ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
-                       "--limit", "64"]),
+                       "--limit", "64"], r"images: 64 from .*\nratio zoo / baseline: +\d+\.\dx"),
     ],
 )  # fmt: skip
 def test_cpu_benches_run_on_the_bundled_sample(
-    name: str, argv: list[str], tmp_path: Path, monkeypatch, capsys
+    name: str, argv: list[str], printed: str, tmp_path: Path, monkeypatch, capsys
 ) -> None:
+    """Each runs and prints what it measured, with its baseline's ratio where it has one."""
     extra = ["--cache-dir", str(tmp_path / "cache")] if name == "amp_speed" else []
     monkeypatch.setattr(sys, "argv", [name, "--data", str(SAMPLE), *argv, *extra])
     importlib.import_module(f"bench.{name}").main()
-    assert "squeezenet1_1" in capsys.readouterr().out or name == "data_path"
+    assert re.search(printed, capsys.readouterr().out, re.DOTALL)
 
 
 def test_gpu_pack_round_trip_keeps_names_splits_and_pixels(tmp_path: Path) -> None:

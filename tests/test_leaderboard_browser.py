@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from boards import csv_bytes, fabricate_out, onehot
 from PIL import Image
-from test_leaderboard_app import csv_bytes, fabricate_out, onehot
 
 from pipeline.commands import leaderboard as cli
 from pipeline.ranking import competition

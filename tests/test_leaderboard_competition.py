@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.testing.v1 import AppTest
-from test_leaderboard_app import (
+from boards import (
     APP,
     CLASSES,
     ZOO_COMMAND,
     answer_key,
     csv_bytes,
-    fabricate_out,
     onehot,
     predictions,
 )
+from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from leaderboard.details import EXPLANATIONS_HIDDEN
 from leaderboard.sidebar import REFERENCES_HIDDEN
@@ -51,12 +50,6 @@ NOON = 1_780_000_000.0 - 1_780_000_000.0 % DAY + DAY / 2  # a fixed UTC noon
 HEX_ID = re.compile(r"[0-9a-f]{16}\.(jpg|png)")
 
 
-@pytest.fixture(autouse=True)
-def keep_main_module(monkeypatch) -> None:
-    """AppTest installs the app as ``sys.modules["__main__"]`` (see test_leaderboard_app)."""
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
-
-
 def organise(out: Path, bundle: Path, capsys, *names: str) -> dict[str, str]:
     """Competition mode on with a bundle, as the organiser does it; team name -> token."""
     args = ["--out", str(out), "--competition", "--public-share", "0.5", "--daily-limit", "2"]
@@ -66,11 +59,6 @@ def organise(out: Path, bundle: Path, capsys, *names: str) -> dict[str, str]:
         assert cli.main(["--out", str(out), "--add-team", name]) == 0
         tokens[name] = re.search(r"token (\S+)", capsys.readouterr().out).group(1)
     return tokens
-
-
-@pytest.fixture
-def out(tmp_path: Path, make_tree) -> Path:
-    return fabricate_out(tmp_path, make_tree)
 
 
 @pytest.fixture

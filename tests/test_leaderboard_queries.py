@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_leaderboard_app import answer_key, fabricate_out, perfect
+from boards import answer_key, fabricate_out, perfect
 
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries

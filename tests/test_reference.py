@@ -6,13 +6,12 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from boards import APP, fabricate_out, table
 from streamlit.testing.v1 import AppTest
-from test_leaderboard_app import APP, fabricate_out, table
 
 from pipeline.commands.leaderboard import main as leaderboard_main
 from pipeline.commands.reference import main as pack_main
@@ -30,11 +29,6 @@ from pipeline.ranking.table import leaderboard, long_table
 
 SHIPPED = references()
 WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")
-
-
-@pytest.fixture(autouse=True)
-def keep_main_module(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
 def board_of(out: Path) -> list[tuple]:
