@@ -1,1 +1,2 @@
-"""Scoring: metrics, answer keys, calibration and uncertainty over seeds."""
+"""Scoring: a model's predictions in batches, metrics, answer keys, calibration and
+uncertainty over seeds."""

@@ -14,6 +14,7 @@ from pipeline.data.stain import StainReference, normalise_all
 from pipeline.ensembling import methods
 from pipeline.errors import UserError
 from pipeline.evaluation.calibration import apply_temperature
+from pipeline.evaluation.predictions import predict_rows
 from pipeline.inference.adaptation import NO_ADAPTATION, Adaptation, adapted_probabilities
 from pipeline.models import Architecture, create_model, engine, load_catalogue
 from pipeline.names import plain_name
@@ -27,7 +28,6 @@ from pipeline.runs.metadata import (
     MetaError,
     read_entry,
 )
-from pipeline.training.predictions import predict_rows
 
 
 class WrongKind(UserError, ValueError):

@@ -27,6 +27,7 @@ from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.evaluation import calibration
 from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.metrics import evaluate
+from pipeline.evaluation.predictions import EVAL_BATCH, predict_view
 from pipeline.evaluation.scoring import score
 from pipeline.io import atomic_write, read_json, write_json, write_text
 from pipeline.models import Architecture, count_gmacs, count_params, create_model, engine
@@ -44,7 +45,6 @@ from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, cl
 from pipeline.training.gpu_augment import GpuAugment, split_augment
 from pipeline.training.mixing import Mixer
 from pipeline.training.optim import make_optimizer, make_scheduler
-from pipeline.training.predictions import EVAL_BATCH, predict_view
 from pipeline.training.recipes import Recipe, fingerprint, stored_recipe
 
 
