@@ -13,10 +13,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.classes import CLASSES
-from pipeline.commands import export
+from pipeline.commands import export as export_cli
 from pipeline.data.cache import decode
 from pipeline.data.stain import fit_reference
 from pipeline.ensembling.methods import EnsembleMethod, GreedyEnsemble
+from pipeline.inference import onnx_bundle
 from pipeline.inference.load import (
     LoadedEnsemble,
     LoadedMember,
@@ -111,7 +112,7 @@ def fake_trained_member(
 
 def onnx_probs(folder: Path, images: np.ndarray, output: str = "probs") -> np.ndarray:
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    return session.run([output], {export.INPUT: images})[0]
+    return session.run([output], {onnx_bundle.INPUT: images})[0]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,7 @@ def onnx_probs(folder: Path, images: np.ndarray, output: str = "probs") -> np.nd
 )
 def test_onnxruntime_reproduces_pytorch_on_real_cells(tmp_path: Path, arch: str, size: int) -> None:
     name = fake_trained_member(tmp_path, arch, size)
-    folder = export.export(tmp_path, name, "member")
+    folder = onnx_bundle.export(tmp_path, name, "member")
     member = load_member(tmp_path, name, device="cpu")
     images = sample_images(member)
     expected = member_probs(member, images)
@@ -141,7 +142,7 @@ def test_onnxruntime_reproduces_pytorch_on_real_cells(tmp_path: Path, arch: str,
 def test_matrix_pool_is_adaptive_average_pooling() -> None:
     x = torch.randn(2, 3, 5, 7)
     for out_hw in ((7, 7), (3, 2), (5, 7), (1, 1)):
-        pool = export.MatrixPool((5, 7), out_hw)
+        pool = onnx_bundle.MatrixPool((5, 7), out_hw)
         expected = torch.nn.functional.adaptive_avg_pool2d(x, out_hw)
         torch.testing.assert_close(pool(x), expected)
 
@@ -167,7 +168,7 @@ def test_an_ensemble_exports_as_one_graph(tmp_path: Path, method: str) -> None:
         joblib.dump({"model": model, "members": members, "classes": list(CLASSES)}, stack_file)
         extra = {"stack_model": str(stack_file)}
     save_ensemble(tmp_path, f"ens-{method}", members, method, **extra)
-    folder = export.export(tmp_path, f"ens-{method}", "ensemble")
+    folder = onnx_bundle.export(tmp_path, f"ens-{method}", "ensemble")
     ensemble = load_ensemble(tmp_path, f"ens-{method}", device="cpu")
     images = sample_images(ensemble.members[0])
     probs = [member_probs(m, images) for m in ensemble.members]
@@ -183,11 +184,11 @@ def test_an_ensemble_of_different_inputs_is_refused(tmp_path: Path, capsys) -> N
     members = [fake_trained_member(tmp_path, "squeezenet1_1", 32),
                fake_trained_member(tmp_path, "squeezenet1_1", 48, seed=1)]  # fmt: skip
     save_ensemble(tmp_path, "ens-mixed", members, "soft")
-    assert export.main(["--ensemble", "ens-mixed", "--out", str(tmp_path)]) == 2
+    assert export_cli.main(["--ensemble", "ens-mixed", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "squeezenet1_1-fast-s1: 48 px" in err and "--member" in err
     assert not (tmp_path / "zoo" / "export").exists()
-    assert export.main(["--member", "nobody", "--out", str(tmp_path)]) == 2
+    assert export_cli.main(["--member", "nobody", "--out", str(tmp_path)]) == 2
 
 
 def test_an_ensemble_method_without_a_graph_is_refused() -> None:
@@ -205,9 +206,9 @@ def test_an_ensemble_method_without_a_graph_is_refused() -> None:
     y = np.array([0, 1, 2, 0])
     meta = EnsembleMeta(member="ens", classes=("a", "b", "c"), members=("m1", "m2"))
     with pytest.raises(ValueError, match="no graph for 'geometric'"):
-        export.EnsembleGraph(LoadedEnsemble("ens", meta, [], Geometric().fit(probs, y)))
+        onnx_bundle.EnsembleGraph(LoadedEnsemble("ens", meta, [], Geometric().fit(probs, y)))
     greedy = GreedyEnsemble(3).fit(probs, y)  # a weighted mean: exported as one
-    assert export.EnsembleGraph(LoadedEnsemble("ens", meta, [], greedy)).method == "greedy"
+    assert onnx_bundle.EnsembleGraph(LoadedEnsemble("ens", meta, [], greedy)).method == "greedy"
 
 
 def stain_normalised_member(out: Path, seed: int = 0, method: str = "reinhard") -> str:
@@ -225,7 +226,7 @@ def test_a_stain_normalised_member_ships_its_stain_step(tmp_path: Path) -> None:
     """The bundle's stain.py, then the graph, give predict's probabilities; the graph alone
     would not (the stain matters on these cells)."""
     name = stain_normalised_member(tmp_path)
-    folder = export.export(tmp_path, name, "member")
+    folder = onnx_bundle.export(tmp_path, name, "member")
     member = load_member(tmp_path, name, device="cpu")
     contract = json.loads((folder / "model.json").read_text())
     step = contract["preprocessing"]["stain_norm"]
@@ -249,4 +250,4 @@ def test_an_ensemble_of_different_stains_is_refused(tmp_path: Path) -> None:
                fake_trained_member(tmp_path, "squeezenet1_1")]  # fmt: skip
     save_ensemble(tmp_path, "ens-stains", members, "soft")
     with pytest.raises(ValueError, match="resnet18-fast-s0: 32 px, centre crop, reinhard stain"):
-        export.export(tmp_path, "ens-stains", "ensemble")
+        onnx_bundle.export(tmp_path, "ens-stains", "ensemble")

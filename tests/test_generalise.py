@@ -9,7 +9,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pipeline.commands import export, zoo
+from pipeline.commands import zoo
+from pipeline.inference import onnx_bundle
 from pipeline.inference.load import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.mixstyle import MixStyle, MixStyleError, add_mixstyle, insertion_points
@@ -118,9 +119,9 @@ def test_robust_mixstyle_trains_checkpoints_reloads_and_exports(tmp_path, make_t
     plain = loaded.model.state_dict()
     assert set(state) == set(plain) and all(torch.equal(state[k], plain[k].cpu()) for k in state)
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    folder = export.export(out, name, "member")
+    folder = onnx_bundle.export(out, name, "member")
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    onnx = session.run(["probs"], {export.INPUT: images})[0]
+    onnx = session.run(["probs"], {onnx_bundle.INPUT: images})[0]
     np.testing.assert_allclose(onnx, member_probs(loaded, images), atol=1e-4)
 
 
