@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 
 from pipeline.commands import tune, zoo
+from pipeline.training import tuning
 from pipeline.training.recipes import get_recipe
 
 
@@ -65,7 +66,7 @@ def test_augmentation_strength_is_searched_only_where_it_does_something() -> Non
               "head_dropout": 0.1, "label_smoothing": 0.1, "aug_strength": 0.3}  # fmt: skip
     plain = get_recipe("fast")  # flips and 90 degree turns: nothing that strength scales
     trial = optuna.trial.FixedTrial(params)
-    assert tune.suggest(trial, plain).aug_strength == plain.aug_strength
+    assert tuning.suggest(trial, plain).aug_strength == plain.aug_strength
     assert "aug_strength" not in trial.params
     strong = dataclasses.replace(plain, augment=(*plain.augment, "randaugment"))
-    assert tune.suggest(optuna.trial.FixedTrial(params), strong).aug_strength == 0.3
+    assert tuning.suggest(optuna.trial.FixedTrial(params), strong).aug_strength == 0.3
