@@ -7,27 +7,23 @@ import time
 import warnings
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from pipeline.commands import options as opts
 from pipeline.ensembling.build import METHODS, Ensemble, build
 from pipeline.ensembling.candidates import Candidate, load_candidates, pool_seeds
-from pipeline.ensembling.methods import ESTIMATOR_FILE, GreedyEnsemble, StackEnsemble
+from pipeline.ensembling.entry import save_ensemble
 from pipeline.ensembling.selection import OOF_COLUMN, chosen_on_validation, summary
 from pipeline.errors import user_errors
-from pipeline.evaluation import calibration
 from pipeline.evaluation.answers import AnswerKeys, keys_of_zoo
 from pipeline.evaluation.metrics import accuracy
 from pipeline.evaluation.scoring import score
 from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
-from pipeline.io import atomic_write, write_json, write_text
+from pipeline.io import write_text
 from pipeline.names import ensemble_name
-from pipeline.runs import provenance
-from pipeline.runs.layout import META_FILE, METRICS_FILE, Layout
-from pipeline.runs.metadata import EnsembleMeta, is_transductive, write_entry
-from pipeline.runs.submissions import check_kind, write_submission
+from pipeline.runs.layout import Layout
+from pipeline.runs.submissions import check_kind
 from pipeline.runs.tracking import make_tracker
 
 
@@ -127,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     for ens in ensembles:  # every name is checked before any is written
         check_kind(layout.submission(tag, ens.name), "ensemble")
     for ens in ensembles:
-        save(ens, args, tag, classes, scope, keys, y_val)
+        top_k = None if scope in ("all", "custom") else args.top
+        save_ensemble(args.out, ens, tag, classes, top_k, args.seed, keys, y_val)
         if tracker is not None:
             tracker.log_ensemble(args.out, tag, ens.name)
         if adapted := sorted(p.parent.name for p in layout.meta_files(tag)
@@ -153,76 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.perf_counter() - started:.1f} s; submissions in {layout.submissions(tag)}"
     )
     return 0
-
-
-def save(
-    ens: Ensemble,
-    args: argparse.Namespace,
-    tag: str,
-    classes: tuple,
-    scope: str,
-    keys: AnswerKeys,
-    y_val: np.ndarray,
-) -> None:
-    """Its submissions (calibrated, the uncalibrated in ``raw/``), meta.json, and in
-    ``zoo/ensembles/<tag>/<name>/``: metrics.json (calibration per set) and the fitted method
-    (``ensemble.joblib``, named in meta.json relative to that folder, so the zoo can move)."""
-    folder = Layout(args.out).submission(tag, ens.name)
-    zoo_folder = Layout(args.out).ensemble(tag, ens.name)
-    ids = {s: ens.members[0].sets[s].ids for s in ens.sets()}
-    raw = {s: ens.predict(s) for s in ens.sets()}
-    for set_name, probs in raw.items():
-        write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
-    sources = ens.members[0].meta.sets
-    calib = calibration.calibrate_folder(folder, keys.of_sets(sources))
-    scores = {
-        s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
-                 *keys.answers(sources[s]))
-        for s, probs in raw.items()
-        if sources.get(s)
-    }  # fmt: skip
-    per_set = calib.merge(scores)
-    write_json(zoo_folder / METRICS_FILE, {"summary": calib.summary(), "sets": per_set})
-    metas = [m.meta for m in ens.members]
-    names = [m.name for m in ens.members]
-    oof = (
-        {}
-        if ens.oof is None
-        else {"accuracy": accuracy(ens.oof, y_val), "folds": ens.oof_folds, "seed": args.seed}
-    )
-    extra: dict = {
-        "selection_metric": "out-of-fold validation accuracy" if oof else "validation accuracy",
-        "versions": provenance.package_versions(),
-        "git_commit": provenance.git_commit(),
-    }
-    if isinstance(ens.estimator, GreedyEnsemble):
-        extra["multiset"] = dict(zip(names, (int(n) for n in ens.estimator.counts_), strict=True))
-    if isinstance(ens.estimator, StackEnsemble):
-        extra["stack_C"] = float(np.atleast_1d(ens.estimator.model_.C_)[0])
-    meta = EnsembleMeta(
-        member=ens.name,
-        method=ens.method,
-        members=tuple(names),
-        weights=tuple(round(float(w), 6) for w in ens.estimator.weights_),
-        estimator=ESTIMATOR_FILE,
-        top=None if scope in ("all", "custom") else args.top,
-        dataset=tag,
-        classes=tuple(classes),
-        norm=tuple(sorted({m.norm or "?" for m in metas})),
-        weights_init=tuple(sorted({m.weights or "?" for m in metas})),
-        params=sum(int(m.params) for m in metas),
-        gmacs=round(sum(float(m.gmacs or 0) for m in metas), 4),
-        sets=sources,
-        test_set=ens.members[0].meta.test_set,
-        calibration=calib.meta,
-        transductive=any(is_transductive(m) for m in metas),
-        out_of_fold=oof,
-        command=provenance.command_line("pipeline.ensemble"),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        extra=extra,
-    )
-    atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
-    write_entry(folder / META_FILE, meta)
 
 
 def report(
