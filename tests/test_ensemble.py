@@ -165,7 +165,9 @@ def test_out_of_fold_removes_the_in_sample_gain_of_fitted_methods() -> None:
         assert methods.accuracy(oof, y) < 0.4, est.method
     # a class with one validation image cannot be held out: no score rather than a wrong one
     assert methods.out_of_fold(methods.WeightedEnsemble(), probs, np.r_[y[:-1], 3]) is None
-    assert not methods.SoftEnsemble.fitted and not methods.VoteEnsemble.fitted
+    assert (
+        not methods.SoftEnsemble.learns_from_labels and not methods.VoteEnsemble.learns_from_labels
+    )
 
 
 def test_the_entries_chosen_on_validation_are_never_the_best_on_test_by_construction() -> None:

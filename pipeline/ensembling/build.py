@@ -73,7 +73,7 @@ def build(
     estimator = make_method(method, greedy_size, seed)
     pool = choose(method, candidates, y, top)
     val = [c.probs("val") for c in pool]
-    oof = out_of_fold(estimator, val, y, seed=seed) if estimator.fitted else None
+    oof = out_of_fold(estimator, val, y, seed=seed) if estimator.learns_from_labels else None
     estimator.fit(val, y)
     members = [pool[i] for i in estimator.members_]
     if oof is None:

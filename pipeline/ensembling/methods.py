@@ -186,7 +186,7 @@ class EnsembleMethod(BaseEstimator):
     """
 
     method: ClassVar[str]
-    fitted: ClassVar[bool] = True  # learns from validation labels: scored out-of-fold
+    learns_from_labels: ClassVar[bool] = True  # fitted on validation labels: scored out-of-fold
 
     def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Self:
         self.n_classes_ = int(probs[0].shape[1])
@@ -200,7 +200,7 @@ class EnsembleMethod(BaseEstimator):
 
 class VoteEnsemble(EnsembleMethod):
     method = "vote"
-    fitted = False
+    learns_from_labels = False
 
     def predict_proba(self, probs: Sequence[np.ndarray]) -> np.ndarray:
         return vote(probs)
@@ -208,7 +208,7 @@ class VoteEnsemble(EnsembleMethod):
 
 class SoftEnsemble(EnsembleMethod):
     method = "soft"
-    fitted = False
+    learns_from_labels = False
 
 
 class WeightedEnsemble(EnsembleMethod):

@@ -77,7 +77,7 @@ class JobSpec:
         The dead worker could not record its end, so the manifest is corrected here."""
         error = f"worker lost ({why}); run the zoo again to resume it"
         Manifest.of(self.out, self.cfg.dataset).update(self.member_id, "failed", error=error)
-        return {"member": self.member_id, "arch": self.cfg.entry.name, "status": "failed",
+        return {"member": self.member_id, "arch": self.cfg.arch.name, "status": "failed",
                 "error": error}  # fmt: skip
 
 
@@ -90,7 +90,7 @@ def run_job(spec: JobSpec) -> dict:
     cfg, out = spec.cfg, spec.out
     paths = MemberPaths.of(out, cfg)
     manifest = Manifest.of(out, cfg.dataset)
-    failed = {"member": cfg.member_id, "arch": cfg.entry.name, "recipe": cfg.recipe.name,
+    failed = {"member": cfg.member_id, "arch": cfg.arch.name, "recipe": cfg.recipe.name,
               "seed": cfg.seed, "status": "failed"}  # fmt: skip
     lock = member_lock(out, cfg.dataset, cfg.member_id)
     try:

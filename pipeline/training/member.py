@@ -50,7 +50,7 @@ from pipeline.training.recipes import Recipe, fingerprint, stored_recipe
 
 @dataclass(frozen=True)
 class MemberConfig:
-    entry: Architecture
+    arch: Architecture  # the catalogue's architecture (an "entry" is a leaderboard row)
     recipe: Recipe
     seed: int
     weights: str  # as asked for: imagenet | none | auto
@@ -64,11 +64,11 @@ class MemberConfig:
 
     @property
     def member_id(self) -> str:
-        return member_name(self.entry.name, self.recipe.name, self.seed)
+        return member_name(self.arch.name, self.recipe.name, self.seed)
 
     @property
     def image_size(self) -> int:
-        return self.entry.image_size(self.recipe.image_size)
+        return self.arch.image_size(self.recipe.image_size)
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,8 @@ def set_up(
         device,
         engine.amp_dtype(device, cfg.precision),
         cfg.recipe.channels_last,
-        cfg.entry.mean,
-        cfg.entry.std,
+        cfg.arch.mean,
+        cfg.arch.std,
     )
     engine.configure_backends(device, cfg.deterministic)
     workers = cfg.workers if cfg.workers is not None else (0 if device.type == "cpu" else 8)
@@ -229,7 +229,7 @@ def set_up(
 
     seed_all(cfg.seed)
     model, weights_used = create_model(
-        cfg.entry,
+        cfg.arch,
         len(classes),
         weights=cfg.weights,
         image_size=size,
@@ -239,7 +239,7 @@ def set_up(
     if recipe.batchnorm == "frozen":  # in training only: the saved weights load as plain BN
         freeze_batchnorm(model)
     if recipe.mixstyle:  # no parameters: checkpoints and predictions are the plain member's
-        add_mixstyle(model, cfg.entry.family, cfg.entry.name)
+        add_mixstyle(model, cfg.arch.family, cfg.arch.name)
     params, gmacs = count_params(model), count_gmacs(model, size)
     memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
     model = model.to(device, memory_format=memory_format)
@@ -336,7 +336,7 @@ def run_epochs(
             scaler=run.scaler,
             criterion=run.criterion,
             precision=run.runtime,
-            aux_weight=cfg.entry.aux_weight,
+            aux_weight=cfg.arch.aux_weight,
             progress=bar,
             mixer=mixer if mixer.active else None,
             augment=GpuAugment(run.device_augment, seed) if run.device_augment else None,
@@ -407,7 +407,7 @@ def finalise(run: Training) -> dict:
     metrics = calib.merge(metrics)
     summary = {
         "member": cfg.member_id,
-        "arch": cfg.entry.name,
+        "arch": cfg.arch.name,
         "recipe": recipe.name,
         "seed": cfg.seed,
         "val_acc": metrics["val"]["accuracy"],
@@ -461,10 +461,10 @@ def member_meta(run: Training, metrics: dict, calib: dict, best_epoch: int) -> M
     unreadable = set(metrics["test"]["source"].get("unreadable", ()))
     return MemberMeta(
         member=cfg.member_id,
-        arch=cfg.entry.name,
-        builder=cfg.entry.builder,
-        family=cfg.entry.family,
-        norm=cfg.entry.norm,
+        arch=cfg.arch.name,
+        builder=cfg.arch.builder,
+        family=cfg.arch.family,
+        norm=cfg.arch.norm,
         dataset=cfg.dataset,
         classes=tuple(run.classes),
         seed=cfg.seed,
@@ -477,7 +477,7 @@ def member_meta(run: Training, metrics: dict, calib: dict, best_epoch: int) -> M
         normalisation={"mean": list(runtime.mean), "std": list(runtime.std)},
         stain_norm=run.stain.to_dict() if run.stain else None,
         calibration=calib,
-        aux_heads=tuple(cfg.entry.aux_heads) if cfg.entry.aux_active(size) else (),
+        aux_heads=tuple(cfg.arch.aux_heads) if cfg.arch.aux_active(size) else (),
         params=run.params,
         gmacs=round(run.gmacs, 4),
         epochs=recipe.epochs,
