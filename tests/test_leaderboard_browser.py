@@ -200,7 +200,7 @@ def test_competition_submission_in_chromium(tmp_path: Path, make_tree, capsys) -
     upload.write_bytes(csv_bytes(list(key), onehot(list(key.values()))))
     with served_page(out, tmp_path) as page:
         page.get_by_role("tab", name="Details").click()
-        page.get_by_text("Competition mode: the test set's confusion matrix").first.wait_for(
+        page.get_by_text("Competition mode: this set's confusion matrix").first.wait_for(
             timeout=PAGE_MS
         )
         # the test tab is the one open: no caption of a test mistake is visible on it
