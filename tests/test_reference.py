@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -110,7 +111,9 @@ def test_an_archive_that_reaches_outside_is_refused(tmp_path) -> None:
 @pytest.mark.parametrize("ref", SHIPPED, ids=[r.name for r in SHIPPED])
 def test_each_shipped_reference_zoo_is_small_complete_and_scores(ref: Reference, tmp_path) -> None:
     assert ref.archive.stat().st_size < 10e6
-    assert "random" in ref.summary and "64 px" in ref.summary
+    # its summary says how its members started and at what size
+    assert re.search(r"random initialisation|ImageNet weights", ref.summary), ref.summary
+    assert re.search(r"\b\d+ px\b", ref.summary), ref.summary
     with tarfile.open(ref.archive) as tar:
         assert not [n for n in tar.getnames() if n.endswith(WEIGHTS) or "/raw/" in n]
     out = ref.unpacked(tmp_path / "cache")
