@@ -77,10 +77,11 @@ def state_dict_of(path: Path, data: dict) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_state_file(model: nn.Module, path: Path) -> None:
-    """Load a plain state dict into ``model`` as built (its classifier still the original's):
-    by tensor name where every name matches, else in order, shape for shape."""
-    state = state_dict_of(path, read_weights_file(path))
+def load_state_file(model: nn.Module, path: Path, data: dict) -> None:
+    """Load a plain state dict (``data``, read from ``path``) into ``model`` as built (its
+    classifier still the original's): by tensor name where every name matches, else in order,
+    shape for shape."""
+    state = state_dict_of(path, data)
     target = model.state_dict()
     mapping = "names" if state.keys() == target.keys() else "order"
     try:
@@ -119,12 +120,15 @@ def describe_backbone(path: Path) -> dict:
     }
 
 
-def load_backbone(model: nn.Module, entry: Architecture, path: Path) -> dict:
-    """Load the file's backbone into ``model`` (a fresh ``entry`` member); returns its info.
+def load_backbone(
+    model: nn.Module, entry: Architecture, path: Path, data: dict | None = None
+) -> dict:
+    """Load the file's backbone (``data``, where the file was read already) into ``model`` (a
+    fresh ``entry`` member); returns its info.
 
     Every backbone parameter must match by name and shape; only the classifier heads are left
     as they were built."""
-    data = read_backbone(path)
+    data = data if data is not None else read_backbone(path)
     if data["arch"] != entry.name:
         raise BackboneFileError(
             f"{path} holds a {data['arch']} backbone, not {entry.name}: pretrain this "

@@ -91,12 +91,13 @@ def create_model(
     size = image_size or entry.input_size
     if weights_api.is_file(weights):
         path = Path(weights)
-        if is_backbone(read_weights_file(path)):  # the classifier stays freshly initialised
+        data = read_weights_file(path)  # once: a VGG's file is half a gigabyte
+        if is_backbone(data):  # the classifier stays freshly initialised
             model, _ = create_model(entry, num_classes, "none", size, head_dropout, head_hidden)
-            load_backbone(model, entry, path)
+            load_backbone(model, entry, path, data)
             return model, weights_api.FILE
         model = build(entry, False, size)
-        load_state_file(model, path)  # with the architecture's own classifier, then replaced
+        load_state_file(model, path, data)  # with the architecture's own classifier, replaced
         finish(model, entry, num_classes, size, head_dropout, head_hidden)
         return model, weights_api.FILE
     if entry.size_kwarg and size != entry.input_size:  # ImageNet weights fix the input size
@@ -156,11 +157,12 @@ def finish(
 def check_weights_file(path: Path, entries: list[Architecture]) -> None:
     """Before any training: the file is a backbone file of every member's architecture, or a
     state dict that fits each of them (by name or in order)."""
-    if is_backbone(read_weights_file(path)):
+    data = read_weights_file(path)
+    if is_backbone(data):
         check_backbone(path, entries)
         return
     for entry in entries:
-        load_state_file(build(entry, False, entry.input_size), path)
+        load_state_file(build(entry, False, entry.input_size), path, data)
 
 
 def count_params(model: nn.Module) -> int:
