@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.data.cache import DEFAULT_CACHE_DIR
-from pipeline.evaluation.calibration import RAW_FOLDER, compare
+from pipeline.evaluation.calibration import compare
 from pipeline.evaluation.scoring import mistakes
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import Contender, find_entries
@@ -27,7 +27,7 @@ from pipeline.ranking.present import sample_submission, set_description
 from pipeline.ranking.queries import eval_sets
 from pipeline.ranking.reference import Reference
 from pipeline.ranking.table import leaderboard, long_table
-from pipeline.runs.layout import HISTORY_FILE, Layout
+from pipeline.runs.layout import HISTORY_FILE, EntryFiles, Layout
 from pipeline.runs.submissions import read_submission
 
 
@@ -190,7 +190,7 @@ def calibration_report(out: str, version: str, dataset: str, name: str, set_name
     entry = find_entry(out, version, dataset, name)
     key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     calibrated = read_submission(entry.files[set_name])
-    raw_file = entry.folder / RAW_FOLDER / f"{set_name}.csv"
+    raw_file = EntryFiles(entry.folder).raw(set_name)
     raw = read_submission(raw_file) if raw_file.is_file() else calibrated
     return {**compare(raw, calibrated, key, vocabulary), "has_raw": raw_file.is_file()}
 

@@ -13,14 +13,15 @@ from pipeline.commands import calibrate
 from pipeline.evaluation.calibration import (
     accepted,
     apply_temperature,
-    calibrate_folder,
+    calibrate_entry,
     ece,
     fit_temperature,
     nll,
-    raw_path,
     reliability,
     risk_coverage,
 )
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.layout import EntryFiles
 from pipeline.runs.submissions import read_submission, write_submission
 
 
@@ -86,11 +87,15 @@ def test_risk_coverage_keeps_the_most_confident_cells() -> None:
     assert accepted(np.array([0.1, 0.9]), 1.0).all()
 
 
+def raw_path(folder: Path, set_name: str) -> Path:
+    return EntryFiles(folder).raw(set_name)
+
+
 def write_raw(folder: Path, name: str, ids: list[str], probs: np.ndarray, classes) -> None:
     write_submission(raw_path(folder, name), ids, probs, classes)
 
 
-def test_calibrate_folder_writes_calibrated_sets_and_reports_across_labs(tmp_path: Path) -> None:
+def test_calibrate_entry_writes_calibrated_sets_and_reports_across_labs(tmp_path: Path) -> None:
     classes = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
     val, y_val = overconfident(600, 3.0)
     lab, y_lab = overconfident(200, 3.0, seed=5)
@@ -103,7 +108,8 @@ def test_calibrate_folder_writes_calibrated_sets_and_reports_across_labs(tmp_pat
         # the other lab knows no basophils: its cells of that class are left out of the report
         "lab2": ({f"l{i}": classes[k] for i, k in enumerate(y_lab) if k != 0}, classes[1:]),
     }
-    calib = calibrate_folder(folder, keys.get)
+    entry = EntryWriter(EntryFiles(folder), "member", classes)
+    calib = calibrate_entry(entry, keys.get)
     assert calib.temperature == pytest.approx(3.0, rel=0.2) and calib.n_fit == 600
     written = read_submission(folder / "val.csv")
     np.testing.assert_allclose(written.probs, apply_temperature(val, calib.temperature), atol=1e-6)
@@ -112,14 +118,24 @@ def test_calibrate_folder_writes_calibrated_sets_and_reports_across_labs(tmp_pat
     assert report["ece"] < report["ece_raw"]
     assert 0 <= report["acc_at_80"] <= 1 and report["risk_coverage"]["coverage"][-1] == 1.0
     assert "val_ece" not in calib.summary() and "lab2_ece" in calib.summary()
-    again = calibrate_folder(folder, keys.get)  # the fit reads raw/, never its own output
+    again = calibrate_entry(entry, keys.get)  # the fit reads raw/, never its own output
     assert again.temperature == calib.temperature
 
 
-def test_calibrate_folder_needs_a_validation_submission(tmp_path: Path) -> None:
+def test_calibrate_entry_needs_a_validation_submission(tmp_path: Path) -> None:
     write_raw(tmp_path, "test", ["a"], np.array([[1.0]]), ("basophil",))
+    entry = EntryWriter(EntryFiles(tmp_path), "member", ("basophil",))
     with pytest.raises(FileNotFoundError, match="raw/val.csv is missing"):
-        calibrate_folder(tmp_path, lambda s: None)
+        calibrate_entry(entry, lambda s: None)
+
+
+def test_calibrate_entry_refuses_columns_in_another_order(tmp_path: Path) -> None:
+    classes = ("basophil", "eosinophil")
+    write_raw(tmp_path, "val", ["a", "b"], np.array([[0.9, 0.1], [0.2, 0.8]]), classes)
+    entry = EntryWriter(EntryFiles(tmp_path), "member", classes[::-1])
+    with pytest.raises(ValueError, match="raw/val.csv: columns basophil, eosinophil, not the"):
+        calibrate_entry(entry, lambda s: ({"a": "basophil", "b": "eosinophil"}, classes))
+    assert not (tmp_path / "val.csv").exists()
 
 
 def test_calibrate_command_brings_an_old_member_up_to_date(

@@ -9,13 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.runs.submissions import (
-    KindClash,
-    SubmissionError,
-    check_kind,
-    read_submission,
-    write_submission,
-)
+from pipeline.runs.submissions import SubmissionError, read_submission, write_submission
 
 CLASSES = ("lymphocyte", "neutrophil", "platelet")
 
@@ -147,20 +141,3 @@ def test_long_ids_and_cells_are_cut_in_messages() -> None:
         assert len(str(err.value)) < 250 and "(100000 characters)" in str(err.value)
     with pytest.raises(SubmissionError, match=r"line 2: field larger than field limit"):
         read_bytes(b"id,lymphocyte\n" + b"x" * 5_000_000 + b",1\n")
-
-
-def test_an_entry_is_never_written_over_one_of_another_kind(tmp_path: Path) -> None:
-    folder = tmp_path / "resnet18-fast-s0"
-    check_kind(folder, "member")  # nothing there yet
-    folder.mkdir()
-    (folder / "meta.json").write_text('{"member": "resnet18-fast-s0"}')  # old members: no kind
-    check_kind(folder, "member")
-    unreadable = "an unreadable meta.json"
-    for meta, held in (
-        ('{"kind": "upload"}', "an entry of kind 'upload'"),
-        ("{broken", unreadable),
-        ("[1]", unreadable),
-    ):
-        (folder / "meta.json").write_text(meta)
-        with pytest.raises(KindClash, match=f"{folder} holds {held}: refusing to write member"):
-            check_kind(folder, "member")

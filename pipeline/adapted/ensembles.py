@@ -17,7 +17,7 @@ from pipeline.adapted.members import (
     SetResult,
     adapt_member,
     adapted_calibration,
-    entry_folder,
+    adapted_entry,
     fit_outputs,
     write_adapted,
 )
@@ -29,8 +29,8 @@ from pipeline.evaluation.scoring import score
 from pipeline.inference.adaptation import Adaptation, without_batchnorm
 from pipeline.inference.load import fitted_method
 from pipeline.runs import provenance
-from pipeline.runs.layout import META_FILE, Layout
-from pipeline.runs.metadata import EnsembleMeta, MetaError, is_transductive, read_entry, write_entry
+from pipeline.runs.layout import Layout
+from pipeline.runs.metadata import EnsembleMeta, MetaError, is_transductive, read_entry
 from pipeline.runs.submissions import Submission, read_submission
 
 
@@ -59,13 +59,13 @@ def member_predictions(
     (``adapt_member`` writes ``+tta`` for its ``+adabn+tta``)."""
     for candidate in (adaptation, without_batchnorm(adaptation)):
         name = member + candidate.suffix
-        folder = layout.submission(dataset, name)
-        if (folder / META_FILE).is_file():
-            preds = {p.stem: read_submission(p) for p in sorted(folder.glob("*.csv"))}
+        files = layout.entry(dataset, name)
+        if files.meta.is_file():
+            preds = {s: read_submission(p) for s, p in files.prediction_files().items()}
             fit = layout.adapted_fit(dataset, name) / f"{FIT_SET}.csv"
             if FIT_SET not in preds and fit.is_file():  # an adapted entry's, calibrated as it
                 raw = read_submission(fit)
-                temperature = read_entry(folder / META_FILE).temperature
+                temperature = read_entry(files.meta).temperature
                 preds[FIT_SET] = replace(raw, probs=apply_temperature(raw.probs, temperature))
             return preds
     raise UserError(f"{layout.submission(dataset, member)}: member {member!r} has no predictions")
@@ -107,7 +107,10 @@ def adapt_ensemble(
         )
     estimator = fitted_method(out, dataset, name, meta)
     keys = keys_of_zoo(out)
-    folders = {a: entry_folder(out, dataset, name, a) for a in adaptations}
+    entries = {
+        a: adapted_entry(out, dataset, name, a, EnsembleMeta.kind, meta.classes)
+        for a in adaptations
+    }
     results = []
     for member in meta.members:
         make_missing(out, dataset, member, adaptations, store, device, module)
@@ -118,7 +121,7 @@ def adapt_ensemble(
     for adaptation in adaptations:
         entry = name + adaptation.suffix
         preds = [member_predictions(Layout(out), dataset, m, adaptation) for m in meta.members]
-        folder = folders[adaptation]
+        writer = entries[adaptation]
         shared = sorted(set.intersection(*(set(p) for p in preds)), key=lambda s: s != FIT_SET)
         adapted = meta.with_changes(
             member=entry,
@@ -138,12 +141,12 @@ def adapt_ensemble(
                 calib = adapted_calibration(ids, raw, meta.classes, *keys.answers(source))
                 adapted = adapted.with_changes(calibration=calib)
                 continue
-            write_adapted(folder, set_name, ids, raw, adapted)
+            write_adapted(writer, set_name, ids, raw, adapted)
             if source is not None:
                 s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
                 results.append(SetResult(entry, set_name, s["n"],
                                          s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
-        write_entry(folder / META_FILE, adapted)  # last: complete once it exists
+        writer.finish(adapted)
     return results
 
 
@@ -153,7 +156,7 @@ def ensemble_scores(out: Path, name: str, meta: EnsembleMeta, dataset: str) -> l
     keys = keys_of_zoo(out)
     results = []
     for set_name, source in sorted(meta.sets.items()):
-        path = Layout(out).submission(dataset, name) / f"{set_name}.csv"
+        path = Layout(out).entry(dataset, name).predictions(set_name)
         if set_name == FIT_SET or not path.is_file():
             continue
         sub = read_submission(path)

@@ -20,7 +20,7 @@ from pipeline.adapted.compose import adapted_set
 from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.evaluation.answers import AnswerKeys
-from pipeline.evaluation.calibration import FIT_SET, apply_temperature, calibrate_outputs, raw_path
+from pipeline.evaluation.calibration import FIT_SET, apply_temperature, calibrate_outputs
 from pipeline.evaluation.scoring import score
 from pipeline.inference.adaptation import (
     Adaptation,
@@ -29,8 +29,9 @@ from pipeline.inference.adaptation import (
 )
 from pipeline.inference.load import LoadedMember, load_member
 from pipeline.runs import provenance
-from pipeline.runs.layout import META_FILE, Layout
-from pipeline.runs.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry, write_entry
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.layout import Layout
+from pipeline.runs.metadata import AdaptedMeta, EntryMeta, MetaError, read_entry
 from pipeline.runs.submissions import write_submission
 
 
@@ -87,21 +88,24 @@ def adapted_meta(
     )
 
 
-def entry_folder(out: Path, dataset: str, name: str, adaptation: Adaptation) -> Path:
-    """The folder of entry ``name``'s adaptation; only an earlier adaptation of the same entry
-    may be replaced there, never an entry of another kind."""
-    folder = Layout(out).submission(dataset, name + adaptation.suffix)
-    if folder.exists():
+def adapted_entry(
+    out: Path, dataset: str, name: str, adaptation: Adaptation, kind: str, classes: tuple
+) -> EntryWriter:
+    """The writer of entry ``name``'s adaptation (of ``kind``); only an earlier adaptation of
+    the same entry may be replaced there, never an entry of another kind."""
+    entry = name + adaptation.suffix
+    files = Layout(out).entry(dataset, entry)
+    if files.folder.exists():
         try:
-            meta = read_entry(folder / META_FILE)
+            meta = read_entry(files.meta)
         except MetaError:
             meta = None
         if getattr(meta, "adapted_from", None) != name:
             raise EntryClash(
-                f"{folder} exists and is not an adaptation of {name}: "
+                f"{files.folder} exists and is not an adaptation of {name}: "
                 "move it away (nothing was written)"
             )
-    return folder
+    return EntryWriter.open(out, dataset, entry, kind, classes)
 
 
 def fit_outputs(
@@ -122,14 +126,14 @@ def adapted_calibration(
 
 
 def write_adapted(
-    folder: Path, set_name: str, ids: list[str], probs: np.ndarray, meta: EntryMeta
+    entry: EntryWriter, set_name: str, ids: list[str], probs: np.ndarray, meta: EntryMeta
 ) -> None:
     """One set's adapted predictions, laid out as those of the entry ``meta`` describes:
     calibrated by its temperature, the raw copy in ``raw/``."""
     if meta.calibration:
-        write_submission(raw_path(folder, set_name), ids, probs, meta.classes)
+        entry.raw(set_name, ids, probs)
         probs = apply_temperature(probs, meta.temperature)
-    write_submission(folder / f"{set_name}.csv", ids, probs, meta.classes)
+    entry.predictions(set_name, ids, probs)
 
 
 def adapt_member(
@@ -152,7 +156,10 @@ def adapt_member(
             stacklevel=2,
         )
     adaptations = kept
-    folders = {a: entry_folder(out, member.dataset, member.name, a) for a in adaptations}
+    entries = {
+        a: adapted_entry(out, member.dataset, member.name, a, AdaptedMeta.kind, member.classes)
+        for a in adaptations
+    }
     views = member_views(member, store)
     for set_name, (view, _) in views.items():
         what = f"{member.name} on {set_name}"
@@ -175,11 +182,11 @@ def adapt_member(
                 meta = adapted_meta(member, adaptation, module, calib)
                 continue
             if adaptation.active:
-                write_adapted(folders[adaptation], set_name, view.ids, probs, meta)
+                write_adapted(entries[adaptation], set_name, view.ids, probs, meta)
             s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
             results.append(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )
-        if adaptation.active:  # meta.json last: the folder is an entry once it is complete
-            write_entry(folders[adaptation] / META_FILE, meta)
+        if adaptation.active:
+            entries[adaptation].finish(meta)
     return results

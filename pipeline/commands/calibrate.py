@@ -15,48 +15,45 @@ from pathlib import Path
 from pipeline.commands import options as opts
 from pipeline.errors import user_errors
 from pipeline.evaluation.answers import AnswerKeys
-from pipeline.evaluation.calibration import (
-    FIT_SET,
-    RAW_FOLDER,
-    Calibration,
-    calibrate_folder,
-    raw_path,
-)
-from pipeline.io import read_json, write_json
-from pipeline.runs.layout import META_FILE, METRICS_FILE, Layout
-from pipeline.runs.metadata import read_entry, write_entry
+from pipeline.evaluation.calibration import FIT_SET, Calibration, calibrate_entry
+from pipeline.io import read_json
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.layout import METRICS_FILE, RAW_FOLDER, EntryFiles, Layout
+from pipeline.runs.metadata import read_entry
+from pipeline.runs.submissions import read_submission
 
 
-def keep_raw(folder: Path) -> None:
+def keep_raw(files: EntryFiles) -> None:
     """Move a pre-calibration member's ``<set>.csv`` files to ``raw/`` (once: never over an
     existing uncalibrated copy)."""
-    if (folder / RAW_FOLDER).is_dir():
+    if (files.folder / RAW_FOLDER).is_dir():
         return
-    (folder / RAW_FOLDER).mkdir()
-    for csv in sorted(folder.glob("*.csv")):
-        os.replace(csv, raw_path(folder, csv.stem))
+    (files.folder / RAW_FOLDER).mkdir()
+    for set_name, csv in files.prediction_files().items():
+        os.replace(csv, files.raw(set_name))
 
 
-def calibrate_member(out: Path, dataset: str, folder: Path, keys: AnswerKeys) -> Calibration:
+def calibrate_member(out: Path, dataset: str, name: str, keys: AnswerKeys) -> Calibration:
     """Calibrate one member's submissions; record the temperature in its meta.json and the
     reports in its metrics.json."""
-    meta = read_entry(folder / META_FILE)
+    files = Layout(out).entry(dataset, name)
+    meta = read_entry(files.meta)
     sources = meta.sets
     if not sources.get(FIT_SET):
-        raise ValueError(f"{folder / 'meta.json'} does not say where the {FIT_SET} answers are")
-    keep_raw(folder)
-    calib = calibrate_folder(folder, keys.of_sets(sources))
-    write_entry(folder / META_FILE, meta.with_changes(calibration=calib.meta))
-    metrics_file = Layout(out).member(dataset, folder.name) / METRICS_FILE
-    if metrics_file.is_file():
-        metrics = read_json(metrics_file)
-        write_json(
-            metrics_file,
-            {
-                "summary": {**metrics["summary"], **calib.summary()},
-                "sets": calib.merge(metrics["sets"]),
-            },
-        )
+        raise ValueError(f"{files.meta} does not say where the {FIT_SET} answers are")
+    keep_raw(files)
+    # the first versions wrote no classes: the columns of the submissions say them
+    classes = meta.classes or read_submission(files.raw(FIT_SET)).classes
+    entry = EntryWriter.open(out, dataset, name, meta.kind, classes)
+    calib = calibrate_entry(entry, keys.of_sets(sources))
+    meta = meta.with_changes(calibration=calib.meta)
+    metrics_file = Layout(out).member(dataset, name) / METRICS_FILE
+    if not metrics_file.is_file():
+        entry.finish(meta)
+        return calib
+    metrics = read_json(metrics_file)
+    summary = {**metrics["summary"], **calib.summary()}
+    entry.finish(meta, metrics_file, {"summary": summary, "sets": calib.merge(metrics["sets"])})
     return calib
 
 
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if (wanted and folder.name not in wanted) or kind != "member":
             continue
         found += 1
-        calib = calibrate_member(args.out, folder.parent.name, folder, keys)
+        calib = calibrate_member(args.out, folder.parent.name, folder.name, keys)
         eces = ", ".join(
             f"{name} ECE {r['ece_raw']:.4f} -> {r['ece']:.4f}" for name, r in calib.sets.items()
         )

@@ -22,8 +22,8 @@ from pipeline.evaluation.scoring import score
 from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.io import write_text
 from pipeline.names import ensemble_name
+from pipeline.runs.entry import check_kind
 from pipeline.runs.layout import Layout
-from pipeline.runs.submissions import check_kind
 from pipeline.runs.tracking import make_tracker
 
 

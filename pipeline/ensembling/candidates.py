@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.runs.layout import META_FILE
+from pipeline.runs.layout import META_FILE, EntryFiles
 from pipeline.runs.metadata import MemberMeta, MetaError, read_entry
 from pipeline.runs.submissions import Submission, SubmissionError, read_submission
 from pipeline.training.recipes import settings_fingerprint
@@ -46,12 +46,13 @@ def load_candidates(folder: Path) -> list[Candidate]:
             meta = read_entry(meta_file)
             if type(meta) is not MemberMeta:  # ensembles, adapted entries, uploads are not
                 continue
-            if not (member / "val.csv").exists():
+            files = EntryFiles(member).prediction_files()
+            if "val" not in files:
                 warnings.warn(
                     f"{member}: no val.csv (validation submission), skipped", stacklevel=2
                 )
                 continue
-            sets = {csv.stem: read_filled(csv) for csv in sorted(member.glob("*.csv"))}
+            sets = {set_name: read_filled(csv) for set_name, csv in files.items()}
         except (MetaError, SubmissionError) as exc:  # one damaged member spoils no ensemble
             warnings.warn(f"{exc}; member skipped", stacklevel=2)
             continue

@@ -15,11 +15,11 @@ from pipeline.evaluation import calibration
 from pipeline.evaluation.answers import AnswerKeys
 from pipeline.evaluation.metrics import accuracy
 from pipeline.evaluation.scoring import score
-from pipeline.io import atomic_write, write_json
+from pipeline.io import atomic_write
 from pipeline.runs import provenance
-from pipeline.runs.layout import META_FILE, METRICS_FILE, Layout
-from pipeline.runs.metadata import EnsembleMeta, is_transductive, write_entry
-from pipeline.runs.submissions import write_submission
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.layout import METRICS_FILE, Layout
+from pipeline.runs.metadata import EnsembleMeta, is_transductive
 
 
 def save_ensemble(
@@ -37,14 +37,14 @@ def save_ensemble(
     and the fitted method (``ensemble.joblib``, named in meta.json relative to that folder, so
     the zoo can move). ``top``: the K best members it chose from (None: all, or a list);
     ``seed``: of its out-of-fold folds."""
-    folder = Layout(out).submission(tag, ens.name)
+    entry = EntryWriter.open(out, tag, ens.name, EnsembleMeta.kind, classes)
     zoo_folder = Layout(out).ensemble(tag, ens.name)
     ids = {s: ens.members[0].sets[s].ids for s in ens.sets()}
     raw = {s: ens.predict(s) for s in ens.sets()}
     for set_name, probs in raw.items():
-        write_submission(calibration.raw_path(folder, set_name), ids[set_name], probs, classes)
+        entry.raw(set_name, ids[set_name], probs)
     sources = ens.members[0].meta.sets
-    calib = calibration.calibrate_folder(folder, keys.of_sets(sources))
+    calib = calibration.calibrate_entry(entry, keys.of_sets(sources))
     scores = {
         s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
                  *keys.answers(sources[s]))
@@ -52,7 +52,6 @@ def save_ensemble(
         if sources.get(s)
     }  # fmt: skip
     per_set = calib.merge(scores)
-    write_json(zoo_folder / METRICS_FILE, {"summary": calib.summary(), "sets": per_set})
     metas = [m.meta for m in ens.members]
     names = [m.name for m in ens.members]
     oof = (
@@ -92,4 +91,4 @@ def save_ensemble(
         extra=extra,
     )
     atomic_write(zoo_folder / ESTIMATOR_FILE, lambda f: joblib.dump(ens.estimator, f), binary=True)
-    write_entry(folder / META_FILE, meta)
+    entry.finish(meta, zoo_folder / METRICS_FILE, {"summary": calib.summary(), "sets": per_set})

@@ -12,24 +12,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from pipeline.evaluation.scoring import aligned_labels
-from pipeline.runs.submissions import Submission, read_submission, write_submission
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.layout import RAW_FOLDER
+from pipeline.runs.submissions import Submission, read_submission
 
-RAW_FOLDER = "raw"  # inside a submission folder: the uncalibrated probabilities
 FIT_SET = "val"
 BINS = 15  # equal-width confidence bins, as in Guo et al.
 COVERAGES = tuple(round(0.05 * i, 2) for i in range(1, 21))
 LOG_FLOOR = math.log(1e-45)  # below float32's smallest subnormal: a probability rounded to 0
 T_RANGE = (0.05, 20.0)
-
-
-def raw_path(folder: Path, set_name: str) -> Path:
-    return folder / RAW_FOLDER / f"{set_name}.csv"
 
 
 def _log(probs: np.ndarray) -> np.ndarray:
@@ -213,26 +209,31 @@ def calibrate_outputs(
 KeyOf = Callable[[str], "tuple[dict[str, str], Sequence[str]] | None"]
 
 
-def calibrate_folder(folder: Path, key_of: KeyOf) -> Calibration:
-    """Fit the temperature on ``raw/val.csv`` and write every ``raw/<set>.csv`` calibrated as
-    ``<set>.csv``; ``key_of(set)`` gives the set's answer key (id -> label) and vocabulary, or
-    None."""
-    raw = {p.stem: read_submission(p) for p in sorted((folder / RAW_FOLDER).glob("*.csv"))}
+def calibrate_entry(entry: EntryWriter, key_of: KeyOf) -> Calibration:
+    """Fit the temperature on the entry's ``raw/val.csv`` and write every ``raw/<set>.csv``
+    calibrated as its ``<set>.csv``; ``key_of(set)`` gives the set's answer key (id -> label)
+    and vocabulary, or None."""
+    raw = {name: read_submission(path) for name, path in entry.files.raw_files().items()}
     if FIT_SET not in raw:
-        raise FileNotFoundError(f"{raw_path(folder, FIT_SET)} is missing: nothing to fit on")
+        raise FileNotFoundError(f"{entry.files.raw(FIT_SET)} is missing: nothing to fit on")
     labelled = {}
     for name, sub in raw.items():
+        if sub.classes != entry.classes:  # its calibrated file is written in the entry's order
+            raise ValueError(
+                f"{entry.files.raw(name)}: columns {', '.join(sub.classes)}, not the entry's "
+                f"classes {', '.join(entry.classes)}"
+            )
         known = key_of(name)
         if known is not None:
             labelled[name] = aligned_labels(sub.ids, sub.probs, sub.classes, *known)
     if FIT_SET not in labelled:
+        folder = entry.files.folder
         raise KeyError(f"{folder}: no answer key for {FIT_SET!r}, the set the fit needs")
     fit_probs, fit_y = labelled[FIT_SET][:2]
     temperature = fit_temperature(fit_probs, fit_y)
     reports = {}
     for name, sub in raw.items():
-        calibrated = apply_temperature(sub.probs, temperature)
-        write_submission(folder / f"{name}.csv", sub.ids, calibrated, sub.classes)
+        entry.predictions(name, sub.ids, apply_temperature(sub.probs, temperature))
         if name in labelled:
             probs, y = labelled[name][:2]
             reports[name] = set_report(probs, apply_temperature(probs, temperature), y)

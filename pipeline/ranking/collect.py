@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.names import without_seed
-from pipeline.runs.layout import Layout
+from pipeline.runs.layout import EntryFiles, Layout
 from pipeline.runs.metadata import EntryMeta, MetaError, read_entry
 from pipeline.training.recipes import settings_fingerprint
 
@@ -43,7 +43,7 @@ class Contender:
 
     @property
     def files(self) -> dict[str, Path]:
-        return {p.stem: p for p in sorted(self.folder.glob("*.csv"))}
+        return EntryFiles(self.folder).prediction_files()
 
     def source(self, set_name: str) -> dict | None:
         return self.meta.source(set_name)

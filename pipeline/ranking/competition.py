@@ -280,12 +280,14 @@ def submit(
             private=scores["private"],
             public_set=contest.public_set(settings.public_share),
         )
-        folder = team_folder(out, dataset, team.name)
+        layout, folder = Layout(out), team_folder(out, dataset, team.name).name
         order = np.argsort(sub.ids, kind="stable")
         ids = [sub.ids[i] for i in order]
-        write_submission(folder / f"{record.id}.csv", ids, sub.probs[order], sub.classes, PRIVATE)
+        predictions = layout.competition_submission(dataset, folder, record.id)
+        write_submission(predictions, ids, sub.probs[order], sub.classes, PRIVATE)
         # complete from here
-        write_json(folder / f"{record.id}.json", dataclasses.asdict(record), PRIVATE)
+        record_file = layout.competition_record(dataset, folder, record.id)
+        write_json(record_file, dataclasses.asdict(record), PRIVATE)
         audit(out, "submission", now, **seen, submission=record.id,
               public_accuracy=record.public["accuracy"])  # fmt: skip
     return record

@@ -20,9 +20,9 @@ from pipeline.classes import ordered
 from pipeline.evaluation.scoring import missing_classes, score
 from pipeline.names import BadName, is_zoo_name, plain_name, quote
 from pipeline.ranking.limits import MAX_BYTES
-from pipeline.runs.layout import META_FILE, Layout
-from pipeline.runs.metadata import UploadMeta, write_entry
-from pipeline.runs.submissions import Submission, SubmissionError, read_submission, write_submission
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.metadata import UploadMeta
+from pipeline.runs.submissions import Submission, SubmissionError, read_submission
 
 NAME_MAX = 64
 DESCRIPTION_MAX = 500
@@ -119,24 +119,11 @@ def save_upload(
     Never overwrites: an existing folder of that name is an error.
     """
     safe = sanitise_name(name)
-    plain_name(dataset, "dataset")
     plain_name(set_name, "set")
-    root = Layout(out).submissions_root.resolve()
-    folder = (root / dataset / safe).resolve()
-    # resolving follows symbolic links: a linked dataset folder must not lead outside OUT
-    if not folder.is_relative_to(root):
-        raise ValueError(f"{folder} lies outside {root}: refusing to write there")
-    try:  # meta.json is written last: the folder becomes an entry only once it is complete
-        folder.mkdir(parents=True)
-    except FileExistsError:
-        raise ValueError(
-            f"{dataset}/{safe} already exists: choose another name (nothing was overwritten)"
-        ) from None
     sub = upload.submission
+    entry = EntryWriter.open(out, dataset, safe, UploadMeta.kind, sub.classes, new=True)
     order = np.argsort(sub.ids, kind="stable")  # the format wants rows sorted by id
-    write_submission(
-        folder / f"{set_name}.csv", [sub.ids[i] for i in order], sub.probs[order], sub.classes
-    )
+    entry.predictions(set_name, [sub.ids[i] for i in order], sub.probs[order])
     meta = UploadMeta(
         member=safe,
         name=safe,
@@ -146,5 +133,6 @@ def save_upload(
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         description=" ".join(description.split())[:DESCRIPTION_MAX],
     )
-    write_entry(folder / META_FILE, meta)
+    entry.finish(meta)
+    folder = entry.files.folder.resolve()
     return folder

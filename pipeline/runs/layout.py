@@ -19,6 +19,7 @@ from pipeline.names import plain_name
 META_FILE = "meta.json"  # an entry's metadata, beside its submission files
 METRICS_FILE = "metrics.json"  # a member's or ensemble's scores, in its zoo folder
 HISTORY_FILE = "history.csv"  # a member's epochs
+RAW_FOLDER = "raw"  # inside an entry's folder: its uncalibrated probabilities
 OUT_ENV = "WBCZOO_OUT"
 OUT_DEFAULT = "runs"  # relative to the working folder; ignored in a checkout (.gitignore)
 
@@ -27,6 +28,36 @@ def default_out() -> Path:
     """Where every command and the app write and read a zoo without ``--out``: ``WBCZOO_OUT``,
     else ``runs/``, so that runs never mix with what a checkout ships in ``zoo/``."""
     return Path(os.environ.get(OUT_ENV) or OUT_DEFAULT)
+
+
+@dataclass(frozen=True)
+class EntryFiles:
+    """One entry's submission folder: ``<set>.csv`` (what the leaderboard and the ensembler
+    read), ``raw/<set>.csv`` (uncalibrated, where the entry is calibrated) and ``meta.json``."""
+
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def meta(self) -> Path:
+        return self.folder / META_FILE
+
+    def predictions(self, set_name: str) -> Path:
+        return self.folder / f"{set_name}.csv"
+
+    def raw(self, set_name: str) -> Path:
+        return self.folder / RAW_FOLDER / f"{set_name}.csv"
+
+    def prediction_files(self) -> dict[str, Path]:
+        """Set name -> its ``<set>.csv``, sorted by name."""
+        return {p.stem: p for p in sorted(self.folder.glob("*.csv"))}
+
+    def raw_files(self) -> dict[str, Path]:
+        """Set name -> its ``raw/<set>.csv``, sorted by name."""
+        return {p.stem: p for p in sorted((self.folder / RAW_FOLDER).glob("*.csv"))}
 
 
 @dataclass(frozen=True)
@@ -61,8 +92,12 @@ class Layout:
         """One entry's submission files and ``meta.json``."""
         return self.submissions(dataset) / name
 
+    def entry(self, dataset: str, name: str) -> EntryFiles:
+        """The files of the entry ``submission(dataset, name)`` holds."""
+        return EntryFiles(self.submission(dataset, name))
+
     def meta(self, dataset: str, name: str) -> Path:
-        return self.submission(dataset, name) / META_FILE
+        return self.entry(dataset, name).meta
 
     def meta_files(self, dataset: str | None = None, name: str | None = None) -> list[Path]:
         """Every entry's ``meta.json`` (of one dataset or all; of one name or all), sorted;
@@ -150,6 +185,14 @@ class Layout:
     def competition_team(self, dataset: str, team: str) -> Path:
         """A team's submissions to ``dataset``'s competition (``team``: a sanitised name)."""
         return self.contest(dataset) / plain_name(team, "team")
+
+    def competition_submission(self, dataset: str, team: str, record: str) -> Path:
+        """The predictions of a team's submission ``record`` (an id), kept private."""
+        return self.competition_team(dataset, team) / f"{record}.csv"
+
+    def competition_record(self, dataset: str, team: str, record: str) -> Path:
+        """What the competition recorded of it (scores, time, file name); written last."""
+        return self.competition_team(dataset, team) / f"{record}.json"
 
     def competition_selection(self, dataset: str, team: str) -> Path:
         """The submission a team selected for the final ranking."""

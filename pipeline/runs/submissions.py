@@ -19,9 +19,8 @@ import pandas as pd
 
 from pipeline.classes import CLASSES
 from pipeline.errors import UserError
-from pipeline.io import SHARED, atomic_write, read_json
+from pipeline.io import SHARED, atomic_write
 from pipeline.names import quote
-from pipeline.runs.layout import META_FILE
 
 PROB_TOLERANCE = 1e-4
 # characters; the longest valid header (id, every class, pred) has about 100
@@ -31,10 +30,6 @@ EXTRA_ROWS = 1000  # lines read beyond the expected ids, to name surplus ids in 
 
 class SubmissionError(UserError, ValueError):
     """A submission file that breaks the format."""
-
-
-class KindClash(ValueError):
-    """A folder that holds an entry of another kind than the one about to be written there."""
 
 
 @dataclass
@@ -58,25 +53,6 @@ def write_submission(
     buf = io.StringIO()
     frame.to_csv(buf, index=False, float_format="%.7g", lineterminator="\n")
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode=mode)
-
-
-def check_kind(folder: Path, kind: str) -> None:
-    """Refuse to write a ``kind`` entry (member, ensemble, upload) into ``folder`` when its
-    ``meta.json`` names another kind, or cannot be read: no entry replaces another's files."""
-    meta = folder / META_FILE
-    if not meta.exists():
-        return
-    try:
-        found = read_json(meta)
-    except (OSError, ValueError):
-        found = None
-    found = found.get("kind", "member") if isinstance(found, dict) else None
-    if found != kind:
-        held = f"an entry of kind {found!r}" if found else "an unreadable meta.json"
-        raise KindClash(
-            f"{folder} holds {held}: refusing to write {kind} files there (nothing was "
-            "overwritten); move it away, or write to another --out"
-        )
 
 
 def read_submission(

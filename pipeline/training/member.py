@@ -38,9 +38,9 @@ from pipeline.models.variants import freeze_batchnorm
 from pipeline.names import member_name
 from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
-from pipeline.runs.layout import HISTORY_FILE, META_FILE, METRICS_FILE, Layout
-from pipeline.runs.metadata import MemberMeta, write_entry
-from pipeline.runs.submissions import check_kind, write_submission
+from pipeline.runs.entry import EntryWriter
+from pipeline.runs.layout import HISTORY_FILE, METRICS_FILE, EntryFiles, Layout
+from pipeline.runs.metadata import MemberMeta
 from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.training.gpu_augment import GpuAugment, split_augment
 from pipeline.training.mixing import Mixer
@@ -89,7 +89,7 @@ class MemberPaths:
     metrics = property(lambda self: self.root / METRICS_FILE)
     state = property(lambda self: self.root / "state.json")
     error = property(lambda self: self.root / "error.txt")
-    meta = property(lambda self: self.submissions / META_FILE)
+    meta = property(lambda self: EntryFiles(self.submissions).meta)
 
 
 def is_done(paths: MemberPaths) -> bool:
@@ -129,7 +129,8 @@ def train_member(
     ``on_epoch`` sees each epoch's history row once it is saved (the tuner prunes from it).
     """
     paths = MemberPaths.of(out, cfg)
-    check_kind(paths.submissions, "member")  # e.g. an upload saved under this member's name
+    # refused before anything is written where e.g. an upload took this member's name
+    entry = EntryWriter.open(out, cfg.dataset, cfg.member_id, "member", classes)
     settings = member_settings(cfg, sets, classes)
     if is_done(paths) and not force:
         check_same_settings(read_json(paths.meta), settings, cfg, paths, "trained")
@@ -150,7 +151,7 @@ def train_member(
     if resume is not None:
         run.resume_from(resume)
     run_epochs(run, progress, on_epoch)
-    return finalise(run)
+    return finalise(run, entry)
 
 
 @dataclass
@@ -381,7 +382,7 @@ def run_epochs(
             on_epoch(run.history[-1])
 
 
-def finalise(run: Training) -> dict:
+def finalise(run: Training, entry: EntryWriter) -> dict:
     """The best epoch's submissions (raw and calibrated), metrics and ``meta.json``; the
     member is done once this returns its summary."""
     cfg, recipe, paths, sets = run.cfg, run.cfg.recipe, run.paths, run.sets
@@ -396,12 +397,12 @@ def finalise(run: Training) -> dict:
         size=run.size,
         precision=run.runtime,
         workers=run.workers,
-        paths=paths,
+        entry=entry,
         crop=run.crop,
         stain=run.stain,
     )
-    calib = calibration.calibrate_folder(
-        paths.submissions,
+    calib = calibration.calibrate_entry(
+        entry,
         lambda name: ({r.id: r.label for r in sets[name].records}, sets[name].vocabulary),
     )
     metrics = calib.merge(metrics)
@@ -419,8 +420,8 @@ def finalise(run: Training) -> dict:
         "weights": run.weights_used,
         "train_time_s": round(run.train_time, 1),
     }
-    write_json(paths.metrics, {"summary": summary, "sets": metrics})
-    write_entry(paths.meta, member_meta(run, metrics, calib.meta, best_epoch))
+    meta = member_meta(run, metrics, calib.meta, best_epoch)
+    entry.finish(meta, paths.metrics, {"summary": summary, "sets": metrics})
     paths.last.unlink(missing_ok=True)  # only needed to resume; the best weights are the member
     write_json(paths.state, {"status": "done"})
     return {**summary, "status": "trained"}
@@ -551,7 +552,7 @@ def evaluate_sets(
     size: int,
     precision: engine.Runtime,
     workers: int,
-    paths: MemberPaths,
+    entry: EntryWriter,
     crop: CropSpec = CENTRE_CROP,
     stain: StainReference | None = None,
 ) -> dict[str, dict]:
@@ -568,7 +569,7 @@ def evaluate_sets(
             continue
         view = store.view(image_set, size, crop, stain)
         probs = predict_view(model, view, precision, workers)
-        write_submission(calibration.raw_path(paths.submissions, name), view.ids, probs, classes)
+        entry.raw(name, view.ids, probs)
         key = dict(zip(view.ids, view.labels, strict=True))
         unreadable = sorted({r.id for r in image_set.records} - set(view.ids))
         results[name] = {
