@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -186,18 +187,25 @@ def shipped_files() -> list[str]:
     return listed.stdout.split()
 
 
-def test_the_wheel_installs_and_runs_from_another_folder(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel (``pip wheel .``), built once for the tests that install it."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = copy_sources(tmp / "src", shipped_files())
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run([*build, "-w", tmp / "wheels", source], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (built,) = (tmp / "wheels").glob("*.whl")
+    return built
+
+
+def test_the_wheel_installs_and_runs_from_another_folder(tmp_path, wheel: Path) -> None:
     """``pip install .`` (a wheel, not editable) into a fresh venv: every package and every
     shipped file is in it, and a command run from another folder finds the catalogue, the
     bundled sample and the reference zoos through ``pipeline.resources``."""
     files = shipped_files()
-    source = copy_sources(tmp_path / "src", files)
-    wheels = tmp_path / "wheels"
-    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    done = subprocess.run([*build, "-w", wheels, source], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    (wheel,) = wheels.glob("*.whl")
+    assert wheel.name.startswith("wbczoo-")  # what users pip install, as timm or torchvision
     with zipfile.ZipFile(wheel) as archive:
         inside = set(archive.namelist())
     modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")]
@@ -230,3 +238,30 @@ def test_the_wheel_installs_and_runs_from_another_folder(tmp_path) -> None:
     assert (elsewhere / "runs" / "submissions" / "pbc-sample").is_dir()
     board = run("-m", "pipeline.leaderboard", "--reference", "pbc-fast64", "--format", "csv")
     assert board.returncode == 0 and "resnet18-fast" in board.stdout, board.stderr
+
+
+def test_the_wheel_installed_under_another_base_finds_its_data_files(tmp_path, wheel: Path) -> None:
+    """``pip install --prefix`` (as ``--user``) puts the data files under a base that is not
+    ``sys.prefix``: ``pipeline.resources`` finds them through the distribution's record, and
+    says where it looked when they are gone."""
+    prefix = tmp_path / "prefix"
+    # --ignore-installed: a wbczoo installed in this environment stays as it is.
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed",
+               "--no-warn-script-location", "--prefix", prefix, wheel]  # fmt: skip
+    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    site_packages = next(prefix.rglob("pipeline/resources.py")).parents[1]
+    # This install's code, no checkout's; and no user base of this machine's to fall back on.
+    env = {**os.environ, "PYTHONPATH": str(site_packages), "PYTHONUSERBASE": str(tmp_path)}
+    check = "import pipeline.resources as r; print(r.root(), r.shipped(*r.MARKER).is_file())"
+
+    def run_check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", check], cwd=prefix, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    data = prefix / "share" / "wbczoo"
+    found = run_check()
+    assert found.stdout.split() == [str(data), "True"], found.stderr
+    shutil.rmtree(data)
+    lost = run_check()
+    assert lost.returncode == 1 and str(data) in lost.stderr and "reinstall wbczoo" in lost.stderr
