@@ -19,7 +19,8 @@ FACE_LINES = 8  # a ``python -m`` face imports its command's main and runs it, n
 # its own package and any package on a lower layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
-    ("pipeline.data", "pipeline.models", "pipeline.runs", "pipeline.executors"),
+    ("pipeline.data", "pipeline.models", "pipeline.executors"),
+    ("pipeline.runs",),
     ("pipeline.evaluation",),
     ("pipeline.training",),
     ("pipeline.ensembling",),

@@ -40,12 +40,12 @@ from pipeline.runs import provenance
 from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, save_weights
 from pipeline.runs.layout import HISTORY_FILE, META_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import MemberMeta, write_entry
+from pipeline.runs.recipe import Recipe, fingerprint, stored_recipe
 from pipeline.runs.submissions import check_kind, write_submission
 from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.training.gpu_augment import GpuAugment, split_augment
 from pipeline.training.mixing import Mixer
 from pipeline.training.optim import make_optimizer, make_scheduler
-from pipeline.training.recipes import Recipe, fingerprint, stored_recipe
 
 
 @dataclass(frozen=True)
