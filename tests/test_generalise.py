@@ -15,9 +15,10 @@ from pipeline.inference.load import load_member, member_probs
 from pipeline.models import create_model, load_catalogue
 from pipeline.models.mixstyle import MixStyle, MixStyleError, add_mixstyle, insertion_points
 from pipeline.runs.checkpoint import WEIGHTS_FILE, load_weights
+from pipeline.runs.recipe import RecipeError
 from pipeline.training.gpu_augment import GpuAugment, randconv, split_augment
 from pipeline.training.member import MemberConfig
-from pipeline.training.recipes import RecipeError, for_member, get_recipe, override
+from pipeline.training.recipes import for_member, get_recipe, override
 
 CATALOGUE = load_catalogue()
 

@@ -1,6 +1,7 @@
 """The import layers of ``pipeline/`` (docs/ARCHITECTURE.md): no library module imports command
-code, no command imports another, and no library package imports one on a higher layer or
-another package of its own layer. Imports are read with ``ast``, lazy ones included."""
+code, no command imports another, no library package imports one on a higher layer or another
+package of its own layer, and the app (``leaderboard/``) and ``bench/`` stay above them all.
+Imports are read with ``ast``, lazy ones included."""
 
 from __future__ import annotations
 
@@ -11,35 +12,48 @@ import pytest
 
 from pipeline.commands import COMMANDS
 
-PIPELINE = Path(__file__).resolve().parents[1] / "pipeline"
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipeline"
+APPS = ("leaderboard", "bench")  # the Streamlit app and the benchmarks, above the faces
 COMMAND_CODE = "pipeline.commands"
 FACE_LINES = 8  # a ``python -m`` face imports its command's main and runs it, nothing more
 
 # The library's packages, bottom first; "pipeline" is the root's own modules. A module may import
-# its own package and any package on a lower layer.
+# its own package and any package on a lower layer: training, ensembling and ranking are siblings,
+# so what two of them share (a member's recipe, its fingerprint) lives below them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
-    ("pipeline.data", "pipeline.models", "pipeline.runs", "pipeline.executors"),
+    ("pipeline.data", "pipeline.models", "pipeline.executors"),
+    ("pipeline.runs",),
     ("pipeline.evaluation",),
-    ("pipeline.training",),
-    ("pipeline.ensembling",),
+    ("pipeline.training", "pipeline.ensembling", "pipeline.ranking"),
     ("pipeline.inference",),
-    ("pipeline.adapted", "pipeline.ranking", "pipeline.auditing"),
+    ("pipeline.adapted", "pipeline.auditing"),
 )
 
 
+def top_of(module: str) -> str:
+    return module.partition(".")[0]
+
+
 def module_name(path: Path) -> str:
-    parts = path.relative_to(PIPELINE.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in sorted(PIPELINE.rglob("*.py"))}
+MODULES = {
+    module_name(p): p for top in ("pipeline", *APPS) for p in sorted((ROOT / top).rglob("*.py"))
+}
 FACES = set(COMMANDS)
-LIBRARY = sorted(m for m in MODULES if m not in FACES and not m.startswith(COMMAND_CODE))
+LIBRARY = sorted(
+    m
+    for m in MODULES
+    if top_of(m) == "pipeline" and m not in FACES and not m.startswith(COMMAND_CODE)
+)
 
 
 def imports(module: str) -> set[str]:
-    """The ``pipeline`` modules (or packages) that a module imports."""
+    """The modules (or packages) of ``pipeline``, the app and bench that a module imports."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
@@ -54,7 +68,7 @@ def imports(module: str) -> set[str]:
             found |= {
                 f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
             }
-    return {m for m in found if m == "pipeline" or m.startswith("pipeline.")}
+    return {m for m in found if top_of(m) in ("pipeline", *APPS)}
 
 
 def package_of(module: str) -> str:
@@ -101,3 +115,15 @@ def test_library_imports_only_its_own_package_and_lower_layers(module: str) -> N
         other = package_of(target)
         if other != package:
             assert layer_of(other) < layer_of(package), f"{module} imports {target}"
+
+
+def test_nothing_in_pipeline_imports_the_app_or_bench() -> None:
+    for module in (m for m in MODULES if top_of(m) == "pipeline"):
+        assert not {top_of(m) for m in imports(module)} & set(APPS), module
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if top_of(m) in APPS))
+def test_the_app_and_bench_import_no_face_nor_each_other(module: str) -> None:
+    others = set(APPS) - {top_of(module)}
+    assert not {top_of(m) for m in imports(module)} & others, module
+    assert not imports(module) & FACES, module

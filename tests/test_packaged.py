@@ -28,8 +28,9 @@ from pipeline.models.packaged import PACKAGED, StateDictMismatch, map_state_dict
 from pipeline.models.variants import freeze_batchnorm
 from pipeline.runs.checkpoint import WEIGHTS_FILE, load_weights
 from pipeline.runs.layout import Layout
+from pipeline.runs.recipe import RecipeError
 from pipeline.training.plan import downloads
-from pipeline.training.recipes import RECIPES, RecipeError, override
+from pipeline.training.recipes import RECIPES, override
 
 CATALOGUE = load_catalogue()
 LITE = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]

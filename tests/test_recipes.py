@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from pipeline.runs.metadata import MemberMeta
+from pipeline.runs.recipe import RecipeError, settings_fingerprint
 from pipeline.training.optim import make_optimizer, make_scheduler
-from pipeline.training.recipes import RecipeError, get_recipe, override, settings_fingerprint
+from pipeline.training.recipes import get_recipe, override
 
 
 def test_paper_recipes() -> None:

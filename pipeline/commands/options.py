@@ -25,9 +25,10 @@ from pipeline.inference.adaptation import Adaptation, parse_adaptations
 from pipeline.names import plain_name
 from pipeline.resources import shipped
 from pipeline.runs.layout import default_out
+from pipeline.runs.recipe import Recipe
 from pipeline.runs.tracking import add_tracking_args
 from pipeline.training.jobs import DataSpec
-from pipeline.training.recipes import RECIPES, Recipe, get_recipe, override
+from pipeline.training.recipes import RECIPES, get_recipe, override
 
 BUNDLED_SAMPLE = shipped("data", "pbc-sample")
 SHARED = "shared_meaning"  # the attribute that marks an action added here

@@ -25,12 +25,13 @@ from pipeline.models.mixstyle import check_family
 from pipeline.models.weights import CHOICES as WEIGHT_CHOICES
 from pipeline.runs.layout import METRICS_FILE, Layout
 from pipeline.runs.manifest import Manifest, flocked, member_lock
+from pipeline.runs.recipe import Recipe
 from pipeline.runs.tracking import make_tracker
 from pipeline.training.gpu_augment import GPU_MODES
 from pipeline.training.jobs import Data, DataSpec, JobSpec, load_data
 from pipeline.training.member import MemberConfig, MemberPaths, is_done
 from pipeline.training.plan import Gpu, describe, disk, downloads, plan
-from pipeline.training.recipes import Recipe, for_member
+from pipeline.training.recipes import for_member
 
 PRETRAINED = "pretrained"  # in --models: every member whose ImageNet weights are here
 RESULT_INTS = ("seed", "best_epoch")  # NaN in a failed member's row must not make them floats

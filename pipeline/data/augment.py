@@ -43,6 +43,9 @@ _AUGMENTATIONS: dict[str, Callable[[int, float], A.BasicTransform]] = {
 STRENGTH_SCALED = ("color", "randaugment", "hestain", "hed", "colorjitter")
 
 AUGMENTATIONS = tuple(_AUGMENTATIONS)
+# augmentations with no albumentations form, which ``pipeline.training.gpu_augment`` runs on the
+# device whatever the mode; named here with the others so that recipes are checked below training
+DEVICE_ONLY = ("randconv",)
 
 
 # Ruifrok & Johnston (2001): optical densities of haematoxylin, eosin and DAB, one row each.

@@ -12,8 +12,8 @@ import numpy as np
 from pipeline.errors import UserError
 from pipeline.runs.layout import META_FILE, EntryFiles
 from pipeline.runs.metadata import MemberMeta, MetaError, read_entry
+from pipeline.runs.recipe import settings_fingerprint
 from pipeline.runs.submissions import Submission, SubmissionError, read_submission
-from pipeline.training.recipes import settings_fingerprint
 
 
 class MemberMismatchError(UserError, ValueError):
@@ -99,7 +99,7 @@ def check_compatible(candidates: list[Candidate]) -> None:
 def pool_seeds(candidates: list[Candidate]) -> list[Candidate]:
     """One candidate per architecture and recipe: the mean of its seeds' probabilities.
 
-    Seeds are pooled only with seeds trained alike (``recipes.settings_fingerprint``); where one
+    Seeds are pooled only with seeds trained alike (``runs.recipe.settings_fingerprint``); where one
     architecture and recipe name was trained several ways, each way is its own candidate,
     named with its fingerprint."""
     groups: dict[tuple[str, str, str], list[Candidate]] = {}

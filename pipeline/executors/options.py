@@ -10,7 +10,7 @@ from pipeline.errors import UserError
 from pipeline.executors.base import EXECUTORS, Executor
 from pipeline.executors.local import LocalExecutor, default_workers
 from pipeline.executors.ray_backend import RayExecutor
-from pipeline.executors.slurm import SubmititExecutor
+from pipeline.executors.submitit_backend import SubmititExecutor
 
 
 def add_executor_args(p: argparse.ArgumentParser, what: str = "member") -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.names import without_seed
 from pipeline.runs.layout import EntryFiles, Layout
 from pipeline.runs.metadata import EntryMeta, MetaError, read_entry
-from pipeline.training.recipes import settings_fingerprint
+from pipeline.runs.recipe import settings_fingerprint
 
 SEEDED = ("member", "adapted")  # kinds whose seeds pool into one row
 

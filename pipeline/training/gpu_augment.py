@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from pipeline.data.augment import DEVICE_ONLY
+
 GPU_MODES = ("auto", "on", "off")
 
 
@@ -80,7 +82,6 @@ OPS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
     "rotate60": rotate(60),
     "randconv": randconv,
 }
-DEVICE_ONLY = ("randconv",)  # no albumentations form: on the device whatever the mode
 
 
 def split_augment(

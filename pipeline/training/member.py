@@ -41,11 +41,11 @@ from pipeline.runs.checkpoint import WEIGHTS_FILE, find_weights, load_weights, s
 from pipeline.runs.entry import EntryWriter
 from pipeline.runs.layout import HISTORY_FILE, METRICS_FILE, EntryFiles, Layout
 from pipeline.runs.metadata import MemberMeta
+from pipeline.runs.recipe import Recipe, fingerprint, stored_recipe
 from pipeline.training.balance import WeightedCrossEntropy, balanced_sampler, class_weights
 from pipeline.training.gpu_augment import GpuAugment, split_augment
 from pipeline.training.mixing import Mixer
 from pipeline.training.optim import make_optimizer, make_scheduler
-from pipeline.training.recipes import Recipe, fingerprint, stored_recipe
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.training.recipes import Recipe
+from pipeline.runs.recipe import Recipe
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:

@@ -20,7 +20,7 @@ from pipeline.models import Architecture
 from pipeline.models import weights as weights_api
 from pipeline.models.packaged import packaged
 from pipeline.runs.checkpoint import estimate_bytes
-from pipeline.training.recipes import Recipe
+from pipeline.runs.recipe import Recipe
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from optuna.trial import TrialState
 from pipeline.data.augment import STRENGTH_SCALED
 from pipeline.io import write_json
 from pipeline.models import load_catalogue
+from pipeline.runs.recipe import Recipe
 from pipeline.training.jobs import DataSpec, load_data
 from pipeline.training.member import MemberConfig, MemberPaths, train_member
-from pipeline.training.recipes import Recipe, for_member, override
+from pipeline.training.recipes import for_member, override
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
