@@ -168,10 +168,12 @@ def train_one_epoch(
         with precision.autocast():
             outputs = model(x)
         loss, logits = member_loss(outputs, target, criterion, aux_weight)
-        optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        # gradients live from backward to step only: not beside the next batch's activations,
+        # nor through evaluation and checkpoints after the epoch
+        optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()

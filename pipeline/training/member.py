@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import random
 import shutil
 import time
@@ -109,9 +108,8 @@ def seed_all(seed: int) -> None:
 
 
 def save_torch(path: Path, obj: object) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write(path, lambda f: f.write(buf.getbuffer()), binary=True)
+    # streamed to the file: a buffer would double the model and optimiser state in memory
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def train_member(
@@ -386,6 +384,10 @@ def finalise(run: Training, entry: EntryWriter) -> dict:
     """The best epoch's submissions (raw and calibrated), metrics and ``meta.json``; the
     member is done once this returns its summary."""
     cfg, recipe, paths, sets = run.cfg, run.cfg.recipe, run.paths, run.sets
+    # evaluation needs the weights alone: the gradients and the optimiser's moments (three times
+    # the weights under AdamW) go before the best epoch's weights are loaded beside them
+    run.optimizer.zero_grad(set_to_none=True)
+    run.optimizer.state.clear()
     # a run resumed from an earlier version may hold its best epoch in the old format
     best_state, best_epoch = load_weights(find_weights(paths.root) or paths.best)
     run.model.load_state_dict(best_state)

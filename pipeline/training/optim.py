@@ -10,14 +10,32 @@ from torch import nn
 from pipeline.runs.recipe import Recipe
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def fused(params: list[nn.Parameter]) -> bool:
+    """Whether torch's fused step serves every parameter. It updates each tensor in one pass:
+    the step by parts makes temporaries the size of the largest weight (0.8 GB for VGG's first
+    classifier layer under AdamW, the peak of a CPU zoo) and is about 3 times slower."""
+    return all(p.device.type in FUSED_DEVICES and p.dtype in FUSED_DTYPES for p in params)
+
+
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    one_pass = fused(params)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+            params,
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            fused=one_pass,
         )
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=one_pass
+        )
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; use sgd or adamw")
 
 
