@@ -27,7 +27,7 @@ from pipeline.ranking import competition
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.reference import references
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -130,7 +130,7 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
     """At 1400×1000 the overview shows every column, cross-lab ones included, without
     scrolling; then the details and competition pages."""
     long = long_table(find_entries(out), Scorer())
-    table = leaderboard(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
+    table = ranked_table(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
     expected = f"{len(table)} of {len(table)} rows · top: {table['name'][0]}"
     with served_page(out, tmp_path) as page:
         summary = page.locator('[data-testid="stMarkdownContainer"]', has_text="rows · top:")

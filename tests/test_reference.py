@@ -26,7 +26,7 @@ from pipeline.ranking.reference import (
     pack,
     references,
 )
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 
 SHIPPED = references()
 WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")
@@ -34,7 +34,7 @@ WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")
 
 def board_of(out: Path) -> list[tuple]:
     long = long_table(find_entries(out), Scorer.of_zoo(out))
-    return sorted(map(tuple, leaderboard(long, "cells").astype(str).values.tolist()))
+    return sorted(map(tuple, ranked_table(long, "cells").astype(str).values.tolist()))
 
 
 def test_a_packed_zoo_scores_the_same_without_its_datasets(tmp_path, make_tree) -> None:
@@ -122,7 +122,7 @@ def test_each_shipped_reference_zoo_is_small_complete_and_scores(ref: Reference,
     assert kinds >= {"member", "ensemble", "adapted"}
     assert len([e for e in entries if e.kind == "member"]) >= 6
     long = long_table(entries, Scorer.of_zoo(out))
-    board = leaderboard(long, "pbc")
+    board = ranked_table(long, "pbc")
     assert board["test_acc"].notna().all()
     assert board["test_acc"].max() > 0.9  # real numbers, not chance
     for lab in ("bccd", "tecom", "lisc"):
