@@ -1,6 +1,7 @@
 """The import layers of ``pipeline/`` (docs/ARCHITECTURE.md): no library module imports command
-code, no command imports another, and no library package imports one on a higher layer or
-another package of its own layer. Imports are read with ``ast``, lazy ones included."""
+code, no command imports another, no library package imports one on a higher layer or another
+package of its own layer, and nothing imports the app, the top layer. Imports are read with
+``ast``, lazy ones included."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pipeline.commands import COMMANDS
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline"
 COMMAND_CODE = "pipeline.commands"
+APP_CODE = "pipeline.app"  # the Streamlit app: wbczoo-board finds its script by path
 FACE_LINES = 8  # a ``python -m`` face imports its command's main and runs it, nothing more
 
-# The library's packages, bottom first; "pipeline" is the root's own modules. A module may import
-# its own package and any package on a lower layer.
+# The library's packages, bottom first, and the app above them all; "pipeline" is the root's own
+# modules. A module may import its own package and any package on a lower layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
     ("pipeline.data", "pipeline.models", "pipeline.runs", "pipeline.executors"),
@@ -25,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline.ensembling",),
     ("pipeline.inference",),
     ("pipeline.adapted", "pipeline.ranking", "pipeline.auditing"),
+    (APP_CODE,),
 )
 
 
@@ -74,10 +77,18 @@ def test_every_library_package_has_a_layer() -> None:
     assert {package_of(m) for m in LIBRARY} == declared
 
 
+def inside(package: str, modules: set[str]) -> set[str]:
+    return {m for m in modules if m == package or m.startswith(f"{package}.")}
+
+
 def test_no_library_module_imports_command_code() -> None:
     for module in LIBRARY:
-        code = {m for m in imports(module) if m == COMMAND_CODE or m.startswith(f"{COMMAND_CODE}.")}
-        assert not code | (imports(module) & FACES), module
+        assert not inside(COMMAND_CODE, imports(module)) | (imports(module) & FACES), module
+
+
+def test_nothing_imports_the_app() -> None:
+    for module in set(MODULES) - inside(APP_CODE, set(MODULES)):
+        assert not inside(APP_CODE, imports(module)), module
 
 
 def test_no_command_imports_another_command() -> None:

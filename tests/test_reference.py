@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from boards import APP, fabricate_out, table
+from boards import APP, fabricate_out, open_page, table
 from streamlit.testing.v1 import AppTest
 
 from pipeline.commands.leaderboard import main as leaderboard_main
@@ -152,7 +152,7 @@ def test_the_board_opens_on_the_reference_zoo_unless_a_zoo_is_named(
     assert at.sidebar.radio(key="zoo").value.startswith("Reference")
     assert any("Reference zoo" in m.value and "read-only" in m.value for m in at.info)
     assert len(table(at)) >= 8
-    at.tabs[2].run()
+    open_page(at, "competition")
     assert not [b for b in at.button if b.key == "save"]  # nothing can be saved into it
     at.sidebar.radio(key="zoo").set_value(at.sidebar.radio(key="zoo").options[0]).run()
     assert any("No scored submissions" in m.value for m in at.info)
