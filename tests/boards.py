@@ -5,6 +5,7 @@ make submissions and read the app's table."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from streamlit.testing.v1 import AppTest
 from pipeline.data import load_dataset
 from pipeline.runs.submissions import to_frame, write_submission
 
-APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "leaderboard" / "app.py")  # what `streamlit run` runs in a checkout
+PAGES = ROOT / "pipeline" / "app" / "scripts"  # one script per page: page_<url path>.py
 CLASSES = ("eosinophil", "lymphocyte", "neutrophil")
 ZOO_COMMAND = "python -m pipeline.zoo --models alpha,beta --seeds 0,1 --out OUT"
 ENSEMBLE_COMMAND = "python -m pipeline.ensemble --method soft --top 2"
@@ -108,6 +111,11 @@ def csv_bytes(ids: list[str], probs: np.ndarray) -> bytes:
 
 def perfect(key: dict[str, str]) -> bytes:
     return csv_bytes(list(key), onehot(list(key.values())))
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    """Run the app's page ``page`` (its URL path: leaderboard, details, competition)."""
+    return at.switch_page(os.path.relpath(PAGES / f"page_{page}.py", ROOT / "leaderboard")).run()
 
 
 def table(at: AppTest) -> pd.DataFrame:

@@ -169,7 +169,7 @@ def test_a_bad_recipe_field_fails_before_any_work(
 def test_without_out_a_run_writes_into_runs_and_the_app_reads_it(tiny, tmp_path, monkeypatch):
     """The checkout keeps only what it ships: a run without --out writes under ``runs/`` of the
     working folder (``WBCZOO_OUT`` moves it), and the app looks there too."""
-    from leaderboard.sidebar import out_folder
+    from pipeline.app.sidebar import out_folder
     from pipeline.commands import zoo
 
     work = tmp_path / "work"

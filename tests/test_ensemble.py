@@ -23,7 +23,7 @@ from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.inference.load import fitted_method
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 from pipeline.runs.layout import Layout
 from pipeline.runs.metadata import EnsembleMeta
 from pipeline.runs.submissions import read_submission, write_submission
@@ -310,7 +310,7 @@ def test_fitted_ensembles_carry_their_out_of_fold_score_to_the_table_and_board(
     assert run(zoo, "--top", "3") == 0
     printed = capsys.readouterr().out
     table = pd.read_csv(zoo / "zoo" / "ensembles-cells.csv").set_index("name")
-    board = leaderboard(long_table(find_entries(zoo), Scorer()), "cells").set_index("name")
+    board = ranked_table(long_table(find_entries(zoo), Scorer()), "cells").set_index("name")
     for method in methods.METHODS:
         name = f"ens-{method}-top3"
         meta = json.loads((zoo / "submissions" / "cells" / name / "meta.json").read_text())

@@ -1,7 +1,7 @@
 """The import layers of ``pipeline/`` (docs/ARCHITECTURE.md): no library module imports command
 code, no command imports another, no library package imports one on a higher layer or another
-package of its own layer, and the app (``leaderboard/``) and ``bench/`` stay above them all.
-Imports are read with ``ast``, lazy ones included."""
+package of its own layer, nothing imports the app, the top layer, and ``bench/`` stays above
+them all. Imports are read with ``ast``, lazy ones included."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from pipeline.commands import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipeline"
-APPS = ("leaderboard", "bench")  # the Streamlit app and the benchmarks, above the faces
+APPS = ("bench",)  # the benchmarks, above the faces
 COMMAND_CODE = "pipeline.commands"
+APP_CODE = "pipeline.app"  # the Streamlit app: wbczoo-board finds its script by path
 FACE_LINES = 8  # a ``python -m`` face imports its command's main and runs it, nothing more
 
-# The library's packages, bottom first; "pipeline" is the root's own modules. A module may import
-# its own package and any package on a lower layer: training, ensembling and ranking are siblings,
-# so what two of them share (a member's recipe, its fingerprint) lives below them.
+# The library's packages, bottom first, and the app above them all; "pipeline" is the root's own
+# modules. A module may import its own package and any package on a lower layer: training,
+# ensembling and ranking are siblings, so what two of them share (a member's recipe, its
+# fingerprint) lives below them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
     ("pipeline.data", "pipeline.models", "pipeline.executors"),
@@ -29,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline.training", "pipeline.ensembling", "pipeline.ranking"),
     ("pipeline.inference",),
     ("pipeline.adapted", "pipeline.auditing"),
+    (APP_CODE,),
 )
 
 
@@ -88,10 +91,18 @@ def test_every_library_package_has_a_layer() -> None:
     assert {package_of(m) for m in LIBRARY} == declared
 
 
+def inside(package: str, modules: set[str]) -> set[str]:
+    return {m for m in modules if m == package or m.startswith(f"{package}.")}
+
+
 def test_no_library_module_imports_command_code() -> None:
     for module in LIBRARY:
-        code = {m for m in imports(module) if m == COMMAND_CODE or m.startswith(f"{COMMAND_CODE}.")}
-        assert not code | (imports(module) & FACES), module
+        assert not inside(COMMAND_CODE, imports(module)) | (imports(module) & FACES), module
+
+
+def test_nothing_imports_the_app() -> None:
+    for module in set(MODULES) - inside(APP_CODE, set(MODULES)):
+        assert not inside(APP_CODE, imports(module)), module
 
 
 def test_no_command_imports_another_command() -> None:
@@ -117,13 +128,11 @@ def test_library_imports_only_its_own_package_and_lower_layers(module: str) -> N
             assert layer_of(other) < layer_of(package), f"{module} imports {target}"
 
 
-def test_nothing_in_pipeline_imports_the_app_or_bench() -> None:
+def test_nothing_in_pipeline_imports_bench() -> None:
     for module in (m for m in MODULES if top_of(m) == "pipeline"):
         assert not {top_of(m) for m in imports(module)} & set(APPS), module
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if top_of(m) in APPS))
-def test_the_app_and_bench_import_no_face_nor_each_other(module: str) -> None:
-    others = set(APPS) - {top_of(module)}
-    assert not {top_of(m) for m in imports(module)} & others, module
+def test_bench_imports_no_face(module: str) -> None:
     assert not imports(module) & FACES, module

@@ -17,7 +17,7 @@ from pipeline.ranking import cached_scores as scores_module
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.present import display_table, set_header, set_images
-from pipeline.ranking.table import leaderboard, long_table, ranked_test_sets, to_markdown
+from pipeline.ranking.table import long_table, ranked_table, ranked_test_sets, to_markdown
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_mean_ci_is_student_t() -> None:
 def test_leaderboard_pools_seeds_and_ranks_across_labs(board: Path) -> None:
     long = long_table(find_entries(board), Scorer())
     assert set(long["set"]) == {"val", "test", "lab2"}
-    table = leaderboard(long, "cells")
+    table = ranked_table(long, "cells")
     assert table["name"].tolist() == ["b-fast", "a-fast"]
     b, a = table.iloc[0], table.iloc[1]
     assert (b["rank"], b["n"], b["test_acc"]) == (1, 1, 1.0)
@@ -69,7 +69,7 @@ def test_seeds_trained_otherwise_never_share_a_row(tmp_path: Path, make_tree, fa
     fake_member(out, "cells", "a-fast-s2", sets, 0.9, seed=2, meta={"weights": "imagenet"})
     with pytest.warns(UserWarning, match="cells/a-fast: its seeds were trained with different"):
         entries = find_entries(out)
-    table = leaderboard(long_table(entries, Scorer()), "cells")
+    table = ranked_table(long_table(entries, Scorer()), "cells")
     assert len(table) == 2 and all(name.startswith("a-fast~") for name in table["name"])
     assert sorted(zip(table["weights"], table["n"], strict=True)) == [
         ("ImageNet", 2),
@@ -99,7 +99,7 @@ def test_cross_domain_rank_uses_balanced_accuracy(tmp_path: Path, make_tree, fak
     for folder, answer in ((honest, pred), (collapsed, np.full_like(truth, neut))):
         write_submission(folder / "lab.csv", sub.ids, np.eye(len(sub.classes))[answer], sub.classes)
 
-    table = leaderboard(long_table(find_entries(out), Scorer()), "cells").set_index("name")
+    table = ranked_table(long_table(find_entries(out), Scorer()), "cells").set_index("name")
     good, coll = table.loc["honest-fast"], table.loc["collapsed-fast"]
     assert coll["lab_acc"] == pytest.approx(0.8) and coll["lab_bacc"] == pytest.approx(0.5)
     assert (good["lab_acc"], good["lab_bacc"]) == pytest.approx((0.75, 0.75))
@@ -111,7 +111,7 @@ def test_cross_domain_rank_uses_balanced_accuracy(tmp_path: Path, make_tree, fak
 def test_every_cross_lab_column_names_its_image_count_and_marks_small_sets(board: Path):
     """The board carries each cross-lab set's image count; the app's headers name it, and a
     set of fewer than 50 images is marked, its tooltip giving the interval of a 50% score."""
-    table = leaderboard(long_table(find_entries(board), Scorer()), "cells")
+    table = ranked_table(long_table(find_entries(board), Scorer()), "cells")
     assert (table["lab2_images"] == 20).all()
     assert set_images(table) == {"lab2": 20}
     header, tooltip = set_header("lab2", "bal.", 20)
@@ -228,7 +228,7 @@ def partial_upload(out: Path, tag: str, name: str, source_of: Path) -> Path:
 
 def test_an_entry_that_leaves_images_unscored_never_ranks(board: Path) -> None:
     partial_upload(board, "cells", "a-partial", board / "submissions" / "cells" / "b-fast-s0")
-    table = leaderboard(long_table(find_entries(board), Scorer()), "cells")
+    table = ranked_table(long_table(find_entries(board), Scorer()), "cells")
     assert table["name"].tolist() == ["b-fast", "a-fast", "a-partial"]
     assert table["rank"].tolist()[:2] == [1, 2] and table["rank"].isna().tolist()[2]
     # b-fast is below chance across labs: no shift either
@@ -239,7 +239,7 @@ def test_rank_shift_ranks_both_over_the_same_rows(board: Path, fake_member) -> N
     """An upload scored in-domain only moves nobody's shift."""
     cells = board.parent / "cells"
     fake_member(board, "cells", "up", {"test": (cells, "test")}, 1.0, meta={"kind": "upload"})
-    table = leaderboard(long_table(find_entries(board), Scorer()), "cells").set_index("name")
+    table = ranked_table(long_table(find_entries(board), Scorer()), "cells").set_index("name")
     assert table.loc["up", "rank"] == 1 and pd.isna(table.loc["up", "rank_shift"])  # tied with b
     assert table.loc["a-fast", "rank_shift"] == 1 and pd.isna(table.loc["b-fast", "rank_shift"])
 
@@ -257,8 +257,8 @@ def test_entries_of_different_test_sets_are_ranked_apart(board: Path, fake_membe
     long = long_table(find_entries(board), Scorer())
     fingerprints = ranked_test_sets(long, "cells")
     assert len(fingerprints) == 2
-    assert leaderboard(long, "cells")["name"].tolist() == ["b-fast", "a-fast"]
-    assert leaderboard(long, "cells", fingerprints[1])["name"].tolist() == ["c-fast"]
+    assert ranked_table(long, "cells")["name"].tolist() == ["b-fast", "a-fast"]
+    assert ranked_table(long, "cells", fingerprints[1])["name"].tolist() == ["c-fast"]
     assert cli.main(["--out", str(board)]) == 0
     captured = capsys.readouterr()
     assert "cells: entries were scored on 2 different test sets" in captured.err

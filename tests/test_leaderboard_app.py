@@ -19,6 +19,7 @@ from boards import (
     answer_key,
     csv_bytes,
     onehot,
+    open_page,
     perfect,
     predictions,
     table,
@@ -187,13 +188,20 @@ def test_a_filter_change_copies_only_the_entry_shown(
         copies.append(self.name)
 
     monkeypatch.setattr(Contender, "__setstate__", counted, raising=False)
-    app.text_input(key="search").set_value("ens").run()  # the same entry stays in the details
+    app.text_input(key="search").set_value("ens").run()
     assert not app.exception
     assert table(app)["name"].tolist() == ["ens-soft-top2"]
+    assert copies == []  # the Details page, which reads an entry, is not drawn
+    open_page(app, "details")  # the same entry stays in the details
+    copies.clear()
+    app.text_input(key="search").set_value("ens-").run()
+    assert not app.exception
+    assert app.selectbox(key="detail_row").value == "ens-soft-top2"
     assert copies == ["ens-soft-top2"]
 
 
 def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Path) -> None:
+    open_page(app, "details")
     app.selectbox(key="detail_row").set_value("alpha-fast").run()
     app.selectbox(key="detail_entry").set_value("alpha-fast-s1").run()
     assert not app.exception
@@ -204,7 +212,7 @@ def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Pa
             index=CLASSES, columns=CLASSES, fill_value=0
         )
         np.testing.assert_array_equal(cm.value.to_numpy(), expected.to_numpy())
-    assert app.code[0].value == ZOO_COMMAND  # then the Competition tab's sample
+    assert app.code[0].value == ZOO_COMMAND
     assert app.json[0].value and json.loads(app.json[0].value)["member"] == "alpha-fast-s1"
     captions = " ".join(c.value for c in app.caption)
     assert "No training history" in captions  # s1 has none; s0 has one
@@ -227,6 +235,7 @@ def test_details_show_scores_curves_gallery_and_provenance(app: AppTest, out: Pa
 
 def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
     key = answer_key(out)
+    open_page(app, "competition")
     app.file_uploader(key="upload").set_value(("mine.csv", perfect(key), "text/csv")).run()
     assert not app.error and not app.exception
     metrics = {m.label: m.value for m in app.metric}
@@ -240,9 +249,9 @@ def test_upload_is_scored_ranked_and_saved(app: AppTest, out: Path) -> None:
     saved = out / "submissions" / "cells" / "my-upload"
     assert (saved / "test.csv").is_file() and (saved / "meta.json").is_file()
     assert any("Saved as" in s.value for s in app.success)
-    assert "my-upload" in table(app)["name"].tolist()
     app.button(key="save").click().run()
     assert "cells/my-upload already exists: choose another name" in app.error[0].value
+    assert "my-upload" in table(open_page(app, "leaderboard"))["name"].tolist()
 
 
 def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
@@ -293,6 +302,7 @@ def malformed(key: dict[str, str]) -> dict[str, tuple[bytes, str]]:
 
 def test_malformed_uploads_say_what_is_wrong(app: AppTest, out: Path) -> None:
     cases = malformed(answer_key(out))
+    open_page(app, "competition")
     for case, (data, message) in cases.items():
         app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
         assert [e.value for e in app.error] == [message], case
@@ -301,6 +311,7 @@ def test_malformed_uploads_say_what_is_wrong(app: AppTest, out: Path) -> None:
 
 def test_an_empty_id_is_an_error_message_not_a_traceback(app: AppTest, out: Path) -> None:
     data = perfect(answer_key(out)).replace(b"\n", b"\n,1,0,0,eosinophil\n", 1)
+    open_page(app, "competition")
     app.file_uploader(key="upload").set_value(("bad.csv", data, "text/csv")).run()
     assert not app.exception
     assert [e.value for e in app.error] == ["bad.csv: line 2 has an empty id"]
@@ -363,7 +374,7 @@ def test_details_show_calibration_before_and_after(
     raw = Submission(sub.ids, sub.classes, apply_temperature(sub.probs, 0.2))  # overconfident
     write_submission(folder / "raw" / "test.csv", raw.ids, raw.probs, raw.classes)
     monkeypatch.setenv("WBCZOO_OUT", str(out))
-    app = AppTest.from_file(APP, default_timeout=60).run()
+    app = open_page(AppTest.from_file(APP, default_timeout=60).run(), "details")
     app.selectbox(key="detail_row").set_value("alpha-fast").run()
     app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
     assert not app.exception, [e.message for e in app.exception]
@@ -390,14 +401,16 @@ def test_ties_share_a_rank_and_would_rank_is_the_rank_after_saving(app: AppTest,
     """An upload identical to the ensemble used to rank above it (its name sorts first), and
     the rank shown before saving differed from the one after."""
     key = answer_key(out)
+    open_page(app, "competition")
     app.file_uploader(key="upload").set_value(("copy.csv", perfect(key), "text/csv")).run()
     before = {m.label: m.value for m in app.metric}["would rank (test accuracy)"]
     app.text_input(key="upload_name").set_value("aaa-copy").run()
     app.button(key="save").click().run()
-    t = table(app)
+    t = table(open_page(app, "leaderboard"))
     assert t["name"].tolist()[:2] == ["ens-soft-top2", "aaa-copy"]  # the earlier one first
     assert t["rank"].tolist() == [1, 1, 3, 4]
     assert before == "1 of 4"
+    open_page(app, "competition")
     app.selectbox(key="eval_set").set_value("bccd").run()
     bccd = answer_key(out, "bccd")
     app.file_uploader(key="upload").set_value(("b.csv", perfect(bccd), "text/csv")).run()
@@ -423,6 +436,7 @@ def test_ensembles_cost_only_the_members_they_weigh(out: Path, monkeypatch) -> N
     ens = table(at).set_index("name").loc["ens-soft-top2"]
     # alpha-fast-s0 alone (5 M, 0.5 GMACs), not alpha + beta (25 M) as meta.json states
     assert (ens["params_m"], ens["gmacs"], ens["members_used"]) == (5.0, 0.5, 1)
+    open_page(at, "details")
     at.selectbox(key="detail_row").set_value("ens-soft-top2").run()
     members = frame_with(at, "weight")
     assert members["member"].tolist() == ["alpha-fast-s0", "beta-fast-s0"]
@@ -434,15 +448,17 @@ def test_ensembles_cost_only_the_members_they_weigh(out: Path, monkeypatch) -> N
 
 def test_uploads_are_their_own_kind_without_cost(app: AppTest, out: Path) -> None:
     key = answer_key(out)
+    open_page(app, "competition")
     app.file_uploader(key="upload").set_value(("mine.csv", perfect(key), "text/csv")).run()
     app.text_input(key="upload_name").set_value("mine").run()
     app.text_input(key="upload_description").set_value("a  ViT, 3 epochs").run()
     app.button(key="save").click().run()
-    app.segmented_control(key="preset").set_value("cost").run()
+    open_page(app, "leaderboard").segmented_control(key="preset").set_value("cost").run()
     row = table(app).set_index("name").loc["mine"]
     assert row["kind"] == "upload" and row["family"] == "" and pd.isna(row["params_m"])
     assert "" not in app.sidebar.multiselect(key="family").options
     assert "?" not in app.sidebar.multiselect(key="family").options
+    open_page(app, "details")
     app.selectbox(key="detail_row").set_value("mine").run()
     assert "*a ViT, 3 epochs*" in [m.value for m in app.markdown]
 
@@ -450,9 +466,11 @@ def test_uploads_are_their_own_kind_without_cost(app: AppTest, out: Path) -> Non
 def test_an_uploads_test_mistakes_stay_hidden_in_competition_mode(app: AppTest, out) -> None:
     key = answer_key(out)
     wrong = csv_bytes(list(key), onehot(predictions(list(key.values()), 0.5)))
+    open_page(app, "competition")
     app.file_uploader(key="upload").set_value(("half.csv", wrong, "text/csv")).run()
     app.text_input(key="upload_name").set_value("half").run()
     app.button(key="save").click().run()
+    open_page(app, "details")
     app.selectbox(key="detail_row").set_value("half").run()
     assert len(app.image) == 3  # outside competition mode: its 3 mistakes
     from pipeline.ranking import competition

@@ -27,7 +27,7 @@ from pipeline.ranking import competition
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.reference import references
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,9 +72,10 @@ def out(tmp_path: Path, make_tree) -> Path:
 
 
 @contextlib.contextmanager
-def served_page(out: Path | None, tmp_path: Path) -> Iterator:
-    """A Chromium page on ``streamlit run leaderboard/app.py`` serving ``out``; with None, run
-    as a newcomer would: no ``--out`` nor ``WBCZOO_OUT``."""
+def served_page(out: Path | None, tmp_path: Path, path: str = "") -> Iterator:
+    """A Chromium page on ``streamlit run leaderboard/app.py`` serving ``out``, opened at the
+    URL path ``path`` (one page of the app); with None, run as a newcomer would: no ``--out``
+    nor ``WBCZOO_OUT``."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -99,7 +100,7 @@ def served_page(out: Path | None, tmp_path: Path) -> Iterator:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(f"http://127.0.0.1:{port}", timeout=PAGE_MS)
+                page.goto(f"http://127.0.0.1:{port}/{path}", timeout=PAGE_MS)
                 yield page
             finally:
                 browser.close()
@@ -126,11 +127,17 @@ def screenshot(page, tmp_path: Path, name: str, docs: bool = True) -> Path:
     return shot
 
 
+def open_page(page, title: str) -> None:
+    """Follow the sidebar's link to the app's page ``title``: the same session, its own URL."""
+    page.get_by_role("link", name=title, exact=True).click()
+    page.wait_for_url(f"**/{title.lower()}", timeout=PAGE_MS)
+
+
 def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
     """At 1400×1000 the overview shows every column, cross-lab ones included, without
     scrolling; then the details and competition pages."""
     long = long_table(find_entries(out), Scorer())
-    table = leaderboard(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
+    table = ranked_table(long, sorted(long["dataset"].unique())[0])  # the app's first dataset
     expected = f"{len(table)} of {len(table)} rows · top: {table['name'][0]}"
     with served_page(out, tmp_path) as page:
         summary = page.locator('[data-testid="stMarkdownContainer"]', has_text="rows · top:")
@@ -148,7 +155,7 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
         screenshot(page, tmp_path, "leaderboard-own", docs=False)  # docs: the reference zoo's
         page.get_by_text("cost", exact=True).first.click()
         page.wait_for_timeout(1000)
-        page.get_by_role("tab", name="Details").click()
+        open_page(page, "Details")
         page.get_by_text("scores per evaluation set").wait_for(timeout=PAGE_MS)
         ensembles = table[table["kind"] == "ensemble"]["name"]
         if len(ensembles):
@@ -166,7 +173,7 @@ def test_leaderboard_in_chromium(out: Path, tmp_path: Path) -> None:
         gallery.scroll_into_view_if_needed()
         page.wait_for_timeout(1500)
         screenshot(page, tmp_path, "leaderboard-gallery")
-        page.get_by_role("tab", name="Competition").click()
+        open_page(page, "Competition")
         page.get_by_text("Download a sample submission").wait_for(timeout=PAGE_MS)
         page.wait_for_timeout(500)
         screenshot(page, tmp_path, "leaderboard-competition")
@@ -189,7 +196,7 @@ def test_a_first_look_opens_on_the_reference_zoo(tmp_path: Path) -> None:
 def test_competition_submission_in_chromium(tmp_path: Path, make_tree, capsys) -> None:
     """A team logs in with its token and submits a file of the bundle's opaque ids in
     competition mode and sees its public score, never the private one; a member's test tab
-    shows no true labels."""
+    shows no true labels. The app opens on the Details page's URL."""
     out = fabricate_out(tmp_path, make_tree)
     args = ["--out", str(out), "--competition", "--public-share", "0.5", "--daily-limit", "2"]
     assert cli.main([*args, "--bundle", str(tmp_path / "bundle")]) == 0
@@ -198,8 +205,7 @@ def test_competition_submission_in_chromium(tmp_path: Path, make_tree, capsys) -
     key = competition.load_key(out, "cells").labels
     upload = tmp_path / "mine.csv"
     upload.write_bytes(csv_bytes(list(key), onehot(list(key.values()))))
-    with served_page(out, tmp_path) as page:
-        page.get_by_role("tab", name="Details").click()
+    with served_page(out, tmp_path, "details") as page:
         page.get_by_text("Competition mode: this set's confusion matrix").first.wait_for(
             timeout=PAGE_MS
         )
@@ -209,7 +215,7 @@ def test_competition_submission_in_chromium(tmp_path: Path, make_tree, capsys) -
         screenshot(page, tmp_path, "leaderboard-competition-hidden")
         page.get_by_role("tab", name="bccd", exact=True).click()  # other labs keep theirs
         page.locator("text=/true \\w+ · predicted/ >> visible=true").first.wait_for(timeout=PAGE_MS)
-        page.get_by_role("tab", name="Competition").click()
+        open_page(page, "Competition")
         page.get_by_text("ranked on its public part").wait_for(timeout=PAGE_MS)
         for label, value in (("Team", "Browsers"), ("Token", token)):
             page.get_by_label(label).fill(value)

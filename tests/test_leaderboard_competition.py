@@ -24,13 +24,14 @@ from boards import (
     answer_key,
     csv_bytes,
     onehot,
+    open_page,
     predictions,
 )
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from leaderboard.details import EXPLANATIONS_HIDDEN
-from leaderboard.sidebar import REFERENCES_HIDDEN
+from pipeline.app.details import EXPLANATIONS_HIDDEN
+from pipeline.app.sidebar import REFERENCES_HIDDEN
 from pipeline.commands import leaderboard as cli
 from pipeline.commands import wbczoo
 from pipeline.commands.reference import main as pack_main
@@ -551,7 +552,7 @@ def frame(at: AppTest, column: str):
 
 
 def page_text(at) -> str:
-    """Everything a page (or one of its tabs) says in words and tables."""
+    """Everything a page (or one of its parts) says in words and tables."""
     parts = [e.value for kind in ("markdown", "caption", "text", "title", "subheader", "info",
              "error", "success", "warning", "code", "json") for e in getattr(at, kind)]  # fmt: skip
     parts += [d.value.to_csv() for d in (*at.dataframe, *at.table)]
@@ -560,7 +561,7 @@ def page_text(at) -> str:
 
 
 def seeds(at: AppTest) -> list[str | None]:
-    """The Details tab's seed choices (None: the configuration has one seed, no choice)."""
+    """The Details page's seed choices (None: the configuration has one seed, no choice)."""
     try:
         return list(at.selectbox(key="detail_entry").options)
     except KeyError:
@@ -588,6 +589,7 @@ def mirror_set(out: Path, root: Path) -> list[str]:
 
 
 def open_details(at: AppTest, entry: str = "alpha-fast-s0") -> AppTest:
+    open_page(at, "details")
     at.selectbox(key="detail_row").set_value(entry.rsplit("-", 1)[0]).run()
     at.selectbox(key="detail_entry").set_value(entry).run()
     assert not at.exception, [e.message for e in at.exception]
@@ -643,14 +645,15 @@ def test_the_competition_page_fails_in_one_line(out: Path, tokens, monkeypatch) 
         raise OSError("/srv/secret/competition/cells/key.json: disk on fire")
 
     monkeypatch.setattr(competition, "board", broken)
-    at = open_app(out, monkeypatch)  # no traceback (open_app checks)
+    at = open_page(open_app(out, monkeypatch), "competition")
+    assert not at.exception, [e.message for e in at.exception]
     failed = [e.value for e in at.error if "This page failed" in e.value]
     assert failed == ["This page failed (OSError); the host finds the details in the server's log."]
     assert "/srv/secret" not in page_text(at)
 
 
 def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monkeypatch) -> None:
-    """Walk every configuration, seed and set of the Details tab and the Competition tab in
+    """Walk every configuration, seed and set of the Details page and the Competition page in
     competition mode: no test image's class or file name, no test confusion matrix or
     per-class table, no gallery of test mistakes, no private score."""
     key = contest(out)
@@ -659,7 +662,7 @@ def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monk
     record = send(out, "team a", tokens["team a"], answers(key, right), NOON)
     assert record.private["accuracy"] == pytest.approx(1 / 3)
     test_files = [Path(i).name for i in answer_key(out)]
-    at = open_app(out, monkeypatch)
+    at = open_page(open_app(out, monkeypatch), "details")
     pages = 0
     for config in at.selectbox(key="detail_row").options:
         at.selectbox(key="detail_row").set_value(config).run()
@@ -679,10 +682,11 @@ def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monk
             assert len(at.image) == int(gallery[0])
             pages += 1
     assert pages >= 4
+    open_page(at, "competition")
     at.text_input(key="team").set_value("team a").run()
     at.text_input(key="token").set_value(tokens["team a"]).run()
     assert frame(at, "submission")["public_acc"].tolist() == [1.0]
-    text = page_text(next(t for t in at.tabs if t.label == "Competition"))
+    text = page_text(at.main)
     assert "1.0" in text and "0.3333" not in text and "33.3" not in text
     assert "private_acc" not in text and not [f for f in test_files if f in text]
 
@@ -690,7 +694,7 @@ def test_every_page_hides_test_labels_and_private_scores(out: Path, tokens, monk
 def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeypatch) -> None:
     key = contest(out)
     public, _ = key.divide(0.5)
-    at = open_app(out, monkeypatch)
+    at = open_page(open_app(out, monkeypatch), "competition")
     assert any("Competition" in m.value and "public part" in m.value for m in at.markdown)
     at.text_input(key="team").set_value("team a").run()
     at.text_input(key="token").set_value(tokens["team b"]).run()
@@ -728,12 +732,13 @@ def test_app_needs_a_token_submits_limits_and_reveals(out: Path, tokens, monkeyp
     assert frame(at, "submission")["selected"].tolist() == [False, True]
 
     assert cli.main(["--out", str(out), "--reveal", "--yes"]) == 0
-    at = open_app(out, monkeypatch)
+    at = open_page(open_app(out, monkeypatch), "competition")
     board = frame(at, "team")
     assert (board.loc[0, "selected"], board.loc[0, "private_acc"]) == (q_id, 1.0)
     assert board.loc[0, "shake_up"] == 0
-    at.selectbox(key="detail_row").set_value("alpha-fast").run()
+    open_page(at, "details").selectbox(key="detail_row").set_value("alpha-fast").run()
     assert "test images misclassified" in page_text(at)  # revealed: the gallery is back
+    open_page(at, "competition")
     at.text_input(key="team").set_value("team a").run()
     at.text_input(key="token").set_value(tokens["team a"]).run()
     assert not at.file_uploader and "Submissions are closed" in at.info[0].value

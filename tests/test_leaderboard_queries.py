@@ -13,7 +13,7 @@ from boards import answer_key, fabricate_out, perfect
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.queries import Standing, eval_sets, would_rank
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 from pipeline.ranking.upload import check_upload, save_upload
 
 
@@ -99,7 +99,7 @@ def test_would_rank_is_the_rank_after_saving(tmp_path: Path, make_tree) -> None:
     before = would_rank(long_table(entries, Scorer()), "cells", "test", upload.scores)
     assert before == (1, 4, "test accuracy")
     save_upload(out, "cells", "test", "copy", upload, eval_sets(entries, "cells")["test"])
-    board = leaderboard(long_table(find_entries(out), Scorer()), "cells")
+    board = ranked_table(long_table(find_entries(out), Scorer()), "cells")
     assert board.set_index("name")["rank"]["copy"] == before.rank
     assert board["rank"].notna().sum() == before.of
 

@@ -88,7 +88,7 @@ def test_wbczoo_board_runs_streamlit_on_the_app_kept_on_this_machine(monkeypatch
     assert entry.board(["--server.port", "8600", "--", "--out", "runs"]) == 0
     command, env = calls[0]
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
-    assert Path(command[4]) == ROOT / "leaderboard" / "app.py"
+    assert Path(command[4]) == ROOT / "pipeline" / "app" / "scripts" / "wbczoo_board.py"
     assert command[5:] == ["--server.port", "8600", "--", "--out", "runs"]
     assert env["STREAMLIT_SERVER_ADDRESS"] == "127.0.0.1"
     monkeypatch.setenv("STREAMLIT_SERVER_ADDRESS", "0.0.0.0")
@@ -124,8 +124,7 @@ def copy_sources(source: Path, files: Sequence[str] = ()) -> Path:
     for name in ("pyproject.toml", "requirements.txt", "README.md", *files):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, source / name)
-    for package in ("pipeline", "leaderboard"):
-        shutil.copytree(ROOT / package, source / package, ignore=ignore)
+    shutil.copytree(ROOT / "pipeline", source / "pipeline", ignore=ignore)
     return source
 
 
@@ -160,20 +159,15 @@ def test_pip_install_editable_into_a_fresh_venv(tmp_path) -> None:
     """Offline and quick: no dependencies fetched (the venv sees this environment's packages,
     its build backend included, whether the tests run in a venv or in the base interpreter)."""
     source = copy_sources(tmp_path / "src")
-    # The app becomes a package (leaderboard/__init__.py); the build must include it then.
-    (source / "leaderboard" / "__init__.py").touch()
     env_dir = tmp_path / "venv"
     python = venv_with_these_packages(env_dir)
     install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
     done = subprocess.run([*install, "-e", source], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     where = "import importlib.util as u; print(u.find_spec('pipeline').origin);"
-    where += "print(u.find_spec('leaderboard').origin)"
+    where += "print(u.find_spec('leaderboard'))"  # the app is pipeline.app, no package of its own
     found = subprocess.run([python, "-c", where], cwd=tmp_path, capture_output=True, text=True)
-    assert found.stdout.split() == [
-        str(source / "pipeline" / "__init__.py"),
-        str(source / "leaderboard" / "__init__.py"),
-    ], found.stderr
+    assert found.stdout.split() == [str(source / "pipeline" / "__init__.py"), "None"], found.stderr
     helped = subprocess.run([env_dir / "bin" / "wbczoo", "--help"], cwd=tmp_path, text=True,
                             capture_output=True, timeout=120)  # fmt: skip
     assert helped.returncode == 0 and "  zoo\n" in helped.stdout, helped.stderr
@@ -210,6 +204,8 @@ def test_the_wheel_installs_and_runs_from_another_folder(tmp_path, wheel: Path) 
         inside = set(archive.namelist())
     modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")]
     assert [m for m in modules if m not in inside] == []
+    tops = {n.split("/")[0] for n in inside}
+    assert {t for t in tops if not t.endswith((".dist-info", ".data"))} == {"pipeline"}
     data = next(n for n in inside if ".data/data/share/wbczoo/" in n).split("share/wbczoo/")[0]
     assert [f for f in files if f"{data}share/wbczoo/{f}" not in inside] == []
 
@@ -238,6 +234,10 @@ def test_the_wheel_installs_and_runs_from_another_folder(tmp_path, wheel: Path) 
     assert (elsewhere / "runs" / "submissions" / "pbc-sample").is_dir()
     board = run("-m", "pipeline.leaderboard", "--reference", "pbc-fast64", "--format", "csv")
     assert board.returncode == 0 and "resnet18-fast" in board.stdout, board.stderr
+    app = run("-c", INSTALLED_APP)
+    assert app.returncode == 0, app.stderr
+    script, first = app.stdout.splitlines()[-2:]
+    assert script.startswith(str(tmp_path / "venv")) and first.startswith("squeezenet1_1")
 
 
 def test_the_wheel_installed_under_another_base_finds_its_data_files(tmp_path, wheel: Path) -> None:
@@ -265,3 +265,20 @@ def test_the_wheel_installed_under_another_base_finds_its_data_files(tmp_path, w
     shutil.rmtree(data)
     lost = run_check()
     assert lost.returncode == 1 and str(data) in lost.stderr and "reinstall wbczoo" in lost.stderr
+
+
+# What wbczoo-board runs, as AppTest runs it, on the zoo just trained (``--out runs``): its first
+# page ranks the member, and its other pages run too.
+INSTALLED_APP = """
+import sys
+from streamlit.testing.v1 import AppTest
+from pipeline.commands.wbczoo import board_app
+sys.argv = ["app", "--out", "runs"]
+at = AppTest.from_file(str(board_app()), default_timeout=120).run()
+names = at.dataframe[0].value["name"].tolist()
+for page in ("page_details.py", "page_competition.py"):
+    at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+print(board_app())
+print(names[0])
+"""

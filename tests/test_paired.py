@@ -17,7 +17,7 @@ from pipeline.data.splits import read_split_file
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.paired import paired_differences
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 from pipeline.runs.submissions import read_submission
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
@@ -147,4 +147,4 @@ def test_the_board_scores_a_part_when_asked(seeded, monkeypatch) -> None:
 
 
 def board_of(out: Path, part: str | None) -> pd.DataFrame:
-    return leaderboard(long_table(find_entries(out), Scorer(part=part)), "pbc").set_index("name")
+    return ranked_table(long_table(find_entries(out), Scorer(part=part)), "pbc").set_index("name")

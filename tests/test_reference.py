@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from boards import APP, fabricate_out, table
+from boards import APP, fabricate_out, open_page, table
 from streamlit.testing.v1 import AppTest
 
 from pipeline.commands.leaderboard import main as leaderboard_main
@@ -26,7 +26,7 @@ from pipeline.ranking.reference import (
     pack,
     references,
 )
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 
 SHIPPED = references()
 WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")
@@ -34,7 +34,7 @@ WEIGHTS = (".safetensors", ".pt", ".pth", ".joblib", ".onnx")
 
 def board_of(out: Path) -> list[tuple]:
     long = long_table(find_entries(out), Scorer.of_zoo(out))
-    return sorted(map(tuple, leaderboard(long, "cells").astype(str).values.tolist()))
+    return sorted(map(tuple, ranked_table(long, "cells").astype(str).values.tolist()))
 
 
 def test_a_packed_zoo_scores_the_same_without_its_datasets(tmp_path, make_tree) -> None:
@@ -122,7 +122,7 @@ def test_each_shipped_reference_zoo_is_small_complete_and_scores(ref: Reference,
     assert kinds >= {"member", "ensemble", "adapted"}
     assert len([e for e in entries if e.kind == "member"]) >= 6
     long = long_table(entries, Scorer.of_zoo(out))
-    board = leaderboard(long, "pbc")
+    board = ranked_table(long, "pbc")
     assert board["test_acc"].notna().all()
     assert board["test_acc"].max() > 0.9  # real numbers, not chance
     for lab in ("bccd", "tecom", "lisc"):
@@ -152,7 +152,7 @@ def test_the_board_opens_on_the_reference_zoo_unless_a_zoo_is_named(
     assert at.sidebar.radio(key="zoo").value.startswith("Reference")
     assert any("Reference zoo" in m.value and "read-only" in m.value for m in at.info)
     assert len(table(at)) >= 8
-    at.tabs[2].run()
+    open_page(at, "competition")
     assert not [b for b in at.button if b.key == "save"]  # nothing can be saved into it
     at.sidebar.radio(key="zoo").set_value(at.sidebar.radio(key="zoo").options[0]).run()
     assert any("No scored submissions" in m.value for m in at.info)

@@ -21,7 +21,7 @@ from pipeline.ranking.collect import find_entries, in_domain_test_source
 from pipeline.ranking.competition import Settings, board, load_settings, save_settings
 from pipeline.ranking.paired import paired_differences
 from pipeline.ranking.reference import references
-from pipeline.ranking.table import leaderboard, long_table, ranked_test_sets, to_markdown
+from pipeline.ranking.table import long_table, ranked_table, ranked_test_sets, to_markdown
 from pipeline.ranking.teams import add_team, authenticate
 from pipeline.runs.layout import Layout
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
         boards += [(dataset, t, split) for t in (fingerprints or [None])]
     for i, (dataset, test_set, split) in enumerate(boards):
-        table = leaderboard(long, dataset, test_set)
+        table = ranked_table(long, dataset, test_set)
         if args.format == "csv":
             table.insert(0, "dataset", dataset)
             table.insert(1, "test_set", test_set or "")

@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def board_app() -> Path:
-    """The leaderboard app's script: ``leaderboard`` is installed beside ``pipeline``."""
-    return Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
+    """The app's entry script, a file inside ``pipeline`` (a wheel installs no ``leaderboard/``);
+    found by path: nothing in ``pipeline`` imports the app."""
+    return Path(__file__).resolve().parents[1] / "app" / "scripts" / "wbczoo_board.py"
 
 
 def board_command(argv: list[str]) -> list[str]:
@@ -82,6 +83,7 @@ def wait_for(command: list[str], env: dict[str, str]) -> int:
 
 
 def board(argv: list[str] | None = None) -> int:
-    """``wbczoo-board [streamlit options] [-- --out DIR]``: ``streamlit run leaderboard/app.py``."""
+    """``wbczoo-board [streamlit options] [-- --out DIR]``: the app, as ``streamlit run
+    leaderboard/app.py`` runs it in a checkout."""
     args = sys.argv[1:] if argv is None else argv
     return wait_for(board_command(args), board_environment())

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from pipeline.ranking.collect import Contender
-from pipeline.ranking.table import leaderboard, ranked_test_sets
+from pipeline.ranking.table import ranked_table, ranked_test_sets
 
 # the name of the trial row: never a saved entry's (upload names are reduced to [A-Za-z0-9._-])
 TRIAL = "(this submission)"
@@ -43,9 +43,9 @@ def would_rank(
 ) -> Standing:
     """The rank a submission scored on ``set_name`` (``scores``: ``accuracy``,
     ``balanced_accuracy``, ``macro_f1``) would get among the rows of the dataset's board
-    (``long``: ``table.long_table``; ``test_set`` as for ``table.leaderboard``).
+    (``long``: ``table.long_table``; ``test_set`` as for ``table.ranked_table``).
 
-    Ranked by ``table.leaderboard`` itself, with the submission added as one more row: equal
+    Ranked by ``table.ranked_table`` itself, with the submission added as one more row: equal
     scores share a rank, and a row that leaves images of the set unscored has none. The test
     set ranks on accuracy, another set on balanced accuracy (its answers are mostly one class),
     by handing the board that set's balanced accuracy in the place of test accuracy. So the
@@ -67,6 +67,6 @@ def would_rank(
     trial |= {m: scores[m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
     trial["unscored"] = scores.get("unscored", 0)
     rows = pd.concat([rows, pd.DataFrame([trial])], ignore_index=True)
-    board = leaderboard(rows.assign(set="test", accuracy=rows[metric]), dataset, test_set or None)
+    board = ranked_table(rows.assign(set="test", accuracy=rows[metric]), dataset, test_set or None)
     rank = board.loc[board["name"] == TRIAL, "rank"].iloc[0]
     return Standing(None if pd.isna(rank) else int(rank), int(board["rank"].notna().sum()), label)

@@ -138,7 +138,7 @@ def row_description(e: Contender) -> dict:
     }
 
 
-def leaderboard(long: pd.DataFrame, dataset: str, test_set: str | None = None) -> pd.DataFrame:
+def ranked_table(long: pd.DataFrame, dataset: str, test_set: str | None = None) -> pd.DataFrame:
     """Rank, description, in-domain test accuracy (mean ± CI over seeds, n) and macro-F1,
     accuracy and balanced accuracy per cross-domain set, and the rank shift from in-domain to
     cross-domain.

@@ -1,4 +1,4 @@
-"""The Competition tab: score and save an upload on any evaluation set, or, in competition
+"""The Competition page: score and save an upload on any evaluation set, or, in competition
 mode, a team's submissions on the public part of the test bundle."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from leaderboard.loaders import answer_key, dataset_sets, sample_csv
+from pipeline.app.loaders import answer_key, dataset_sets, sample_csv
+from pipeline.app.selection import Selection
 from pipeline.ranking import competition
 from pipeline.ranking.present import head_lines, set_description
 from pipeline.ranking.queries import would_rank
@@ -76,17 +77,11 @@ def format_help(out: str, set_name: str, source: dict, key: dict[str, str]) -> N
 
 
 @one_line_failures
-def competition_tab(
-    out: str,
-    version: str,
-    dataset: str,
-    long: pd.DataFrame,
-    test_set: str | None,
-    read_only: bool = False,
-) -> None:
-    """Score an upload on an evaluation set of ``dataset`` and offer to save it (not on a
-    ``read_only`` zoo); its would-be rank is among the rows of the board of ``long`` and
-    ``test_set``. In competition mode: ``contest``."""
+def competition_page(chosen: Selection) -> None:
+    """Score an upload on an evaluation set of the dataset and offer to save it (not on a
+    read-only zoo), with its would-be rank among the board's rows. In competition mode:
+    ``contest``."""
+    out, version, dataset = chosen.out, chosen.version, chosen.dataset
     if "saved" in st.session_state:
         st.success(st.session_state.pop("saved"))
     sets = dataset_sets(out, version, dataset)
@@ -118,14 +113,14 @@ def competition_tab(
         st.error(str(exc))
         return
     s = result.scores
-    rank, of, label = would_rank(long, dataset, set_name, s, test_set)
+    rank, of, label = would_rank(chosen.long, dataset, set_name, s, chosen.test_set)
     st.success(f"{uploaded.name}: valid, {s['n']} images scored.")
     cols = st.columns(4)
     cols[0].metric("accuracy", f"{100 * s['accuracy']:.1f}%")
     cols[1].metric("macro-F1", f"{100 * s['macro_f1']:.1f}%")
     cols[2].metric("balanced accuracy", f"{100 * s['balanced_accuracy']:.1f}%")
     cols[3].metric(f"would rank ({label})", f"{rank} of {of}")
-    if read_only:
+    if chosen.read_only:
         st.caption("The reference zoo is read-only: to keep this submission, save it on your zoo.")
         return
 

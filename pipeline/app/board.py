@@ -1,4 +1,4 @@
-"""The Leaderboard tab: the table in column presets, the glossary and the plots."""
+"""The Leaderboard page: the table in column presets, the glossary and the plots."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from leaderboard.charts import chance_rule, pareto_chart, tip
-from leaderboard.loaders import set_descriptions
+from pipeline.app.charts import chance_rule, pareto_chart, tip
+from pipeline.app.loaders import set_descriptions
+from pipeline.app.selection import Selection
 from pipeline.ranking.present import GLOSSARY, PRESETS, display_table, set_header, set_images
 
 
@@ -91,24 +92,16 @@ def sets_described(out: str, version: str, dataset: str, folders: bool) -> None:
             st.markdown("\n".join(f"- {line}" for line in lines))
 
 
-def leaderboard_tab(
-    out: str,
-    version: str,
-    dataset: str,
-    view: pd.DataFrame,
-    total: int,
-    part: str | None = None,
-    folders: bool = True,
-) -> None:
-    """The filtered rows ``view`` (of ``total``) in a column preset, the glossary and the plots;
-    ``part``: the part of the cross-lab sets with versioned parts that was scored; without
-    ``folders``, no data folder is named."""
+def leaderboard_page(chosen: Selection) -> None:
+    """The rows the filters keep in a column preset, the glossary and the plots; in
+    competition mode no data folder is named."""
+    view, part = chosen.view, chosen.part
     if view.empty:
-        st.info(f"No row passes the filters (of {total}).")
+        st.info(f"No row passes the filters (of {chosen.total}).")
         return
     top = view.iloc[0]
     st.markdown(
-        f"**{len(view)} of {total} rows** · top: **{top['name']}** "
+        f"**{len(view)} of {chosen.total} rows** · top: **{top['name']}** "
         f"(test accuracy {100 * top['test_acc']:.1f}%)"
     )
     preset = st.segmented_control(
@@ -138,7 +131,7 @@ def leaderboard_tab(
         )
     )
     glossary()
-    sets_described(out, version, dataset, folders)
+    sets_described(chosen.out, chosen.version, chosen.dataset, folders=not chosen.rules.hiding)
     if "cross_bacc" in view.columns:
         st.subheader("In-domain accuracy against cross-lab balanced accuracy")
         chart = (

@@ -1,4 +1,4 @@
-"""Members still training, above the tabs, read again every few seconds."""
+"""Members still training, above every page, read again every few seconds."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from leaderboard.loaders import reference_out
+from pipeline.app.loaders import reference_out
 from pipeline.data.parts import part_ids
 from pipeline.ranking.reference import Reference, references
 from pipeline.ranking.table import ranked_test_sets
@@ -92,7 +92,7 @@ def choose_part(sets: dict[str, dict]) -> str | None:
         help=f"{', '.join(sorted(with_parts))} are split once, stratified, into a choose part "
         "(30%) and a report part (70%) (zoo/splits/). Choose a remedy, an adaptation or an "
         "ensemble on the choose part and report it on the report part: chosen and reported on "
-        "the same images, the best row flatters itself. The Details tab scores whole sets.",
+        "the same images, the best row flatters itself. The Details page scores whole sets.",
     )
     return PART_LABELS[label]
 

@@ -26,7 +26,7 @@ from pipeline.ranking.fingerprints import set_fingerprints
 from pipeline.ranking.present import sample_submission, set_description
 from pipeline.ranking.queries import eval_sets
 from pipeline.ranking.reference import Reference
-from pipeline.ranking.table import leaderboard, long_table
+from pipeline.ranking.table import long_table, ranked_table
 from pipeline.runs.layout import HISTORY_FILE, EntryFiles, Layout
 from pipeline.runs.submissions import read_submission
 
@@ -101,7 +101,7 @@ def score_table(out: str, version: str) -> pd.DataFrame:
 def board_table(
     out: str, version: str, dataset: str, test_set: str | None, part: str | None = None
 ) -> pd.DataFrame:
-    return leaderboard(load(out, version, part)[1], dataset, test_set)
+    return ranked_table(load(out, version, part)[1], dataset, test_set)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

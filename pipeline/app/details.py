@@ -1,4 +1,4 @@
-"""The Details tab: one configuration and seed, its scores per set, calibration, mistakes,
+"""The Details page: one configuration and seed, its scores per set, calibration, mistakes,
 training curves and provenance."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from leaderboard.charts import confusion_chart, reliability_chart
-from leaderboard.loaders import (
+from pipeline.app.charts import confusion_chart, reliability_chart
+from pipeline.app.loaders import (
     calibration_report,
     find_entry,
     full_scores,
@@ -18,6 +18,7 @@ from leaderboard.loaders import (
     misclassified,
     set_images,
 )
+from pipeline.app.selection import Selection
 from pipeline.ranking.collect import Contender
 from pipeline.ranking.disclosure import Disclosure, without_paths
 from pipeline.ranking.table import IN_DOMAIN
@@ -125,7 +126,7 @@ def gallery(
 
 
 def show_entry(config: str, entry_name: str) -> None:
-    """Open another configuration on the Details tab (a button's callback)."""
+    """Open another configuration on the Details page (a button's callback)."""
     st.session_state["detail_row"] = config
     st.session_state["detail_entry"] = entry_name
 
@@ -168,16 +169,11 @@ def ensemble_members(entry: Contender, view: pd.DataFrame, long: pd.DataFrame) -
         )
 
 
-def details_tab(
-    out: str,
-    version: str,
-    dataset: str,
-    view: pd.DataFrame,
-    long: pd.DataFrame,
-    rules: Disclosure,
-) -> None:
-    """The configuration (and seed) chosen among the filtered rows ``view``; ``rules``: what a
-    running competition lets it show."""
+def details_page(chosen: Selection) -> None:
+    """The configuration (and seed) chosen among the rows the filters keep; what a running
+    competition lets it show."""
+    out, version, dataset = chosen.out, chosen.version, chosen.dataset
+    view, long, rules = chosen.view, chosen.long, chosen.rules
     if view.empty:
         st.info("No row passes the filters.")
         return

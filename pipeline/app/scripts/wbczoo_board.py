@@ -1,0 +1,5 @@
+"""What ``wbczoo-board`` runs: the app as installed (a checkout runs ``leaderboard/app.py``)."""
+
+from pipeline.app.main import main
+
+main()
