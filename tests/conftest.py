@@ -288,8 +288,8 @@ def _fake_member(
         probs[np.arange(len(y)), pred] = 0.7
         write_submission(folder / f"{set_name}.csv", [r.id for r in records], probs, CLASSES)
         sources[set_name] = {"adapter": "folder", "root": str(root.resolve()), "split": split}
-    entry = MemberMeta(member=name, arch=name.split("-")[0], family="resnet", norm="bn",
-                       weights="none", params=11_000_000, gmacs=0.15, seed=seed,
+    entry = MemberMeta(name=name, arch=name.split("-")[0], family="resnet", norm="bn",
+                       init="none", params=11_000_000, gmacs=0.15, seed=seed,
                        recipe={"name": "fast"}, sets=sources,
                        command=f"python -m pipeline.zoo --models {name}")  # fmt: skip
     path = folder / "meta.json"

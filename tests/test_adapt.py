@@ -270,7 +270,7 @@ def test_an_ensemble_is_adapted_through_its_members_adapted_entries(
     assert adapted.kind == "ensemble" and adapted.meta.transductive is True
     assert adapted.meta.adapted_from == ens and adapted.meta.adaptation["method"] == "adabn"
     assert f"{squeeze}+tta" in entries and f"{squeeze}+adabn+tta" not in entries
-    weights = dict(zip(entries[ens].meta.members, entries[ens].meta.weights, strict=True))
+    weights = dict(zip(entries[ens].meta.members, entries[ens].meta.member_weights, strict=True))
     assert 0 < weights[squeeze] < 1  # both members count, so both sources are checked
     sources = {MEMBER: f"{MEMBER}+adabn+tta", squeeze: f"{squeeze}+tta"}
     expected = sum(weights[m] * read_submission(entries[s].files["lab2"]).probs

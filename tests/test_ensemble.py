@@ -356,7 +356,7 @@ def test_explicit_members_and_pooled_seeds(zoo: Path, capsys) -> None:
     )
     # members trained otherwise (here: other weights) under one name are never pooled together
     for c in candidates[:2]:
-        c.meta = c.meta.with_changes(weights="imagenet")
+        c.meta = c.meta.with_changes(init="imagenet")
     pooled = pool_seeds(candidates)
     assert len(pooled) == 2 and all(re.fullmatch(r"same-fast~\w{6}-pooled", c.name) for c in pooled)
     assert sorted(len(c.pooled_from) for c in pooled) == [2, 3]
@@ -438,9 +438,9 @@ def test_an_ensemble_saved_before_estimators_still_loads(tmp_path: Path, monkeyp
     probs = [rng.dirichlet(np.ones(3), 40) for _ in range(2)]
     y = probs[0].argmax(1)
     layout = Layout(tmp_path / "out")
-    soft = EnsembleMeta(member="ens-weighted-top2", method="weighted", members=("a", "b"),
-                        weights=(0.25, 0.75), classes=("x", "y", "z"))  # fmt: skip
-    fitted = fitted_method(layout.out, "cells", soft.member, soft)
+    soft = EnsembleMeta(name="ens-weighted-top2", method="weighted", members=("a", "b"),
+                        member_weights=(0.25, 0.75), classes=("x", "y", "z"))  # fmt: skip
+    fitted = fitted_method(layout.out, "cells", soft.name, soft)
     np.testing.assert_allclose(fitted.predict_proba(probs), methods.soft(probs, [0.25, 0.75]))
     model = methods.fit_stack(probs, y)
     folder = layout.ensemble("cells", "ens-stack-top2")
@@ -448,11 +448,11 @@ def test_an_ensemble_saved_before_estimators_still_loads(tmp_path: Path, monkeyp
     joblib.dump({"model": model, "members": ["a", "b"]}, folder / "stack.joblib")
     monkeypatch.chdir(tmp_path)  # elsewhere than the folder it was built from
     stack = EnsembleMeta(
-        member="ens-stack-top2",
+        name="ens-stack-top2",
         method="stack",
         members=("a", "b"),
         classes=("x", "y", "z"),
         stack_model="built-here/zoo/ensembles/cells/ens-stack-top2/stack.joblib",
     )
-    fitted = fitted_method(layout.out, "cells", stack.member, stack)
+    fitted = fitted_method(layout.out, "cells", stack.name, stack)
     np.testing.assert_allclose(fitted.predict_proba(probs), methods.stack_predict(model, probs, 3))

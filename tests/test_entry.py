@@ -28,14 +28,14 @@ def test_an_entry_is_written_predictions_first_and_meta_json_last(tmp_path: Path
     assert entry.files.prediction_files() == {"val": folder / "val.csv"}
     np.testing.assert_allclose(read_submission(folder / "raw" / "val.csv").probs, PROBS)
     scores = tmp_path / "zoo" / "metrics.json"
-    entry.finish(MemberMeta(member="m-fast-s0", dataset="cells", classes=CLASSES), scores, {"a": 1})
+    entry.finish(MemberMeta(name="m-fast-s0", dataset="cells", classes=CLASSES), scores, {"a": 1})
     assert json.loads(scores.read_text()) == {"a": 1}
     assert read_entry(entry.files.meta).classes == CLASSES
 
 
 def test_meta_json_must_describe_the_entry_it_finishes(tmp_path: Path) -> None:
     entry = EntryWriter.open(tmp_path, "cells", "m-fast-s0", "member", CLASSES)
-    for meta in (EnsembleMeta(member="m-fast-s0"), MemberMeta(member="other-s0")):
+    for meta in (EnsembleMeta(name="m-fast-s0"), MemberMeta(name="other-s0")):
         with pytest.raises(ValueError, match="does not describe this member entry"):
             entry.finish(meta)
     assert not entry.files.meta.exists()

@@ -204,7 +204,7 @@ def test_an_ensemble_method_without_a_graph_is_refused() -> None:
 
     probs = [np.full((4, 3), 1 / 3)] * 2
     y = np.array([0, 1, 2, 0])
-    meta = EnsembleMeta(member="ens", classes=("a", "b", "c"), members=("m1", "m2"))
+    meta = EnsembleMeta(name="ens", classes=("a", "b", "c"), members=("m1", "m2"))
     with pytest.raises(ValueError, match="no graph for 'geometric'"):
         onnx_bundle.EnsembleGraph(LoadedEnsemble("ens", meta, [], Geometric().fit(probs, y)))
     greedy = GreedyEnsemble(3).fit(probs, y)  # a weighted mean: exported as one

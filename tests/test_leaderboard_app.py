@@ -114,7 +114,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
     folder = save_upload(out, "cells", "test", "../../x", upload, source)
     assert folder == (out / "submissions" / "cells" / "x").resolve()
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["kind"] == "upload" and meta["name"] == "x" and meta["sets"] == {"test": source}
+    assert meta["kind"] == "upload" and meta["member"] == "x" and meta["sets"] == {"test": source}
     saved = (folder / "test.csv").read_bytes()
     with pytest.raises(ValueError, match=r"cells/x already exists: choose another name"):
         save_upload(out, "cells", "test", "x", upload, source)

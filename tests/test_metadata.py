@@ -60,7 +60,7 @@ def test_an_old_member_reads_with_defaults_and_rewrites_losslessly(tmp_path: Pat
 
 def test_a_meta_without_member_is_named_by_its_folder(tmp_path: Path) -> None:
     meta = {k: v for k, v in OLD_MEMBER.items() if k != "member"}
-    assert read_entry(write(tmp_path / "vgg11-fast-s1", meta)).member == "vgg11-fast-s1"
+    assert read_entry(write(tmp_path / "vgg11-fast-s1", meta)).name == "vgg11-fast-s1"
 
 
 def test_each_kind_reads_as_its_own_class(tmp_path: Path) -> None:
@@ -76,6 +76,21 @@ def test_each_kind_reads_as_its_own_class(tmp_path: Path) -> None:
         assert type(meta) is cls and meta.to_json()["kind"] == kind
     ensemble = read_entry(tmp_path / "ensemble" / "meta.json")
     assert ensemble.members == ("a", "b") and ensemble.estimator is None  # from before estimators
+
+
+def test_attributes_say_what_they_hold_and_files_keep_their_keys(tmp_path: Path) -> None:
+    member = read_entry(write(tmp_path / "m", {**OLD_MEMBER, "weights": "imagenet"}))
+    assert member.name == OLD_MEMBER["member"] and member.init == "imagenet"
+    ensemble = read_entry(write(tmp_path / "e", {"member": "ens", "kind": "ensemble",
+                                                 "weights": [0.25, 0.75],
+                                                 "weights_init": ["none"]}))  # fmt: skip
+    assert ensemble.member_weights == (0.25, 0.75) and ensemble.member_inits == ("none",)
+    written = ensemble.to_json()
+    assert written["member"] == "ens" and written["weights"] == [0.25, 0.75]
+    assert {"name", "member_weights", "member_inits"}.isdisjoint(written)
+    # an upload of an earlier version also wrote its name as "name": kept, never taken for it
+    upload = read_entry(write(tmp_path / "u", {"member": "u", "kind": "upload", "name": "x"}))
+    assert upload.name == "u" and upload.to_json()["name"] == "x"
 
 
 @pytest.mark.parametrize(

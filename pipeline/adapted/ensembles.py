@@ -124,7 +124,7 @@ def adapt_ensemble(
         writer = entries[adaptation]
         shared = sorted(set.intersection(*(set(p) for p in preds)), key=lambda s: s != FIT_SET)
         adapted = meta.with_changes(
-            member=entry,
+            name=entry,
             adapted_from=name,
             adaptation=asdict(adaptation),
             calibration={},  # without validation outputs to fit on: uncalibrated, and says so

@@ -76,7 +76,7 @@ def adapted_meta(
     return AdaptedMeta(
         **inherited
         | {
-            "member": member.name + adaptation.suffix,
+            "name": member.name + adaptation.suffix,
             "adapted_from": member.name,
             "adaptation": asdict(adaptation),
             "calibration": calibration,

@@ -135,7 +135,7 @@ def ensemble_members(entry: Contender, view: pd.DataFrame, long: pd.DataFrame) -
     """An ensemble's method, members and weights (or greedy counts), each member a link."""
     meta = entry.meta
     names = list(meta.members)
-    weights = list(meta.weights) or [None] * len(names)
+    weights = list(meta.member_weights) or [None] * len(names)
     counts = meta.extra.get("multiset") or {}
     rows = pd.DataFrame(
         {

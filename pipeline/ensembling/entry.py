@@ -69,16 +69,16 @@ def save_ensemble(
     if isinstance(ens.estimator, StackEnsemble):
         extra["stack_C"] = float(np.atleast_1d(ens.estimator.model_.C_)[0])
     meta = EnsembleMeta(
-        member=ens.name,
+        name=ens.name,
         method=ens.method,
         members=tuple(names),
-        weights=tuple(round(float(w), 6) for w in ens.estimator.weights_),
+        member_weights=tuple(round(float(w), 6) for w in ens.estimator.weights_),
         estimator=ESTIMATOR_FILE,
         top=top,
         dataset=tag,
         classes=tuple(classes),
         norm=tuple(sorted({m.norm or "?" for m in metas})),
-        weights_init=tuple(sorted({m.weights or "?" for m in metas})),
+        member_inits=tuple(sorted({m.init or "?" for m in metas})),
         params=sum(int(m.params) for m in metas),
         gmacs=round(sum(float(m.gmacs or 0) for m in metas), 4),
         sets=sources,

@@ -300,7 +300,7 @@ def restored(meta: EnsembleMeta, stack_file: Path) -> EnsembleMethod:
     est = ENSEMBLE_METHODS[meta.method]()
     est.n_classes_ = len(meta.classes)
     est.members_ = list(range(len(meta.members)))
-    weights = np.asarray(meta.weights or np.ones(len(meta.members)), dtype=float)
+    weights = np.asarray(meta.member_weights or np.ones(len(meta.members)), dtype=float)
     est.weights_ = weights / weights.sum()
     if isinstance(est, StackEnsemble):
         est.model_ = joblib.load(stack_file)["model"]

@@ -74,7 +74,7 @@ def used_costs(entries: list[Contender]) -> dict[tuple[str, str], dict]:
         m = e.meta
         if not isinstance(m, EnsembleMeta) or not m.members:
             continue
-        names, weights, counts = m.members, m.weights, m.extra.get("multiset")
+        names, weights, counts = m.members, m.member_weights, m.extra.get("multiset")
         if isinstance(counts, dict):
             used = [n for n in names if counts.get(n, 0)]
         elif len(weights) == len(names):
@@ -119,9 +119,9 @@ def row_description(e: Contender) -> dict:
         "seed": m.seed if isinstance(m, MemberMeta) and m.seed is not None else np.nan,
     }
     if isinstance(m, MemberMeta):  # adapted entries too
-        weights, norm, family, members_used = m.weights, m.norm, m.family, 1
+        weights, norm, family, members_used = m.init, m.norm, m.family, 1
     elif isinstance(m, EnsembleMeta):
-        weights, norm, family = "+".join(m.weights_init), "+".join(m.norm), m.family
+        weights, norm, family = "+".join(m.member_inits), "+".join(m.norm), m.family
         members_used = len(m.members)
     else:
         blank = {"family": "", "norm": "", "weights": "", "params_m": np.nan, "gmacs": np.nan}

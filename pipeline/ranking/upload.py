@@ -125,7 +125,6 @@ def save_upload(
     order = np.argsort(sub.ids, kind="stable")  # the format wants rows sorted by id
     entry.predictions(set_name, [sub.ids[i] for i in order], sub.probs[order])
     meta = UploadMeta(
-        member=safe,
         name=safe,
         dataset=dataset,
         classes=tuple(sub.classes),

@@ -100,9 +100,9 @@ class EntryWriter:
     ) -> None:
         """Its scores (``metrics`` into ``metrics_file``, where it keeps any), then
         ``meta.json``: from here on the folder is a complete entry."""
-        if meta.kind != self.kind or meta.member != self.files.name:
+        if meta.kind != self.kind or meta.name != self.files.name:
             raise ValueError(
-                f"{self.files.folder}: meta.json of {meta.kind} {meta.member!r} does not describe "
+                f"{self.files.folder}: meta.json of {meta.kind} {meta.name!r} does not describe "
                 f"this {self.kind} entry"
             )
         if metrics_file is not None:

@@ -102,7 +102,10 @@ class EntryMeta:
     where its answer key comes from (``{"adapter", "root", "split", "unreadable"}``)."""
 
     kind: ClassVar[str]
-    member: str = ""
+    # attributes kept under another key: the key files have always had (first versions wrote
+    # members only), the attribute what it holds
+    KEYS: ClassVar[dict[str, str]] = {"name": "member"}
+    name: str = ""
     dataset: str = ""
     classes: tuple[str, ...] = ()
     sets: dict[str, dict] = field(default_factory=dict)
@@ -123,19 +126,28 @@ class EntryMeta:
         return self.sets.get(set_name)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"member": self.member, "kind": self.kind}
+        out: dict[str, Any] = {self.KEYS["name"]: self.name, "kind": self.kind}
         for f in fields(self):
-            if f.name not in ("member", "extra"):
+            if f.name not in ("name", "extra"):
                 value = getattr(self, f.name)
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                key = self.KEYS.get(f.name, f.name)
+                out[key] = list(value) if isinstance(value, tuple) else value
         return {**self.extra, **out}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: tuple(v) if isinstance(v, list) and _TUPLES.get(k) else v
-                  for k, v in data.items() if k in known and v is not None}  # fmt: skip
-        extra = {k: v for k, v in data.items() if k not in known and k != "kind"}
+        attribute = {key: name for name, key in cls.KEYS.items()}
+        values, extra = {}, {}
+        for key, value in data.items():
+            # a key spelled like a renamed attribute (an old upload's "name") is not that one
+            name = attribute.get(key, None if key in cls.KEYS else key)
+            if name in known:
+                if value is not None:
+                    tuples = isinstance(value, list) and name in _TUPLES
+                    values[name] = tuple(value) if tuples else value
+            elif key != "kind":
+                extra[key] = value
         return cls(**values, extra=extra)
 
     def with_changes(self, **changes: Any) -> Self:
@@ -147,13 +159,14 @@ class MemberMeta(EntryMeta):
     """A trained member (``pipeline.training.member``)."""
 
     kind: ClassVar[str] = "member"
+    KEYS: ClassVar[dict[str, str]] = EntryMeta.KEYS | {"init": "weights"}
     arch: str | None = None
     builder: str | None = None
     family: str | None = None
     norm: str | None = None
     seed: int | None = None
     recipe: dict = field(default_factory=dict)
-    weights: str | None = None  # the weights it started from: imagenet, none or file
+    init: str | None = None  # the weights it started from: imagenet, none or file
     weights_requested: str | None = None
     weights_file: dict | None = None  # a backbone of pipeline.pretrain: path, sha256, how made
     weights_sha256: str | None = None
@@ -187,20 +200,24 @@ class AdaptedMeta(MemberMeta):
 @dataclass(frozen=True)
 class EnsembleMeta(EntryMeta):
     """An ensemble (``pipeline.ensemble``); its fitted method is ``estimator``, a file in
-    ``OUT/zoo/ensembles/<dataset>/<name>/`` (older ensembles: ``method`` and ``weights``, and a
+    ``OUT/zoo/ensembles/<dataset>/<name>/`` (older ensembles: ``method``, ``member_weights`` and a
     stacker's ``stack_model``). An adapted ensemble (``pipeline.adapt``) is that method applied
     to its members' adapted entries: ``adapted_from`` names the ensemble, ``adaptation`` how."""
 
     kind: ClassVar[str] = "ensemble"
+    KEYS: ClassVar[dict[str, str]] = EntryMeta.KEYS | {
+        "member_weights": "weights",
+        "member_inits": "weights_init",
+    }
     method: str = ""
     members: tuple[str, ...] = ()
-    weights: tuple[float, ...] = ()
+    member_weights: tuple[float, ...] = ()  # how the method combines them, in their order
     estimator: str | None = None
     stack_model: str | None = None
     top: int | None = None
     family: str = "ensemble"
     norm: tuple[str, ...] = ()
-    weights_init: tuple[str, ...] = ()
+    member_inits: tuple[str, ...] = ()  # the weights its members started from
     params: int = 0
     gmacs: float | None = None
     adapted_from: str = ""  # an adapted ensemble: the ensemble whose method it reapplies
@@ -225,7 +242,6 @@ class UploadMeta(EntryMeta):
     """A submission uploaded to the leaderboard (``pipeline.ranking.upload``)."""
 
     kind: ClassVar[str] = "upload"
-    name: str = ""
     description: str = ""  # the uploader's own words
 
 
@@ -238,8 +254,8 @@ def is_transductive(meta: EntryMeta) -> bool:
 KINDS: dict[str, type[EntryMeta]] = {
     m.kind: m for m in (MemberMeta, AdaptedMeta, EnsembleMeta, UploadMeta)
 }
-_TUPLES = {"classes": True, "aux_heads": True, "members": True, "weights": True, "norm": True,
-           "weights_init": True, "augment_on_device": True}  # fmt: skip
+_TUPLES = {"classes", "aux_heads", "members", "member_weights", "norm", "member_inits",
+           "augment_on_device"}  # fmt: skip
 
 
 def entry_meta(data: dict[str, Any], path: Path) -> EntryMeta:

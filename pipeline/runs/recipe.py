@@ -153,6 +153,6 @@ def settings_fingerprint(meta: MemberMeta) -> str:
     """The fingerprint of what a member's ``meta.json`` says it was trained with, seed aside:
     seeds of one name pool only when these agree. Not its ``data_fingerprint``, which older
     members lack: the training data is the dataset the member is filed under."""
-    values = {"arch": meta.arch, "weights": meta.weights, "image_size": meta.image_size}
+    values = {"arch": meta.arch, "weights": meta.init, "image_size": meta.image_size}
     values |= {"recipe": stored_recipe(meta.recipe)}
     return fingerprint(values)

@@ -223,7 +223,7 @@ class MlflowTracker:
         params = {
             "method": meta.method,
             "members": ",".join(meta.members),
-            "weights": ",".join(str(w) for w in meta.weights),
+            "weights": ",".join(str(w) for w in meta.member_weights),
             "top": str(meta.top),
             "dataset": dataset,
             "temperature": str(meta.calibration.get("temperature")),

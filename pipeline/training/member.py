@@ -463,7 +463,7 @@ def member_meta(run: Training, metrics: dict, calib: dict, best_epoch: int) -> M
     cfg, recipe, size, runtime = run.cfg, run.cfg.recipe, run.size, run.runtime
     unreadable = set(metrics["test"]["source"].get("unreadable", ()))
     return MemberMeta(
-        member=cfg.member_id,
+        name=cfg.member_id,
         arch=cfg.arch.name,
         builder=cfg.arch.builder,
         family=cfg.arch.family,
@@ -472,7 +472,7 @@ def member_meta(run: Training, metrics: dict, calib: dict, best_epoch: int) -> M
         classes=tuple(run.classes),
         seed=cfg.seed,
         recipe=asdict(recipe),
-        weights=run.weights_used,
+        init=run.weights_used,
         weights_requested=cfg.weights,
         **run.backbone,
         data_fingerprint=run.settings["data_fingerprint"],

@@ -9,7 +9,6 @@ from torch import nn
 
 from pipeline.runs.recipe import Recipe
 
-
 FUSED_DEVICES = ("cpu", "cuda")
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
