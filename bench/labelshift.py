@@ -22,7 +22,7 @@ from pipeline.adapted.compose import SourceFit, label_shift, labelled, set_colum
 from pipeline.adapted.labelshift import normalise
 from pipeline.data.parts import COLUMN, SPLITS
 from pipeline.data.splits import read_split_file
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.runs.metadata import read_meta
 from pipeline.runs.submissions import read_submission
 
@@ -30,15 +30,15 @@ PART_FILES = {"bccd": "bccd.csv", "tecom": "zheng2018_tecom.csv"}
 METHODS = ("none", "em", "bbse")
 
 
-def answers(set_name: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The scored ids' labels (PBC test, or the report part of BCCD or Tecom), vocabulary."""
+def answers(set_name: str) -> AnswerKey:
+    """The scored ids' labels (PBC test, or the report part of BCCD or Tecom) and vocabulary."""
     if set_name in PART_FILES:
         rows = read_split_file(SPLITS / PART_FILES[set_name], COLUMN)
         key = {i: label for i, (label, part) in rows.items() if part == "report"}
     else:
         rows = read_split_file(SPLITS / "pbc.csv")
         key = {i: label for i, (label, split) in rows.items() if split == set_name}
-    return key, tuple(sorted({label for label, _ in rows.values()}))
+    return AnswerKey(key, tuple(sorted({label for label, _ in rows.values()})))
 
 
 def corrected(probs: np.ndarray, columns: list[int], method: str, source: SourceFit):
@@ -50,7 +50,7 @@ def corrected(probs: np.ndarray, columns: list[int], method: str, source: Source
 
 
 def evaluate(folder: Path) -> list[dict]:
-    val_key, _ = answers("val")
+    val_key = answers("val").labels
     val_path = folder / "val.csv"
     member = read_meta(folder / "meta.json").get("adapted_from") or folder.name
     val = read_submission(val_path if val_path.is_file() else folder.parent / member / "val.csv")
@@ -59,13 +59,13 @@ def evaluate(folder: Path) -> list[dict]:
     rows = []
     for set_name in ("test", "bccd", "tecom"):
         sub = read_submission(folder / f"{set_name}.csv")
-        key, vocabulary = answers(set_name)
-        columns = set_columns(sub.classes, vocabulary)
-        scored = np.array([i in key for i in sub.ids])
-        ids = [i for i in sub.ids if i in key]
+        truth = answers(set_name)
+        columns = set_columns(sub.classes, truth.vocabulary)
+        scored = np.array([i in truth.labels for i in sub.ids])
+        ids = [i for i in sub.ids if i in truth.labels]
         for method in METHODS if val_path.is_file() else ("none", "em"):
             probs = corrected(sub.probs, columns, method, source)
-            s = score(ids, probs[scored], sub.classes, key, vocabulary, auc=False)
+            s = score(ids, probs[scored], sub.classes, truth, auc=False)
             rows.append({"entry": folder.name, "method": method, "set": set_name, "n": s["n"],
                          "acc": s["accuracy"], "bacc": s["balanced_accuracy"]})  # fmt: skip
     return rows

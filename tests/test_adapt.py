@@ -342,7 +342,7 @@ def test_an_ensemble_is_transductive_when_a_member_is(
 
 
 def val_labels(entry, ids: list[str]) -> np.ndarray:
-    key, _ = AnswerKeys().answers(entry.meta.source("val"))
+    key = AnswerKeys().key(entry.meta.source("val"))
     return np.array([entry.meta.classes.index(key[i]) for i in ids])
 
 

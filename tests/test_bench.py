@@ -93,7 +93,7 @@ def test_labelshift_scores_the_report_parts(tmp_path: Path, capsys) -> None:
     folder.mkdir()
     (folder / "meta.json").write_text(json.dumps({"member": "m-s0", "kind": "member"}))
     for set_name in ("val", "test", "bccd", "tecom"):
-        key, _ = labelshift.answers(set_name)
+        key = labelshift.answers(set_name).labels
         ids = sorted(key)
         probs = np.full((len(ids), len(CLASSES)), 0.001)
         probs[np.arange(len(ids)), [CLASSES.index(key[i]) for i in ids]] = 0.993

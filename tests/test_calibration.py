@@ -20,6 +20,7 @@ from pipeline.evaluation.calibration import (
     reliability,
     risk_coverage,
 )
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.runs.entry import EntryWriter
 from pipeline.runs.layout import EntryFiles
 from pipeline.runs.submissions import read_submission, write_submission
@@ -104,9 +105,11 @@ def test_calibrate_entry_writes_calibrated_sets_and_reports_across_labs(tmp_path
     write_raw(folder, "val", ids, val, classes)
     write_raw(folder, "lab2", [f"l{i}" for i in range(200)], lab, classes)
     keys = {
-        "val": ({i: classes[k] for i, k in zip(ids, y_val, strict=True)}, classes),
+        "val": AnswerKey({i: classes[k] for i, k in zip(ids, y_val, strict=True)}, classes),
         # the other lab knows no basophils: its cells of that class are left out of the report
-        "lab2": ({f"l{i}": classes[k] for i, k in enumerate(y_lab) if k != 0}, classes[1:]),
+        "lab2": AnswerKey(
+            {f"l{i}": classes[k] for i, k in enumerate(y_lab) if k != 0}, classes[1:]
+        ),
     }
     entry = EntryWriter(EntryFiles(folder), "member", classes)
     calib = calibrate_entry(entry, keys.get)
@@ -134,7 +137,7 @@ def test_calibrate_entry_refuses_columns_in_another_order(tmp_path: Path) -> Non
     write_raw(tmp_path, "val", ["a", "b"], np.array([[0.9, 0.1], [0.2, 0.8]]), classes)
     entry = EntryWriter(EntryFiles(tmp_path), "member", classes[::-1])
     with pytest.raises(ValueError, match="raw/val.csv: columns basophil, eosinophil, not the"):
-        calibrate_entry(entry, lambda s: ({"a": "basophil", "b": "eosinophil"}, classes))
+        calibrate_entry(entry, lambda s: AnswerKey({"a": "basophil", "b": "eosinophil"}, classes))
     assert not (tmp_path / "val.csv").exists()
 
 

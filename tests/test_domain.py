@@ -26,7 +26,7 @@ from pipeline.data.cellcrop import (
     find_cell,
 )
 from pipeline.errors import UserError
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.evaluation.stats import mean_ci, seed_summary
 from pipeline.training.recipes import get_recipe, override
 
@@ -205,7 +205,8 @@ def test_members_are_scored_over_the_classes_they_share_with_a_set() -> None:
     member = ("basophil", "lymphocyte", "neutrophil", "platelet")
     key = {"a": "lymphocyte", "b": "neutrophil", "c": "monocyte", "d": "neutrophil"}
     probs = np.array([[0.1, 0.5, 0.1, 0.3], [0.6, 0.1, 0.3, 0.0], [0, 1, 0, 0], [0, 0, 1, 0]])
-    result = score(list(key), probs, member, key, ("lymphocyte", "monocyte", "neutrophil"))
+    answers = AnswerKey(key, ("lymphocyte", "monocyte", "neutrophil"))
+    result = score(list(key), probs, member, answers)
     assert result["classes"] == ["lymphocyte", "neutrophil"]  # basophil, platelet not in the set
     assert result["unscored"] == 1  # the monocyte: the member never learnt it
     assert result["n"] == 3 and result["accuracy"] == pytest.approx(1.0)  # b: 0.3 vs 0.1

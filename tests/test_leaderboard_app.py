@@ -29,6 +29,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipeline.data import load_dataset
 from pipeline.evaluation.calibration import apply_temperature, compare
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.names import BadName
 from pipeline.ranking.collect import Contender
 from pipeline.ranking.pareto import pareto_front
@@ -89,7 +90,7 @@ def test_uploads_never_take_a_name_of_the_zoo(out: Path) -> None:
             "cells",
             "test",
             "alpha-fast-s0",
-            check_upload(perfect(key), key, vocabulary=CLASSES),
+            check_upload(perfect(key), AnswerKey(key, CLASSES)),
             {},
         )
     assert {p.name: p.read_bytes() for p in member.iterdir()} == before
@@ -101,15 +102,15 @@ def test_na_like_ids_are_ids(out: Path) -> None:
     nas = ["", "NA", "nan", "null", "None", "#N/A"]
     key = {na or "x": "lymphocyte" for na in nas}
     data = perfect(key)
-    assert check_upload(data, key, vocabulary=CLASSES).scores["accuracy"] == 1.0
+    assert check_upload(data, AnswerKey(key, CLASSES)).scores["accuracy"] == 1.0
     empty = data.replace(b"\nx,", b"\n,")
     with pytest.raises(SubmissionError, match=r"^bad.csv: line \d+ has an empty id$"):
-        check_upload(empty, key, "bad.csv", vocabulary=CLASSES)
+        check_upload(empty, AnswerKey(key, CLASSES), "bad.csv")
 
 
 def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: Path) -> None:
     key = answer_key(out)
-    upload = check_upload(perfect(key), key, vocabulary=CLASSES)
+    upload = check_upload(perfect(key), AnswerKey(key, CLASSES))
     source = {"adapter": "folder", "root": "cells", "split": "test"}
     folder = save_upload(out, "cells", "test", "../../x", upload, source)
     assert folder == (out / "submissions" / "cells" / "x").resolve()
@@ -132,7 +133,7 @@ def test_save_upload_stays_inside_out_and_never_overwrites(out: Path, tmp_path: 
 def test_check_upload_scores_a_valid_file(out: Path) -> None:
     key = answer_key(out)
     ids = list(key)[::-1]  # any row order is accepted
-    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), key, vocabulary=CLASSES)
+    result = check_upload(csv_bytes(ids, onehot([key[i] for i in ids])), AnswerKey(key, CLASSES))
     assert result.scores["accuracy"] == 1.0 and result.scores["n"] == len(key)
 
 
@@ -321,7 +322,7 @@ def test_malformed_uploads_raise_value_errors(out: Path) -> None:
     key = answer_key(out)
     for case, (data, message) in malformed(key).items():
         with pytest.raises(ValueError) as info:
-            check_upload(data, key, "bad.csv", vocabulary=CLASSES)
+            check_upload(data, AnswerKey(key, CLASSES), "bad.csv")
         assert str(info.value) == message, case
 
 
@@ -378,7 +379,7 @@ def test_details_show_calibration_before_and_after(
     app.selectbox(key="detail_row").set_value("alpha-fast").run()
     app.selectbox(key="detail_entry").set_value("alpha-fast-s0").run()
     assert not app.exception, [e.message for e in app.exception]
-    expected = compare(raw, sub, answer_key(out), CLASSES)
+    expected = compare(raw, sub, AnswerKey(answer_key(out), CLASSES))
     shown = [(m.label, m.value) for m in app.metric]
     test_tab = dict(shown[shown.index(("images", "6")) + 1 :][:5])  # after the test scores
     assert test_tab["ECE before"] == f"{expected['ece_raw']:.4f}"

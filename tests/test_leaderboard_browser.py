@@ -202,7 +202,7 @@ def test_competition_submission_in_chromium(tmp_path: Path, make_tree, capsys) -
     assert cli.main([*args, "--bundle", str(tmp_path / "bundle")]) == 0
     assert cli.main(["--out", str(out), "--add-team", "Browsers"]) == 0
     token = re.search(r"token (\S+)", capsys.readouterr().out).group(1)
-    key = competition.load_key(out, "cells").labels
+    key = competition.load_key(out, "cells").answers.labels
     upload = tmp_path / "mine.csv"
     upload.write_bytes(csv_bytes(list(key), onehot(list(key.values()))))
     with served_page(out, tmp_path, "details") as page:

@@ -36,6 +36,7 @@ from pipeline.commands import leaderboard as cli
 from pipeline.commands import wbczoo
 from pipeline.commands.reference import main as pack_main
 from pipeline.data import load_dataset
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.ranking import competition, teams
 from pipeline.ranking.bundle import JPEG_TOLERANCE, make_bundle
 from pipeline.ranking.competition import Settings, divide
@@ -73,7 +74,7 @@ def contest(out: Path) -> competition.ContestKey:
 
 def answers(key: competition.ContestKey, right: set[str]) -> bytes:
     """A submission on the opaque ids, right on those of ``right``, one class off elsewhere."""
-    labels = key.labels
+    labels = key.answers.labels
     ids = sorted(labels)
     preds = [labels[i] if i in right else CLASSES[(CLASSES.index(labels[i]) + 1) % 3] for i in ids]
     return csv_bytes(ids, onehot(preds))
@@ -117,7 +118,7 @@ def test_bundle_images_carry_no_class_name_or_order(tmp_path: Path, make_tree) -
     key["neutrophil/img_029.png"] = key.pop("neutrophil/img_029.jpg")
     source = {"adapter": "folder", "root": str(tmp_path / "cells"), "split": "test"}
     bundle = tmp_path / "bundle"
-    contest_key = make_bundle(bundle, "cells", source, key, CLASSES)
+    contest_key = make_bundle(bundle, "cells", source, AnswerKey(key, CLASSES))
 
     assert sorted(p.name for p in bundle.iterdir()) == ["README.txt", "images", SAMPLE]
     files = sorted((bundle / "images").iterdir())
@@ -140,7 +141,7 @@ def test_bundle_images_carry_no_class_name_or_order(tmp_path: Path, make_tree) -
     text = (bundle / SAMPLE).read_text() + (bundle / "README.txt").read_text()
     assert contest_key.salt not in text and "img_" not in text
     with pytest.raises(ValueError, match="already exists: give --bundle a new folder"):
-        make_bundle(bundle, "cells", source, key, CLASSES)
+        make_bundle(bundle, "cells", source, AnswerKey(key, CLASSES))
 
 
 SAMPLE = "sample_submission.csv"
@@ -164,7 +165,7 @@ def test_bundle_jpegs_are_rebuilt_from_their_pixels(tmp_path: Path, write_image)
     source.write_bytes(data[:2] + app9 + data[2:] + payload)  # and after EOI
     key = {"neutrophil/n.jpg": "neutrophil"}
     where = {"adapter": "folder", "root": str(tmp_path / "cells"), "split": "test"}
-    contest_key = make_bundle(tmp_path / "bundle", "cells", where, key, CLASSES)
+    contest_key = make_bundle(tmp_path / "bundle", "cells", where, AnswerKey(key, CLASSES))
     (written,) = (tmp_path / "bundle" / "images").iterdir()
     out = written.read_bytes()
     assert written.suffix == ".jpg" and payload[:64] not in out and b"C0MMENT" not in out

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from boards import answer_key, fabricate_out, perfect
 
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
 from pipeline.ranking.queries import Standing, eval_sets, would_rank
@@ -95,7 +96,7 @@ def test_would_rank_is_the_rank_after_saving(tmp_path: Path, make_tree) -> None:
     out = fabricate_out(tmp_path, make_tree)
     entries = find_entries(out)
     key = answer_key(out)
-    upload = check_upload(perfect(key), key, vocabulary=sorted(set(key.values())))
+    upload = check_upload(perfect(key), AnswerKey(key, tuple(sorted(set(key.values())))))
     before = would_rank(long_table(entries, Scorer()), "cells", "test", upload.scores)
     assert before == (1, 4, "test accuracy")
     save_upload(out, "cells", "test", "copy", upload, eval_sets(entries, "cells")["test"])

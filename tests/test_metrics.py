@@ -61,14 +61,15 @@ def test_agrees_with_scikit_learn_on_random_predictions() -> None:
 
 
 def test_mistakes_over_shared_classes_and_known_ids_only() -> None:
-    from pipeline.evaluation.scoring import Mistake, mistakes
+    from pipeline.evaluation.scoring import AnswerKey, Mistake, mistakes
 
     classes = ("lymphocyte", "neutrophil", "platelet")
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05]])
     key = {"a": "neutrophil", "b": "lymphocyte", "c": "neutrophil", "x": "lymphocyte"}
     # "b": platelet is not in the set's vocabulary, so its prediction falls back to the shared
     # two; "d" is not in the answer key: a made-up id never counts
-    found = mistakes(["a", "b", "c", "d"], probs, classes, key, ("lymphocyte", "neutrophil"))
+    answers = AnswerKey(key, ("lymphocyte", "neutrophil"))
+    found = mistakes(["a", "b", "c", "d"], probs, classes, answers)
     assert found == [
         Mistake("a", "neutrophil", "lymphocyte", pytest.approx(0.7 / 0.9)),
         Mistake("b", "lymphocyte", "neutrophil", pytest.approx(0.3 / 0.4)),

@@ -11,7 +11,7 @@ from pipeline.data.pbc import FOLDER, load_pbc
 from pipeline.data.records import scan_class_folders
 from pipeline.data.splits import write_split_file
 from pipeline.evaluation.answers import AnswerKeys
-from pipeline.evaluation.scoring import missing_classes, mistakes, score
+from pipeline.evaluation.scoring import AnswerKey, missing_classes, mistakes, score
 
 RAABIN = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
 
@@ -43,14 +43,15 @@ def testb_root(tmp_path: Path, make_tree) -> Path:
 def test_a_set_is_scored_over_its_vocabulary_not_its_labels(testb_root: Path, source) -> None:
     keys = AnswerKeys()
     source = {**source, "root": str(testb_root)}
-    key, vocabulary = keys.key(source), keys.vocabulary(source)
+    answers = keys.answers(source)
+    key = answers.labels
     assert set(key.values()) == {"lymphocyte", "neutrophil"}  # a strict subset
-    assert vocabulary == RAABIN
+    assert answers.vocabulary == RAABIN
     probs = always_monocyte(key, RAABIN)
-    scores = score(list(key), probs, RAABIN, key, vocabulary)
+    scores = score(list(key), probs, RAABIN, answers)
     assert (scores["accuracy"], scores["n"], scores["unscored"]) == (0.0, 6, 0)
     assert scores["classes"] == list(RAABIN)
-    assert {m.pred for m in mistakes(list(key), probs, RAABIN, key, vocabulary)} == {"monocyte"}
+    assert {m.pred for m in mistakes(list(key), probs, RAABIN, answers)} == {"monocyte"}
 
 
 def test_a_folder_split_missing_a_rare_class_keeps_the_class(tmp_path: Path, make_tree) -> None:
@@ -61,14 +62,13 @@ def test_a_folder_split_missing_a_rare_class_keeps_the_class(tmp_path: Path, mak
     key = keys.key(source)
     assert "monocyte" not in key.values() and "monocyte" in keys.vocabulary(source)
     classes = ("lymphocyte", "monocyte", "neutrophil")
-    scores = score(list(key), always_monocyte(key, classes), classes, key, keys.vocabulary(source))
+    scores = score(list(key), always_monocyte(key, classes), classes, keys.answers(source))
     assert scores["accuracy"] == 0.0
 
 
 def test_labels_outside_the_vocabulary_are_an_error() -> None:
-    key = {"a": "lymphocyte", "b": "platelet"}
     with pytest.raises(ValueError, match=r"labels \['platelet'\] outside the set's vocabulary"):
-        score(["a", "b"], np.eye(2), ("lymphocyte", "platelet"), key, ("lymphocyte",))
+        AnswerKey({"a": "lymphocyte", "b": "platelet"}, ("lymphocyte",))
 
 
 def test_missing_classes_names_the_absent_columns() -> None:

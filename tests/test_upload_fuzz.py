@@ -11,11 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.classes import CLASSES
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.ranking.upload import check_upload
 from pipeline.runs.submissions import SubmissionError, read_submission, to_frame
 
 USED = ("eosinophil", "lymphocyte", "neutrophil")
 KEY = {f"{c}/img_{i}.jpg": c for i, c in enumerate(USED * 2)}
+ANSWERS = AnswerKey(KEY, USED)
 # 300 examples each: about 7 s on a shared 2-core CPU (4000 each, a minute, found nothing more);
 # no deadline, as the load of a CI machine varies
 FUZZ = settings(
@@ -78,7 +80,7 @@ def assert_clean(data: bytes) -> None:
     """Each of the reader and the checker accepts ``data`` or says, in one short line, why not."""
     for check in (
         lambda: read_submission(io.BytesIO(data), name="fuzz.csv"),
-        lambda: check_upload(data, KEY, "fuzz.csv", vocabulary=USED),
+        lambda: check_upload(data, ANSWERS, "fuzz.csv"),
     ):
         try:
             check()
@@ -121,5 +123,5 @@ def test_any_spelling_of_a_valid_file_is_accepted(
     writer = csv.writer(buf, quoting=quoting, lineterminator=newline)
     writer.writerow(["id", *USED])
     writer.writerows([i, *(0.9 if c == KEY[i] else 0.05 for c in USED)] for i in order)
-    upload = check_upload(("\ufeff" * bom + buf.getvalue()).encode(), KEY, vocabulary=USED)
+    upload = check_upload(("\ufeff" * bom + buf.getvalue()).encode(), ANSWERS)
     assert upload.submission.ids == order and upload.scores["accuracy"] == 1.0

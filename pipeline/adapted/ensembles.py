@@ -138,12 +138,12 @@ def adapt_ensemble(
             source = meta.source(set_name)
             if set_name == FIT_SET:  # first: its own temperature, as its members have
                 fit_outputs(out, dataset, entry, ids, raw, meta.classes)
-                calib = adapted_calibration(ids, raw, meta.classes, *keys.answers(source))
+                calib = adapted_calibration(ids, raw, meta.classes, keys.answers(source))
                 adapted = adapted.with_changes(calibration=calib)
                 continue
             write_adapted(writer, set_name, ids, raw, adapted)
             if source is not None:
-                s = score(ids, raw, meta.classes, *keys.answers(source), auc=False)
+                s = score(ids, raw, meta.classes, keys.answers(source), auc=False)
                 results.append(SetResult(entry, set_name, s["n"],
                                          s["accuracy"], s["balanced_accuracy"]))  # fmt: skip
         writer.finish(adapted)
@@ -160,6 +160,6 @@ def ensemble_scores(out: Path, name: str, meta: EnsembleMeta, dataset: str) -> l
         if set_name == FIT_SET or not path.is_file():
             continue
         sub = read_submission(path)
-        s = score(sub.ids, sub.probs, sub.classes, *keys.answers(source), auc=False)
+        s = score(sub.ids, sub.probs, sub.classes, keys.answers(source), auc=False)
         results.append(SetResult(name, set_name, s["n"], s["accuracy"], s["balanced_accuracy"]))
     return results

@@ -21,7 +21,7 @@ from pipeline.data.store import ImageSet, ImageStore, View
 from pipeline.errors import UserError
 from pipeline.evaluation.answers import AnswerKeys
 from pipeline.evaluation.calibration import FIT_SET, apply_temperature, calibrate_outputs
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.inference.adaptation import (
     Adaptation,
     applicable,
@@ -117,12 +117,12 @@ def fit_outputs(
 
 
 def adapted_calibration(
-    ids: list[str], probs: np.ndarray, classes: tuple[str, ...], key: dict, vocabulary: tuple
+    ids: list[str], probs: np.ndarray, classes: tuple[str, ...], answers: AnswerKey
 ) -> dict:
     """The temperature of an adapted entry, fitted on its adaptation's validation outputs
     (adapting to validation itself): the member's own was fitted on plain outputs, which TTA
     smooths and AdaBN or TENT shift."""
-    return calibrate_outputs(ids, probs, classes, key, vocabulary, "adapted validation outputs")
+    return calibrate_outputs(ids, probs, classes, answers, "adapted validation outputs")
 
 
 def write_adapted(
@@ -175,15 +175,15 @@ def adapt_member(
             if set_name == FIT_SET and not adaptation.active:
                 continue  # the member's own temperature and scores stand
             probs, source = adapted_set(member, view, vocabulary, adaptation, source)
-            key = dict(zip(view.ids, view.labels, strict=True))
+            answers = AnswerKey(dict(zip(view.ids, view.labels, strict=True)), vocabulary)
             if set_name == FIT_SET:  # first: the temperature the other sets are written with
                 fit_outputs(out, member.dataset, entry, view.ids, probs, member.classes)
-                calib = adapted_calibration(view.ids, probs, member.classes, key, vocabulary)
+                calib = adapted_calibration(view.ids, probs, member.classes, answers)
                 meta = adapted_meta(member, adaptation, module, calib)
                 continue
             if adaptation.active:
                 write_adapted(entries[adaptation], set_name, view.ids, probs, meta)
-            s = score(view.ids, probs, member.classes, key, vocabulary, auc=False)
+            s = score(view.ids, probs, member.classes, answers, auc=False)
             results.append(
                 SetResult(entry, set_name, s["n"], s["accuracy"], s["balanced_accuracy"])
             )

@@ -99,16 +99,16 @@ def competition_page(chosen: Selection) -> None:
     set_name = st.selectbox(f"Evaluation set of {dataset}", list(sets), key="eval_set")
     source = sets[set_name]
     try:
-        key, vocabulary = answer_key(out, json.dumps(source, sort_keys=True))
+        answers = answer_key(out, json.dumps(source, sort_keys=True))
     except (OSError, KeyError, ValueError) as exc:  # OSError, KeyError: the answer key's data
         st.error(str(exc))
         return
-    format_help(out, set_name, source, key)
+    format_help(out, set_name, source, answers.labels)
     uploaded = submission_uploader(set_name)
     if uploaded is None:
         return
     try:
-        result = check_upload(uploaded.getvalue(), key, uploaded.name, vocabulary=vocabulary)
+        result = check_upload(uploaded.getvalue(), answers, uploaded.name)
     except ValueError as exc:
         st.error(str(exc))
         return

@@ -17,7 +17,7 @@ import streamlit as st
 
 from pipeline.data.cache import DEFAULT_CACHE_DIR
 from pipeline.evaluation.calibration import compare
-from pipeline.evaluation.scoring import mistakes
+from pipeline.evaluation.scoring import AnswerKey, mistakes
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import Contender, find_entries
 from pipeline.ranking.competition import datasets
@@ -124,19 +124,19 @@ def full_scores(out: str, version: str, dataset: str, name: str, set_name: str) 
 
 
 @st.cache_data(show_spinner=False)
-def answer_key(out: str, source_json: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The set's answer key (id -> label) and its declared class vocabulary."""
+def answer_key(out: str, source_json: str) -> AnswerKey:
+    """The set's answer key: its labels and its declared class vocabulary."""
     scorer, lock = shared_scorer(out)
     source = json.loads(source_json)
     with lock:
-        return scorer.keys.key(source), scorer.keys.vocabulary(source)
+        return scorer.keys.answers(source)
 
 
 @st.cache_data(show_spinner="Fingerprinting the set's images…", max_entries=64)
 def set_images(out: str, source_json: str) -> frozenset[str] | None:
     """The pixel fingerprints of a set's images; None when they cannot all be read here."""
     try:
-        key, _ = answer_key(out, source_json)
+        key = answer_key(out, source_json).labels
     except (OSError, KeyError, ValueError):  # the answer key's data is not on this machine
         return None
     return set_fingerprints(Path(json.loads(source_json)["root"]), key)
@@ -149,9 +149,9 @@ def misclassified(
     """(id, true class, predicted class, confidence) of every wrong prediction over the shared
     classes, the most confident first: those are the ones to look at."""
     entry = find_entry(out, version, dataset, name)
-    key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
+    answers = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     sub = read_submission(entry.files[set_name])
-    wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
+    wrong = mistakes(sub.ids, sub.probs, sub.classes, answers)
     wrong = sorted(wrong, key=lambda m: -m.confidence)
     return [(m.id, m.true, m.pred, m.confidence) for m in wrong]
 
@@ -175,7 +175,7 @@ def set_descriptions(out: str, version: str, dataset: str, folders: bool = True)
     lines = []
     for set_name, source in dataset_sets(out, version, dataset).items():
         try:
-            key, _ = answer_key(out, json.dumps(source, sort_keys=True))
+            key = answer_key(out, json.dumps(source, sort_keys=True)).labels
         except (OSError, KeyError, ValueError):
             continue
         shown = source if folders else {**source, "root": HIDDEN}
@@ -188,15 +188,15 @@ def calibration_report(out: str, version: str, dataset: str, name: str, set_name
     """ECE, reliability and risk-coverage of a set's submission; the uncalibrated copy
     (``raw/<set>.csv``) is the "before" where there is one, else the submission itself."""
     entry = find_entry(out, version, dataset, name)
-    key, vocabulary = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
+    answers = answer_key(out, json.dumps(entry.source(set_name), sort_keys=True))
     calibrated = read_submission(entry.files[set_name])
     raw_file = EntryFiles(entry.folder).raw(set_name)
     raw = read_submission(raw_file) if raw_file.is_file() else calibrated
-    return {**compare(raw, calibrated, key, vocabulary), "has_raw": raw_file.is_file()}
+    return {**compare(raw, calibrated, answers), "has_raw": raw_file.is_file()}
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def sample_csv(out: str, source_json: str) -> bytes:
     """The set's sample submission, built once (thousands of rows)."""
-    key, vocabulary = answer_key(out, source_json)
-    return sample_submission(list(key), vocabulary)
+    answers = answer_key(out, source_json)
+    return sample_submission(list(answers.labels), answers.vocabulary)

@@ -18,7 +18,7 @@ from pipeline.ensembling.selection import OOF_COLUMN, chosen_on_validation, summ
 from pipeline.errors import user_errors
 from pipeline.evaluation.answers import AnswerKeys, keys_of_zoo
 from pipeline.evaluation.metrics import accuracy
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.evaluation.stats import bootstrap_ci, paired_bootstrap
 from pipeline.io import write_text
 from pipeline.names import ensemble_name
@@ -74,14 +74,14 @@ def merged(path: Path, table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table[~ensemble], earlier, table[ensemble]], ignore_index=True)
 
 
-def labels(candidate: Candidate, set_name: str, keys: AnswerKeys) -> dict[str, str]:
+def answer_key(candidate: Candidate, set_name: str, keys: AnswerKeys) -> AnswerKey:
     source = candidate.meta.source(set_name)
     if source is None:
         raise SystemExit(
             f"{candidate.folder / 'meta.json'} does not say where the answers of {set_name!r} "
             "come from (no 'sets'): retrain the member with this version of pipeline.zoo"
         )
-    return keys.key(source)
+    return keys.answers(source)
 
 
 @user_errors
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates, top, scope = [known[m] for m in wanted], None, "custom"
     classes = candidates[0].sets["val"].classes
     keys = keys_of_zoo(args.out)  # a packed zoo's frozen keys where it has them
-    val_key = labels(candidates[0], "val", keys)
+    val_key = answer_key(candidates[0], "val", keys).labels
     y_val = np.array([classes.index(val_key[i]) for i in candidates[0].sets["val"].ids])
 
     ensembles = [
@@ -164,15 +164,16 @@ def report(
     gain over the member chosen on validation on test, with a paired bootstrap 95% interval."""
     classes = candidates[0].sets["val"].classes
     has_test = all("test" in c.sets for c in candidates)
-    test_key = labels(candidates[0], "test", keys) if has_test else {}
-    test_vocabulary = keys.vocabulary(candidates[0].meta.sets["test"]) if has_test else ()
     if has_test:
-        y_test = np.array([classes.index(test_key[i]) for i in candidates[0].sets["test"].ids])
+        test_answers = answer_key(candidates[0], "test", keys)
+        y_test = np.array(
+            [classes.index(test_answers.labels[i]) for i in candidates[0].sets["test"].ids]
+        )
 
     def row(name: str, kind: str, val: np.ndarray, test: np.ndarray | None) -> dict:
         out = {"name": name, "kind": kind, "val_acc": accuracy(val, y_val)}
         if test is not None:
-            m = score(candidates[0].sets["test"].ids, test, classes, test_key, test_vocabulary)
+            m = score(candidates[0].sets["test"].ids, test, classes, test_answers)
             _, lo, hi = bootstrap_ci(test.argmax(1) == y_test, args.bootstrap, args.seed)
             out |= {"test_acc": m["accuracy"], "test_ci_low": lo, "test_ci_high": hi,
                     "test_macro_f1": m["macro_f1"]}  # fmt: skip

@@ -51,9 +51,9 @@ def confident_mistakes(member: LoadedMember, out: Path, set_name: str, n: int) -
     """The member's most confident mistakes on a set, from its own submission file."""
     source = member.meta.sets[set_name]
     keys = AnswerKeys()
-    key, vocabulary = keys.answers(source)
+    answers = keys.answers(source)
     sub = read_submission(Layout(out).submission(member.dataset, member.name) / f"{set_name}.csv")
-    wrong = mistakes(sub.ids, sub.probs, sub.classes, key, vocabulary)
+    wrong = mistakes(sub.ids, sub.probs, sub.classes, answers)
     wrong.sort(key=lambda m: -m.confidence)
     return [{"path": Path(source["root"]) / m.id, "id": m.id, "true": m.true} for m in wrong[:n]]
 

@@ -249,7 +249,7 @@ def bundle(args: argparse.Namespace) -> None:
     if source is None:
         raise UserError(f"{dataset}: no entry says where its test answers come from (--tag)")
     keys = Scorer.of_zoo(args.out).keys
-    key = make_bundle(args.bundle, dataset, source, keys.key(source), keys.vocabulary(source))
+    key = make_bundle(args.bundle, dataset, source, keys.answers(source))
     contest.save_key(args.out, dataset, key)
     print(f"{args.bundle}: {len(key.images)} test images of {dataset} under random ids; the key "
           f"stays in {Layout(args.out).competition_key(dataset)}")  # fmt: skip

@@ -47,7 +47,7 @@ def save_ensemble(
     calib = calibration.calibrate_entry(entry, keys.of_sets(sources))
     scores = {
         s: score(ids[s], calibration.apply_temperature(probs, calib.temperature), classes,
-                 *keys.answers(sources[s]))
+                 keys.answers(sources[s]))
         for s, probs in raw.items()
         if sources.get(s)
     }  # fmt: skip

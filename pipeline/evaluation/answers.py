@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.data import Dataset, Record, load_dataset
 from pipeline.errors import UserError
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.io import write_json
 from pipeline.runs.layout import Layout
 
@@ -23,9 +24,9 @@ class AnswerKeys:
     """Answer keys of evaluation sets, loading each dataset once.
 
     ``frozen`` holds keys written down with a zoo (the reference zoo ships them, so that it is
-    scored where its datasets are not): source ident -> (id -> label, vocabulary)."""
+    scored where its datasets are not): source ident -> its ``AnswerKey``."""
 
-    frozen: dict[str, tuple[dict[str, str], tuple[str, ...]]] = field(default_factory=dict)
+    frozen: dict[str, AnswerKey] = field(default_factory=dict)
     _datasets: dict[tuple[str, str], Dataset] = field(default_factory=dict)
 
     def key(self, source: dict) -> dict[str, str]:
@@ -33,7 +34,7 @@ class AnswerKeys:
         the images it lists as ``unreadable`` (no member could decode them) are left out."""
         unreadable = set(source.get("unreadable", ()))
         if (frozen := self.frozen.get(source_ident(source))) is not None:
-            return {i: label for i, label in frozen[0].items() if i not in unreadable}
+            return {i: label for i, label in frozen.labels.items() if i not in unreadable}
         return {r.id: r.label for r in self.records(source) if r.id not in unreadable}
 
     def records(self, source: dict) -> list[Record]:
@@ -48,16 +49,14 @@ class AnswerKeys:
         """The classes the set is scored over: its adapter's declared vocabulary, which may hold
         classes no image of the set has (Raabin's TestB: five classes, two present)."""
         if (frozen := self.frozen.get(source_ident(source))) is not None:
-            return frozen[1]
+            return frozen.vocabulary
         return self.dataset(source).classes
 
-    def answers(self, source: dict) -> tuple[dict[str, str], tuple[str, ...]]:
-        """The key and vocabulary of one set: what ``scoring.score`` takes."""
-        return self.key(source), self.vocabulary(source)
+    def answers(self, source: dict) -> AnswerKey:
+        """One set's answer key: what ``scoring.score`` takes."""
+        return AnswerKey(self.key(source), self.vocabulary(source))
 
-    def of_sets(
-        self, sources: dict[str, dict]
-    ) -> Callable[[str], tuple[dict[str, str], tuple[str, ...]] | None]:
+    def of_sets(self, sources: dict[str, dict]) -> Callable[[str], AnswerKey | None]:
         """Set name -> its answers (None for a set without a source), for calibration."""
         return lambda name: self.answers(sources[name]) if sources.get(name) else None
 
@@ -104,7 +103,8 @@ def keys_of_zoo(out: Path) -> AnswerKeys:
     try:
         sets = json.loads(path.read_text(encoding="utf-8"))["sets"]
         frozen = {
-            source_ident(s["source"]): (dict(s["labels"]), tuple(s["vocabulary"])) for s in sets
+            source_ident(s["source"]): AnswerKey(dict(s["labels"]), tuple(s["vocabulary"]))
+            for s in sets
         }
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise FrozenKeyError(f"{path}: not a readable answer-key file ({exc})") from exc

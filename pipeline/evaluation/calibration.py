@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from pipeline.evaluation.scoring import aligned_labels
+from pipeline.evaluation.scoring import AnswerKey, aligned_labels
 from pipeline.runs.entry import EntryWriter
 from pipeline.runs.layout import RAW_FOLDER
 from pipeline.runs.submissions import Submission, read_submission
@@ -195,24 +195,22 @@ def calibrate_outputs(
     ids: Sequence[str],
     probs: np.ndarray,
     classes: Sequence[str],
-    key: dict[str, str],
-    vocabulary: Sequence[str],
+    answers: AnswerKey,
     outputs: str,
 ) -> dict:
     """What ``meta.json`` stores under ``calibration`` for a temperature fitted on validation
     outputs ``probs`` that no submission holds (an adapted entry's), ``outputs`` saying which."""
-    fit_probs, y = aligned_labels(ids, probs, classes, key, vocabulary)[:2]
+    fit_probs, y = aligned_labels(ids, probs, classes, answers)[:2]
     return Calibration(fit_temperature(fit_probs, y), len(y), {}).meta | {"outputs": outputs}
 
 
-# a set's answer key (id -> label) and class vocabulary, or None where it has none
-KeyOf = Callable[[str], "tuple[dict[str, str], Sequence[str]] | None"]
+# a set's answer key, or None where it has none
+KeyOf = Callable[[str], AnswerKey | None]
 
 
 def calibrate_entry(entry: EntryWriter, key_of: KeyOf) -> Calibration:
     """Fit the temperature on the entry's ``raw/val.csv`` and write every ``raw/<set>.csv``
-    calibrated as its ``<set>.csv``; ``key_of(set)`` gives the set's answer key (id -> label)
-    and vocabulary, or None."""
+    calibrated as its ``<set>.csv``; ``key_of(set)`` gives the set's answer key, or None."""
     raw = {name: read_submission(path) for name, path in entry.files.raw_files().items()}
     if FIT_SET not in raw:
         raise FileNotFoundError(f"{entry.files.raw(FIT_SET)} is missing: nothing to fit on")
@@ -225,7 +223,7 @@ def calibrate_entry(entry: EntryWriter, key_of: KeyOf) -> Calibration:
             )
         known = key_of(name)
         if known is not None:
-            labelled[name] = aligned_labels(sub.ids, sub.probs, sub.classes, *known)
+            labelled[name] = aligned_labels(sub.ids, sub.probs, sub.classes, known)
     if FIT_SET not in labelled:
         folder = entry.files.folder
         raise KeyError(f"{folder}: no answer key for {FIT_SET!r}, the set the fit needs")
@@ -240,13 +238,11 @@ def calibrate_entry(entry: EntryWriter, key_of: KeyOf) -> Calibration:
     return Calibration(temperature, len(fit_y), reports)
 
 
-def compare(
-    raw: Submission, calibrated: Submission, key: dict[str, str], vocabulary: Sequence[str]
-) -> dict:
+def compare(raw: Submission, calibrated: Submission, answers: AnswerKey) -> dict:
     """``set_report`` of two submissions of one set (uncalibrated, calibrated) on an answer key,
     over the classes the member and the set's vocabulary share."""
     if raw.ids != calibrated.ids or raw.classes != calibrated.classes:
         raise ValueError("the uncalibrated and calibrated submissions list other ids or classes")
-    probs_raw, y = aligned_labels(raw.ids, raw.probs, raw.classes, key, vocabulary)[:2]
-    probs = aligned_labels(calibrated.ids, calibrated.probs, calibrated.classes, key, vocabulary)[0]
+    probs_raw, y = aligned_labels(raw.ids, raw.probs, raw.classes, answers)[:2]
+    probs = aligned_labels(calibrated.ids, calibrated.probs, calibrated.classes, answers)[0]
     return set_report(probs_raw, probs, y)

@@ -17,13 +17,13 @@ import io
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pipeline.errors import UserError
+from pipeline.evaluation.scoring import AnswerKey
 from pipeline.ranking.competition import ContestKey
 from pipeline.ranking.fingerprints import image_fingerprint
 from pipeline.ranking.present import sample_submission
@@ -55,13 +55,13 @@ def make_bundle(
     dest: Path,
     dataset: str,
     source: dict,
-    key: dict[str, str],
-    vocabulary: Sequence[str],
+    answers: AnswerKey,
 ) -> ContestKey:
-    """Write the bundle of the test set ``key`` (id -> label; images under ``source["root"]``)
-    to ``dest``, which must not exist yet; return the server's key."""
+    """Write the bundle of the test set ``answers`` (images under ``source["root"]``) to
+    ``dest``, which must not exist yet; return the server's key."""
     if dest.exists():
         raise BundleError(f"{dest} already exists: give --bundle a new folder (nothing written)")
+    key, vocabulary = answers.labels, answers.vocabulary
     root = Path(source["root"])
     missing = [i for i in key if not (root / i).is_file()]
     if missing:
@@ -82,7 +82,7 @@ def make_bundle(
             data, ext = clean_image(root / real, telltales | {Path(real).stem.lower()})
             (staging / "images" / f"{oid}{ext}").write_bytes(data)
             fingerprints.add(image_fingerprint(root / real))
-        (staging / SAMPLE).write_bytes(sample_submission(list(images), tuple(vocabulary)))
+        (staging / SAMPLE).write_bytes(sample_submission(list(images), vocabulary))
         readme = README.format(dataset=dataset, n=len(images), classes=", ".join(vocabulary))
         (staging / "README.txt").write_text(readme, encoding="utf-8")
         os.replace(staging, dest)
@@ -90,7 +90,7 @@ def make_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     salt = secrets.token_hex(32)
-    return ContestKey(salt, tuple(vocabulary), images, dict(source), tuple(sorted(fingerprints)))
+    return ContestKey(salt, vocabulary, images, dict(source), tuple(sorted(fingerprints)))
 
 
 def _opaque_ids(n: int) -> list[str]:

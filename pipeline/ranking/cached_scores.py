@@ -14,7 +14,7 @@ from pipeline import classes
 from pipeline.data.parts import in_part, part_ids
 from pipeline.evaluation import metrics, scoring
 from pipeline.evaluation.answers import AnswerKeys, ids_fingerprint, keys_of_zoo
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.io import write_json
 from pipeline.ranking.collect import Contender
 from pipeline.runs.layout import Layout
@@ -100,12 +100,12 @@ class Scorer:
         if source is None:
             raise KeyError(f"{entry.folder / 'meta.json'} gives no answer key for {set_name!r}")
         sub = read_submission(entry.files[set_name])
-        key, vocabulary = self.key(source), self.keys.vocabulary(source)
+        answers = AnswerKey(self.key(source), self.keys.vocabulary(source))
         ids, probs = sub.ids, sub.probs
         if self.part and part_ids(source["root"], self.part) is not None:  # a whole-set file
-            kept = np.array([i in key for i in ids], dtype=bool)
-            ids, probs = [i for i in ids if i in key], probs[kept]
-        return score(ids, probs, sub.classes, key, vocabulary, auc=auc)
+            kept = np.array([i in answers.labels for i in ids], dtype=bool)
+            ids, probs = [i for i in ids if i in answers.labels], probs[kept]
+        return score(ids, probs, sub.classes, answers, auc=auc)
 
 
 def file_digest(path: Path) -> str:

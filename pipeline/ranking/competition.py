@@ -34,7 +34,7 @@ import pandas as pd
 
 from pipeline.errors import UserError, one_line
 from pipeline.evaluation.answers import ids_fingerprint
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.io import PRIVATE, read_json, write_json
 from pipeline.ranking.cached_scores import SUMMARY
 from pipeline.ranking.ranks import shared_rank
@@ -136,12 +136,13 @@ class ContestKey:
     fingerprints: tuple[str, ...] = ()
 
     @property
-    def labels(self) -> dict[str, str]:
-        """Opaque id -> label: the answer key submissions are checked and scored against."""
-        return {opaque: label for opaque, (_, label) in self.images.items()}
+    def answers(self) -> AnswerKey:
+        """The answer key submissions are checked and scored against: opaque id -> label."""
+        labels = {opaque: label for opaque, (_, label) in self.images.items()}
+        return AnswerKey(labels, self.vocabulary)
 
     def divide(self, share: float) -> tuple[frozenset[str], frozenset[str]]:
-        return divide(self.labels, share, self.salt)
+        return divide(self.answers.labels, share, self.salt)
 
     def public_set(self, share: float) -> str:
         """The fingerprint of the public part: the identity of the public board."""
@@ -225,7 +226,7 @@ def history(out: Path, dataset: str, team: str) -> list[Record]:
 
 def check(data: bytes, contest: ContestKey, filename: str) -> Upload:
     """A competition submission checked against the opaque ids (``SubmissionError`` if not)."""
-    return check_upload(data, contest.labels, filename, vocabulary=contest.vocabulary)
+    return check_upload(data, contest.answers, filename)
 
 
 def submit(
@@ -265,9 +266,7 @@ def submit(
         public, private = contest.divide(settings.public_share)
         sub = upload.submission
         scores = {
-            part: score_part(
-                sub.ids, sub.probs, sub.classes, contest.labels, contest.vocabulary, ids
-            )
+            part: score_part(sub.ids, sub.probs, sub.classes, contest.answers, ids)
             for part, ids in (("public", public), ("private", private))
         }
         record = Record(
@@ -319,8 +318,7 @@ def score_part(
     ids: Sequence[str],
     probs: np.ndarray,
     classes: Sequence[str],
-    key: dict[str, str],
-    vocabulary: Sequence[str],
+    answers: AnswerKey,
     part: frozenset[str],
 ) -> dict:
     """The summary scores of the rows of ``part`` only."""
@@ -329,8 +327,7 @@ def score_part(
         [ids[i] for i in rows],
         np.asarray(probs)[rows],
         classes,
-        {i: key[i] for i in part},
-        vocabulary,
+        dataclasses.replace(answers, labels={i: answers.labels[i] for i in part}),
         auc=False,
     )
     return {k: full[k] for k in SUMMARY}

@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.classes import ordered
-from pipeline.evaluation.scoring import missing_classes, score
+from pipeline.evaluation.scoring import AnswerKey, missing_classes, score
 from pipeline.names import BadName, is_zoo_name, plain_name, quote
 from pipeline.ranking.limits import MAX_BYTES
 from pipeline.runs.entry import EntryWriter
@@ -38,15 +37,14 @@ class Upload:
     scores: dict
 
 
-def check_upload(
-    data: bytes, key: dict[str, str], filename: str = "upload.csv", *, vocabulary: Sequence[str]
-) -> Upload:
+def check_upload(data: bytes, answers: AnswerKey, filename: str = "upload.csv") -> Upload:
     """Validate an uploaded CSV (size, format, a column for every class of the set's
-    ``vocabulary``, ids against ``key``: id -> label) and score it."""
+    vocabulary, ids against its answer key) and score it."""
     if len(data) > MAX_BYTES:
         raise SubmissionError(
             f"{filename}: {len(data) / 2**20:.1f} MB, over the {MAX_BYTES // 2**20} MB limit"
         )
+    key, vocabulary = answers.labels, answers.vocabulary
     sub = read_submission(io.BytesIO(data), filename, ids_expected=len(key))
     absent = missing_classes(sub.classes, vocabulary)
     if absent:  # its images would go unscored, and the rest score as if the set were easier
@@ -68,7 +66,7 @@ def check_upload(
             "listed once)"
         )
     try:
-        scores = score(sub.ids, sub.probs, sub.classes, key, vocabulary, auc=False)
+        scores = score(sub.ids, sub.probs, sub.classes, answers, auc=False)
     except ValueError as exc:  # no class in common with the set
         raise SubmissionError(f"{filename}: {exc}") from exc
     return Upload(sub, scores)

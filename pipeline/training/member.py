@@ -27,7 +27,7 @@ from pipeline.evaluation import calibration
 from pipeline.evaluation.answers import ids_fingerprint
 from pipeline.evaluation.metrics import evaluate
 from pipeline.evaluation.predictions import EVAL_BATCH, predict_view
-from pipeline.evaluation.scoring import score
+from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.io import atomic_write, read_json, write_json, write_text
 from pipeline.models import Architecture, count_gmacs, count_params, create_model, engine
 from pipeline.models import weights as weights_api
@@ -405,7 +405,7 @@ def finalise(run: Training, entry: EntryWriter) -> dict:
     )
     calib = calibration.calibrate_entry(
         entry,
-        lambda name: ({r.id: r.label for r in sets[name].records}, sets[name].vocabulary),
+        lambda name: AnswerKey({r.id: r.label for r in sets[name].records}, sets[name].vocabulary),
     )
     metrics = calib.merge(metrics)
     summary = {
@@ -572,10 +572,10 @@ def evaluate_sets(
         view = store.view(image_set, size, crop, stain)
         probs = predict_view(model, view, precision, workers)
         entry.raw(name, view.ids, probs)
-        key = dict(zip(view.ids, view.labels, strict=True))
+        answers = AnswerKey(dict(zip(view.ids, view.labels, strict=True)), image_set.vocabulary)
         unreadable = sorted({r.id for r in image_set.records} - set(view.ids))
         results[name] = {
-            **score(view.ids, probs, classes, key, image_set.vocabulary),
+            **score(view.ids, probs, classes, answers),
             "set_classes": list(image_set.classes),
             "crop": view.crop,
             "dataset": image_set.dataset,
