@@ -18,6 +18,7 @@ BENCHES = (
     "gpu_pack",
     "labelshift",
     "leaderboard_speed",
+    "step_memory",
     "throughput",
 )
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "pbc-sample"  # the bundled PBC subset
@@ -48,6 +49,18 @@ def test_cpu_benches_run_on_the_bundled_sample(
     monkeypatch.setattr(sys, "argv", [name, "--data", str(SAMPLE), *argv, *extra])
     importlib.import_module(f"bench.{name}").main()
     assert re.search(printed, capsys.readouterr().out, re.DOTALL)
+
+
+def test_step_memory_measures_both_steps_in_fresh_processes(capsys) -> None:
+    from bench import step_memory
+
+    step_memory.main(["--models", "squeezenet1_1", "--size", "32", "--batch-size", "8",
+                      "--steps", "1"])  # fmt: skip
+    printed = capsys.readouterr().out
+    rows = re.findall(r"squeezenet1_1 +(by parts|fused) +(\d+) +\d+\.\d{3}", printed)
+    assert [mode for mode, _ in rows] == ["by parts", "fused"]
+    assert all(int(peak) > 200 for _, peak in rows)  # a torch process, not the parent's
+    assert re.search(r"ratio fused / by parts: peak \d\.\d\dx, step time \d+\.\d\dx", printed)
 
 
 def test_gpu_pack_round_trip_keeps_names_splits_and_pixels(tmp_path: Path) -> None:
