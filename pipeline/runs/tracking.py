@@ -28,7 +28,7 @@ TRACKERS = ("mlflow",)
 DEFAULT_EXPERIMENT = "wbczoo"
 SET_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
 CALIBRATION_METRICS = ("ece_raw", "ece", "nll_raw", "nll", "acc_at_90", "acc_at_80", "aurc")
-MEMBER_PARAMS = (
+MEMBER_PARAMS = (  # keys of a member's meta.json
     "arch",
     "family",
     "norm",
@@ -180,7 +180,8 @@ class MlflowTracker:
         meta_file = Layout(out).meta(dataset, name)
         meta = read_entry(meta_file)
         metrics = read_json(member / METRICS_FILE)
-        params = {k: str(v) for k in MEMBER_PARAMS if (v := getattr(meta, k, None)) is not None}
+        stored = meta.to_json()  # parameters are named as meta.json names them
+        params = {k: str(v) for k in MEMBER_PARAMS if (v := stored.get(k)) is not None}
         params |= flatten("recipe", getattr(meta, "recipe", {}))
         params |= {
             "data_fingerprint": str(getattr(meta, "data_fingerprint", None)),  # train and val
