@@ -38,6 +38,7 @@ def run_zoo(tmp_path: Path, zoo_args) -> Callable[..., int]:
     )
 
 
+@pytest.mark.trains
 def test_zoo_end_to_end_writes_members_and_submissions(
     tmp_path, tiny, run_zoo, make_tree, capsys
 ) -> None:
@@ -80,6 +81,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(
     assert f"resnet18-{FAST}-s0" in capsys.readouterr().out
 
 
+@pytest.mark.trains
 def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, run_zoo, capsys) -> None:
     assert run_zoo(tiny, models="squeezenet1_1") == 0
     best = tmp_path / "out/zoo/members/cells" / f"squeezenet1_1-{FAST}-s0" / "best.safetensors"
@@ -110,6 +112,7 @@ def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, run_zoo, cap
     )
 
 
+@pytest.mark.trains
 def test_seeds_train_one_member_each(tmp_path, tiny, run_zoo) -> None:
     assert run_zoo(tiny, "--seeds", "0,1", models="squeezenet1_1") == 0
     subs = tmp_path / "out" / "submissions" / "cells"
@@ -122,6 +125,7 @@ def test_seeds_train_one_member_each(tmp_path, tiny, run_zoo) -> None:
     assert not (p0 == p1).all()
 
 
+@pytest.mark.trains
 def test_failing_member_is_reported_and_the_zoo_goes_on(
     tmp_path, tiny, run_zoo, monkeypatch, capsys
 ):
@@ -169,6 +173,7 @@ def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, run_zoo
     assert {p.name: p.read_bytes() for p in upload.iterdir()} == before
 
 
+@pytest.mark.trains
 def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(
     tmp_path, tiny, run_zoo, capsys
 ):
@@ -250,6 +255,7 @@ def _kill_in_epoch_two(tmp_path: Path, data: Path, out: str, monkeypatch) -> Mem
     return MemberPaths.of(tmp_path / out, _config(3))
 
 
+@pytest.mark.trains
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch) -> None:
     _train(tmp_path, tiny, "straight")
     paths = _kill_in_epoch_two(tmp_path, tiny, "resumed", monkeypatch)
@@ -269,6 +275,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     ).read_text()
 
 
+@pytest.mark.trains
 def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkeypatch) -> None:
     paths = _kill_in_epoch_two(tmp_path, tiny, "out", monkeypatch)
     resume_state = paths.last.read_bytes()
@@ -290,6 +297,7 @@ def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkey
     assert json.loads(paths.meta.read_text())["recipe"]["lr"] == 0.5
 
 
+@pytest.mark.trains
 def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkeypatch) -> None:
     import pipeline.training.member as train_module
 
@@ -320,6 +328,7 @@ def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
     # every other bad input: tests/test_cli_errors.py
 
 
+@pytest.mark.trains
 def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(
     tmp_path, tiny_copy, run_zoo
 ) -> None:
