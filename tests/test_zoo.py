@@ -214,7 +214,11 @@ def test_fetch_weights_downloads_or_says_why_not(tmp_path, monkeypatch, capsys) 
         path.unlink(missing_ok=True)  # the tests share one empty torch cache
 
 
-def _config(epochs: int) -> MemberConfig:
+# the fewest epochs that leave one to resume in a member killed in its second
+EPOCHS = 2
+
+
+def _config(epochs: int = EPOCHS) -> MemberConfig:
     recipe = override(get_recipe("fast"), {"epochs": epochs, "batch_size": 8, "image_size": 32})
     return MemberConfig(load_catalogue()["resnet18"], recipe, 0, "none", "cells", "cpu")
 
@@ -227,19 +231,19 @@ def _train(
     train_from: int = 0,
     force: bool = False,
 ) -> dict:
-    """Train ``cfg`` (default: 3 epochs of resnet18), its training images from ``train_from``."""
+    """Train ``cfg`` (default: EPOCHS of resnet18), its training images from ``train_from``."""
     dataset = load_dataset("folder", data)
     store = ImageStore(tmp_path / "cache", workers=1, progress=False)
     store.register(dataset)
     sets = image_sets(dataset)
     sets["train"] = replace(sets["train"], records=sets["train"].records[train_from:])
     return train_member(
-        cfg or _config(3), sets, dataset.classes, store, tmp_path / out, force, progress=False
+        cfg or _config(), sets, dataset.classes, store, tmp_path / out, force, progress=False
     )
 
 
 def _kill_in_epoch_two(tmp_path: Path, data: Path, out: str, monkeypatch) -> MemberPaths:
-    """A 3-epoch member killed in its second epoch; its paths."""
+    """An EPOCHS-epoch member killed in its second epoch; its paths."""
     real, calls = engine.train_one_epoch, []
 
     def dies_in_epoch_two(*args, **kwargs):
@@ -252,7 +256,7 @@ def _kill_in_epoch_two(tmp_path: Path, data: Path, out: str, monkeypatch) -> Mem
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path, data, out)
     monkeypatch.setattr(engine, "train_one_epoch", real)
-    return MemberPaths.of(tmp_path / out, _config(3))
+    return MemberPaths.of(tmp_path / out, _config())
 
 
 @pytest.mark.trains
@@ -263,7 +267,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     assert json.loads(paths.state.read_text())["status"] == "running"
 
     _train(tmp_path, tiny, "resumed")
-    straight = MemberPaths.of(tmp_path / "straight", _config(3))
+    straight = MemberPaths.of(tmp_path / "straight", _config())
     assert not paths.last.exists()  # only kept while a member is unfinished
     a = pd.read_csv(straight.history).drop(columns="time_s")
     b = pd.read_csv(paths.history).drop(columns="time_s")
@@ -281,7 +285,7 @@ def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkey
     resume_state = paths.last.read_bytes()
     # one name, another learning rate (an edited recipe file, a changed named recipe): the old
     # optimiser and schedule would go on under the new settings' name
-    cfg = _config(3)
+    cfg = _config()
     faster = replace(cfg, recipe=replace(cfg.recipe, lr=0.5))
     with pytest.raises(SettingsMismatch, match=r"partly trained with other settings \(lr 0.002, "
                        r"now 0.5\); use --force"):  # fmt: skip
@@ -309,7 +313,7 @@ def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkey
     monkeypatch.setattr(train_module, "evaluate_sets", killed)
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path, tiny, "out")
-    paths = MemberPaths.of(tmp_path / "out", _config(3))
+    paths = MemberPaths.of(tmp_path / "out", _config())
     assert "optimizer" not in torch.load(paths.last, weights_only=False)  # a small marker
     monkeypatch.setattr(train_module, "evaluate_sets", real)
 
@@ -318,7 +322,7 @@ def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkey
 
     monkeypatch.setattr(engine, "train_one_epoch", no_training)
     result = _train(tmp_path, tiny, "out")
-    assert result["status"] == "trained" and len(pd.read_csv(paths.history)) == 3
+    assert result["status"] == "trained" and len(pd.read_csv(paths.history)) == EPOCHS
 
 
 def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
