@@ -1,4 +1,5 @@
-"""The guard of the ``trains`` marker (``training_guard``), run on inner pytest sessions."""
+"""The guard of the ``trains`` marker (``training_guard``), run on inner pytest sessions (their
+test modules have names of their own: an inner test_zoo.py would clash with tests/test_zoo.py)."""
 
 from __future__ import annotations
 
@@ -90,14 +91,14 @@ def inner(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_unmarked_tests_that_step_an_optimiser_fail(inner: pytest.Pytester) -> None:
-    inner.makepyfile(test_inner=TESTS)
+    inner.makepyfile(test_guarded_steps=TESTS)
     result = inner.runpytest()
     result.assert_outcomes(passed=5, failed=2, errors=1)
     for test in ("steps", "swallows_the_failure", "own_fixture_steps"):  # the fixture: an error
         result.stdout.fnmatch_lines(
             [
                 f"E * Failed: this test trains: mark it @pytest.mark.trains "
-                f"(SGD.step ran in test_inner.py::test_unmarked_{test})"
+                f"(SGD.step ran in test_guarded_steps.py::test_unmarked_{test})"
             ]
         )
     # -m "not trains" runs the rest, the shared fixture's training included
@@ -108,7 +109,7 @@ def test_unmarked_tests_that_step_an_optimiser_fail(inner: pytest.Pytester) -> N
 def test_the_guard_sees_a_zoo_member_train(inner: pytest.Pytester, tiny: Path) -> None:
     """The real entry point (fused optimiser, grad scaler) stops at its first step, unmarked."""
     inner.makepyfile(
-        test_zoo=f"""
+        test_guarded_zoo=f"""
         import pytest
         from pipeline.commands import zoo
 
