@@ -1,5 +1,6 @@
 """Shared fixtures: tiny synthetic image trees (never real data) in ``tmp_path``, one tiny
-trained zoo shared by the session, the ``zoo_args`` helper, and the ``slow`` marker."""
+trained zoo shared by the session, the ``zoo_args`` helper, the ``slow`` marker, and the guard of
+the ``trains`` marker (``training_guard``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import training_guard
 from boards import fabricate_out
 from PIL import Image
 
@@ -32,9 +34,24 @@ TINY_COUNTS = {"basophil": 16, "lymphocyte": 16, "neutrophil": 16}
 TRAINED_COUNTS = {"eosinophil": 12, "lymphocyte": 12, "neutrophil": 12}
 TRAINED_MEMBERS = "resnet18,squeezenet1_1"
 
+pytest_plugins = ("pytester",)  # test_training_guard runs inner sessions
+
+# Fixtures that may train for a test not marked ``trains``: built once, for the whole session.
+SHARED_TRAINING = ("_trained_zoo",)
+
 WriteImage = Callable[..., Path]
 MakeTree = Callable[..., list[Path]]
 ZooArgs = Callable[..., list[str]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A test that trains a model itself, outside ``SHARED_TRAINING``, fails unless marked
+    ``trains`` (``training_guard``)."""
+    training_guard.register(config, SHARED_TRAINING)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    training_guard.unregister(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

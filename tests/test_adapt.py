@@ -74,6 +74,7 @@ def test_adabn_replaces_batchnorm_statistics_and_nothing_else() -> None:
     assert not model.training and not model[1].training
 
 
+@pytest.mark.trains
 def test_adaptation_restores_the_member_afterwards() -> None:
     model, x = small_net(), images()
     before = state(model)
@@ -85,6 +86,7 @@ def test_adaptation_restores_the_member_afterwards() -> None:
         assert model[1].momentum == 0.1
 
 
+@pytest.mark.trains
 def test_tent_changes_predictions_but_resets_between_sets() -> None:
     model = small_net()
     a, b = images(16, seed=1, shift=50), images(16, seed=2)

@@ -129,6 +129,7 @@ def entropy(probs: np.ndarray) -> float:
     return float(-(probs * np.log(np.maximum(probs, 1e-12))).sum(1).mean())
 
 
+@pytest.mark.trains
 def test_shot_lowers_the_target_entropy_with_its_classifier_frozen() -> None:
     """Two kinds of image (dark, bright): SHOT makes the uncertain net confident on both and
     keeps them apart (the diversity term), moving the features only."""
@@ -150,6 +151,7 @@ def test_shot_lowers_the_target_entropy_with_its_classifier_frozen() -> None:
     assert not any(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.trains
 def test_shot_and_lame_leave_the_member_as_they_found_it() -> None:
     model = small_net()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -203,6 +205,7 @@ def adapt_args(root: Path, adapt: str) -> list[str]:
 
 
 @pytest.mark.filterwarnings("ignore:.*which is noisy")
+@pytest.mark.trains
 def test_composed_entries_are_written_transductive_over_the_sets_classes(
     trained: Path, capsys
 ) -> None:
@@ -227,6 +230,7 @@ def test_composed_entries_are_written_transductive_over_the_sets_classes(
     assert np.abs(em - plain.probs).max() > 1e-3
 
 
+@pytest.mark.trains
 def test_meaningless_combinations_are_one_line_and_exit_2(trained: Path, capsys) -> None:
     assert adapt_cli.main(adapt_args(trained, "adabn,em+bbse")) == 2
     err = capsys.readouterr().err.strip()
@@ -242,6 +246,7 @@ def test_meaningless_combinations_are_one_line_and_exit_2(trained: Path, capsys)
     assert not any("bbse" in n and "em" in n.split("+") for n in names)
 
 
+@pytest.mark.trains
 def test_an_adapted_meta_records_the_composition(trained: Path) -> None:
     assert adapt_cli.main(adapt_args(trained, "lame")) == 0
     folder = trained / "out" / "submissions" / "cells" / f"{MEMBER}+lame"

@@ -32,11 +32,12 @@ def test_every_bench_imports(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "argv", "printed"),
     [
-        ("throughput", ["--members", "squeezenet1_1", "--size", "32", "--images", "16",
-                        "--batch-size", "8", "--device", "cpu", "--workers", "0"],
-         r"squeezenet1_1"),
-        ("amp_speed", ["--models", "squeezenet1_1", "--size", "32", "--batch-size", "8",
-                       "--precisions", "fp32", "--device", "cpu"], r"squeezenet1_1"),
+        pytest.param("throughput", ["--members", "squeezenet1_1", "--size", "32", "--images",
+                     "16", "--batch-size", "8", "--device", "cpu", "--workers", "0"],
+                     r"squeezenet1_1", marks=pytest.mark.trains),
+        pytest.param("amp_speed", ["--models", "squeezenet1_1", "--size", "32", "--batch-size",
+                     "8", "--precisions", "fp32", "--device", "cpu"], r"squeezenet1_1",
+                     marks=pytest.mark.trains),
         ("data_path", ["--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
                        "--limit", "64"], r"images: 64 from .*\nratio zoo / baseline: +\d+\.\dx"),
     ],

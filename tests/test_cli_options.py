@@ -166,6 +166,7 @@ def test_a_bad_recipe_field_fails_before_any_work(
     assert not out.exists() and not (tmp_path / "c").exists()
 
 
+@pytest.mark.trains
 def test_without_out_a_run_writes_into_runs_and_the_app_reads_it(tiny, tmp_path, monkeypatch):
     """The checkout keeps only what it ships: a run without --out writes under ``runs/`` of the
     working folder (``WBCZOO_OUT`` moves it), and the app looks there too."""

@@ -108,6 +108,7 @@ def test_recipe_rejects_unknown_choices() -> None:
         override(get_recipe("fast"), {"mix_prob": "1.5"})
 
 
+@pytest.mark.trains
 def test_zoo_trains_with_every_option_and_the_member_reloads(
     tmp_path: Path, make_tree, zoo_args, monkeypatch
 ) -> None:

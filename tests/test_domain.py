@@ -260,6 +260,7 @@ def test_stain_augmentations_are_seeded_and_change_colour() -> None:
 # --- the zoo across labs -----------------------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_zoo_trains_with_cell_crops_evaluates_lisc_and_summarises_seeds(tmp_path: Path) -> None:
     train = tmp_path / "cells"
     for k, label in enumerate(("lymphocyte", "neutrophil")):

@@ -100,6 +100,7 @@ def test_zoo_refuses_mixstyle_for_a_family_without_insertion_point(tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.trains
 def test_robust_mixstyle_trains_checkpoints_reloads_and_exports(tmp_path, make_tree) -> None:
     make_tree(tmp_path / "cells", {"basophil": 16, "lymphocyte": 16, "neutrophil": 16})
     out = tmp_path / "out"

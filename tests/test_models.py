@@ -44,6 +44,7 @@ def test_all_is_the_27_of_gavas_and_olpadkar_plus_efficientnetv2_s() -> None:
     assert by_name == set(CATALOGUE) - set(ALL)
 
 
+@pytest.mark.trains
 def test_frozen_batchnorm_stays_frozen_across_epochs() -> None:
     entry = CATALOGUE["resnet50_frozenbn"]
     model, _ = create_model(entry, 3, "none", 32)

@@ -207,6 +207,7 @@ def test_balanced_test_for_generic_files_only(tmp_path: Path) -> None:
 # --- the zoo on an array file ----------------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_zoo_trains_on_an_npz_file_and_scores_by_row_ids(
     tmp_path: Path, cache_dir: Path, zoo_args
 ) -> None:

@@ -161,6 +161,7 @@ def test_the_finetune_recipes() -> None:
         override(finetune, {"batchnorm": "adabn"})
 
 
+@pytest.mark.trains
 def test_fine_tuning_starts_from_the_packaged_weights(tiny, tmp_path, zoo_args) -> None:
     """A member trained with ``--weights imagenet`` and frozen BatchNorm: its meta says so,
     and its BatchNorm statistics are still ImageNet's after training."""
@@ -203,6 +204,7 @@ def test_any_state_dict_file_loads_by_name_or_in_order(tmp_path) -> None:
         create_model(squeezenet, 5, str(tmp_path / "other.pt"), 64)
 
 
+@pytest.mark.trains
 def test_a_member_trains_from_a_state_dict_file_and_says_so(tiny, tmp_path, zoo_args, capsys):
     path = tmp_path / "lite0.pth"
     shutil.copy(PACKAGED["efficientnet_lite0"].path(), path)

@@ -52,6 +52,7 @@ def pretrained(tmp_path_factory, make_tree) -> Path:
     return root
 
 
+@pytest.mark.trains
 def test_pretrain_writes_weights_and_a_probe(pretrained: Path) -> None:
     weights = pretrained / "out" / "zoo" / "pretrained" / "resnet18-simclr-cells-s0.pt"
     report = json.loads(weights.with_suffix(".json").read_text())
@@ -71,6 +72,7 @@ def test_pretrain_writes_weights_and_a_probe(pretrained: Path) -> None:
     assert info["method"] == "simclr"
 
 
+@pytest.mark.trains
 def test_a_mismatched_or_foreign_weights_file_is_a_clear_error(pretrained: Path, tmp_path) -> None:
     weights = pretrained / "out" / "zoo" / "pretrained" / "resnet18-simclr-cells-s0.pt"
     catalogue = load_catalogue()
@@ -88,6 +90,7 @@ def test_a_mismatched_or_foreign_weights_file_is_a_clear_error(pretrained: Path,
         load_backbone(resnet, catalogue["resnet18"], wrong)
 
 
+@pytest.mark.trains
 def test_zoo_fine_tunes_a_member_from_a_pretrained_backbone(pretrained: Path, capsys) -> None:
     weights = pretrained / "out" / "zoo" / "pretrained" / "resnet18-simclr-cells-s0.pt"
     out = pretrained / "zoo-out"
@@ -116,6 +119,7 @@ def pretrain_args(root: Path, name: str, *extra: str) -> list[str]:
             "--output", str(root / f"{name}.pt"), *extra]  # fmt: skip
 
 
+@pytest.mark.trains
 def test_extra_holding_the_data_roots_evaluation_images_is_transductive(
     pretrained: Path, capsys
 ) -> None:
@@ -131,6 +135,7 @@ def test_extra_holding_the_data_roots_evaluation_images_is_transductive(
     assert "transductive: --extra holds" in capsys.readouterr().out
 
 
+@pytest.mark.trains
 def test_training_checks_a_backbones_extra_folders_against_every_evaluation_set(
     pretrained: Path,
 ) -> None:

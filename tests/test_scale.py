@@ -139,6 +139,7 @@ def test_split_augment_sends_what_has_a_device_form_to_the_device() -> None:
         split_augment(mixed, "maybe", cpu)
 
 
+@pytest.mark.trains
 def test_training_with_device_augmentation_and_compile_flag(tmp_path, args, monkeypatch) -> None:
     """CPU-only check of the wiring: torch.compile is replaced by a recorder (compiling on
     this 2-core CPU would take minutes); the GPU check runs the real thing."""
@@ -240,6 +241,7 @@ def test_a_member_locked_by_another_run_is_left_to_it(tmp_path, args, capsys) ->
 # --- executors ---------------------------------------------------------------------------
 
 
+@pytest.mark.trains  # in worker processes: the guard does not see them
 def test_local_executor_with_two_worker_processes(tmp_path, args) -> None:
     assert zoo.main(args("--local-workers", "2")) == 0
     assert_zoo_finished(tmp_path / "out")
@@ -248,6 +250,7 @@ def test_local_executor_with_two_worker_processes(tmp_path, args) -> None:
     assert os.getpid() not in pids  # trained in the worker processes, not in the driver
 
 
+@pytest.mark.trains
 def test_submitit_backend_in_its_debug_cluster(tmp_path, args) -> None:
     assert zoo.main(args("--executor", "submitit", "--slurm-cluster", "debug")) == 0
     assert_zoo_finished(tmp_path / "out")
@@ -263,6 +266,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.trains  # in Ray's workers: the guard does not see them
 def test_ray_backend_on_a_local_cluster(tmp_path, args, ray_cluster) -> None:
     assert zoo.main(args("--executor", "ray", "--gpus-per-member", "1")) == 0
     assert_zoo_finished(tmp_path / "out")
@@ -272,6 +276,7 @@ def test_ray_backend_on_a_local_cluster(tmp_path, args, ray_cluster) -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.trains
 def test_a_driver_killed_mid_training_finishes_on_the_next_run(tmp_path, args, workers) -> None:
     """Killed with SIGKILL: no cleanup runs in the driver, and its worker processes (2) die
     with it, freeing their locks; a next run finishes every member once, from its last epoch."""

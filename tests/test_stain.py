@@ -63,6 +63,7 @@ def test_normalised_arrays_are_cached_by_content(tmp_path: Path) -> None:
     assert len(list((tmp_path / "stain").glob("*.npy"))) == 2
 
 
+@pytest.mark.trains
 def test_a_stain_normalised_member_predicts_new_images_as_it_was_scored(
     tmp_path: Path, make_tree, zoo_args
 ) -> None:

@@ -24,6 +24,7 @@ def runs(out: Path) -> dict[str, object]:
     return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
 
 
+@pytest.mark.trains
 def test_zoo_and_ensembles_are_logged_to_the_local_store(
     tmp_path: Path, make_tree, zoo_args
 ) -> None:

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import optuna
+import pytest
 
 from pipeline.commands import tune, zoo
 from pipeline.training import tuning
 from pipeline.training.recipes import get_recipe
 
 
+@pytest.mark.trains
 def test_study_resumes_and_writes_a_recipe_the_zoo_accepts(tmp_path: Path, make_tree) -> None:
     make_tree(tmp_path / "cells", {"lymphocyte": 12, "neutrophil": 12})
     common = ["--arch", "squeezenet1_1", "--dataset", "folder", "--data", str(tmp_path / "cells"),
@@ -41,6 +43,7 @@ def test_study_resumes_and_writes_a_recipe_the_zoo_accepts(tmp_path: Path, make_
     assert json.loads(meta.read_text())["recipe"]["lr"] == saved["lr"]
 
 
+@pytest.mark.trains  # in worker processes: unseen by the guard
 def test_two_workers_share_one_study_through_the_local_executor(tmp_path: Path, make_tree) -> None:
     """Two worker processes fill one SQLite study to --trials (one worker may finish a trial
     more while the other stops it), each trial trained once."""

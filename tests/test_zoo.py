@@ -38,6 +38,7 @@ def run_zoo(tmp_path: Path, zoo_args) -> Callable[..., int]:
     )
 
 
+@pytest.mark.trains
 def test_zoo_end_to_end_writes_members_and_submissions(
     tmp_path, tiny, run_zoo, make_tree, capsys
 ) -> None:
@@ -80,6 +81,7 @@ def test_zoo_end_to_end_writes_members_and_submissions(
     assert f"resnet18-{FAST}-s0" in capsys.readouterr().out
 
 
+@pytest.mark.trains
 def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, run_zoo, capsys) -> None:
     assert run_zoo(tiny, models="squeezenet1_1") == 0
     best = tmp_path / "out/zoo/members/cells" / f"squeezenet1_1-{FAST}-s0" / "best.safetensors"
@@ -110,6 +112,7 @@ def test_finished_members_are_skipped_unless_forced(tmp_path, tiny, run_zoo, cap
     )
 
 
+@pytest.mark.trains
 def test_seeds_train_one_member_each(tmp_path, tiny, run_zoo) -> None:
     assert run_zoo(tiny, "--seeds", "0,1", models="squeezenet1_1") == 0
     subs = tmp_path / "out" / "submissions" / "cells"
@@ -122,6 +125,7 @@ def test_seeds_train_one_member_each(tmp_path, tiny, run_zoo) -> None:
     assert not (p0 == p1).all()
 
 
+@pytest.mark.trains
 def test_failing_member_is_reported_and_the_zoo_goes_on(
     tmp_path, tiny, run_zoo, monkeypatch, capsys
 ):
@@ -169,6 +173,7 @@ def test_a_member_never_overwrites_an_upload_of_its_name(tmp_path, tiny, run_zoo
     assert {p.name: p.read_bytes() for p in upload.iterdir()} == before
 
 
+@pytest.mark.trains
 def test_auto_weights_offline_fall_back_and_say_so_without_bars_in_a_log(
     tmp_path, tiny, run_zoo, capsys
 ):
@@ -209,7 +214,11 @@ def test_fetch_weights_downloads_or_says_why_not(tmp_path, monkeypatch, capsys) 
         path.unlink(missing_ok=True)  # the tests share one empty torch cache
 
 
-def _config(epochs: int) -> MemberConfig:
+# the fewest epochs that leave one to resume in a member killed in its second
+EPOCHS = 2
+
+
+def _config(epochs: int = EPOCHS) -> MemberConfig:
     recipe = override(get_recipe("fast"), {"epochs": epochs, "batch_size": 8, "image_size": 32})
     return MemberConfig(load_catalogue()["resnet18"], recipe, 0, "none", "cells", "cpu")
 
@@ -222,19 +231,19 @@ def _train(
     train_from: int = 0,
     force: bool = False,
 ) -> dict:
-    """Train ``cfg`` (default: 3 epochs of resnet18), its training images from ``train_from``."""
+    """Train ``cfg`` (default: EPOCHS of resnet18), its training images from ``train_from``."""
     dataset = load_dataset("folder", data)
     store = ImageStore(tmp_path / "cache", workers=1, progress=False)
     store.register(dataset)
     sets = image_sets(dataset)
     sets["train"] = replace(sets["train"], records=sets["train"].records[train_from:])
     return train_member(
-        cfg or _config(3), sets, dataset.classes, store, tmp_path / out, force, progress=False
+        cfg or _config(), sets, dataset.classes, store, tmp_path / out, force, progress=False
     )
 
 
 def _kill_in_epoch_two(tmp_path: Path, data: Path, out: str, monkeypatch) -> MemberPaths:
-    """A 3-epoch member killed in its second epoch; its paths."""
+    """An EPOCHS-epoch member killed in its second epoch; its paths."""
     real, calls = engine.train_one_epoch, []
 
     def dies_in_epoch_two(*args, **kwargs):
@@ -247,9 +256,10 @@ def _kill_in_epoch_two(tmp_path: Path, data: Path, out: str, monkeypatch) -> Mem
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path, data, out)
     monkeypatch.setattr(engine, "train_one_epoch", real)
-    return MemberPaths.of(tmp_path / out, _config(3))
+    return MemberPaths.of(tmp_path / out, _config())
 
 
+@pytest.mark.trains
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch) -> None:
     _train(tmp_path, tiny, "straight")
     paths = _kill_in_epoch_two(tmp_path, tiny, "resumed", monkeypatch)
@@ -257,7 +267,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     assert json.loads(paths.state.read_text())["status"] == "running"
 
     _train(tmp_path, tiny, "resumed")
-    straight = MemberPaths.of(tmp_path / "straight", _config(3))
+    straight = MemberPaths.of(tmp_path / "straight", _config())
     assert not paths.last.exists()  # only kept while a member is unfinished
     a = pd.read_csv(straight.history).drop(columns="time_s")
     b = pd.read_csv(paths.history).drop(columns="time_s")
@@ -269,12 +279,13 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny, monkeypatch)
     ).read_text()
 
 
+@pytest.mark.trains
 def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkeypatch) -> None:
     paths = _kill_in_epoch_two(tmp_path, tiny, "out", monkeypatch)
     resume_state = paths.last.read_bytes()
     # one name, another learning rate (an edited recipe file, a changed named recipe): the old
     # optimiser and schedule would go on under the new settings' name
-    cfg = _config(3)
+    cfg = _config()
     faster = replace(cfg, recipe=replace(cfg.recipe, lr=0.5))
     with pytest.raises(SettingsMismatch, match=r"partly trained with other settings \(lr 0.002, "
                        r"now 0.5\); use --force"):  # fmt: skip
@@ -290,6 +301,7 @@ def test_a_member_resumed_with_other_settings_is_an_error(tmp_path, tiny, monkey
     assert json.loads(paths.meta.read_text())["recipe"]["lr"] == 0.5
 
 
+@pytest.mark.trains
 def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkeypatch) -> None:
     import pipeline.training.member as train_module
 
@@ -301,7 +313,7 @@ def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkey
     monkeypatch.setattr(train_module, "evaluate_sets", killed)
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path, tiny, "out")
-    paths = MemberPaths.of(tmp_path / "out", _config(3))
+    paths = MemberPaths.of(tmp_path / "out", _config())
     assert "optimizer" not in torch.load(paths.last, weights_only=False)  # a small marker
     monkeypatch.setattr(train_module, "evaluate_sets", real)
 
@@ -310,7 +322,7 @@ def test_a_run_killed_after_training_only_evaluates_again(tmp_path, tiny, monkey
 
     monkeypatch.setattr(engine, "train_one_epoch", no_training)
     result = _train(tmp_path, tiny, "out")
-    assert result["status"] == "trained" and len(pd.read_csv(paths.history)) == 3
+    assert result["status"] == "trained" and len(pd.read_csv(paths.history)) == EPOCHS
 
 
 def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
@@ -320,6 +332,7 @@ def test_cli_errors_are_clear(tmp_path, tiny, capsys) -> None:
     # every other bad input: tests/test_cli_errors.py
 
 
+@pytest.mark.trains
 def test_an_unreadable_test_image_is_left_out_of_the_answer_key_too(
     tmp_path, tiny_copy, run_zoo
 ) -> None:
