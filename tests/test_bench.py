@@ -52,6 +52,7 @@ def test_cpu_benches_run_on_the_bundled_sample(
     assert re.search(printed, capsys.readouterr().out, re.DOTALL)
 
 
+@pytest.mark.trains  # in child processes, which the guard cannot see
 def test_step_memory_measures_both_steps_in_fresh_processes(capsys) -> None:
     from bench import step_memory
 
