@@ -230,9 +230,14 @@ def test_manifest_updates_and_leftovers(tmp_path) -> None:
 def test_a_member_locked_by_another_run_is_left_to_it(tmp_path, args, capsys) -> None:
     name = f"squeezenet1_1-{recipe_name()}-s0"
     lock = tmp_path / f"out/zoo/locks/cells/{name}.lock"
-    with MemberLock(lock):
-        assert zoo.main(args(models="squeezenet1_1")) == 0  # not a failure: the other run trains it
-    assert f"BUSY {name}" in capsys.readouterr().out
+    with MemberLock(lock):  # not a failure, but not done either: the other run trains it
+        assert zoo.main(args(models="squeezenet1_1")) == zoo.EXIT_BUSY
+    printed = capsys.readouterr()
+    assert f"BUSY {name}" in printed.out
+    assert printed.err.strip() == (
+        f"1 member(s) still training in another run, not waited for: {name}; run the same "
+        "command again once that run ends"
+    )
     assert not (tmp_path / f"out/zoo/members/cells/{name}").exists()
     state = json.loads((tmp_path / "out/zoo/manifest-cells.json").read_text())
     assert state[name]["state"] == "running"
