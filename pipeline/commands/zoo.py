@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"{len(failed)} member(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    if busy := [m for m, status in zip(table["member"], table["status"]) if status == "busy"]:
+    if busy := table.loc[table["status"] == "busy", "member"].tolist():
         print(
             f"{len(busy)} member(s) still training in another run, not waited for: "
             f"{', '.join(busy)}; run the same command again once that run ends",
