@@ -1,1 +1,2 @@
-"""The output folder: its layout, metadata, submissions, checkpoints, manifest and tracking."""
+"""What a run leaves on disk: the output folder's layout, the one writer of an entry's files,
+metadata, submissions, a member's recipe, checkpoints, manifest and tracking."""
