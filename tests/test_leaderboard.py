@@ -60,6 +60,19 @@ def test_leaderboard_pools_seeds_and_ranks_across_labs(board: Path) -> None:
     assert (b["kind"], b["weights"], b["norm"]) == ("single", "random", "bn")
 
 
+def test_per_seed_gives_every_seed_its_own_row(board: Path, capsys) -> None:
+    assert cli.main(["--out", str(board), "--format", "csv", "--per-seed"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert sorted(table["name"]) == ["a-fast-s0", "a-fast-s1", "b-fast-s0"]
+    assert (table["n"] == 1).all() and table["test_acc_ci95"].isna().all()
+    pooled = ranked_table(long_table(find_entries(board), Scorer()), "cells")
+    mean = pooled.set_index("name").loc["a-fast", "test_acc"]
+    seeds = table.set_index("name").loc[["a-fast-s0", "a-fast-s1"], "test_acc"]
+    assert seeds.mean() == pytest.approx(mean) and seeds.nunique() == 2
+    assert cli.main(["--out", str(board), "--per-seed", "--against", "b-fast"]) == 2
+    assert "leave out --per-seed" in capsys.readouterr().err
+
+
 def test_seeds_trained_otherwise_never_share_a_row(tmp_path: Path, make_tree, fake_member):
     make_tree(tmp_path / "cells", {"lymphocyte": 20, "neutrophil": 20})
     sets = {"val": (tmp_path / "cells", "val"), "test": (tmp_path / "cells", "test")}

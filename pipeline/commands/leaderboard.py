@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         "this part only: choose on 'choose', report on 'report' (default: whole sets)",
     )
     p.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="one row per seed instead of one per configuration: every member's own scores, "
+        "for the spread behind a mean",
+    )
+    p.add_argument(
         "--against",
         metavar="NAME",
         help="also print each seeded row's difference from NAME (a row of the board, e.g. "
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out = ref.unpacked(DEFAULT_CACHE_DIR)
     if args.bundle and not args.competition:
         raise UserError("--bundle goes with --competition")
+    if args.per_seed and args.against:
+        raise UserError("--against pairs the seeds of pooled rows: leave out --per-seed")
     if args.add_team:
         team, token = add_team(args.out, args.add_team)
         print(f"team {team}: token {token}\n(shown only now: hand it to the team)")
@@ -146,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scorer = Scorer.of_zoo(args.out, args.part)
     long = long_table(entries, scorer)
+    if args.per_seed:  # each entry its own row: seeds are not pooled
+        long = long.assign(name=long["entry"])
     datasets = [args.tag] if args.tag else sorted(long["dataset"].unique())
     boards = []
     for dataset in datasets:
