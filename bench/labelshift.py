@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.adapted.compose import SourceFit, label_shift, labelled, set_columns, widened
 from pipeline.adapted.labelshift import normalise
-from pipeline.data.parts import COLUMN, SPLITS
+from pipeline.data.parts import COLUMN, splits_folder
 from pipeline.data.splits import read_split_file
 from pipeline.evaluation.scoring import AnswerKey, score
 from pipeline.runs.metadata import read_meta
@@ -33,10 +33,10 @@ METHODS = ("none", "em", "bbse")
 def answers(set_name: str) -> AnswerKey:
     """The scored ids' labels (PBC test, or the report part of BCCD or Tecom) and vocabulary."""
     if set_name in PART_FILES:
-        rows = read_split_file(SPLITS / PART_FILES[set_name], COLUMN)
+        rows = read_split_file(splits_folder() / PART_FILES[set_name], COLUMN)
         key = {i: label for i, (label, part) in rows.items() if part == "report"}
     else:
-        rows = read_split_file(SPLITS / "pbc.csv")
+        rows = read_split_file(splits_folder() / "pbc.csv")
         key = {i: label for i, (label, split) in rows.items() if split == set_name}
     return AnswerKey(key, tuple(sorted({label for label, _ in rows.values()})))
 

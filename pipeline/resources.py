@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+from pipeline.errors import UserError
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "wbczoo"  # pyproject.toml's [project] name
 SHARE = ("share", "wbczoo")  # the data files' folder under the installation's base
@@ -45,15 +47,20 @@ def places() -> Iterator[Path]:
     yield Path(site.getuserbase(), *SHARE)
 
 
+class MissingInstall(UserError, FileNotFoundError):
+    """An installation without its shipped files."""
+
+
 @functools.cache
 def root() -> Path:
-    """The folder holding ``zoo/`` and ``data/``: the checkout where there is one."""
+    """The folder holding ``zoo/`` and ``data/``: the checkout where there is one. Only called
+    when a command runs (never on import), so a broken installation is one line, exit 2."""
     looked: dict[str, None] = {}  # in order, once each (the record may name sys.prefix's)
     for place in places():
         if place.joinpath(*MARKER).is_file():
             return place
         looked[str(place)] = None
-    raise FileNotFoundError(
+    raise MissingInstall(
         f"the pipeline's shipped files ({'/'.join(MARKER)} and the rest) are in none of "
         f"{', '.join(looked)}; reinstall {DISTRIBUTION}: pip install --force-reinstall with the "
         "wheel or the checkout it was installed from"

@@ -23,7 +23,7 @@ from pipeline.data.augment import AUGMENTATIONS, build_augment
 from pipeline.data.cache import cache_key, decode_image, load_or_build
 from pipeline.data.folder import load_folder
 from pipeline.data.loader import CachedImages, make_loader
-from pipeline.data.pbc import FOLDER, FRACTIONS, SPLIT_FILE, SPLIT_SEED, find_root, load_pbc
+from pipeline.data.pbc import FOLDER, FRACTIONS, SPLIT_SEED, find_root, load_pbc, versioned_split
 from pipeline.data.raabin import load_raabin
 from pipeline.data.records import Dataset, scan_class_folders
 from pipeline.data.splits import read_split_file, stratified_split, write_split_file
@@ -270,7 +270,7 @@ def test_bundled_sample_loads_with_its_split_without_warnings() -> None:
         warnings.simplefilter("error")
         ds = load_pbc(sample)
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 192, "val": 64, "test": 64}
-    committed = read_split_file(SPLIT_FILE)
+    committed = read_split_file(versioned_split())
     assert all(committed[r.id][1] == split for split, rs in ds.splits.items() for r in rs)
 
 
@@ -299,7 +299,7 @@ def test_pbc_fixture_split_is_stratified(pbc_dataset: Dataset) -> None:
 
 
 def test_committed_pbc_split_file() -> None:
-    with open(SPLIT_FILE, newline="", encoding="utf-8") as f:
+    with open(versioned_split(), newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader)
         rows = list(reader)
@@ -327,7 +327,7 @@ def test_committed_pbc_split_regenerates(tmp_path: Path) -> None:
     assert f"{FOLDER}/neutrophil/.DS_169665.jpg" in skipped
     regenerated = tmp_path / "pbc.csv"
     write_split_file(regenerated, stratified_split(records, FRACTIONS, SPLIT_SEED))
-    assert regenerated.read_bytes() == SPLIT_FILE.read_bytes()
+    assert regenerated.read_bytes() == versioned_split().read_bytes()
     ds = load_pbc(SHARED_PBC)
     assert ds.classes == CLASSES and ds.trainable
     assert len(ds.records()) == 17_092

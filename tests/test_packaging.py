@@ -243,7 +243,7 @@ def test_the_wheel_installs_and_runs_from_another_folder(tmp_path, wheel: Path) 
 def test_the_wheel_installed_under_another_base_finds_its_data_files(tmp_path, wheel: Path) -> None:
     """``pip install --prefix`` (as ``--user``) puts the data files under a base that is not
     ``sys.prefix``: ``pipeline.resources`` finds them through the distribution's record, and
-    says where it looked when they are gone."""
+    says where it looked when they are gone, as a command's one-line error."""
     prefix = tmp_path / "prefix"
     # --ignore-installed: a wbczoo installed in this environment stays as it is.
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed",
@@ -265,6 +265,12 @@ def test_the_wheel_installed_under_another_base_finds_its_data_files(tmp_path, w
     shutil.rmtree(data)
     lost = run_check()
     assert lost.returncode == 1 and str(data) in lost.stderr and "reinstall wbczoo" in lost.stderr
+    # a command says it in one line, exit 2: nothing looks for the files on import
+    command = subprocess.run([sys.executable, "-m", "pipeline.zoo", "--list"], cwd=prefix, env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert command.returncode == 2, command.stderr
+    assert command.stderr.startswith("error: the pipeline's shipped files")
+    assert len(command.stderr.strip().splitlines()) == 1 and "reinstall wbczoo" in command.stderr
 
 
 # What wbczoo-board runs, as AppTest runs it, on the zoo just trained (``--out runs``): its first

@@ -12,7 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pipeline.commands import leaderboard as cli
-from pipeline.data.parts import SPLITS, in_part, part_ids
+from pipeline.data.parts import in_part, part_ids, splits_folder
 from pipeline.data.splits import read_split_file
 from pipeline.ranking.cached_scores import Scorer
 from pipeline.ranking.collect import find_entries
@@ -21,7 +21,7 @@ from pipeline.ranking.table import long_table, ranked_table
 from pipeline.runs.submissions import read_submission
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
-BCCD = read_split_file(SPLITS / "bccd.csv", "part")
+BCCD = read_split_file(splits_folder() / "bccd.csv", "part")
 
 
 def bccd_copy(root: Path, per_class: int = 4) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.parts import PARTS, SPLITS, evaluation_parts, part_file, write_parts
+from pipeline.data.parts import PARTS, evaluation_parts, part_file, splits_folder, write_parts
 from pipeline.data.records import DatasetLayoutError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -22,7 +22,7 @@ def rows_of(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("name", SIZES)
 def test_committed_parts_are_a_stratified_30_70_split(name: str) -> None:
-    path = SPLITS / f"{name}.csv"
+    path = splits_folder() / f"{name}.csv"
     rows = rows_of(path)
     assert path.read_text().splitlines()[0] == "id,label,part"
     assert len(rows) == SIZES[name] == len({r["id"] for r in rows})

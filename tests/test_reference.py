@@ -87,7 +87,7 @@ def test_packing_into_the_shipped_folder_says_the_app_shows_it(
 ) -> None:
     out = fabricate_out(tmp_path, make_tree)
     shipped = tmp_path / "zoo" / "reference"
-    monkeypatch.setattr("pipeline.commands.reference.REFERENCE_ROOT", shipped)
+    monkeypatch.setattr("pipeline.commands.reference.reference_root", lambda: shipped)
     assert pack_main(["--out", str(out), "--reference", "tiny"]) == 0
     assert (shipped / "tiny" / ARCHIVE).is_file()
     assert "every leaderboard app of this checkout offers it at once" in capsys.readouterr().err

@@ -30,7 +30,6 @@ from pipeline.runs.tracking import add_tracking_args
 from pipeline.training.jobs import DataSpec
 from pipeline.training.recipes import RECIPES, get_recipe, override
 
-BUNDLED_SAMPLE = shipped("data", "pbc-sample")
 SHARED = "shared_meaning"  # the attribute that marks an action added here
 
 # Every flag that more than one command takes, and what it means in all of them.
@@ -298,7 +297,7 @@ def data_spec(args: argparse.Namespace, evals: list[str] | None = None) -> DataS
     preset = args.data is None
     if preset and args.dataset != "pbc":
         raise UserError(f"--dataset {args.dataset} needs --data PATH")
-    root = BUNDLED_SAMPLE if preset else args.data
+    root = shipped("data", "pbc-sample") if preset else args.data
     return DataSpec(
         args.dataset,
         root.resolve(),

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.commands import options as opts
 from pipeline.errors import user_errors
 from pipeline.names import plain_name
-from pipeline.ranking.reference import REFERENCE_ROOT, pack
+from pipeline.ranking.reference import pack, reference_root
 from pipeline.runs.layout import Layout
 
 
@@ -28,7 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--into",
         type=Path,
-        default=REFERENCE_ROOT,
         metavar="DIR",
         help="where reference zoos live (default: the repository's zoo/reference)",
     )
@@ -41,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = plain_name(args.reference, "--reference")
     tag = Layout(args.out).dataset_tag(args.tag)
-    archive, count = pack(args.out, tag, args.into / name)
+    into = args.into or reference_root()
+    archive, count = pack(args.out, tag, into / name)
     print(f"{archive}: {count} files, {archive.stat().st_size / 1e6:.2f} MB")
-    if args.into.resolve() == REFERENCE_ROOT.resolve():
+    if into.resolve() == reference_root().resolve():
         print(
             f"note: {archive.parent} is in the repository's zoo/reference/: every leaderboard "
             "app of this checkout offers it at once (outside competition mode), with every "

@@ -28,8 +28,12 @@ from pipeline.resources import shipped
 PARTS = {"choose": 0.3, "report": 0.7}
 SEED = 0
 COLUMN = "part"
-SPLITS = shipped("zoo", "splits")
 SETS = ("bccd", "zheng2018_tecom")  # the evaluation sets with versioned parts, by folder name
+
+
+def splits_folder() -> Path:
+    """The versioned split and part files (``zoo/splits/``)."""
+    return shipped("zoo", "splits")
 
 
 def make_parts(records: Sequence[Record]) -> dict[str, list[Record]]:
@@ -43,9 +47,9 @@ def part_file(root: Path) -> Path:
     if name not in SETS:
         raise DatasetLayoutError(
             f"{root}: no versioned choose/report parts for a set named {name!r}; there are "
-            f"parts for {', '.join(SETS)} in {SPLITS}"
+            f"parts for {', '.join(SETS)} in {splits_folder()}"
         )
-    return SPLITS / f"{name}.csv"
+    return splits_folder() / f"{name}.csv"
 
 
 def part_ids(root: str | Path, part: str) -> frozenset[str] | None:
@@ -69,14 +73,14 @@ def in_part(key: dict[str, str], root: str | Path, part: str) -> dict[str, str]:
     if unknown:
         raise ValueError(
             f"{root}: {len(unknown)} images (first: {unknown[0]}) are in no part of "
-            f"{SPLITS / Path(root).name}.csv; is this the release the parts were made for?"
+            f"{splits_folder() / Path(root).name}.csv; is this the release the parts were made for?"
         )
     return {i: label for i, label in key.items() if i in ids}
 
 
 @cache
 def _ids_of_parts(name: str) -> dict[str, frozenset[str]]:
-    rows = read_split_file(SPLITS / f"{name}.csv", COLUMN)
+    rows = read_split_file(splits_folder() / f"{name}.csv", COLUMN)
     return {p: frozenset(i for i, (_, q) in rows.items() if q == p) for p in PARTS}
 
 

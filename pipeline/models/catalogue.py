@@ -12,7 +12,6 @@ from pipeline.resources import shipped
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CATALOGUE_FILE = shipped("zoo", "catalogue.toml")
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,9 @@ class Architecture:
         return bool(self.aux_heads) and size >= self.aux_min_size
 
 
-def load_catalogue(path: Path = CATALOGUE_FILE) -> dict[str, Architecture]:
-    with open(path, "rb") as f:
+def load_catalogue(path: Path | None = None) -> dict[str, Architecture]:
+    """The catalogue at ``path``, by default the one shipped (``zoo/catalogue.toml``)."""
+    with open(path or shipped("zoo", "catalogue.toml"), "rb") as f:
         raw = tomllib.load(f)
     entries = {}
     for name, fields in raw.items():

@@ -23,9 +23,8 @@ from pipeline.resources import shipped
 from pipeline.runs.layout import HISTORY_FILE, METRICS_FILE, Layout
 from pipeline.runs.metadata import AdaptedMeta, EnsembleMeta, EntryMeta, MetaError, read_entry
 
-REFERENCE_ROOT = shipped("zoo", "reference")
 ARCHIVE = "zoo.tar.xz"
-DEFAULT = "default.txt"  # under REFERENCE_ROOT: the name of the zoo the board opens on
+DEFAULT = "default.txt"  # under reference_root(): the name of the zoo the board opens on
 _DONE = ".unpacked"  # written last: a folder without it is a torn unpacking, redone
 # what a member's and an ensemble's folders contribute: records, never weights
 _RECORDS = (HISTORY_FILE, METRICS_FILE)
@@ -81,9 +80,15 @@ class Reference:
         return target
 
 
-def references(root: Path = REFERENCE_ROOT) -> list[Reference]:
+def reference_root() -> Path:
+    """Where the shipped reference zoos are (``zoo/reference/``)."""
+    return shipped("zoo", "reference")
+
+
+def references(root: Path | None = None) -> list[Reference]:
     """The reference zoos under ``root``: the one ``root/default.txt`` names first (the board
-    opens on it), then by name."""
+    opens on it), then by name; by default the shipped ones (``reference_root``)."""
+    root = root or reference_root()
     found = [Reference(p.parent) for p in sorted(root.glob(f"*/{ARCHIVE}"))]
     default = root / DEFAULT
     first = default.read_text(encoding="utf-8").strip() if default.is_file() else ""
