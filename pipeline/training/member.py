@@ -200,7 +200,7 @@ class Training:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["rng"])
+        # no random state to restore: every epoch reseeds from (seed, epoch) before it starts
         self.start, self.history = state["epoch"] + 1, state["history"]
         self.best_score, self.train_time = state["best_score"], state["train_time"]
 
@@ -371,7 +371,6 @@ def run_epochs(
                 "optimizer": run.optimizer.state_dict(),
                 "scheduler": run.scheduler.state_dict(),
                 "scaler": run.scaler.state_dict(),
-                "rng": torch.get_rng_state(),
             }
         save_torch(paths.last, progress_state)
         history_csv = pd.DataFrame(run.history).to_csv(index=False, lineterminator="\n")
