@@ -131,5 +131,4 @@ def save_upload(
         description=" ".join(description.split())[:DESCRIPTION_MAX],
     )
     entry.finish(meta)
-    folder = entry.files.folder.resolve()
-    return folder
+    return entry.files.folder.resolve()

@@ -128,7 +128,7 @@ def train_member(
     """
     paths = MemberPaths.of(out, cfg)
     # refused before anything is written where e.g. an upload took this member's name
-    entry = EntryWriter.open(out, cfg.dataset, cfg.member_id, "member", classes)
+    entry = EntryWriter.open(out, cfg.dataset, cfg.member_id, MemberMeta.kind, classes)
     settings = member_settings(cfg, sets, classes)
     if is_done(paths) and not force:
         check_same_settings(read_json(paths.meta), settings, cfg, paths, "trained")
